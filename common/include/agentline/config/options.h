@@ -1,0 +1,57 @@
+#pragma once
+// Command-line, environment and config-file options, with one precedence everywhere:
+//   defaults (the struct's initializers) < config file < environment < flags.
+// Each option `--some-name` is also read from AGENTLINE_SOME_NAME and from the key
+// `some-name` of the config file (TOML/INI, given by --config or AGENTLINE_CONFIG).
+// librdkafka properties pass through as `-X key=value` (repeatable), the file key
+// `kafka = ["key=value", ...]` and variables AGENTLINE_KAFKA_<KEY> (dots as '_').
+// A property `<name>.file` reads the value of <name> from a file (for secrets).
+// Unknown flags and unknown config-file keys are errors.
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace agentline::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class OptionSet {
+ public:
+  OptionSet(std::string program, std::string description);
+  ~OptionSet();
+  OptionSet(const OptionSet&) = delete;
+  OptionSet& operator=(const OptionSet&) = delete;
+
+  void add(const std::string& name, std::string* target, const std::string& help);
+  void add(const std::string& name, int* target, const std::string& help);
+  void add(const std::string& name, double* target, const std::string& help);
+  void add(const std::string& name, std::vector<std::string>* target, const std::string& help);
+  void add_flag(const std::string& name, bool* target, const std::string& help);
+  // Collects librdkafka properties into `target` (see the file comment).
+  void add_kafka_properties(std::map<std::string, std::string>* target);
+
+  enum class Outcome { kRun, kExit };
+  // Parses argv. Returns kExit after printing --help; throws ConfigError on bad input.
+  Outcome parse(int argc, const char* const* argv);
+  // For tests and `agentline`: parse without argv[0].
+  Outcome parse(const std::vector<std::string>& args);
+
+  // The environment variable that feeds option `name`.
+  static std::string env_name(const std::string& name);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses "key=value" pairs; throws ConfigError for entries without '='.
+std::map<std::string, std::string> parse_properties(const std::vector<std::string>& entries);
+// True for property names whose values must never be logged.
+bool is_secret_key(const std::string& key);
+
+}  // namespace agentline::config

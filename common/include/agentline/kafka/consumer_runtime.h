@@ -1,0 +1,93 @@
+#pragma once
+// The consumer runtime every service runs on.
+//
+// Delivery contract (at-least-once): a record's offset is committed only when its handler
+// has returned AND Kafka has acknowledged every record produced on its behalf (its outputs,
+// or its retry-tier/DLQ copy). Handlers run on a pool of `max_in_flight` threads, in
+// parallel even inside one partition; per partition the committed offset is the end of the
+// contiguous finished prefix, so a crash replays at most the unfinished tail.
+//
+// Failures: a handler returns a Failure (see failure.h). Bad input goes to the DLQ at once;
+// transient failures go through the group's retry tiers (each tier partition is paused until
+// its head record is due), then to the DLQ. An exception escaping a handler counts as a
+// transient failure of class "unhandled_exception".
+//
+// Rebalances: revoked partitions stop dispatching; in-flight work of those partitions gets
+// up to `revoke_timeout` to finish; what finished is committed before the partitions go.
+// Shutdown (request_stop(), e.g. on SIGTERM): stop fetching, let in-flight work finish
+// within `shutdown_grace`, commit, close.
+//
+// Data loss: when a partition's committed offset lies below the log start (records removed
+// by retention or the embedded broker's cap before this group read them), the runtime counts
+// the missing records in agentline_consumer_records_lost_total, logs an error and marks the
+// process not ready, instead of silently resetting.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agentline/kafka/client_config.h"
+#include "agentline/kafka/failure.h"
+#include "agentline/kafka/record.h"
+#include "agentline/kafka/topic_catalog.h"
+
+namespace prometheus {
+class Registry;
+}
+namespace agentline::observability {
+class HealthState;
+}
+
+namespace agentline::kafka {
+
+class Producer;
+
+// Handed to a handler for the records it produces. Thread-compatible: one per record.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // Produces `record`; the input's offset is held until Kafka acknowledges it.
+  virtual void emit(OutgoingRecord record) = 0;
+};
+
+using Handler = std::function<std::optional<Failure>(const InboundRecord&, Emitter&)>;
+
+struct ConsumerOptions {
+  std::string service;  // the failing service named in DLQ headers, metric label
+  std::string group_id;
+  std::vector<std::string> topics;  // full names; the group's retry tiers are added
+  int max_in_flight = 16;
+  std::chrono::milliseconds shutdown_grace{20000};
+  std::chrono::milliseconds revoke_timeout{10000};
+  std::chrono::milliseconds commit_interval{1000};
+  std::chrono::milliseconds session_timeout{10000};
+  std::chrono::milliseconds statistics_interval{5000};  // consumer-lag gauges; 0 disables
+};
+
+class ConsumerRuntime {
+ public:
+  ConsumerRuntime(KafkaSettings settings, ConsumerOptions options, const TopicCatalog& catalog,
+                  std::shared_ptr<Producer> producer,
+                  std::shared_ptr<prometheus::Registry> registry,
+                  std::shared_ptr<observability::HealthState> health);
+  ~ConsumerRuntime();
+  ConsumerRuntime(const ConsumerRuntime&) = delete;
+  ConsumerRuntime& operator=(const ConsumerRuntime&) = delete;
+
+  // Consumes until request_stop(), then drains and closes. Returns 0 after a clean drain,
+  // 1 when a produced record could not be delivered (the process should restart and
+  // replay from the committed offsets).
+  int run(const Handler& handler);
+  // Async-signal-safe: only sets a flag.
+  void request_stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agentline::kafka

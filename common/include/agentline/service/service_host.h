@@ -1,0 +1,66 @@
+#pragma once
+// What every service binary shares: common options (broker, catalog, prefix, HTTP port,
+// parallelism, drain), JSON logging, /metrics + /healthz + /readyz, the idempotent producer,
+// the consumer runtime, and SIGTERM/SIGINT handling. A service adds its own options, parses,
+// builds its handler from the catalog and registry, and calls run().
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agentline/config/options.h"
+#include "agentline/kafka/client_config.h"
+#include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/topic_catalog.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace agentline::service {
+
+struct CommonOptions {
+  std::string bootstrap_servers;  // empty: the embedded broker's address from state-dir
+  std::string state_dir = ".agentline";
+  std::string catalog;  // empty: the catalog compiled into the binary
+  std::string topic_prefix;  // empty: the catalog's
+  std::string group_id;      // empty: the service name
+  std::string http_host = "0.0.0.0";
+  int http_port = 9400;
+  std::string log_level = "info";
+  int max_in_flight = 16;
+  int shutdown_grace_ms = 20000;
+  int session_timeout_ms = 10000;
+  int statistics_interval_ms = 5000;
+  std::map<std::string, std::string> kafka;
+};
+
+class ServiceHost {
+ public:
+  // `topics` are logical catalog names ("tasks.submitted").
+  ServiceHost(std::string service, std::string description, std::vector<std::string> topics);
+  ~ServiceHost();
+
+  config::OptionSet& options() { return options_; }
+  // Parses argv and sets up logging and the catalog. A value means: exit with it now
+  // (help printed, or a configuration error already reported).
+  std::optional<int> configure(int argc, char** argv);
+
+  const CommonOptions& common() const { return common_; }
+  const kafka::TopicCatalog& catalog() const { return catalog_; }
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Serves the probes, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
+  int run(const kafka::Handler& handler);
+
+ private:
+  std::string service_;
+  std::vector<std::string> logical_topics_;
+  config::OptionSet options_;
+  CommonOptions common_;
+  kafka::TopicCatalog catalog_;
+  std::shared_ptr<prometheus::Registry> registry_;
+};
+
+}  // namespace agentline::service

@@ -1,0 +1,171 @@
+#include "agentline/config/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+
+#include "agentline/config/resources.h"
+
+extern char** environ;
+
+namespace agentline::config {
+
+namespace {
+
+constexpr const char* kEnvPrefix = "AGENTLINE_";
+constexpr const char* kKafkaEnvPrefix = "AGENTLINE_KAFKA_";
+
+std::string trim_newlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// "<name>.file" properties read the value of <name> from a file (secrets mounted by
+// Kubernetes, for example); the file's content never reaches a log.
+void resolve_file_properties(std::map<std::string, std::string>& props) {
+  std::map<std::string, std::string> resolved;
+  for (auto it = props.begin(); it != props.end();) {
+    const std::string& key = it->first;
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, ".file") == 0) {
+      std::string target = key.substr(0, key.size() - 5);
+      try {
+        resolved[target] = trim_newlines(read_file(it->second));
+      } catch (const std::exception&) {
+        throw ConfigError("kafka property " + key + ": cannot read file " + it->second);
+      }
+      it = props.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [k, v] : resolved) props[k] = v;
+}
+
+}  // namespace
+
+struct OptionSet::Impl {
+  CLI::App app;
+  std::vector<std::string> kafka_flags;
+  std::vector<std::string> kafka_file_entries;
+  std::map<std::string, std::string>* kafka_target = nullptr;
+  std::vector<std::string> names;  // long option names, for the environment pass
+
+  Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
+    app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")
+        ->envname("AGENTLINE_CONFIG");
+    app.allow_config_extras(CLI::config_extras_mode::error);
+    app.get_formatter()->column_width(38);
+  }
+};
+
+OptionSet::OptionSet(std::string program, std::string description)
+    : impl_(std::make_unique<Impl>(std::move(program), std::move(description))) {}
+OptionSet::~OptionSet() = default;
+
+std::string OptionSet::env_name(const std::string& name) {
+  std::string env = kEnvPrefix;
+  for (char c : name) env += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return env;
+}
+
+void OptionSet::add(const std::string& name, std::string* target, const std::string& help) {
+  impl_->app.add_option("--" + name, *target, help + " [env " + env_name(name) + "]")->capture_default_str();
+  impl_->names.push_back(name);
+}
+void OptionSet::add(const std::string& name, int* target, const std::string& help) {
+  impl_->app.add_option("--" + name, *target, help + " [env " + env_name(name) + "]")->capture_default_str();
+  impl_->names.push_back(name);
+}
+void OptionSet::add(const std::string& name, double* target, const std::string& help) {
+  impl_->app.add_option("--" + name, *target, help + " [env " + env_name(name) + "]")->capture_default_str();
+  impl_->names.push_back(name);
+}
+void OptionSet::add(const std::string& name, std::vector<std::string>* target, const std::string& help) {
+  impl_->app.add_option("--" + name, *target, help + " [env " + env_name(name) + "]")->delimiter(',');
+  impl_->names.push_back(name);
+}
+void OptionSet::add_flag(const std::string& name, bool* target, const std::string& help) {
+  impl_->app.add_flag("--" + name, *target, help + " [env " + env_name(name) + "]");
+  impl_->names.push_back(name);
+}
+
+void OptionSet::add_kafka_properties(std::map<std::string, std::string>* target) {
+  impl_->kafka_target = target;
+  impl_->app.add_option("-X,--kafka", impl_->kafka_flags,
+                        "librdkafka property key=value (repeatable); also AGENTLINE_KAFKA_<KEY>")
+      ->type_name("KEY=VALUE");
+}
+
+OptionSet::Outcome OptionSet::parse(int argc, const char* const* argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return parse(args);
+}
+
+OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
+  // Environment variables beat the config file and lose to flags. CLI11 ranks the file above
+  // the environment, so a variable is passed as a flag unless the command line has that flag.
+  std::vector<std::string> all = args;
+  for (const auto& name : impl_->names) {
+    const char* value = std::getenv(env_name(name).c_str());
+    if (value == nullptr) continue;
+    const std::string flag = "--" + name;
+    bool on_command_line = std::any_of(args.begin(), args.end(), [&](const std::string& a) {
+      return a == flag || a.rfind(flag + "=", 0) == 0;
+    });
+    if (!on_command_line) all.push_back(flag + "=" + value);
+  }
+  std::vector<std::string> reversed(all.rbegin(), all.rend());
+  try {
+    impl_->app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(impl_->app.help().c_str(), stdout);
+    return Outcome::kExit;
+  } catch (const CLI::ParseError& e) {
+    throw ConfigError(e.what());
+  }
+  if (impl_->kafka_target != nullptr) {
+    // Precedence: config file < environment < flags.
+    std::map<std::string, std::string> props;
+    for (char** env = environ; env != nullptr && *env != nullptr; ++env) {
+      std::string entry = *env;
+      if (entry.rfind(kKafkaEnvPrefix, 0) != 0) continue;
+      auto eq = entry.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = entry.substr(std::strlen(kKafkaEnvPrefix), eq - std::strlen(kKafkaEnvPrefix));
+      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) {
+        return c == '_' ? '.' : static_cast<char>(std::tolower(c));
+      });
+      props[key] = entry.substr(eq + 1);
+    }
+    for (auto& [k, v] : parse_properties(impl_->kafka_flags)) props[k] = v;
+    resolve_file_properties(props);
+    for (auto& [k, v] : props) (*impl_->kafka_target)[k] = v;
+  }
+  return Outcome::kRun;
+}
+
+std::map<std::string, std::string> parse_properties(const std::vector<std::string>& entries) {
+  std::map<std::string, std::string> props;
+  for (const auto& entry : entries) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("kafka property '" + entry + "' is not of the form key=value");
+    }
+    props[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return props;
+}
+
+bool is_secret_key(const std::string& key) {
+  static const char* kSecretWords[] = {"password", "secret", "token", "key.pem", "credential"};
+  std::string lower = key;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return std::any_of(std::begin(kSecretWords), std::end(kSecretWords),
+                     [&](const char* w) { return lower.find(w) != std::string::npos; });
+}
+
+}  // namespace agentline::config

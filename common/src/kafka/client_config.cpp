@@ -1,0 +1,69 @@
+#include "agentline/kafka/client_config.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+#include "kafka/handles.h"
+
+namespace agentline::kafka {
+
+std::string KafkaSettings::resolved_bootstrap() const {
+  if (!bootstrap_servers.empty()) return bootstrap_servers;
+  std::string path = state_dir + "/bootstrap";
+  std::ifstream in(path);
+  std::string address;
+  if (in && std::getline(in, address) && !address.empty()) return address;
+  throw std::runtime_error("no Kafka bootstrap servers: pass --bootstrap-servers (AGENTLINE_BOOTSTRAP_SERVERS) or start "
+                           "the embedded broker with `agentline broker`, which writes " + path);
+}
+
+namespace detail {
+
+namespace {
+void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+    throw KafkaError("kafka property " + key + ": " + err);
+  }
+}
+
+// Routes librdkafka's own log lines into the JSON log.
+void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+  if (level <= 3) {
+    spdlog::error("librdkafka {}: {}", fac, buf);
+  } else if (level <= 4) {
+    spdlog::warn("librdkafka {}: {}", fac, buf);
+  } else {
+    spdlog::debug("librdkafka {}: {}", fac, buf);
+  }
+}
+}  // namespace
+
+ConfPtr make_conf(const KafkaSettings& settings, const std::map<std::string, std::string>& defaults,
+                  const std::map<std::string, std::string>& enforced) {
+  ConfPtr conf(rd_kafka_conf_new());
+  set(conf.get(), "bootstrap.servers", settings.resolved_bootstrap());
+  for (const auto& [k, v] : defaults) set(conf.get(), k, v);
+  for (const auto& [k, v] : settings.properties) {
+    if (enforced.count(k) && enforced.at(k) != v) {
+      spdlog::warn("kafka property {} is fixed by Agentline to {}; the configured value is ignored", k, enforced.at(k));
+      continue;
+    }
+    set(conf.get(), k, v);
+  }
+  for (const auto& [k, v] : enforced) set(conf.get(), k, v);
+  rd_kafka_conf_set_log_cb(conf.get(), log_cb);
+  return conf;
+}
+
+KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
+  if (rk == nullptr) throw KafkaError(std::string("cannot create Kafka client: ") + err);
+  conf.release();  // owned by rk now
+  return KafkaPtr(rk);
+}
+
+}  // namespace detail
+}  // namespace agentline::kafka

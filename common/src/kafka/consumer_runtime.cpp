@@ -1,0 +1,680 @@
+#include "agentline/kafka/consumer_runtime.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/offset_tracker.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/observability/health.h"
+#include "kafka/handles.h"
+
+namespace agentline::kafka {
+
+using namespace detail;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using PartitionId = std::pair<std::string, std::int32_t>;
+
+struct PartitionState {
+  OffsetTracker tracker;
+  std::int64_t last_started = -1;
+  std::int64_t last_committed = -1;
+  bool revoked = false;
+  bool retry_paused = false;  // a retry-tier partition waiting for its head record
+  std::int64_t due_ms = 0;
+};
+
+InboundRecord to_record(const rd_kafka_message_t* m) {
+  InboundRecord r;
+  r.topic = rd_kafka_topic_name(m->rkt);
+  r.partition = m->partition;
+  r.offset = m->offset;
+  rd_kafka_timestamp_type_t ts_type;
+  r.timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
+  if (m->key != nullptr) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      r.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+struct Job;
+
+struct ConsumerRuntime::Impl {
+  KafkaSettings settings;
+  ConsumerOptions options;
+  std::shared_ptr<Producer> producer;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::shared_ptr<observability::HealthState> health;
+  FailureRouter router;
+  KafkaPtr rk;
+  const Handler* handler = nullptr;
+
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> fatal{false};
+
+  // Guards partitions, in_flight and the work queue.
+  std::mutex mutex;
+  std::condition_variable changed;  // a job finished, or work arrived
+  std::map<PartitionId, std::shared_ptr<PartitionState>> partitions;
+  std::deque<std::shared_ptr<Job>> work;
+  int in_flight = 0;
+  bool workers_stop = false;
+  std::vector<std::thread> workers;
+
+  // Poll-thread only.
+  std::deque<InboundRecord> backlog;
+  bool backpressure_paused = false;
+  Clock::time_point last_commit = Clock::now();
+
+  // Metrics: families registered once, per-topic handles kept.
+  prometheus::Family<prometheus::Counter>* consumed_family;
+  prometheus::Family<prometheus::Counter>* outcome_family;
+  prometheus::Family<prometheus::Counter>* dead_letter_family;
+  prometheus::Family<prometheus::Gauge>* lag_family;
+  prometheus::Family<prometheus::Counter>* lost_family;
+  prometheus::Gauge* in_flight_gauge;
+  prometheus::Counter* delivery_failures;
+  prometheus::Counter* rebalances;
+  prometheus::Counter* commit_failures;
+  prometheus::Histogram* handler_seconds;
+  std::map<std::string, prometheus::Counter*> consumed_by_topic;
+  std::map<std::string, prometheus::Counter*> ok_by_topic;
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> lag_gauges;  // stats thread only
+
+  Impl(KafkaSettings s, ConsumerOptions o, const TopicCatalog& catalog, std::shared_ptr<Producer> p,
+       std::shared_ptr<prometheus::Registry> reg, std::shared_ptr<observability::HealthState> h)
+      : settings(std::move(s)), options(std::move(o)), producer(std::move(p)), registry(std::move(reg)),
+        health(std::move(h)),
+        router(options.service, options.group_id, catalog.retry_tiers(options.group_id), catalog.dlq_topic()) {
+    for (const auto& tier : router.tiers()) options.topics.push_back(tier.topic);
+    register_metrics();
+  }
+
+  void register_metrics();
+  void start_workers();
+  void stop_workers();
+  void worker_loop();
+  void run_job(const std::shared_ptr<Job>& job);
+  void release(Job& job);
+  void poll_once();
+  void dispatch_backlog();
+  void update_backpressure();
+  void resume_due_partitions();
+  void commit(bool sync, const std::set<PartitionId>* only = nullptr);
+  void on_assign(rd_kafka_topic_partition_list_t* parts);
+  void on_revoke(rd_kafka_topic_partition_list_t* parts);
+  void check_data_loss(rd_kafka_topic_partition_list_t* parts);
+  void pause_or_resume(const std::vector<PartitionId>& ids, bool pause);
+  void drain();
+  void on_stats(const char* json, size_t len);
+
+  static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                           void* opaque);
+  static int stats_cb(rd_kafka_t*, char* json, size_t len, void* opaque);
+  static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
+};
+
+// One inbound record from dispatch until its handler returned and every record produced for
+// it is acknowledged. `pending` counts the handler itself plus each unacknowledged output.
+struct Job {
+  InboundRecord record;
+  std::shared_ptr<PartitionState> partition;
+  ConsumerRuntime::Impl* impl = nullptr;
+  std::atomic<int> pending{1};
+  std::atomic<bool> delivery_failed{false};
+};
+
+namespace {
+class JobEmitter final : public Emitter {
+ public:
+  JobEmitter(std::shared_ptr<Job> job, Producer& producer) : job_(std::move(job)), producer_(producer) {}
+  void emit(OutgoingRecord record) override {
+    job_->pending.fetch_add(1, std::memory_order_relaxed);
+    auto job = job_;
+    producer_.send(record, [job, topic = record.topic](const DeliveryReport& report) {
+      if (!report.ok) {
+        spdlog::error("could not deliver a record to {} for {}[{}]@{}: {}", topic, job->record.topic,
+                      job->record.partition, job->record.offset, report.error);
+        job->delivery_failed.store(true);
+      }
+      job->impl->release(*job);
+    });
+  }
+
+ private:
+  std::shared_ptr<Job> job_;
+  Producer& producer_;
+};
+}  // namespace
+
+void ConsumerRuntime::Impl::register_metrics() {
+  prometheus::Labels constant{{"service", options.service}};
+  consumed_family = &prometheus::BuildCounter()
+                         .Name("agentline_records_consumed_total")
+                         .Help("Records handed to the service's handler, by topic")
+                         .Labels(constant)
+                         .Register(*registry);
+  outcome_family = &prometheus::BuildCounter()
+                        .Name("agentline_records_processed_total")
+                        .Help("Records whose processing finished, by topic and outcome (ok, retried, dead_lettered)")
+                        .Labels(constant)
+                        .Register(*registry);
+  dead_letter_family = &prometheus::BuildCounter()
+                            .Name("agentline_dead_letters_total")
+                            .Help("Records sent to the DLQ, by error class")
+                            .Labels(constant)
+                            .Register(*registry);
+  lag_family = &prometheus::BuildGauge()
+                    .Name("agentline_consumer_lag_messages")
+                    .Help("Consumer lag per partition, from librdkafka statistics")
+                    .Labels(constant)
+                    .Register(*registry);
+  lost_family = &prometheus::BuildCounter()
+                     .Name("agentline_consumer_records_lost_total")
+                     .Help("Records removed from the log (retention, embedded-broker cap) before this group read them")
+                     .Labels(constant)
+                     .Register(*registry);
+  in_flight_gauge = &prometheus::BuildGauge()
+                         .Name("agentline_records_in_flight")
+                         .Help("Records dispatched whose processing has not finished")
+                         .Labels(constant)
+                         .Register(*registry)
+                         .Add({});
+  delivery_failures = &prometheus::BuildCounter()
+                           .Name("agentline_delivery_failures_total")
+                           .Help("Produced records Kafka did not acknowledge")
+                           .Labels(constant)
+                           .Register(*registry)
+                           .Add({});
+  rebalances = &prometheus::BuildCounter()
+                    .Name("agentline_rebalances_total")
+                    .Help("Partition assignments and revocations seen")
+                    .Labels(constant)
+                    .Register(*registry)
+                    .Add({});
+  commit_failures = &prometheus::BuildCounter()
+                         .Name("agentline_commit_failures_total")
+                         .Help("Offset commits the broker refused")
+                         .Labels(constant)
+                         .Register(*registry)
+                         .Add({});
+  handler_seconds = &prometheus::BuildHistogram()
+                         .Name("agentline_handler_duration_seconds")
+                         .Help("Time spent in the service's handler per record")
+                         .Labels(constant)
+                         .Register(*registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
+  for (const auto& topic : options.topics) {
+    consumed_by_topic[topic] = &consumed_family->Add({{"topic", topic}});
+    ok_by_topic[topic] = &outcome_family->Add({{"topic", topic}, {"outcome", "ok"}});
+  }
+}
+
+void ConsumerRuntime::Impl::start_workers() {
+  for (int i = 0; i < std::max(1, options.max_in_flight); ++i) workers.emplace_back([this] { worker_loop(); });
+}
+
+void ConsumerRuntime::Impl::stop_workers() {
+  {
+    std::lock_guard lock(mutex);
+    workers_stop = true;
+    // Records dispatched but not started are dropped uncommitted: the next owner reads them.
+    in_flight -= static_cast<int>(work.size());
+    work.clear();
+  }
+  changed.notify_all();
+  for (auto& w : workers) w.join();
+  workers.clear();
+}
+
+void ConsumerRuntime::Impl::worker_loop() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return workers_stop || !work.empty(); });
+      if (work.empty()) return;
+      job = std::move(work.front());
+      work.pop_front();
+    }
+    run_job(job);
+  }
+}
+
+void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
+  JobEmitter emitter(job, *producer);
+  std::optional<Failure> failure;
+  auto started = Clock::now();
+  try {
+    failure = (*handler)(job->record, emitter);
+  } catch (const std::exception& e) {
+    failure = Failure::transient("unhandled_exception", e.what());
+  } catch (...) {
+    failure = Failure::transient("unhandled_exception", "unknown exception");
+  }
+  handler_seconds->Observe(std::chrono::duration<double>(Clock::now() - started).count());
+  const auto& rec = job->record;
+  if (!failure) {
+    if (auto c = ok_by_topic.find(rec.topic); c != ok_by_topic.end()) c->second->Increment();
+  } else {
+    OutgoingRecord routed = router.route(rec, *failure, wall_ms());
+    bool to_dlq = routed.topic == router.dlq_topic();
+    if (to_dlq) {
+      spdlog::warn("dead-lettering {}[{}]@{}: {}: {}", rec.topic, rec.partition, rec.offset, failure->error_class,
+                   bounded_message(failure->message, 300));
+      dead_letter_family->Add({{"error_class", failure->error_class}}).Increment();
+    } else {
+      spdlog::info("retrying {}[{}]@{} through {}: {}: {}", rec.topic, rec.partition, rec.offset, routed.topic,
+                   failure->error_class, bounded_message(failure->message, 300));
+    }
+    outcome_family->Add({{"topic", rec.topic}, {"outcome", to_dlq ? "dead_lettered" : "retried"}}).Increment();
+    emitter.emit(std::move(routed));
+  }
+  release(*job);
+}
+
+void ConsumerRuntime::Impl::release(Job& job) {
+  if (job.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  {
+    std::lock_guard lock(mutex);
+    if (job.delivery_failed.load()) {
+      // Its offset stays uncommitted; the process restarts and replays it.
+      delivery_failures->Increment();
+      fatal.store(true);
+    } else if (!job.partition->revoked) {
+      job.partition->tracker.finish(job.record.offset);
+    }
+    --in_flight;
+    in_flight_gauge->Set(in_flight);
+  }
+  changed.notify_all();
+}
+
+void ConsumerRuntime::Impl::pause_or_resume(const std::vector<PartitionId>& ids, bool pause) {
+  if (ids.empty()) return;
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(ids.size())));
+  for (const auto& [topic, partition] : ids) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  rd_kafka_resp_err_t err =
+      pause ? rd_kafka_pause_partitions(rk.get(), list.get()) : rd_kafka_resume_partitions(rk.get(), list.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("pause/resume failed: {}", rd_kafka_err2str(err));
+}
+
+void ConsumerRuntime::Impl::resume_due_partitions() {
+  std::vector<PartitionId> due;
+  const std::int64_t now = wall_ms();
+  {
+    std::lock_guard lock(mutex);
+    for (auto& [id, state] : partitions) {
+      if (state->retry_paused && state->due_ms <= now) {
+        state->retry_paused = false;
+        if (!backpressure_paused) due.push_back(id);
+      }
+    }
+  }
+  pause_or_resume(due, false);
+}
+
+// Pauses fetching while the local backlog is full, resumes once it has drained: the number
+// of records held in memory stays bounded whatever the partition count.
+void ConsumerRuntime::Impl::update_backpressure() {
+  const std::size_t high = static_cast<std::size_t>(std::max(1, options.max_in_flight));
+  bool want_pause = backlog.size() >= high;
+  bool want_resume = backpressure_paused && backlog.size() <= high / 2;
+  if (!want_pause && !want_resume) return;
+  if (want_pause && backpressure_paused) return;
+  std::vector<PartitionId> ids;
+  {
+    std::lock_guard lock(mutex);
+    for (auto& [id, state] : partitions) {
+      if (!state->retry_paused) ids.push_back(id);
+    }
+  }
+  backpressure_paused = want_pause;
+  pause_or_resume(ids, want_pause);
+}
+
+void ConsumerRuntime::Impl::dispatch_backlog() {
+  while (!backlog.empty()) {
+    std::unique_lock lock(mutex);
+    if (in_flight >= options.max_in_flight) return;
+    InboundRecord& rec = backlog.front();
+    auto it = partitions.find({rec.topic, rec.partition});
+    if (it == partitions.end() || it->second->revoked || rec.offset <= it->second->last_started) {
+      backlog.pop_front();  // no longer ours, or already dispatched
+      continue;
+    }
+    auto state = it->second;
+    if (router.is_retry_topic(rec.topic)) {
+      std::int64_t due = retry_due_ms(rec);
+      if (due > wall_ms()) {
+        // Hold the tier's partition at its head record until due, then read it again.
+        state->retry_paused = true;
+        state->due_ms = due;
+        PartitionId id{rec.topic, rec.partition};
+        std::int64_t offset = rec.offset;
+        std::erase_if(backlog, [&](const InboundRecord& r) { return r.topic == id.first && r.partition == id.second; });
+        lock.unlock();
+        pause_or_resume({id}, true);
+        PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+        rd_kafka_topic_partition_list_add(list.get(), id.first.c_str(), id.second)->offset = offset;
+        if (auto* error = rd_kafka_seek_partitions(rk.get(), list.get(), 5000)) {
+          spdlog::warn("seek failed on {}[{}]: {}", id.first, id.second, rd_kafka_error_string(error));
+          rd_kafka_error_destroy(error);
+        }
+        continue;
+      }
+    }
+    state->tracker.start(rec.offset);
+    state->last_started = rec.offset;
+    ++in_flight;
+    in_flight_gauge->Set(in_flight);
+    auto job = std::make_shared<Job>();
+    job->record = std::move(rec);
+    job->partition = state;
+    job->impl = this;
+    backlog.pop_front();
+    if (auto c = consumed_by_topic.find(job->record.topic); c != consumed_by_topic.end()) c->second->Increment();
+    work.push_back(std::move(job));
+    lock.unlock();
+    changed.notify_all();
+  }
+}
+
+void ConsumerRuntime::Impl::poll_once() {
+  MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 100));
+  if (!msg) return;
+  if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("consumer: {}", rd_kafka_message_errstr(msg.get()));
+    char reason[256];
+    if (rd_kafka_fatal_error(rk.get(), reason, sizeof reason) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::error("consumer: fatal error: {}", reason);
+      fatal.store(true);
+    }
+    return;
+  }
+  health->set_condition("kafka", true);
+  backlog.push_back(to_record(msg.get()));
+}
+
+void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(8));
+  std::vector<std::pair<std::shared_ptr<PartitionState>, std::int64_t>> advanced;
+  {
+    std::lock_guard lock(mutex);
+    for (auto& [id, state] : partitions) {
+      if (only != nullptr && !only->count(id)) continue;
+      auto offset = state->tracker.committable();
+      if (!offset || *offset <= state->last_committed) continue;
+      rd_kafka_topic_partition_list_add(list.get(), id.first.c_str(), id.second)->offset = *offset;
+      advanced.emplace_back(state, *offset);
+    }
+  }
+  if (list->cnt == 0) return;
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk.get(), list.get(), sync ? 0 : 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    commit_failures->Increment();
+    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
+    return;
+  }
+  std::lock_guard lock(mutex);
+  for (auto& [state, offset] : advanced) state->last_committed = std::max(state->last_committed, offset);
+}
+
+void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* parts) {
+  PartitionListPtr committed(rd_kafka_topic_partition_list_copy(parts));
+  if (rd_kafka_committed(rk.get(), committed.get(), 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  for (int i = 0; i < committed->cnt; ++i) {
+    const auto& p = committed->elems[i];
+    if (p.offset < 0) continue;
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(rk.get(), p.topic, p.partition, &low, &high, 5000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      continue;
+    }
+    if (p.offset < low) {
+      std::int64_t lost = low - p.offset;
+      lost_family->Add({{"topic", p.topic}}).Increment(static_cast<double>(lost));
+      spdlog::error("DATA LOSS: {}[{}]: {} records between committed offset {} and log start {} were removed before "
+                    "group {} read them (retention or the embedded broker's per-partition cap)",
+                    p.topic, p.partition, lost, p.offset, low, options.group_id);
+      health->set_condition("no-data-loss", false,
+                            std::to_string(lost) + " records lost on " + p.topic + "[" + std::to_string(p.partition) + "]");
+    }
+  }
+}
+
+void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
+  rebalances->Increment();
+  check_data_loss(parts);
+  {
+    std::lock_guard lock(mutex);
+    for (int i = 0; i < parts->cnt; ++i) {
+      partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::make_shared<PartitionState>();
+    }
+  }
+  spdlog::info("assigned {} partition(s)", parts->cnt);
+  health->set_condition("kafka", true);
+}
+
+void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
+  rebalances->Increment();
+  std::set<PartitionId> ids;
+  for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
+  std::erase_if(backlog, [&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
+  {
+    // Finished work is committed; work still running after the timeout is abandoned and will
+    // be replayed by the next owner.
+    // While closing, drain() has already waited its grace period.
+    const bool closing = stop_requested.load() || fatal.load();
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, closing ? std::chrono::milliseconds(0) : options.revoke_timeout, [&] {
+      for (const auto& id : ids) {
+        auto it = partitions.find(id);
+        if (it != partitions.end() && it->second->tracker.in_flight() > 0) return false;
+      }
+      return true;
+    });
+  }
+  commit(true, &ids);
+  std::lock_guard lock(mutex);
+  for (const auto& id : ids) {
+    auto it = partitions.find(id);
+    if (it == partitions.end()) continue;
+    if (it->second->tracker.in_flight() > 0) {
+      spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first,
+                   id.second, it->second->tracker.in_flight());
+    }
+    it->second->revoked = true;
+    partitions.erase(it);
+  }
+  spdlog::info("revoked {} partition(s)", parts->cnt);
+}
+
+void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                         rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* self = static_cast<Impl*>(opaque);
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  try {
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->on_assign(parts);
+      if (cooperative) {
+        if (auto* e = rd_kafka_incremental_assign(rk, parts)) rd_kafka_error_destroy(e);
+      } else {
+        rd_kafka_assign(rk, parts);
+      }
+      if (self->backpressure_paused) rd_kafka_pause_partitions(rk, parts);
+      return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      self->on_revoke(parts);
+    } else {
+      spdlog::error("rebalance error: {}", rd_kafka_err2str(err));
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("rebalance handling failed: {}", e.what());
+  }
+  if (cooperative) {
+    if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void ConsumerRuntime::Impl::on_stats(const char* json, size_t len) {
+  auto doc = nlohmann::json::parse(json, json + len, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("topics")) return;
+  for (const auto& [topic, t] : doc["topics"].items()) {
+    if (!t.contains("partitions")) continue;
+    for (const auto& [partition, p] : t["partitions"].items()) {
+      if (partition == "-1") continue;
+      std::int64_t lag = p.value("consumer_lag", std::int64_t{-1});
+      if (lag < 0) continue;
+      auto& gauge = lag_gauges[{topic, partition}];
+      if (gauge == nullptr) gauge = &lag_family->Add({{"topic", topic}, {"partition", partition}});
+      gauge->Set(static_cast<double>(lag));
+    }
+  }
+}
+
+int ConsumerRuntime::Impl::stats_cb(rd_kafka_t*, char* json, size_t len, void* opaque) {
+  try {
+    static_cast<Impl*>(opaque)->on_stats(json, len);
+  } catch (const std::exception& e) {
+    spdlog::warn("statistics: {}", e.what());
+  }
+  return 0;
+}
+
+void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<Impl*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    self->health->set_condition("kafka", false, "all brokers down");
+  }
+  spdlog::warn("kafka: {}", reason);
+}
+
+void ConsumerRuntime::Impl::drain() {
+  // Stop fetching: records not yet dispatched stay uncommitted for the next owner.
+  backlog.clear();
+  std::vector<PartitionId> ids;
+  {
+    std::lock_guard lock(mutex);
+    for (auto& [id, state] : partitions) ids.push_back(id);
+  }
+  pause_or_resume(ids, true);
+  const auto deadline = Clock::now() + options.shutdown_grace;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex);
+      if (in_flight == 0 || fatal.load()) break;
+      if (changed.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(100)),
+                             [&] { return in_flight == 0; })) {
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        spdlog::warn("shutdown grace of {} ms over with {} record(s) in flight; they will be replayed",
+                     options.shutdown_grace.count(), in_flight);
+        break;
+      }
+    }
+    // Serve callbacks meanwhile (rebalances stay well-behaved); fetched records are dropped.
+    MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 0));
+  }
+  commit(true);
+}
+
+ConsumerRuntime::ConsumerRuntime(KafkaSettings settings, ConsumerOptions options, const TopicCatalog& catalog,
+                                 std::shared_ptr<Producer> producer, std::shared_ptr<prometheus::Registry> registry,
+                                 std::shared_ptr<observability::HealthState> health)
+    : impl_(std::make_unique<Impl>(std::move(settings), std::move(options), catalog, std::move(producer),
+                                   std::move(registry), std::move(health))) {
+  auto& o = impl_->options;
+  auto conf = make_conf(impl_->settings,
+                        {{"client.id", o.service},
+                         {"auto.offset.reset", "earliest"},
+                         {"session.timeout.ms", std::to_string(o.session_timeout.count())},
+                         {"heartbeat.interval.ms", std::to_string(std::max<long>(100, o.session_timeout.count() / 4))},
+                         {"statistics.interval.ms", std::to_string(o.statistics_interval.count())}},
+                        {{"group.id", o.group_id}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Impl::stats_cb);
+  rd_kafka_conf_set_error_cb(conf.get(), &Impl::error_cb);
+  impl_->rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
+  rd_kafka_poll_set_consumer(impl_->rk.get());
+  impl_->health->set_condition("kafka", false, "not joined to the consumer group yet");
+}
+
+ConsumerRuntime::~ConsumerRuntime() = default;
+
+void ConsumerRuntime::request_stop() { impl_->stop_requested.store(true, std::memory_order_relaxed); }
+
+int ConsumerRuntime::run(const Handler& handler) {
+  auto& impl = *impl_;
+  impl.handler = &handler;
+  PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(impl.options.topics.size())));
+  for (const auto& t : impl.options.topics) rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(impl.rk.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::error("cannot subscribe: {}", rd_kafka_err2str(err));
+    return 1;
+  }
+  spdlog::info("consuming {} topic(s) as group {} with up to {} record(s) in flight", impl.options.topics.size(),
+               impl.options.group_id, impl.options.max_in_flight);
+  impl.start_workers();
+  while (!impl.stop_requested.load(std::memory_order_relaxed) && !impl.fatal.load()) {
+    impl.health->beat();
+    impl.resume_due_partitions();
+    impl.dispatch_backlog();
+    impl.update_backpressure();
+    impl.poll_once();
+    if (Clock::now() - impl.last_commit >= impl.options.commit_interval) {
+      impl.commit(false);
+      impl.last_commit = Clock::now();
+    }
+  }
+  impl.health->set_condition("shutdown", false, "draining");
+  spdlog::info(impl.fatal ? "stopping after a delivery failure" : "stop requested; draining in-flight work");
+  impl.drain();
+  {
+    // Work still running after the grace period is abandoned: finishing later must not move
+    // a commit past it, since this process may exit before its outputs are acknowledged.
+    std::lock_guard lock(impl.mutex);
+    for (auto& [id, state] : impl.partitions) state->revoked = true;
+  }
+  rd_kafka_consumer_close(impl.rk.get());
+  impl.stop_workers();
+  spdlog::info("consumer closed");
+  return impl.fatal ? 1 : 0;
+}
+
+}  // namespace agentline::kafka

@@ -1,0 +1,98 @@
+#include "agentline/service/service_host.h"
+
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "agentline/kafka/producer.h"
+#include "agentline/observability/health.h"
+#include "agentline/observability/logging.h"
+#include "agentline/observability/probe_server.h"
+
+namespace agentline::service {
+
+namespace {
+
+std::atomic<kafka::ConsumerRuntime*> g_running{nullptr};
+
+void on_signal(int) {
+  if (auto* runtime = g_running.load()) runtime->request_stop();
+}
+
+}  // namespace
+
+ServiceHost::ServiceHost(std::string service, std::string description, std::vector<std::string> topics)
+    : service_(std::move(service)), logical_topics_(std::move(topics)), options_(service_, std::move(description)),
+      registry_(std::make_shared<prometheus::Registry>()) {
+  auto& c = common_;
+  options_.add("bootstrap-servers", &c.bootstrap_servers,
+               "Kafka bootstrap servers; empty: the embedded broker's address from <state-dir>/bootstrap");
+  options_.add("state-dir", &c.state_dir, "Directory where `agentline broker` writes its bootstrap address");
+  options_.add("catalog", &c.catalog, "Topic catalog file; empty: the catalog built into the binary");
+  options_.add("topic-prefix", &c.topic_prefix, "Prefix of every topic name; empty: the catalog's");
+  options_.add("group-id", &c.group_id, "Consumer group; empty: the service name");
+  options_.add("http-host", &c.http_host, "Address of /metrics, /healthz and /readyz");
+  options_.add("http-port", &c.http_port, "Port of /metrics, /healthz and /readyz (0 picks a free port)");
+  options_.add("log-level", &c.log_level, "trace, debug, info, warn or error");
+  options_.add("max-in-flight", &c.max_in_flight, "Records processed in parallel, across all partitions");
+  options_.add("shutdown-grace-ms", &c.shutdown_grace_ms, "On SIGTERM, time in-flight work gets to finish");
+  options_.add("session-timeout-ms", &c.session_timeout_ms, "Consumer group session timeout");
+  options_.add("statistics-interval-ms", &c.statistics_interval_ms, "librdkafka statistics (consumer lag) interval");
+  options_.add_kafka_properties(&c.kafka);
+}
+
+ServiceHost::~ServiceHost() = default;
+
+std::optional<int> ServiceHost::configure(int argc, char** argv) {
+  try {
+    if (options_.parse(argc, argv) == config::OptionSet::Outcome::kExit) return 0;
+    observability::init_logging(service_, common_.log_level);
+    if (common_.group_id.empty()) common_.group_id = service_;
+    catalog_ = kafka::TopicCatalog::load(common_.catalog);
+    if (!common_.topic_prefix.empty()) catalog_.set_prefix(common_.topic_prefix);
+    for (const auto& t : logical_topics_) catalog_.topic(t);  // fail early on a catalog without them
+    if (common_.max_in_flight < 1) throw config::ConfigError("--max-in-flight must be at least 1");
+  } catch (const std::exception& e) {
+    std::cerr << service_ << ": configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+int ServiceHost::run(const kafka::Handler& handler) {
+  try {
+    kafka::KafkaSettings settings{common_.bootstrap_servers, common_.kafka, common_.state_dir};
+    auto health = std::make_shared<observability::HealthState>();
+    observability::ProbeServer probes(common_.http_host, common_.http_port, registry_, health);
+    spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", common_.http_host, probes.port());
+    auto producer = std::make_shared<kafka::Producer>(settings, service_);
+
+    kafka::ConsumerOptions options;
+    options.service = service_;
+    options.group_id = common_.group_id;
+    for (const auto& t : logical_topics_) options.topics.push_back(catalog_.topic(t));
+    options.max_in_flight = common_.max_in_flight;
+    options.shutdown_grace = std::chrono::milliseconds(common_.shutdown_grace_ms);
+    options.session_timeout = std::chrono::milliseconds(common_.session_timeout_ms);
+    options.statistics_interval = std::chrono::milliseconds(common_.statistics_interval_ms);
+    kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
+
+    g_running.store(&runtime);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    int rc = runtime.run(handler);
+    g_running.store(nullptr);
+    spdlog::info("exiting with {}", rc);
+    return rc;
+  } catch (const std::exception& e) {
+    spdlog::error("fatal: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace agentline::service

@@ -1,0 +1,65 @@
+#include "priority_assigner.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agentline/kafka/dead_letter.h"
+
+namespace agentline::priority {
+
+PriorityAssigner::PriorityAssigner(const kafka::TopicCatalog& catalog, PriorityRules rules,
+                                   prometheus::Registry& registry)
+    : rules_(std::move(rules)), fix_topic_(catalog.topic("tasks.fix")) {
+  auto& family = prometheus::BuildCounter()
+                     .Name("agentline_tasks_prioritized_total")
+                     .Help("Tasks routed by priority-assigner, by priority (fix = tasks.fix)")
+                     .Register(registry);
+  for (auto p : {Priority::kCritical, Priority::kHigh, Priority::kNormal, Priority::kLow}) {
+    topics_[p] = catalog.topic("tasks." + std::string(to_string(p)));
+    assigned_[p] = &family.Add({{"priority", std::string(to_string(p))}});
+  }
+  fixes_ = &family.Add({{"priority", "fix"}});
+  explicit_ = &prometheus::BuildCounter()
+                   .Name("agentline_tasks_explicit_priority_total")
+                   .Help("Tasks whose own payload.priority decided their topic")
+                   .Register(registry)
+                   .Add({});
+}
+
+std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecord& record, kafka::Emitter& out) const {
+  nlohmann::json task;
+  if (auto failure = events::MessageValidator::parse(record.value, task)) return failure;
+  if (auto failure = validator_.validate_task(task)) return failure;
+
+  auto& payload = task["payload"];
+  kafka::OutgoingRecord next;
+  if (task["type"] == "FIX_TASK") {
+    next.topic = fix_topic_;
+    fixes_->Increment();
+  } else {
+    Decision decision;
+    if (payload.contains("priority")) {
+      decision = {priority_from_string(payload["priority"].get<std::string>()), "explicit"};
+      explicit_->Increment();
+    } else {
+      decision = rules_.classify(payload["path"].get<std::string>(), payload["description"].get<std::string>());
+      payload["priority"] = to_string(decision.priority);
+    }
+    payload["priority_rule"] = decision.rule;
+    next.topic = topics_.at(decision.priority);
+    assigned_.at(decision.priority)->Increment();
+  }
+  next.key = task["task_id"].get<std::string>();
+  next.value = task.dump();
+  next.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+  next.headers.push_back({std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)});
+  if (auto trace = record.header(kafka::headers::kTraceparent)) {
+    next.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  }
+  out.emit(std::move(next));
+  return std::nullopt;
+}
+
+}  // namespace agentline::priority

@@ -1,0 +1,204 @@
+#include "broker_fixture.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "agentline/kafka/admin.h"
+#include "agentline/kafka/producer.h"
+#include "kafka/handles.h"
+
+namespace agentline::testing {
+
+using namespace kafka::detail;
+
+BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog)
+    : catalog_(std::move(catalog)), broker_(std::make_unique<kafka::EmbeddedBroker>(catalog_)) {}
+
+BrokerFixture::~BrokerFixture() = default;
+
+void BrokerFixture::produce(const std::string& topic, const std::string& key, const std::string& value,
+                            const kafka::Headers& headers) {
+  if (!producer_) producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
+  auto report = producer_->send_and_wait({topic, key, value, headers, std::nullopt});
+  if (!report.ok) throw std::runtime_error("produce to " + topic + " failed: " + report.error);
+}
+
+void BrokerFixture::produce_batch(const std::vector<kafka::OutgoingRecord>& records) {
+  if (!producer_) producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
+  std::atomic<int> failed{0};
+  for (const auto& r : records) {
+    producer_->send(r, [&failed](const kafka::DeliveryReport& report) { failed += report.ok ? 0 : 1; });
+  }
+  while (!producer_->flush(std::chrono::seconds(10))) {
+  }
+  if (failed > 0) throw std::runtime_error(std::to_string(failed.load()) + " records were not acknowledged");
+}
+
+std::vector<kafka::InboundRecord> BrokerFixture::read_available(const std::string& topic) {
+  kafka::ClusterAdmin admin(kafka::KafkaSettings{bootstrap(), {}, ""});
+  auto offsets = admin.offsets({topic});
+  return read(topic, static_cast<std::size_t>(offsets.at(0).messages), std::chrono::seconds(30));
+}
+
+std::vector<kafka::InboundRecord> BrokerFixture::read(const std::string& topic, std::size_t count,
+                                                      std::chrono::milliseconds timeout) {
+  kafka::KafkaSettings settings{bootstrap(), {}, ""};
+  auto consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"group.id", "test-reader"}}, {}));
+  const rd_kafka_metadata_t* md_raw = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer.get(), topic.c_str(), nullptr);
+  rd_kafka_metadata(consumer.get(), 0, rkt, &md_raw, 5000);
+  MetadataPtr md(md_raw);
+  rd_kafka_topic_destroy(rkt);
+  PartitionListPtr parts(rd_kafka_topic_partition_list_new(8));
+  if (md && md->topic_cnt == 1) {
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+      rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+  }
+  rd_kafka_assign(consumer.get(), parts.get());
+  std::vector<kafka::InboundRecord> out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+    MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
+    if (!m || m->err) continue;
+    kafka::InboundRecord r;
+    r.topic = topic;
+    r.partition = m->partition;
+    r.offset = m->offset;
+    if (m->key) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+        r.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  rd_kafka_consumer_close(consumer.get());
+  return out;
+}
+
+std::int64_t BrokerFixture::lag(const std::string& group, const std::string& topic) {
+  kafka::ClusterAdmin admin(kafka::KafkaSettings{bootstrap(), {}, ""});
+  return admin.group_lag(group, topic);
+}
+
+ServiceProcess::ServiceProcess(std::string binary, std::vector<std::string> args) {
+  static int counter = 0;
+  log_path_ = "/tmp/agentline-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".log";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    std::vector<char*> argv{binary.data()};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+}
+
+ServiceProcess::~ServiceProcess() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(5));
+  }
+}
+
+void ServiceProcess::signal(int sig) { ::kill(pid_, sig); }
+
+bool ServiceProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> ServiceProcess::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return std::nullopt;
+}
+
+std::string ServiceProcess::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string bin(const std::string& name) { return std::string(AGENTLINE_BIN_DIR) + "/" + name; }
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string http_get(int port, const std::string& path, int* status) {
+  if (status) *status = 0;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  if (status && resp.size() > 12) *status = std::atoi(resp.c_str() + 9);
+  auto body = resp.find("\r\n\r\n");
+  return body == std::string::npos ? "" : resp.substr(body + 4);
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+}  // namespace agentline::testing

@@ -1,0 +1,73 @@
+#pragma once
+// Test helpers that talk to a broker over TCP: an embedded broker per test, a producer, a
+// reader of whole topics, service processes started from the real binaries, and an HTTP GET.
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentline/kafka/embedded_broker.h"
+#include "agentline/kafka/record.h"
+#include "agentline/kafka/topic_catalog.h"
+
+namespace agentline::kafka {
+class Producer;
+}
+
+namespace agentline::testing {
+
+class BrokerFixture {
+ public:
+  explicit BrokerFixture(kafka::TopicCatalog catalog);
+  ~BrokerFixture();
+
+  const std::string& bootstrap() const { return broker_->bootstrap_servers(); }
+  const kafka::TopicCatalog& catalog() const { return catalog_; }
+
+  void produce(const std::string& topic, const std::string& key, const std::string& value,
+               const kafka::Headers& headers = {});
+  // Produces all records, then waits for every acknowledgement.
+  void produce_batch(const std::vector<kafka::OutgoingRecord>& records);
+  // Every record of `topic` up to its current end.
+  std::vector<kafka::InboundRecord> read_available(const std::string& topic);
+  // Reads `topic` from the beginning until `count` records arrived or `timeout` passed.
+  std::vector<kafka::InboundRecord> read(const std::string& topic, std::size_t count,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Records of `topic` the group has not committed.
+  std::int64_t lag(const std::string& group, const std::string& topic);
+
+ private:
+  kafka::TopicCatalog catalog_;
+  std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  std::unique_ptr<kafka::Producer> producer_;  // destroyed before the broker
+};
+
+// A service binary run as a child process; stderr goes to a log file kept for failures.
+class ServiceProcess {
+ public:
+  ServiceProcess(std::string binary, std::vector<std::string> args);
+  ~ServiceProcess();
+  void signal(int sig);
+  // Waits for exit; the exit status, or -signal when killed, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+std::string bin(const std::string& name);
+int free_port();
+// Body of GET http://127.0.0.1:port/path, or "" when unreachable. `status` gets the code.
+std::string http_get(int port, const std::string& path, int* status = nullptr);
+// Polls `condition` every 50 ms until true or timeout.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+}  // namespace agentline::testing

@@ -1,0 +1,188 @@
+// The consumer runtime in-process against the embedded broker: retry tiers, parallelism
+// inside one partition, and commits that never pass unfinished work.
+#include "agentline/kafka/consumer_runtime.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/observability/health.h"
+#include "broker_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace agentline;
+using agentline::testing::BrokerFixture;
+
+namespace {
+
+const char* kCatalog = R"({
+  "prefix": "rt.",
+  "topics": [
+    {"name": "in", "partitions": 1},
+    {"name": "out", "partitions": 1},
+    {"name": "dlq", "partitions": 1}
+  ],
+  "dlq": "dlq",
+  "retry": {"delays_ms": [300, 600], "partitions": 1, "groups": ["runtime-test"]}
+})";
+
+class ConsumerRuntimeTest : public ::testing::Test {
+ protected:
+  ConsumerRuntimeTest() : broker_(kafka::TopicCatalog::parse(kCatalog)) {}
+
+  // Runs the runtime on its own thread until stop().
+  void start(kafka::Handler handler, int max_in_flight = 8, std::chrono::milliseconds grace = 5s) {
+    handler_ = std::move(handler);
+    kafka::KafkaSettings settings{broker_.bootstrap(), {}, ""};
+    producer_ = std::make_shared<kafka::Producer>(settings, "runtime-test");
+    kafka::ConsumerOptions options;
+    options.service = "runtime-test";
+    options.group_id = "runtime-test";
+    options.topics = {"rt.in"};
+    options.max_in_flight = max_in_flight;
+    options.shutdown_grace = grace;
+    options.commit_interval = 200ms;
+    options.session_timeout = 6000ms;
+    runtime_ = std::make_unique<kafka::ConsumerRuntime>(settings, options, broker_.catalog(), producer_,
+                                                        std::make_shared<prometheus::Registry>(),
+                                                        std::make_shared<observability::HealthState>());
+    thread_ = std::thread([this] { exit_code_ = runtime_->run(handler_); });
+  }
+
+  int stop() {
+    runtime_->request_stop();
+    thread_.join();
+    runtime_.reset();
+    producer_.reset();
+    return exit_code_;
+  }
+
+  ~ConsumerRuntimeTest() override {
+    if (thread_.joinable()) stop();
+  }
+
+  BrokerFixture broker_;
+  kafka::Handler handler_;
+  std::shared_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::ConsumerRuntime> runtime_;
+  std::thread thread_;
+  int exit_code_ = -1;
+};
+
+}  // namespace
+
+TEST_F(ConsumerRuntimeTest, TransientFailuresGoThroughEachTierAtItsDelayThenToTheDlq) {
+  std::mutex mutex;
+  std::vector<std::pair<int, std::chrono::steady_clock::time_point>> attempts;
+  start([&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    std::lock_guard lock(mutex);
+    attempts.emplace_back(kafka::attempt_of(r), std::chrono::steady_clock::now());
+    return kafka::Failure::transient("backend_unavailable", "HTTP 503 from the model");
+  });
+  broker_.produce("rt.in", "k1", "payload-1", {{"traceparent", "00-t-s-01"}});
+
+  auto dlq = broker_.read("rt.dlq", 1, 30s);
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(stop(), 0);
+  EXPECT_EQ(dlq[0].value, "payload-1");
+  EXPECT_EQ(dlq[0].header(kafka::headers::kAttempt), "3") << "first try plus two retry tiers";
+  EXPECT_EQ(dlq[0].header(kafka::headers::kOriginalTopic), "rt.in");
+  EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "backend_unavailable");
+  EXPECT_EQ(dlq[0].header("traceparent"), "00-t-s-01");
+
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].first, 0);
+  EXPECT_EQ(attempts[1].first, 1);
+  EXPECT_EQ(attempts[2].first, 2);
+  // Each tier holds the record at least its delay (300 ms, then 600 ms).
+  EXPECT_GE(attempts[1].second - attempts[0].second, 300ms);
+  EXPECT_GE(attempts[2].second - attempts[1].second, 600ms);
+  EXPECT_EQ(broker_.read("rt.retry.runtime-test.1", 1, 2s).size(), 1u);
+  EXPECT_EQ(broker_.read("rt.retry.runtime-test.2", 1, 2s).size(), 1u);
+}
+
+TEST_F(ConsumerRuntimeTest, ARecordThatSucceedsOnRetryIsDeliveredOnceAndNeverDeadLettered) {
+  std::atomic<int> calls{0};
+  start([&](const kafka::InboundRecord& r, kafka::Emitter& out) -> std::optional<kafka::Failure> {
+    if (calls++ == 0) return kafka::Failure::transient("timeout", "first call times out");
+    out.emit({"rt.out", *r.key, "done:" + r.value, {}, std::nullopt});
+    return std::nullopt;
+  });
+  broker_.produce("rt.in", "k1", "v1");
+  auto out = broker_.read("rt.out", 1, 30s);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].value, "done:v1");
+  EXPECT_EQ(stop(), 0);
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_TRUE(broker_.read("rt.dlq", 1, 1s).empty());
+  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 0);
+  EXPECT_EQ(broker_.lag("runtime-test", "rt.retry.runtime-test.1"), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, HandlersRunInParallelInsideOnePartition) {
+  std::atomic<int> running{0}, peak{0}, done{0};
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter& out) -> std::optional<kafka::Failure> {
+        int now = ++running;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(150ms);  // an LLM call, shortened
+        out.emit({"rt.out", *r.key, r.value, {}, std::nullopt});
+        --running;
+        ++done;
+        return std::nullopt;
+      },
+      /*max_in_flight=*/16);
+  for (int i = 0; i < 64; ++i) broker_.produce("rt.in", "k" + std::to_string(i), "v" + std::to_string(i));
+  EXPECT_EQ(broker_.read("rt.out", 64, 60s).size(), 64u);
+  EXPECT_EQ(stop(), 0);
+  EXPECT_GE(peak.load(), 8) << "a single partition still feeds many handlers at once";
+  EXPECT_LE(peak.load(), 16) << "never more than max_in_flight";
+  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndAReplayRedoesOnlyThatTail) {
+  for (int i = 0; i < 10; ++i) broker_.produce("rt.in", "k" + std::to_string(i), std::to_string(i));
+  std::atomic<int> finished{0};
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        if (r.value == "3") std::this_thread::sleep_for(3s);  // outlives the grace period
+        ++finished;
+        return std::nullopt;
+      },
+      /*max_in_flight=*/16, /*grace=*/500ms);
+  ASSERT_TRUE(agentline::testing::eventually([&] { return finished.load() >= 9; }, 20s));
+  EXPECT_EQ(stop(), 0);
+  // Offsets 0..2 finished before 3: committed. 4..9 finished too, but behind 3: not committed.
+  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 7);
+
+  std::mutex mutex;
+  std::vector<std::string> replayed;
+  start([&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    std::lock_guard lock(mutex);
+    replayed.push_back(r.value);
+    return std::nullopt;
+  });
+  ASSERT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", "rt.in") == 0; }, 30s));
+  EXPECT_EQ(stop(), 0);
+  std::sort(replayed.begin(), replayed.end());
+  EXPECT_EQ(replayed, (std::vector<std::string>{"3", "4", "5", "6", "7", "8", "9"}));
+}
+
+TEST_F(ConsumerRuntimeTest, AnExceptionInAHandlerIsATransientFailureNotACrash) {
+  start([&](const kafka::InboundRecord&, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    throw std::runtime_error("boom");
+  });
+  broker_.produce("rt.in", "k1", "v1");
+  auto dlq = broker_.read("rt.dlq", 1, 30s);
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "unhandled_exception");
+  EXPECT_EQ(dlq[0].header(kafka::headers::kErrorMessage), "boom");
+  EXPECT_EQ(stop(), 0);
+}

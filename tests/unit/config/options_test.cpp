@@ -1,0 +1,98 @@
+#include "agentline/config/options.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+using agentline::config::ConfigError;
+using agentline::config::OptionSet;
+
+namespace {
+
+struct Settings {
+  std::string bootstrap = "default:9092";
+  int max_in_flight = 16;
+  std::map<std::string, std::string> kafka;
+};
+
+void declare(OptionSet& o, Settings& s) {
+  o.add("bootstrap-servers", &s.bootstrap, "brokers");
+  o.add("max-in-flight", &s.max_in_flight, "parallelism");
+  o.add_kafka_properties(&s.kafka);
+}
+
+std::string write_temp(const std::string& name, const std::string& content) {
+  auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path) << content;
+  return path.string();
+}
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const char* v : {"AGENTLINE_MAX_IN_FLIGHT", "AGENTLINE_KAFKA_SECURITY_PROTOCOL", "AGENTLINE_CONFIG"}) {
+      ::unsetenv(v);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_F(OptionsTest, DefaultsFileEnvironmentAndFlagsInThatOrder) {
+  Settings s;
+  OptionSet o("svc", "test");
+  declare(o, s);
+  auto file = write_temp("agentline-opts.toml", "bootstrap-servers = \"file:9092\"\nmax-in-flight = 4\n");
+  ::setenv("AGENTLINE_MAX_IN_FLIGHT", "8", 1);
+  o.parse(std::vector<std::string>{"--config", file});
+  EXPECT_EQ(s.bootstrap, "file:9092") << "file beats default";
+  EXPECT_EQ(s.max_in_flight, 8) << "environment beats file";
+
+  Settings s2;
+  OptionSet o2("svc", "test");
+  declare(o2, s2);
+  o2.parse(std::vector<std::string>{"--config", file, "--max-in-flight", "32"});
+  EXPECT_EQ(s2.max_in_flight, 32) << "flag beats environment";
+}
+
+TEST_F(OptionsTest, UnknownFlagsAndConfigKeysAreErrors) {
+  Settings s;
+  OptionSet o("svc", "test");
+  declare(o, s);
+  EXPECT_THROW(o.parse(std::vector<std::string>{"--max-inflight", "3"}), ConfigError);
+
+  Settings s2;
+  OptionSet o2("svc", "test");
+  declare(o2, s2);
+  auto file = write_temp("agentline-bad.toml", "max-inflight = 3\n");
+  EXPECT_THROW(o2.parse(std::vector<std::string>{"--config", file}), ConfigError);
+}
+
+TEST_F(OptionsTest, KafkaPropertiesPassThroughFromFlagsEnvironmentAndSecretFiles) {
+  Settings s;
+  OptionSet o("svc", "test");
+  declare(o, s);
+  ::setenv("AGENTLINE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL", 1);
+  auto secret = write_temp("agentline-secret", "s3cret\n");
+  o.parse(std::vector<std::string>{"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.password.file=" + secret});
+  EXPECT_EQ(s.kafka.at("security.protocol"), "SASL_SSL");
+  EXPECT_EQ(s.kafka.at("sasl.mechanisms"), "SCRAM-SHA-512");
+  EXPECT_EQ(s.kafka.at("sasl.password"), "s3cret") << "read from the file, newline trimmed";
+  EXPECT_FALSE(s.kafka.count("sasl.password.file"));
+  EXPECT_TRUE(agentline::config::is_secret_key("sasl.password"));
+  EXPECT_FALSE(agentline::config::is_secret_key("security.protocol"));
+}
+
+TEST_F(OptionsTest, MalformedKafkaPropertyIsAnError) {
+  Settings s;
+  OptionSet o("svc", "test");
+  declare(o, s);
+  EXPECT_THROW(o.parse(std::vector<std::string>{"-X", "no-equals-sign"}), ConfigError);
+}
+
+TEST(OptionNames, EnvironmentVariableNamesAreDerivedFromFlags) {
+  EXPECT_EQ(OptionSet::env_name("bootstrap-servers"), "AGENTLINE_BOOTSTRAP_SERVERS");
+  EXPECT_EQ(OptionSet::env_name("shutdown-grace-ms"), "AGENTLINE_SHUTDOWN_GRACE_MS");
+}

@@ -1,0 +1,94 @@
+#include "agentline/events/message_validator.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+using agentline::events::MessageValidator;
+using nlohmann::json;
+
+namespace {
+json valid_task() {
+  return json::parse(R"({
+    "id": "msg-1", "task_id": "t-1", "job_id": "job-1", "type": "DEV_TASK",
+    "created_at": "2026-11-22T10:00:00Z",
+    "payload": {"path": "src/app.py", "description": "Write the app"}})");
+}
+}  // namespace
+
+TEST(MessageValidator, AcceptsAValidTask) {
+  MessageValidator v;
+  EXPECT_FALSE(v.validate_task(valid_task()).has_value());
+}
+
+TEST(MessageValidator, MalformedJsonIsBadInput) {
+  json out;
+  for (const char* text : {"{", "[1,2]", "\"str\"", "{\"a\": \"\xff\"}"}) {
+    auto f = MessageValidator::parse(text, out);
+    ASSERT_TRUE(f.has_value()) << text;
+    EXPECT_EQ(f->error_class, "malformed_json");
+    EXPECT_EQ(f->kind, agentline::kafka::FailureKind::kBadInput);
+  }
+}
+
+TEST(MessageValidator, SchemaViolationsNameTheField) {
+  MessageValidator v;
+  struct Row {
+    std::function<void(json&)> mutate;
+    const char* where;
+  } rows[] = {
+      {[](json& t) { t.erase("task_id"); }, "task_id"},
+      {[](json& t) { t["payload"].erase("path"); }, "path"},
+      {[](json& t) { t["payload"]["path"] = 42; }, "path"},
+      {[](json& t) { t["type"] = "DEPLOY"; }, "type"},
+      {[](json& t) { t["created_at"] = "yesterday"; }, "created_at"},
+      {[](json& t) { t["payload"]["priority"] = "urgent"; }, "priority"},
+      {[](json& t) { t["task_id"] = "has spaces"; }, "task_id"},
+  };
+  for (const auto& row : rows) {
+    json t = valid_task();
+    row.mutate(t);
+    auto f = v.validate_task(t);
+    ASSERT_TRUE(f.has_value()) << t.dump();
+    EXPECT_EQ(f->error_class, "schema_violation");
+    EXPECT_NE(f->message.find(row.where), std::string::npos) << f->message;
+  }
+}
+
+TEST(MessageValidator, UnsafePathIsItsOwnClass) {
+  MessageValidator v;
+  json t = valid_task();
+  t["payload"]["path"] = "../../etc/passwd";
+  auto f = v.validate_task(t);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->error_class, "unsafe_path");
+  EXPECT_NE(f->message.find("../../etc/passwd"), std::string::npos);
+}
+
+TEST(MessageValidator, EventsAreCheckedAgainstTheSchemaOfTheirType) {
+  MessageValidator v;
+  json e = json::parse(R"({
+    "id": "ev-1", "task_id": "t-1", "job_id": "job-1", "type": "QA_FAILED",
+    "created_at": "2026-11-22T10:00:00.123+01:00",
+    "payload": {"path": "src/app.py", "diagnostics": [{"message": "E501 line too long", "line": 3}]}})");
+  EXPECT_FALSE(v.validate_event(e).has_value());
+  EXPECT_EQ(v.event_schema_id("QA_FAILED"), "agentline.event.qa_failed.v1");
+
+  e["payload"].erase("diagnostics");
+  auto missing = v.validate_event(e);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->error_class, "schema_violation");
+
+  e["type"] = "FILE_EXPLODED";
+  auto unknown = v.validate_event(e);
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(unknown->error_class, "unknown_event_type");
+}
+
+TEST(MessageValidator, EveryDesignEventTypeHasASchema) {
+  MessageValidator v;
+  for (const char* type :
+       {"FILE_COMPLETED", "FILE_FAILED", "QA_PASSED", "QA_FAILED", "UPLOADED", "UPLOAD_FAILED", "ESCALATED"}) {
+    EXPECT_FALSE(v.event_schema_id(type).empty()) << type;
+  }
+}

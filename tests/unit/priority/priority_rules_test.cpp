@@ -1,0 +1,71 @@
+#include "priority_rules.h"
+
+#include <gtest/gtest.h>
+
+using namespace agentline::priority;
+
+// The seed's table: CRITICAL for entry points, config, __init__, core; HIGH for models,
+// schemas, database, auth; NORMAL for services, APIs, routes; LOW for tests, docs, examples.
+TEST(PriorityRules, DefaultRulesFollowTheSeedTable) {
+  auto rules = PriorityRules::load("");
+  struct Row {
+    const char* path;
+    Priority expected;
+  } rows[] = {
+      {"main.py", Priority::kCritical},
+      {"src/app.ts", Priority::kCritical},
+      {"cmd/server/main.go", Priority::kCritical},
+      {"pkg/__init__.py", Priority::kCritical},
+      {"config/settings.yaml", Priority::kCritical},
+      {"app/config.py", Priority::kCritical},
+      {"core/engine.py", Priority::kCritical},
+      {"pyproject.toml", Priority::kCritical},
+      {"app/models/user.py", Priority::kHigh},
+      {"app/models.py", Priority::kHigh},
+      {"api/schemas/order.py", Priority::kHigh},
+      {"db/session.py", Priority::kHigh},
+      {"app/database.py", Priority::kHigh},
+      {"auth/jwt.py", Priority::kHigh},
+      {"app/services/billing.py", Priority::kNormal},
+      {"app/api/v1/users.py", Priority::kNormal},
+      {"app/routes.py", Priority::kNormal},
+      {"app/utils/strings.py", Priority::kNormal},
+      {"tests/test_models.py", Priority::kLow},
+      {"app/models/user_test.go", Priority::kLow},
+      {"web/src/Button.test.tsx", Priority::kLow},
+      {"docs/architecture.md", Priority::kLow},
+      {"README.md", Priority::kLow},
+      {"examples/quickstart.py", Priority::kLow},
+  };
+  for (const auto& row : rows) {
+    EXPECT_EQ(to_string(rules.classify(row.path, "").priority), to_string(row.expected)) << row.path;
+  }
+}
+
+TEST(PriorityRules, MatchingIsCaseInsensitiveAndNamesTheRule) {
+  auto rules = PriorityRules::load("");
+  auto d = rules.classify("App/Models/User.PY", "");
+  EXPECT_EQ(d.priority, Priority::kHigh);
+  EXPECT_EQ(d.rule, "models-schemas-database-auth");
+  EXPECT_EQ(rules.classify("misc/thing.py", "").rule, "default");
+}
+
+TEST(PriorityRules, CustomRuleFileWithKeywordsAndDefault) {
+  auto rules = PriorityRules::parse(R"({
+    "default": "low",
+    "rules": [
+      {"name": "security", "priority": "critical", "keywords": ["cve", "security"]},
+      {"name": "ui", "priority": "high", "directories": ["ui"]}
+    ]})");
+  EXPECT_EQ(rules.classify("lib/x.c", "Patch CVE-2024-1234").priority, Priority::kCritical);
+  EXPECT_EQ(rules.classify("ui/button.tsx", "").priority, Priority::kHigh);
+  EXPECT_EQ(rules.classify("lib/x.c", "refactor").priority, Priority::kLow);
+}
+
+TEST(PriorityRules, BadRuleFilesAreRejected) {
+  EXPECT_THROW(PriorityRules::parse("{"), std::invalid_argument);
+  EXPECT_THROW(PriorityRules::parse(R"({"rules": [{"name": "x", "priority": "urgent", "keywords": ["a"]}]})"),
+               std::invalid_argument);
+  EXPECT_THROW(PriorityRules::parse(R"({"rules": [{"name": "x", "priority": "low"}]})"), std::invalid_argument);
+  EXPECT_THROW(PriorityRules::parse(R"({"rules": [], "defualt": "low"})"), std::invalid_argument);
+}

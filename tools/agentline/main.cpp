@@ -1,0 +1,258 @@
+// agentline: the operator's command line.
+//   agentline broker              run the embedded broker (librdkafka mock cluster)
+//   agentline up                  broker (unless --bootstrap-servers) + services, supervised
+//   agentline submit FILE.jsonl   validate and publish tasks
+//   agentline topics apply|list   create the catalog's topics / show them with counts
+//   agentline lag                 records a group has not committed yet (optionally wait for 0)
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "agentline/config/options.h"
+#include "agentline/kafka/admin.h"
+#include "agentline/kafka/embedded_broker.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/kafka/topic_catalog.h"
+#include "submit.h"
+#include "supervisor.h"
+
+namespace fs = std::filesystem;
+using namespace agentline;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+struct GlobalOptions {
+  std::string bootstrap_servers;
+  std::string state_dir = ".agentline";
+  std::string catalog;
+  std::string topic_prefix;
+  std::vector<std::string> kafka;
+  std::string log_level = "info";
+
+  kafka::KafkaSettings settings() const {
+    return {bootstrap_servers, config::parse_properties(kafka), state_dir};
+  }
+  kafka::TopicCatalog load_catalog() const {
+    auto c = kafka::TopicCatalog::load(catalog);
+    if (!topic_prefix.empty()) c.set_prefix(topic_prefix);
+    return c;
+  }
+};
+
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+  auto env = [](const char* name) { return config::OptionSet::env_name(name); };
+  app.add_option("--bootstrap-servers", g.bootstrap_servers, "Kafka cluster; empty: the embedded broker")
+      ->envname(env("bootstrap-servers"));
+  app.add_option("--state-dir", g.state_dir, "Where the embedded broker's address is kept")
+      ->envname(env("state-dir"))
+      ->capture_default_str();
+  app.add_option("--catalog", g.catalog, "Topic catalog file; empty: the built-in catalog")->envname(env("catalog"));
+  app.add_option("--topic-prefix", g.topic_prefix, "Prefix of every topic; empty: the catalog's")
+      ->envname(env("topic-prefix"));
+  app.add_option("-X,--kafka", g.kafka, "librdkafka property key=value (repeatable)");
+  app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error")->capture_default_str();
+}
+
+fs::path self_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+
+// The embedded broker's process writes its address to <state-dir>/bootstrap.
+int cmd_broker(const GlobalOptions& g, int brokers) {
+  auto catalog = g.load_catalog();
+  kafka::EmbeddedBroker broker(catalog, brokers);
+  fs::create_directories(g.state_dir);
+  fs::path file = fs::path(g.state_dir) / "bootstrap";
+  {
+    std::ofstream out(file.string() + ".tmp");
+    out << broker.bootstrap_servers() << "\n";
+  }
+  fs::rename(file.string() + ".tmp", file);
+  std::cout << "embedded broker (librdkafka mock cluster, memory only, ~5 MB or 100k messages per partition)\n"
+            << "bootstrap: " << broker.bootstrap_servers() << "\n"
+            << "topics: " << catalog.all_topics().size() << " created from the catalog\n"
+            << "address written to " << file.string() << std::endl;
+  install_signal_handlers();
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  fs::remove(file);
+  return 0;
+}
+
+int cmd_topics_apply(const GlobalOptions& g, int replication_factor) {
+  kafka::ClusterAdmin admin(g.settings());
+  auto result = admin.apply(g.load_catalog(),
+                            replication_factor > 0 ? std::optional<int>(replication_factor) : std::nullopt);
+  for (const auto& t : result.created) std::cout << "created  " << t << "\n";
+  for (const auto& t : result.existing) std::cout << "exists   " << t << "\n";
+  for (const auto& w : result.warnings) std::cout << "warning  " << w << "\n";
+  std::cout << result.created.size() << " created, " << result.existing.size() << " already present\n";
+  return 0;
+}
+
+int cmd_topics_list(const GlobalOptions& g) {
+  auto catalog = g.load_catalog();
+  std::vector<std::string> names;
+  for (const auto& t : catalog.all_topics()) names.push_back(t.name);
+  kafka::ClusterAdmin admin(g.settings());
+  std::printf("%-48s %10s %10s\n", "TOPIC", "PARTITIONS", "MESSAGES");
+  for (const auto& t : admin.offsets(names)) {
+    if (t.exists) {
+      std::printf("%-48s %10d %10lld\n", t.topic.c_str(), t.partitions, static_cast<long long>(t.messages));
+    } else {
+      std::printf("%-48s %10s %10s\n", t.topic.c_str(), "missing", "-");
+    }
+  }
+  return 0;
+}
+
+int cmd_lag(const GlobalOptions& g, const std::string& group, const std::string& logical_topic, int wait_seconds) {
+  auto catalog = g.load_catalog();
+  kafka::ClusterAdmin admin(g.settings());
+  const std::string topic = catalog.topic(logical_topic);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  for (;;) {
+    auto lag = admin.group_lag(group, topic);
+    if (lag == 0 || std::chrono::steady_clock::now() >= deadline) {
+      std::cout << group << " lag on " << topic << ": " << lag << "\n";
+      return lag == 0 ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw) {
+  auto catalog = g.load_catalog();
+  std::ifstream in(file);
+  if (!in) {
+    std::cerr << "cannot read " << file << "\n";
+    return 2;
+  }
+  kafka::Producer producer(g.settings(), "agentline-submit");
+  auto result = cli::submit_tasks(in, producer, catalog.topic("tasks.submitted"), raw, std::cerr);
+  std::cout << "submitted " << result.submitted << ", rejected " << result.rejected << ", failed " << result.failed
+            << " (to " << catalog.topic("tasks.submitted") << ")\n";
+  return (result.rejected == 0 && result.failed == 0) ? 0 : 1;
+}
+
+int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_port, int grace_ms) {
+  install_signal_handlers();
+  const fs::path bin = self_dir();
+  cli::Supervisor broker_supervisor(std::chrono::seconds(5));
+  std::string bootstrap = g.bootstrap_servers;
+  if (bootstrap.empty()) {
+    fs::path file = fs::path(g.state_dir) / "bootstrap";
+    fs::remove(file);
+    std::vector<std::string> argv{(bin / "agentline").string(), "broker", "--state-dir", g.state_dir};
+    if (!g.catalog.empty()) argv.insert(argv.end(), {"--catalog", g.catalog});
+    if (!g.topic_prefix.empty()) argv.insert(argv.end(), {"--topic-prefix", g.topic_prefix});
+    broker_supervisor.start({"broker", argv});
+    for (int i = 0; i < 100 && !fs::exists(file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(file);
+    if (!in || !std::getline(in, bootstrap)) {
+      spdlog::error("the embedded broker did not start (no {})", file.string());
+      return 1;
+    }
+  } else {
+    cmd_topics_apply(g, 0);
+  }
+  spdlog::info("bootstrap servers: {}", bootstrap);
+
+  cli::Supervisor supervisor(std::chrono::milliseconds(grace_ms + 5000));
+  int port = base_port;
+  for (const auto& name : services) {
+    fs::path exe = bin / name;
+    if (!fs::exists(exe)) {
+      spdlog::error("no binary {} next to agentline", exe.string());
+      return 2;
+    }
+    std::vector<std::string> argv{exe.string(), "--bootstrap-servers", bootstrap, "--http-port", std::to_string(port++),
+                                  "--shutdown-grace-ms", std::to_string(grace_ms)};
+    if (!g.catalog.empty()) argv.insert(argv.end(), {"--catalog", g.catalog});
+    if (!g.topic_prefix.empty()) argv.insert(argv.end(), {"--topic-prefix", g.topic_prefix});
+    for (const auto& p : g.kafka) argv.insert(argv.end(), {"-X", p});
+    supervisor.start({name, argv});
+  }
+  spdlog::info("running {} service(s); metrics on ports {}..{}; Ctrl-C stops", services.size(), base_port, port - 1);
+  while (!g_stop.load()) {
+    supervisor.tick();
+    broker_supervisor.tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  spdlog::info("stopping services");
+  supervisor.stop();
+  broker_supervisor.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("Agentline: a Kafka backbone for AI coding work", "agentline");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  GlobalOptions g;
+  add_global_options(app, g);
+
+  int brokers = 1;
+  auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics");
+  broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
+
+  std::vector<std::string> services{"priority-assigner"};
+  int base_port = 9400;
+  int grace_ms = 20000;
+  auto* up = app.add_subcommand("up", "Start the embedded broker (unless --bootstrap-servers) and the services");
+  up->add_option("--services", services, "Services to run")->delimiter(',')->capture_default_str();
+  up->add_option("--base-http-port", base_port, "First port for the services' /metrics")->capture_default_str();
+  up->add_option("--shutdown-grace-ms", grace_ms, "Drain time given to each service on stop")->capture_default_str();
+
+  std::string file;
+  bool raw = false;
+  auto* submit = app.add_subcommand("submit", "Validate tasks (JSON Lines) and publish them to tasks.submitted");
+  submit->add_option("file", file, "Tasks, one JSON object per line")->required();
+  submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
+
+  auto* topics = app.add_subcommand("topics", "Topic catalog commands");
+  topics->require_subcommand(1);
+  int replication_factor = 0;
+  auto* apply = topics->add_subcommand("apply", "Create the catalog's missing topics");
+  apply->add_option("--replication-factor", replication_factor, "Override the catalog's replication factor");
+  auto* list = topics->add_subcommand("list", "List the catalog's topics with partitions and message counts");
+
+  std::string group, topic = "tasks.submitted";
+  int wait_seconds = 0;
+  auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
+  lag->add_option("--group", group, "Consumer group")->required();
+  lag->add_option("--topic", topic, "Logical topic name")->capture_default_str();
+  lag->add_option("--wait", wait_seconds, "Wait up to this many seconds for the lag to reach 0");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(g.log_level));
+  spdlog::set_pattern("%H:%M:%S.%e agentline %^%l%$ %v");
+  try {
+    if (*broker) return cmd_broker(g, brokers);
+    if (*up) return cmd_up(g, services, base_port, grace_ms);
+    if (*submit) return cmd_submit(g, file, raw);
+    if (*apply) return cmd_topics_apply(g, replication_factor);
+    if (*list) return cmd_topics_list(g);
+    if (*lag) return cmd_lag(g, group, topic, wait_seconds);
+  } catch (const std::exception& e) {
+    std::cerr << "agentline: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,27 @@
+#pragma once
+// `agentline submit`: reads tasks as JSON Lines, validates each line like the
+// priority-assigner would, reports the rejected lines with their reasons, and produces the
+// valid ones to tasks.submitted (key task_id), waiting for Kafka's acknowledgement.
+#include <iosfwd>
+#include <string>
+
+namespace agentline::kafka {
+class Producer;
+}
+
+namespace agentline::cli {
+
+struct SubmitResult {
+  int submitted = 0;
+  int rejected = 0;
+  int failed = 0;  // valid, but Kafka did not acknowledge them
+};
+
+// `raw`: send every non-blank line as it is, unvalidated (to exercise the DLQ path).
+SubmitResult submit_tasks(std::istream& in, kafka::Producer& producer, const std::string& topic, bool raw,
+                          std::ostream& report);
+
+// A fresh W3C trace context ("00-<trace-id>-<span-id>-01").
+std::string new_traceparent();
+
+}  // namespace agentline::cli
