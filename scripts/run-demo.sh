@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make run`: the pipeline end to end on the embedded broker.
+# Starts `agentline up` (embedded broker + services), submits examples/tasks.jsonl and the
+# deliberately broken examples/rejected.jsonl, waits until priority-assigner has consumed
+# everything, and prints where each task went, with the DLQ's headers.
+# AGENTLINE_KEEP_RUNNING=1 leaves everything running until Ctrl-C.
+set -euo pipefail
+
+bin=${1:-build/bin}
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=${AGENTLINE_STATE_DIR:-$root/.agentline}
+port=${AGENTLINE_BASE_HTTP_PORT:-9400}
+mkdir -p "$state"
+rm -f "$state/bootstrap"
+
+"$bin/agentline" up --state-dir "$state" --base-http-port "$port" --shutdown-grace-ms 5000 >"$state/up.log" 2>&1 &
+up_pid=$!
+stop() {
+  kill -TERM "$up_pid" 2>/dev/null || true
+  wait "$up_pid" 2>/dev/null || true
+}
+trap stop EXIT
+
+for _ in $(seq 1 100); do
+  [ -s "$state/bootstrap" ] && break
+  kill -0 "$up_pid" 2>/dev/null || { cat "$state/up.log"; echo "agentline up exited early" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$state/bootstrap" ] || { cat "$state/up.log"; echo "the embedded broker did not start" >&2; exit 1; }
+bootstrap=$(cat "$state/bootstrap")
+echo "== embedded broker at $bootstrap (state in $state, logs in $state/up.log)"
+
+echo "== submitting examples/tasks.jsonl"
+"$bin/agentline" submit --state-dir "$state" "$root/examples/tasks.jsonl"
+echo "== submitting examples/rejected.jsonl unvalidated (--raw), to show the DLQ"
+"$bin/agentline" submit --state-dir "$state" --raw "$root/examples/rejected.jsonl"
+
+echo "== waiting for priority-assigner to consume everything"
+"$bin/agentline" lag --state-dir "$state" --group priority-assigner --topic tasks.submitted --wait 90
+
+echo "== where the tasks went"
+"$bin/agentline" topics list --state-dir "$state" | grep -E '^TOPIC|tasks\.|\.dlq ' | grep -v '\.retry\.'
+
+echo "== DLQ records (kcat -C -t agentline.dlq -f '%h %s\\n')"
+kcat -b "$bootstrap" -C -t agentline.dlq -e -q -f 'headers: %h\nvalue:   %s\n\n'
+
+echo "== priority-assigner metrics (http://127.0.0.1:$port/metrics)"
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^agentline_(tasks_prioritized|dead_letters)_total' || true
+
+if [ "${AGENTLINE_KEEP_RUNNING:-0}" = 1 ]; then
+  echo "== running; try: kcat -b $bootstrap -L   (Ctrl-C stops)"
+  wait "$up_pid"
+fi
