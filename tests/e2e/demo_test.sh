@@ -20,7 +20,17 @@ set +e
 "$bin/agentline" submit --state-dir "$work/v" "$root/examples/rejected.jsonl" >"$work/submit.out" 2>"$work/submit.err"
 rc=$?
 set -e
+# Backpressure: with nobody consuming, a backlog over --max-backlog makes submit wait.
+"$bin/agentline" submit --state-dir "$work/v" "$root/examples/tasks.jsonl" >/dev/null
+set +e
+timeout 5 "$bin/agentline" submit --state-dir "$work/v" --max-backlog 10 "$root/examples/tasks.jsonl" \
+  >/dev/null 2>"$work/hold.err"
+hold_rc=$?
+set -e
 kill -TERM $broker; wait $broker || true
+[ $hold_rc -eq 124 ] || fail "submit did not hold back over --max-backlog (exit $hold_rc)"
+grep -q "holding back: 21 records of agentline.tasks.submitted not consumed yet" "$work/hold.err" ||
+  fail "no hold-back message: $(cat "$work/hold.err")"
 [ $rc -eq 1 ] || fail "submit of rejected lines exited $rc, expected 1"
 grep -q "line 1: rejected: malformed_json" "$work/submit.err" || fail "line 1 not reported: $(cat "$work/submit.err")"
 grep -q "line 2: rejected: schema_violation.*path" "$work/submit.err" || fail "line 2 not reported"

@@ -135,15 +135,29 @@ int cmd_lag(const GlobalOptions& g, const std::string& group, const std::string&
   }
 }
 
-int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw) {
+// The embedded broker drops the oldest records of a partition past ~100k messages, so
+// submit waits while priority-assigner's backlog on tasks.submitted exceeds `max_backlog`.
+int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog) {
   auto catalog = g.load_catalog();
   std::ifstream in(file);
   if (!in) {
     std::cerr << "cannot read " << file << "\n";
     return 2;
   }
+  const std::string topic = catalog.topic("tasks.submitted");
   kafka::Producer producer(g.settings(), "agentline-submit");
-  auto result = cli::submit_tasks(in, producer, catalog.topic("tasks.submitted"), raw, std::cerr);
+  kafka::ClusterAdmin admin(g.settings());
+  auto hold_back = [&] {
+    if (max_backlog <= 0) return;
+    bool said = false;
+    for (auto lag = admin.group_lag("priority-assigner", topic); lag > max_backlog;
+         lag = admin.group_lag("priority-assigner", topic)) {
+      if (!said) std::cerr << "holding back: " << lag << " records of " << topic << " not consumed yet\n";
+      said = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  };
+  auto result = cli::submit_tasks(in, producer, topic, raw, std::cerr, hold_back);
   std::cout << "submitted " << result.submitted << ", rejected " << result.rejected << ", failed " << result.failed
             << " (to " << catalog.topic("tasks.submitted") << ")\n";
   return (result.rejected == 0 && result.failed == 0) ? 0 : 1;
@@ -225,6 +239,10 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Validate tasks (JSON Lines) and publish them to tasks.submitted");
   submit->add_option("file", file, "Tasks, one JSON object per line")->required();
   submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
+  long max_backlog = 200000;
+  submit->add_option("--max-backlog", max_backlog,
+                     "Wait while priority-assigner has more unconsumed tasks than this (0: never wait)")
+      ->capture_default_str();
 
   auto* topics = app.add_subcommand("topics", "Topic catalog commands");
   topics->require_subcommand(1);
@@ -246,7 +264,7 @@ int main(int argc, char** argv) {
   try {
     if (*broker) return cmd_broker(g, brokers);
     if (*up) return cmd_up(g, services, base_port, grace_ms);
-    if (*submit) return cmd_submit(g, file, raw);
+    if (*submit) return cmd_submit(g, file, raw, max_backlog);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
     if (*lag) return cmd_lag(g, group, topic, wait_seconds);

@@ -22,7 +22,7 @@ std::string new_traceparent() {
 }
 
 SubmitResult submit_tasks(std::istream& in, kafka::Producer& producer, const std::string& topic, bool raw,
-                          std::ostream& report) {
+                          std::ostream& report, const std::function<void()>& hold_back, int hold_back_every) {
   events::MessageValidator validator;
   SubmitResult result;
   std::atomic<int> failed{0};
@@ -32,6 +32,7 @@ SubmitResult submit_tasks(std::istream& in, kafka::Producer& producer, const std
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (hold_back && (result.submitted + result.rejected) % hold_back_every == 0) hold_back();
     kafka::OutgoingRecord record;
     record.topic = topic;
     record.value = line;

@@ -2,6 +2,7 @@
 // `agentline submit`: reads tasks as JSON Lines, validates each line like the
 // priority-assigner would, reports the rejected lines with their reasons, and produces the
 // valid ones to tasks.submitted (key task_id), waiting for Kafka's acknowledgement.
+#include <functional>
 #include <iosfwd>
 #include <string>
 
@@ -18,8 +19,10 @@ struct SubmitResult {
 };
 
 // `raw`: send every non-blank line as it is, unvalidated (to exercise the DLQ path).
+// `hold_back` runs before every `hold_back_every` records; it may block (backpressure).
 SubmitResult submit_tasks(std::istream& in, kafka::Producer& producer, const std::string& topic, bool raw,
-                          std::ostream& report);
+                          std::ostream& report, const std::function<void()>& hold_back = {},
+                          int hold_back_every = 1000);
 
 // A fresh W3C trace context ("00-<trace-id>-<span-id>-01").
 std::string new_traceparent();

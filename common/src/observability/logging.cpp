@@ -25,7 +25,7 @@ class JsonFormatter final : public spdlog::formatter {
     std::time_t t = secs.count();
     std::tm tm{};
     gmtime_r(&t, &tm);
-    char ts[40];
+    char ts[96];
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
     nlohmann::json line = {

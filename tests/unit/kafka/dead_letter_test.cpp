@@ -67,7 +67,9 @@ TEST(FailureRouter, TransientFailuresWalkTheTiersThenReachTheDlq) {
     // The origin is the first topic, never a retry tier, so a replay goes to the right place.
     EXPECT_EQ(header(out, h::kOriginalTopic), "agentline.tasks.submitted");
     EXPECT_EQ(header(out, h::kOriginalOffset), "1234");
-    if (step < 3) EXPECT_EQ(header(out, h::kRetryDue), std::to_string(now + expected_delay[step]));
+    if (step < 3) {
+      EXPECT_EQ(header(out, h::kRetryDue), std::to_string(now + expected_delay[step]));
+    }
     // The next hop reads what this one wrote.
     InboundRecord next;
     next.topic = out.topic;
