@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -21,8 +22,26 @@ namespace agentline::testing {
 
 using namespace kafka::detail;
 
-BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog)
-    : catalog_(std::move(catalog)), broker_(std::make_unique<kafka::EmbeddedBroker>(catalog_)) {}
+std::string real_kafka_state() {
+  const char* state = std::getenv("AGENTLINE_TEST_KAFKA_STATE");
+  return state ? state : "";
+}
+
+BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog) : catalog_(std::move(catalog)) {
+  const std::string state = real_kafka_state();
+  if (state.empty()) {
+    broker_ = std::make_unique<kafka::EmbeddedBroker>(catalog_);
+    bootstrap_ = broker_->bootstrap_servers();
+    return;
+  }
+  std::ifstream in(state + "/bootstrap");
+  if (!std::getline(in, bootstrap_) || bootstrap_.empty()) {
+    throw std::runtime_error("AGENTLINE_TEST_KAFKA_STATE=" + state + " has no bootstrap file; start tests/kafka/kafka-local.sh");
+  }
+  static int counter = 0;
+  catalog_.set_prefix(catalog_.prefix() + "p" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".");
+  kafka::ClusterAdmin(kafka::KafkaSettings{bootstrap_, {}, ""}).apply(catalog_, 1);
+}
 
 BrokerFixture::~BrokerFixture() = default;
 

@@ -21,12 +21,17 @@ class Producer;
 
 namespace agentline::testing {
 
+// By default each fixture starts its own embedded broker. When AGENTLINE_TEST_KAFKA_STATE
+// names the state directory of tests/kafka/kafka-local.sh, it uses that real Kafka instead,
+// with a topic prefix of its own (so tests never see each other's records) and the
+// catalog's topics created through `ClusterAdmin::apply`.
 class BrokerFixture {
  public:
   explicit BrokerFixture(kafka::TopicCatalog catalog);
   ~BrokerFixture();
 
-  const std::string& bootstrap() const { return broker_->bootstrap_servers(); }
+  const std::string& bootstrap() const { return bootstrap_; }
+  bool real_kafka() const { return broker_ == nullptr; }
   const kafka::TopicCatalog& catalog() const { return catalog_; }
 
   void produce(const std::string& topic, const std::string& key, const std::string& value,
@@ -44,6 +49,7 @@ class BrokerFixture {
  private:
   kafka::TopicCatalog catalog_;
   std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  std::string bootstrap_;
   std::unique_ptr<kafka::Producer> producer_;  // destroyed before the broker
 };
 
@@ -64,6 +70,8 @@ class ServiceProcess {
 };
 
 std::string bin(const std::string& name);
+// The real-Kafka state directory, or "" when the tests run on the embedded broker.
+std::string real_kafka_state();
 int free_port();
 // Body of GET http://127.0.0.1:port/path, or "" when unreachable. `status` gets the code.
 std::string http_get(int port, const std::string& path, int* status = nullptr);

@@ -43,7 +43,7 @@ class ConsumerRuntimeTest : public ::testing::Test {
     kafka::ConsumerOptions options;
     options.service = "runtime-test";
     options.group_id = "runtime-test";
-    options.topics = {"rt.in"};
+    options.topics = {topic("in")};
     options.max_in_flight = max_in_flight;
     options.shutdown_grace = grace;
     options.commit_interval = 200ms;
@@ -53,6 +53,9 @@ class ConsumerRuntimeTest : public ::testing::Test {
                                                         std::make_shared<observability::HealthState>());
     thread_ = std::thread([this] { exit_code_ = runtime_->run(handler_); });
   }
+
+  std::string topic(const std::string& logical) const { return broker_.catalog().topic(logical); }
+  std::string tier(int n) const { return broker_.catalog().retry_tiers("runtime-test").at(n - 1).topic; }
 
   int stop() {
     runtime_->request_stop();
@@ -84,14 +87,14 @@ TEST_F(ConsumerRuntimeTest, TransientFailuresGoThroughEachTierAtItsDelayThenToTh
     attempts.emplace_back(kafka::attempt_of(r), std::chrono::steady_clock::now());
     return kafka::Failure::transient("backend_unavailable", "HTTP 503 from the model");
   });
-  broker_.produce("rt.in", "k1", "payload-1", {{"traceparent", "00-t-s-01"}});
+  broker_.produce(topic("in"), "k1", "payload-1", {{"traceparent", "00-t-s-01"}});
 
-  auto dlq = broker_.read("rt.dlq", 1, 30s);
+  auto dlq = broker_.read(topic("dlq"), 1, 30s);
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(stop(), 0);
   EXPECT_EQ(dlq[0].value, "payload-1");
   EXPECT_EQ(dlq[0].header(kafka::headers::kAttempt), "3") << "first try plus two retry tiers";
-  EXPECT_EQ(dlq[0].header(kafka::headers::kOriginalTopic), "rt.in");
+  EXPECT_EQ(dlq[0].header(kafka::headers::kOriginalTopic), topic("in"));
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "backend_unavailable");
   EXPECT_EQ(dlq[0].header("traceparent"), "00-t-s-01");
 
@@ -102,26 +105,26 @@ TEST_F(ConsumerRuntimeTest, TransientFailuresGoThroughEachTierAtItsDelayThenToTh
   // Each tier holds the record at least its delay (300 ms, then 600 ms).
   EXPECT_GE(attempts[1].second - attempts[0].second, 300ms);
   EXPECT_GE(attempts[2].second - attempts[1].second, 600ms);
-  EXPECT_EQ(broker_.read("rt.retry.runtime-test.1", 1, 2s).size(), 1u);
-  EXPECT_EQ(broker_.read("rt.retry.runtime-test.2", 1, 2s).size(), 1u);
+  EXPECT_EQ(broker_.read(tier(1), 1, 2s).size(), 1u);
+  EXPECT_EQ(broker_.read(tier(2), 1, 2s).size(), 1u);
 }
 
 TEST_F(ConsumerRuntimeTest, ARecordThatSucceedsOnRetryIsDeliveredOnceAndNeverDeadLettered) {
   std::atomic<int> calls{0};
   start([&](const kafka::InboundRecord& r, kafka::Emitter& out) -> std::optional<kafka::Failure> {
     if (calls++ == 0) return kafka::Failure::transient("timeout", "first call times out");
-    out.emit({"rt.out", *r.key, "done:" + r.value, {}, std::nullopt});
+    out.emit({topic("out"), *r.key, "done:" + r.value, {}, std::nullopt});
     return std::nullopt;
   });
-  broker_.produce("rt.in", "k1", "v1");
-  auto out = broker_.read("rt.out", 1, 30s);
+  broker_.produce(topic("in"), "k1", "v1");
+  auto out = broker_.read(topic("out"), 1, 30s);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].value, "done:v1");
   EXPECT_EQ(stop(), 0);
   EXPECT_EQ(calls.load(), 2);
-  EXPECT_TRUE(broker_.read("rt.dlq", 1, 1s).empty());
-  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 0);
-  EXPECT_EQ(broker_.lag("runtime-test", "rt.retry.runtime-test.1"), 0);
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
+  EXPECT_EQ(broker_.lag("runtime-test", tier(1)), 0);
 }
 
 TEST_F(ConsumerRuntimeTest, HandlersRunInParallelInsideOnePartition) {
@@ -133,22 +136,22 @@ TEST_F(ConsumerRuntimeTest, HandlersRunInParallelInsideOnePartition) {
         while (now > seen && !peak.compare_exchange_weak(seen, now)) {
         }
         std::this_thread::sleep_for(150ms);  // an LLM call, shortened
-        out.emit({"rt.out", *r.key, r.value, {}, std::nullopt});
+        out.emit({topic("out"), *r.key, r.value, {}, std::nullopt});
         --running;
         ++done;
         return std::nullopt;
       },
       /*max_in_flight=*/16);
-  for (int i = 0; i < 64; ++i) broker_.produce("rt.in", "k" + std::to_string(i), "v" + std::to_string(i));
-  EXPECT_EQ(broker_.read("rt.out", 64, 60s).size(), 64u);
+  for (int i = 0; i < 64; ++i) broker_.produce(topic("in"), "k" + std::to_string(i), "v" + std::to_string(i));
+  EXPECT_EQ(broker_.read(topic("out"), 64, 60s).size(), 64u);
   EXPECT_EQ(stop(), 0);
   EXPECT_GE(peak.load(), 8) << "a single partition still feeds many handlers at once";
   EXPECT_LE(peak.load(), 16) << "never more than max_in_flight";
-  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 0);
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
 }
 
 TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndAReplayRedoesOnlyThatTail) {
-  for (int i = 0; i < 10; ++i) broker_.produce("rt.in", "k" + std::to_string(i), std::to_string(i));
+  for (int i = 0; i < 10; ++i) broker_.produce(topic("in"), "k" + std::to_string(i), std::to_string(i));
   std::atomic<int> finished{0};
   start(
       [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
@@ -160,7 +163,7 @@ TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndAReplayR
   ASSERT_TRUE(agentline::testing::eventually([&] { return finished.load() >= 9; }, 20s));
   EXPECT_EQ(stop(), 0);
   // Offsets 0..2 finished before 3: committed. 4..9 finished too, but behind 3: not committed.
-  EXPECT_EQ(broker_.lag("runtime-test", "rt.in"), 7);
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 7);
 
   std::mutex mutex;
   std::vector<std::string> replayed;
@@ -169,7 +172,7 @@ TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndAReplayR
     replayed.push_back(r.value);
     return std::nullopt;
   });
-  ASSERT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", "rt.in") == 0; }, 30s));
+  ASSERT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", topic("in")) == 0; }, 30s));
   EXPECT_EQ(stop(), 0);
   std::sort(replayed.begin(), replayed.end());
   EXPECT_EQ(replayed, (std::vector<std::string>{"3", "4", "5", "6", "7", "8", "9"}));
@@ -179,8 +182,8 @@ TEST_F(ConsumerRuntimeTest, AnExceptionInAHandlerIsATransientFailureNotACrash) {
   start([&](const kafka::InboundRecord&, kafka::Emitter&) -> std::optional<kafka::Failure> {
     throw std::runtime_error("boom");
   });
-  broker_.produce("rt.in", "k1", "v1");
-  auto dlq = broker_.read("rt.dlq", 1, 30s);
+  broker_.produce(topic("in"), "k1", "v1");
+  auto dlq = broker_.read(topic("dlq"), 1, 30s);
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "unhandled_exception");
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorMessage), "boom");

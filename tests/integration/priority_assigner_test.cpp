@@ -35,7 +35,8 @@ class PriorityAssignerTest : public ::testing::Test {
         agentline::testing::bin("priority-assigner"),
         std::vector<std::string>{"--bootstrap-servers", broker_.bootstrap(), "--http-port",
                                  std::to_string(http_port_), "--session-timeout-ms", "6000",
-                                 "--statistics-interval-ms", "1000", "--shutdown-grace-ms", "5000"});
+                                 "--statistics-interval-ms", "1000", "--shutdown-grace-ms", "5000",
+                                 "--topic-prefix", broker_.catalog().prefix()});
   }
   std::string topic(const std::string& logical) { return broker_.catalog().topic(logical); }
 

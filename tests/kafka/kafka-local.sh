@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# A local Apache Kafka for tests, from Maven Central's jars, in KRaft mode on loopback.
+#
+#   kafka-local.sh start [--brokers N] [--secure] [--state DIR]   start N (1 or 3) combined broker/controller nodes
+#   kafka-local.sh stop [--state DIR]                             stop them and delete their data
+#   kafka-local.sh restart [--state DIR]                          stop and start again, keeping the data
+#   kafka-local.sh status [--state DIR]                           print the bootstrap address if running
+#   kafka-local.sh tool CLASS ARGS... [--state DIR]               run a Kafka tool class with the same jars
+#
+# `start` prints the bootstrap address and writes it to DIR/bootstrap. --secure adds a
+# SASL_SSL listener (certificates made with openssl, SCRAM-SHA-512 user `agentline`) whose
+# address, CA and password land in DIR/secure-bootstrap, DIR/ca.pem and DIR/password.
+# Installs a JDK and Maven with apt-get if they are missing; jars are cached in .cache/kafka.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+libs="$root/.cache/kafka/$version/libs"
+
+cmd=${1:-}
+shift || true
+brokers=1
+secure=0
+state="$root/.cache/kafka/state"
+tool_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --brokers) brokers=$2; shift 2 ;;
+    --secure) secure=1; shift ;;
+    --state) state=$2; shift 2 ;;
+    *) tool_args+=("$1"); shift ;;
+  esac
+done
+
+die() { echo "kafka-local: $*" >&2; exit 1; }
+
+ensure_java() {
+  if command -v java >/dev/null && command -v mvn >/dev/null && command -v keytool >/dev/null; then return; fi
+  echo "kafka-local: installing a JDK and Maven with apt-get" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends default-jdk-headless maven >&2 ||
+    { $sudo apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends default-jdk-headless maven >&2; } ||
+    die "cannot install Java and Maven; the real-Kafka tier cannot run"
+  command -v java >/dev/null && command -v mvn >/dev/null || die "java or mvn still missing after apt-get"
+}
+
+ensure_jars() {
+  if [ -f "$libs/.complete" ]; then return; fi
+  ensure_java
+  echo "kafka-local: resolving Apache Kafka $version from Maven Central" >&2
+  rm -rf "$libs"
+  mkdir -p "$libs"
+  mvn -B -q -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
+    die "mvn could not resolve Kafka $version"
+  touch "$libs/.complete"
+}
+
+kafka_java() {
+  java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*" "$@"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_for_broker() {
+  local bootstrap=$1 deadline=$((SECONDS + 90))
+  until kcat -b "$bootstrap" -L -m 5 2>/dev/null | grep -q "broker"; do
+    [ $SECONDS -lt $deadline ] || die "broker at $bootstrap did not come up; see $state/node-*.log"
+    for pid_file in "$state"/node-*.pid; do
+      kill -0 "$(cat "$pid_file")" 2>/dev/null || { tail -30 "${pid_file%.pid}.log" >&2; die "a broker process died"; }
+    done
+    sleep 0.5
+  done
+}
+
+make_certificates() {
+  local dir=$state/tls
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=agentline-test-ca" \
+    -keyout "$dir/ca.key" -out "$state/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/broker.key" -out "$dir/broker.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/broker.csr" -CA "$state/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -extfile "$dir/ext.cnf" -out "$dir/broker.crt" 2>/dev/null
+  # Kafka reads a PEM key store: the PKCS#8 key followed by the certificate chain.
+  openssl pkcs8 -topk8 -nocrypt -in "$dir/broker.key" >"$dir/keystore.pem"
+  cat "$dir/broker.crt" "$state/ca.pem" >>"$dir/keystore.pem"
+}
+
+running() {
+  local pid_file
+  for pid_file in "$state"/node-*.pid; do
+    [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+start() {
+  ! running || die "already running at $(cat "$state/bootstrap" 2>/dev/null) (state $state)"
+  rm -rf "$state"  # left over from a run that was killed
+  ensure_jars
+  mkdir -p "$state"
+  local cluster_id ports=() cports=() sports=() voters="" scram=()
+  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  for i in $(seq 1 "$brokers"); do
+    ports+=("$(free_port)"); cports+=("$(free_port)"); sports+=("$(free_port)")
+    voters+="${voters:+,}$i@127.0.0.1:${cports[$((i - 1))]}"
+  done
+  if [ "$secure" = 1 ]; then
+    make_certificates
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$state/password"
+    scram=(--add-scram "SCRAM-SHA-512=[name=agentline,password=$(cat "$state/password")]")
+  fi
+  local rf=$(( brokers >= 3 ? 3 : 1 )) isr=$(( brokers >= 3 ? 2 : 1 ))
+  for i in $(seq 1 "$brokers"); do
+    local p=${ports[$((i - 1))]} c=${cports[$((i - 1))]} s=${sports[$((i - 1))]} conf="$state/node-$i.properties"
+    local listeners="PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$c"
+    local advertised="PLAINTEXT://127.0.0.1:$p"
+    local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [ "$secure" = 1 ]; then
+      listeners+=",SASL_SSL://127.0.0.1:$s"; advertised+=",SASL_SSL://127.0.0.1:$s"; map+=",SASL_SSL:SASL_SSL"
+    fi
+    cat >"$conf" <<CONF
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=$map
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$state/data-$i
+num.partitions=1
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+min.insync.replicas=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=16777216
+CONF
+    if [ "$secure" = 1 ]; then
+      cat >>"$conf" <<CONF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$state/tls/keystore.pem
+CONF
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" "${scram[@]}" >"$state/node-$i.format.log" 2>&1 ||
+      { cat "$state/node-$i.format.log" >&2; die "formatting KRaft storage failed"; }
+  done
+  launch
+  local bootstrap
+  bootstrap=$(printf '127.0.0.1:%s,' "${ports[@]}"); bootstrap=${bootstrap%,}
+  wait_for_broker "$bootstrap"
+  echo "$bootstrap" >"$state/bootstrap"
+  if [ "$secure" = 1 ]; then echo "127.0.0.1:${sports[0]}" >"$state/secure-bootstrap"; fi
+  echo "$bootstrap"
+}
+
+launch() {
+  for conf in "$state"/node-*.properties; do
+    local n=${conf%.properties}
+    nohup java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*" kafka.Kafka "$conf" >>"$n.log" 2>&1 &
+    echo $! >"$n.pid"
+  done
+}
+
+kill_nodes() {
+  for pid_file in "$state"/node-*.pid; do
+    [ -f "$pid_file" ] || continue
+    local pid; pid=$(cat "$pid_file")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pid_file"
+  done
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) kill_nodes; rm -rf "$state" ;;
+  restart)
+    [ -f "$state/bootstrap" ] || die "not running (state $state)"
+    kill_nodes
+    launch
+    wait_for_broker "$(cat "$state/bootstrap")"
+    cat "$state/bootstrap" ;;
+  status) [ -f "$state/bootstrap" ] && cat "$state/bootstrap" || { echo "not running" >&2; exit 1; } ;;
+  tool) ensure_jars; kafka_java "${tool_args[@]}" ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
