@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test test-unit test-integration test-e2e run clean
+.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka kafka-up kafka-down run clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -26,6 +26,16 @@ test-integration: build
 
 test-e2e: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L e2e
+
+test-kafka: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L kafka
+
+# A local Apache Kafka (KRaft, loopback) for trying things by hand; prints its address.
+kafka-up:
+	bash tests/kafka/kafka-local.sh start
+
+kafka-down:
+	bash tests/kafka/kafka-local.sh stop
 
 run: build
 	bash scripts/run-demo.sh $(BUILD_DIR)/bin

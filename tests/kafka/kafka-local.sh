@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local Apache Kafka for tests, from Maven Central's jars, in KRaft mode on loopback.
 #
-#   kafka-local.sh start [--brokers N] [--secure] [--state DIR]   start N (1 or 3) combined broker/controller nodes
+#   kafka-local.sh start [--brokers N] [--secure] [--version V] [--state DIR]
+#                                                                 start N (1 or 3) combined broker/controller nodes
 #   kafka-local.sh stop [--state DIR]                             stop them and delete their data
 #   kafka-local.sh restart [--state DIR]                          stop and start again, keeping the data
 #   kafka-local.sh status [--state DIR]                           print the bootstrap address if running
@@ -11,12 +12,13 @@
 # SASL_SSL listener (certificates made with openssl, SCRAM-SHA-512 user `agentline`) whose
 # address, CA and password land in DIR/secure-bootstrap, DIR/ca.pem and DIR/password.
 # Installs a JDK and Maven with apt-get if they are missing; jars are cached in .cache/kafka.
+# --version picks another Kafka release than the pom's (the SASL test needs 3.9.x: see
+# docs/security.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
-libs="$root/.cache/kafka/$version/libs"
 
 cmd=${1:-}
 shift || true
@@ -29,9 +31,14 @@ while [ $# -gt 0 ]; do
     --brokers) brokers=$2; shift 2 ;;
     --secure) secure=1; shift ;;
     --state) state=$2; shift 2 ;;
+    --version) version=$2; shift 2 ;;
     *) tool_args+=("$1"); shift ;;
   esac
 done
+
+libs="$root/.cache/kafka/$version/libs"
+# restart/tool/status use the version the state was started with.
+[ "$cmd" = start ] || [ ! -f "$state/version" ] || { version=$(cat "$state/version"); libs="$root/.cache/kafka/$version/libs"; }
 
 die() { echo "kafka-local: $*" >&2; exit 1; }
 
@@ -52,14 +59,14 @@ ensure_jars() {
   echo "kafka-local: resolving Apache Kafka $version from Maven Central" >&2
   rm -rf "$libs"
   mkdir -p "$libs"
-  mvn -B -q -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
+  mvn -B -q -f "$here/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
     die "mvn could not resolve Kafka $version"
   touch "$libs/.complete"
 }
 
 kafka_java() {
-  java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*" "$@"
+  java -Xms64m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2-tools.properties" -cp "$libs/*" "$@"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -102,6 +109,7 @@ start() {
   rm -rf "$state"  # left over from a run that was killed
   ensure_jars
   mkdir -p "$state"
+  echo "$version" >"$state/version"
   local cluster_id ports=() cports=() sports=() voters="" scram=()
   cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
   for i in $(seq 1 "$brokers"); do
@@ -163,7 +171,7 @@ CONF
 launch() {
   for conf in "$state"/node-*.properties; do
     local n=${conf%.properties}
-    nohup java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    nohup java -Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*" kafka.Kafka "$conf" >>"$n.log" 2>&1 &
     echo $! >"$n.pid"
   done

@@ -66,7 +66,7 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
   app.add_option("--catalog", g.catalog, "Topic catalog file; empty: the built-in catalog")->envname(env("catalog"));
   app.add_option("--topic-prefix", g.topic_prefix, "Prefix of every topic; empty: the catalog's")
       ->envname(env("topic-prefix"));
-  app.add_option("-X,--kafka", g.kafka, "librdkafka property key=value (repeatable)");
+  app.add_option("-X,--kafka", g.kafka, "librdkafka property key=value (repeatable)")->allow_extra_args(false);
   app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error")->capture_default_str();
 }
 
@@ -147,11 +147,22 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   const std::string topic = catalog.topic("tasks.submitted");
   kafka::Producer producer(g.settings(), "agentline-submit");
   kafka::ClusterAdmin admin(g.settings());
+  auto backlog = [&]() -> std::int64_t {
+    // The broker may be restarting: the check waits for it like the producer does.
+    for (int tries = 1;; ++tries) {
+      try {
+        return admin.group_lag("priority-assigner", topic);
+      } catch (const std::exception& e) {
+        if (tries == 60) throw;
+        if (tries == 1) std::cerr << "cannot read the backlog yet (" << e.what() << "); retrying\n";
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
+  };
   auto hold_back = [&] {
     if (max_backlog <= 0) return;
     bool said = false;
-    for (auto lag = admin.group_lag("priority-assigner", topic); lag > max_backlog;
-         lag = admin.group_lag("priority-assigner", topic)) {
+    for (auto lag = backlog(); lag > max_backlog; lag = backlog()) {
       if (!said) std::cerr << "holding back: " << lag << " records of " << topic << " not consumed yet\n";
       said = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));

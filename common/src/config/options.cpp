@@ -96,7 +96,8 @@ void OptionSet::add_kafka_properties(std::map<std::string, std::string>* target)
   impl_->kafka_target = target;
   impl_->app.add_option("-X,--kafka", impl_->kafka_flags,
                         "librdkafka property key=value (repeatable); also AGENTLINE_KAFKA_<KEY>")
-      ->type_name("KEY=VALUE");
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
 }
 
 OptionSet::Outcome OptionSet::parse(int argc, const char* const* argv) {

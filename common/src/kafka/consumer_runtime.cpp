@@ -532,7 +532,14 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
       } else {
         rd_kafka_assign(rk, parts);
       }
-      if (self->backpressure_paused) rd_kafka_pause_partitions(rk, parts);
+      // librdkafka keeps a partition's pause flag across unassign/assign, so a partition
+      // paused for backpressure before a rebalance would stay paused forever: set the flag
+      // explicitly for every partition assigned.
+      if (self->backpressure_paused) {
+        rd_kafka_pause_partitions(rk, parts);
+      } else {
+        rd_kafka_resume_partitions(rk, parts);
+      }
       return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -579,6 +586,10 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
   auto* self = static_cast<Impl*>(opaque);
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
     self->health->set_condition("kafka", false, "all brokers down");
+  } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+             err == RD_KAFKA_RESP_ERR__SSL) {
+    // Retrying cannot fix credentials; the process stays up, not ready, and says why.
+    self->health->set_condition("kafka", false, std::string("cannot authenticate: ") + reason);
   }
   spdlog::warn("kafka: {}", reason);
 }
