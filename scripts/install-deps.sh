@@ -8,7 +8,8 @@ packages=(
   librdkafka-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
   libvalijson-dev libbenchmark-dev
-  kcat bubblewrap curl python3 procps
+  kcat bubblewrap curl python3 procps openssl
+  openjdk-17-jdk-headless maven
 )
 
 missing=()
