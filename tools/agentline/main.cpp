@@ -149,12 +149,13 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   kafka::ClusterAdmin admin(g.settings());
   auto backlog = [&]() -> std::int64_t {
     // The broker may be restarting: the check waits for it like the producer does.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     for (int tries = 1;; ++tries) {
       try {
         return admin.group_lag("priority-assigner", topic);
       } catch (const std::exception& e) {
-        if (tries == 60) throw;
-        if (tries == 1) std::cerr << "cannot read the backlog yet (" << e.what() << "); retrying\n";
+        if (std::chrono::steady_clock::now() >= deadline) throw;
+        if (tries == 1) std::cerr << "cannot read the backlog yet (" << e.what() << "); retrying for up to 60 s\n";
         std::this_thread::sleep_for(std::chrono::seconds(1));
       }
     }
