@@ -90,21 +90,7 @@ std::vector<kafka::InboundRecord> BrokerFixture::read(const std::string& topic, 
   while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
     MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
     if (!m || m->err) continue;
-    kafka::InboundRecord r;
-    r.topic = topic;
-    r.partition = m->partition;
-    r.offset = m->offset;
-    if (m->key) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name;
-      const void* value;
-      size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-        r.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
-      }
-    }
+    kafka::InboundRecord r = to_inbound_record(m.get());
     out.push_back(std::move(r));
   }
   rd_kafka_consumer_close(consumer.get());

@@ -65,5 +65,26 @@ KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf) {
   return KafkaPtr(rk);
 }
 
+InboundRecord to_inbound_record(const rd_kafka_message_t* m) {
+  InboundRecord r;
+  r.topic = rd_kafka_topic_name(m->rkt);
+  r.partition = m->partition;
+  r.offset = m->offset;
+  rd_kafka_timestamp_type_t ts_type;
+  r.timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
+  if (m->key != nullptr) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      r.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
+    }
+  }
+  return r;
+}
+
 }  // namespace detail
 }  // namespace agentline::kafka

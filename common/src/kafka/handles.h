@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agentline/kafka/client_config.h"
+#include "agentline/kafka/record.h"
 
 namespace agentline::kafka::detail {
 
@@ -40,5 +41,8 @@ ConfPtr make_conf(const KafkaSettings& settings, const std::map<std::string, std
                   const std::map<std::string, std::string>& enforced);
 
 KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf);
+
+// Copies a consumed message (topic, partition, offset, timestamp, key, value, headers).
+InboundRecord to_inbound_record(const rd_kafka_message_t* message);
 
 }  // namespace agentline::kafka::detail
