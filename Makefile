@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka kafka-up kafka-down run clean
+.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka test-asan test-tsan kafka-up kafka-down run clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -29,6 +29,19 @@ test-e2e: build
 
 test-kafka: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L kafka
+
+# Unit, integration and e2e tiers under sanitizers, each in its own build folder.
+test-asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTLINE_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration|e2e'
+
+test-tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTLINE_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/support/tsan.supp:halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir build-tsan --output-on-failure -L 'unit|integration|e2e'
 
 # A local Apache Kafka (KRaft, loopback) for trying things by hand; prints its address.
 kafka-up:
