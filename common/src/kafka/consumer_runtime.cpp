@@ -59,6 +59,9 @@ struct ConsumerRuntime::Impl {
 
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> fatal{false};
+  // Mirrors the "kafka" readiness condition. Written only on the poll thread (error and
+  // rebalance callbacks are served from consumer_poll there).
+  std::atomic<bool> kafka_ok{false};
 
   // Guards partitions, in_flight and the work queue.
   std::mutex mutex;
@@ -115,6 +118,10 @@ struct ConsumerRuntime::Impl {
   void pause_or_resume(const std::vector<PartitionId>& ids, bool pause);
   void drain();
   void on_stats(const char* json, size_t len);
+  // Readiness "kafka" = true; a map update only on the transition, not per record.
+  void mark_connected() {
+    if (!kafka_ok.exchange(true)) health->set_condition("kafka", true);
+  }
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque);
@@ -401,7 +408,7 @@ void ConsumerRuntime::Impl::poll_once() {
     }
     return;
   }
-  health->set_condition("kafka", true);
+  mark_connected();
   backlog.push_back(to_inbound_record(msg.get()));
 }
 
@@ -462,7 +469,7 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
     }
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);
-  health->set_condition("kafka", true);
+  mark_connected();
 }
 
 void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
@@ -564,10 +571,12 @@ int ConsumerRuntime::Impl::stats_cb(rd_kafka_t*, char* json, size_t len, void* o
 void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto* self = static_cast<Impl*>(opaque);
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    self->kafka_ok.store(false);
     self->health->set_condition("kafka", false, "all brokers down");
   } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
              err == RD_KAFKA_RESP_ERR__SSL) {
     // Retrying cannot fix credentials; the process stays up, not ready, and says why.
+    self->kafka_ok.store(false);
     self->health->set_condition("kafka", false, std::string("cannot authenticate: ") + reason);
   }
   spdlog::warn("kafka: {}", reason);
