@@ -73,7 +73,11 @@ InboundRecord to_inbound_record(const rd_kafka_message_t* m) {
   rd_kafka_timestamp_type_t ts_type;
   r.timestamp_ms = rd_kafka_message_timestamp(m, &ts_type);
   if (m->key != nullptr) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  if (m->payload != nullptr) {
+    r.value.assign(static_cast<const char*>(m->payload), m->len);
+  } else {
+    r.tombstone = true;
+  }
   rd_kafka_headers_t* hdrs = nullptr;
   if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;

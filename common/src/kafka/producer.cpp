@@ -71,7 +71,8 @@ void Producer::send(const OutgoingRecord& record, DeliveryCallback on_delivery) 
         RD_KAFKA_V_PARTITION(record.partition.value_or(RD_KAFKA_PARTITION_UA)),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(const_cast<void*>(key), record.key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+        RD_KAFKA_V_VALUE(record.tombstone ? nullptr : const_cast<char*>(record.value.data()),
+                         record.tombstone ? 0 : record.value.size()),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // headers now owned by the message
     rd_kafka_headers_destroy(hdrs);
