@@ -214,7 +214,7 @@ std::size_t CacheReplicator::warm() {
     }
     return true;
   };
-  std::size_t stored = 0;
+  const std::size_t before = i.cache.stats().entries;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) {
       throw std::runtime_error("cache: warming from " + i.config.topic + " timed out");
@@ -230,8 +230,11 @@ std::size_t CacheReplicator::warm() {
       continue;
     }
     next[m->partition] = m->offset + 1;
-    if (i.apply(to_inbound_record(m.get()), true)) ++stored;
+    i.apply(to_inbound_record(m.get()), true);
   }
+  // Entries added, net of the tombstones and namespace markers that followed them.
+  const std::size_t after = i.cache.stats().entries;
+  const std::size_t stored = after > before ? after - before : 0;
   i.warmed.fetch_add(static_cast<std::int64_t>(stored), std::memory_order_relaxed);
   spdlog::info("cache: warmed {} entries from {}", stored, i.config.topic);
   return stored;

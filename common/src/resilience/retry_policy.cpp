@@ -132,6 +132,10 @@ void AdaptiveThrottle::on_throttled() {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
   if (rate_ < config_.max_rate && now - last_change_ < config_.decrease_cooldown) return;
+  if (rate_ <= config_.min_rate) {
+    last_change_ = now;  // still throttled at the floor: growth waits a full interval again
+    return;
+  }
   rate_ = std::max(config_.min_rate, rate_ * config_.decrease_factor);
   last_change_ = now;
   bucket_.set_rate(rate_);

@@ -42,7 +42,8 @@ class CacheReplicator {
   CacheReplicator(const CacheReplicator&) = delete;
   CacheReplicator& operator=(const CacheReplicator&) = delete;
 
-  // Loads the topic up to its current end into the cache; returns the entries stored. Throws
+  // Loads the topic up to its current end into the cache; returns how many entries it added
+  // (net of the tombstones and namespace invalidations read after them). Throws
   // std::runtime_error if the topic cannot be read within warm_timeout.
   std::size_t warm();
   // Publishes the cache's local changes and follows the topic (from where warm() stopped, or
