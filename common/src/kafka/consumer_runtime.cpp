@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -41,6 +42,8 @@ struct PartitionState {
   bool revoked = false;
   bool retry_paused = false;  // a retry-tier partition waiting for its head record
   std::int64_t due_ms = 0;
+  bool flow_paused = false;  // paused for backpressure or for higher-priority work
+  int rank = 0;              // 0 = highest priority
 };
 
 }  // namespace
@@ -72,9 +75,9 @@ struct ConsumerRuntime::Impl {
   bool workers_stop = false;
   std::vector<std::thread> workers;
 
-  // Poll-thread only.
-  std::deque<InboundRecord> backlog;
-  bool backpressure_paused = false;
+  // Poll-thread only. Records fetched but not dispatched, one queue per priority rank.
+  std::vector<std::deque<InboundRecord>> backlogs;
+  std::map<std::string, int> topic_rank;  // missing: the lowest rank
   Clock::time_point last_commit = Clock::now();
 
   // Metrics: families registered once, per-topic handles kept.
@@ -98,7 +101,30 @@ struct ConsumerRuntime::Impl {
         health(std::move(h)),
         router(options.service, options.group_id, catalog.retry_tiers(options.group_id), catalog.dlq_topic()) {
     for (const auto& tier : router.tiers()) options.topics.push_back(tier.topic);
+    for (std::size_t i = 0; i < options.priority_order.size(); ++i) {
+      topic_rank.emplace(options.priority_order[i], static_cast<int>(i));
+    }
+    backlogs.resize(options.priority_order.size() + 1);
     register_metrics();
+  }
+
+  int lowest_rank() const { return static_cast<int>(backlogs.size()) - 1; }
+  // A topic's rank. Retry tiers rank highest: their records have already waited out their
+  // delay. (Ranking a retried record by its original topic would reorder records inside one
+  // tier partition, which the offset bookkeeping relies on.)
+  int partition_rank(const std::string& topic) const {
+    if (router.is_retry_topic(topic)) return 0;
+    auto it = topic_rank.find(topic);
+    return it == topic_rank.end() ? lowest_rank() : it->second;
+  }
+  std::size_t backlog_size() const {
+    std::size_t n = 0;
+    for (const auto& q : backlogs) n += q.size();
+    return n;
+  }
+  template <typename Pred>
+  void erase_backlog_if(Pred pred) {
+    for (auto& q : backlogs) std::erase_if(q, pred);
   }
 
   void register_metrics();
@@ -322,34 +348,51 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
     for (auto& [id, state] : partitions) {
       if (state->retry_paused && state->due_ms <= now) {
         state->retry_paused = false;
-        if (!backpressure_paused) due.push_back(id);
+        if (!state->flow_paused) due.push_back(id);
       }
     }
   }
   pause_or_resume(due, false);
 }
 
-// Pauses fetching while the local backlog is full, resumes once it has drained: the number
-// of records held in memory stays bounded whatever the partition count.
+// Flow control, per partition. A partition of rank r is paused while the records waiting
+// locally at rank r or higher reach max_in_flight (backpressure: memory stays bounded whatever
+// the partition count; it resumes at half), or while any higher rank has records waiting
+// (priority: fetch no more low-priority work while high-priority work queues).
 void ConsumerRuntime::Impl::update_backpressure() {
   const std::size_t high = static_cast<std::size_t>(std::max(1, options.max_in_flight));
-  bool want_pause = backlog.size() >= high;
-  bool want_resume = backpressure_paused && backlog.size() <= high / 2;
-  if (!want_pause && !want_resume) return;
-  if (want_pause && backpressure_paused) return;
-  std::vector<PartitionId> ids;
+  std::vector<std::size_t> at_or_above(backlogs.size());
+  std::size_t sum = 0;
+  for (std::size_t r = 0; r < backlogs.size(); ++r) at_or_above[r] = (sum += backlogs[r].size());
+  std::vector<PartitionId> to_pause;
+  std::vector<PartitionId> to_resume;
   {
     std::lock_guard lock(mutex);
     for (auto& [id, state] : partitions) {
-      if (!state->retry_paused) ids.push_back(id);
+      const auto r = static_cast<std::size_t>(state->rank);
+      const bool higher_waiting = r > 0 && at_or_above[r - 1] > 0;
+      const std::size_t mine = at_or_above[r];
+      bool want = state->flow_paused;
+      if (higher_waiting || mine >= high) {
+        want = true;
+      } else if (mine <= high / 2) {
+        want = false;
+      }
+      if (want == state->flow_paused) continue;
+      state->flow_paused = want;
+      if (state->retry_paused) continue;  // stays paused until due either way
+      (want ? to_pause : to_resume).push_back(id);
     }
   }
-  backpressure_paused = want_pause;
-  pause_or_resume(ids, want_pause);
+  pause_or_resume(to_pause, true);
+  pause_or_resume(to_resume, false);
 }
 
 void ConsumerRuntime::Impl::dispatch_backlog() {
-  while (!backlog.empty()) {
+  for (;;) {
+    auto queue = std::find_if(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); });
+    if (queue == backlogs.end()) return;
+    auto& backlog = *queue;
     std::unique_lock lock(mutex);
     if (in_flight >= options.max_in_flight) return;
     InboundRecord& rec = backlog.front();
@@ -367,7 +410,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         state->due_ms = due;
         PartitionId id{rec.topic, rec.partition};
         std::int64_t offset = rec.offset;
-        std::erase_if(backlog, [&](const InboundRecord& r) { return r.topic == id.first && r.partition == id.second; });
+        erase_backlog_if([&](const InboundRecord& r) { return r.topic == id.first && r.partition == id.second; });
         lock.unlock();
         pause_or_resume({id}, true);
         PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
@@ -409,7 +452,9 @@ void ConsumerRuntime::Impl::poll_once() {
     return;
   }
   mark_connected();
-  backlog.push_back(to_inbound_record(msg.get()));
+  InboundRecord record = to_inbound_record(msg.get());
+  const int rank = partition_rank(record.topic);
+  backlogs[static_cast<std::size_t>(rank)].push_back(std::move(record));
 }
 
 void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only) {
@@ -465,7 +510,9 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   {
     std::lock_guard lock(mutex);
     for (int i = 0; i < parts->cnt; ++i) {
-      partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::make_shared<PartitionState>();
+      auto state = std::make_shared<PartitionState>();
+      state->rank = partition_rank(parts->elems[i].topic);
+      partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::move(state);
     }
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);
@@ -476,7 +523,7 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   rebalances->Increment();
   std::set<PartitionId> ids;
   for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
-  std::erase_if(backlog, [&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
+  erase_backlog_if([&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
   {
     // Finished work is committed; work still running after the timeout is abandoned and will
     // be replayed by the next owner.
@@ -519,13 +566,9 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
         rd_kafka_assign(rk, parts);
       }
       // librdkafka keeps a partition's pause flag across unassign/assign, so a partition
-      // paused for backpressure before a rebalance would stay paused forever: set the flag
-      // explicitly for every partition assigned.
-      if (self->backpressure_paused) {
-        rd_kafka_pause_partitions(rk, parts);
-      } else {
-        rd_kafka_resume_partitions(rk, parts);
-      }
+      // paused for backpressure before a rebalance would stay paused forever: every partition
+      // assigned starts resumed (its state is new), and flow control pauses it again if needed.
+      rd_kafka_resume_partitions(rk, parts);
       return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -584,7 +627,7 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
 
 void ConsumerRuntime::Impl::drain() {
   // Stop fetching: records not yet dispatched stay uncommitted for the next owner.
-  backlog.clear();
+  for (auto& q : backlogs) q.clear();
   std::vector<PartitionId> ids;
   {
     std::lock_guard lock(mutex);

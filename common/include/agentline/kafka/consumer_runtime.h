@@ -14,6 +14,7 @@
 //
 // Rebalances: revoked partitions stop dispatching; in-flight work of those partitions gets
 // up to `revoke_timeout` to finish; what finished is committed before the partitions go.
+// Priorities (ConsumerOptions::priority_order): see there.
 // Shutdown (request_stop(), e.g. on SIGTERM): stop fetching, let in-flight work finish
 // within `shutdown_grace`, commit, close.
 //
@@ -59,6 +60,12 @@ struct ConsumerOptions {
   std::string service;  // the failing service named in DLQ headers, metric label
   std::string group_id;
   std::vector<std::string> topics;  // full names; the group's retry tiers are added
+  // Full topic names, highest priority first. Workers always take the highest-priority record
+  // waiting; a topic's partitions are paused while a higher-priority topic has records waiting
+  // locally, so a backlog of low-priority work never delays high-priority work by more than
+  // the handlers already running. Retry-tier records rank first (they have waited their
+  // delay already). Empty: one class, first come first served.
+  std::vector<std::string> priority_order;
   int max_in_flight = 16;
   std::chrono::milliseconds shutdown_grace{20000};
   std::chrono::milliseconds revoke_timeout{10000};
