@@ -11,12 +11,11 @@
 #include <thread>
 
 #include "agentline/kafka/producer.h"
-#include "kafka/handles.h"
+#include "agentline/kafka/topic_follower.h"
 
 namespace agentline::cache {
 namespace {
 
-using namespace kafka::detail;
 constexpr const char* kReplicaHeader = "agentline-cache-replica";
 constexpr const char* kNamespacePrefix = "namespace:";
 
@@ -37,14 +36,13 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
   Impl(ResultCache& c, CacheReplicatorConfig cfg) : cache(c), config(std::move(cfg)) {
     if (config.replica_id.empty()) config.replica_id = default_replica_id();
     if (config.topic.empty()) throw std::invalid_argument("cache replicator: the topic is empty");
+    follower = std::make_unique<kafka::TopicFollower>(config.kafka, config.topic, "agentline-cache-" + config.replica_id);
   }
 
   ResultCache& cache;
   CacheReplicatorConfig config;
   std::unique_ptr<kafka::Producer> producer;
-  KafkaPtr consumer;
-  bool assigned = false;
-  std::thread follower;
+  std::unique_ptr<kafka::TopicFollower> follower;
   std::atomic<bool> running{false};
   std::mutex markers_mu;
   std::map<std::string, std::int64_t> namespace_invalidated_at;  // ns -> wall ms
@@ -149,50 +147,6 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
     return true;
   }
 
-  void make_consumer() {
-    if (consumer) return;
-    consumer = make_client(RD_KAFKA_CONSUMER,
-                           make_conf(config.kafka, {{"client.id", "agentline-cache-" + config.replica_id}},
-                                     {{"group.id", "agentline-cache-" + config.replica_id},
-                                      {"enable.auto.commit", "false"},
-                                      {"enable.partition.eof", "true"},
-                                      {"enable.auto.offset.store", "false"}}));
-  }
-
-  // Assigns every partition of the topic at `offset`; returns (partition, high watermark).
-  std::map<std::int32_t, std::int64_t> assign_all(std::int64_t offset, std::chrono::steady_clock::time_point deadline) {
-    std::map<std::int32_t, std::int64_t> ends;
-    for (;;) {
-      const rd_kafka_metadata_t* md_raw = nullptr;
-      rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer.get(), config.topic.c_str(), nullptr);
-      const rd_kafka_resp_err_t err = rd_kafka_metadata(consumer.get(), 0, rkt, &md_raw, 5000);
-      rd_kafka_topic_destroy(rkt);
-      MetadataPtr md(md_raw);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          md->topics[0].partition_cnt > 0) {
-        PartitionListPtr parts(rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt));
-        for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
-          const std::int32_t p = md->topics[0].partitions[i].id;
-          std::int64_t low = 0, high = 0;
-          if (rd_kafka_query_watermark_offsets(consumer.get(), config.topic.c_str(), p, &low, &high, 5000) !=
-              RD_KAFKA_RESP_ERR_NO_ERROR) {
-            throw std::runtime_error("cache: cannot read the offsets of " + config.topic);
-          }
-          ends[p] = high;
-          rd_kafka_topic_partition_list_add(parts.get(), config.topic.c_str(), p)->offset = offset;
-        }
-        if (rd_kafka_assign(consumer.get(), parts.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          throw std::runtime_error("cache: cannot assign " + config.topic);
-        }
-        assigned = true;
-        return ends;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error("cache: topic " + config.topic + " is not available");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-  }
 };
 
 CacheReplicator::CacheReplicator(ResultCache& cache, CacheReplicatorConfig config)
@@ -204,34 +158,9 @@ const std::string& CacheReplicator::replica_id() const { return impl_->config.re
 
 std::size_t CacheReplicator::warm() {
   auto& i = *impl_;
-  i.make_consumer();
-  const auto deadline = std::chrono::steady_clock::now() + i.config.warm_timeout;
-  auto ends = i.assign_all(RD_KAFKA_OFFSET_BEGINNING, deadline);
-  std::map<std::int32_t, std::int64_t> next;  // next offset to read per partition
-  auto done = [&] {
-    for (const auto& [p, end] : ends) {
-      if (end > 0 && next[p] < end) return false;
-    }
-    return true;
-  };
   const std::size_t before = i.cache.stats().entries;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error("cache: warming from " + i.config.topic + " timed out");
-    }
-    MessagePtr m(rd_kafka_consumer_poll(i.consumer.get(), 200));
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      next[m->partition] = std::max(next[m->partition], m->offset);
-      continue;
-    }
-    if (m->err) {
-      spdlog::warn("cache: while warming: {}", rd_kafka_message_errstr(m.get()));
-      continue;
-    }
-    next[m->partition] = m->offset + 1;
-    i.apply(to_inbound_record(m.get()), true);
-  }
+  i.follower->catch_up([&i](const kafka::InboundRecord& r) { i.apply(r, true); },
+                       std::chrono::duration_cast<std::chrono::milliseconds>(i.config.warm_timeout));
   // Entries added, net of the tombstones and namespace markers that followed them.
   const std::size_t after = i.cache.stats().entries;
   const std::size_t stored = after > before ? after - before : 0;
@@ -243,39 +172,18 @@ std::size_t CacheReplicator::warm() {
 void CacheReplicator::start() {
   auto& i = *impl_;
   if (i.running.exchange(true)) return;
-  i.make_consumer();
-  if (!i.assigned) i.assign_all(RD_KAFKA_OFFSET_END, std::chrono::steady_clock::now() + i.config.warm_timeout);
   i.producer = std::make_unique<kafka::Producer>(i.config.kafka, "agentline-cache-" + i.config.replica_id);
   i.cache.set_listener(&i);
-  i.follower = std::thread([&i] {
-    while (i.running.load(std::memory_order_acquire)) {
-      MessagePtr m(rd_kafka_consumer_poll(i.consumer.get(), 200));
-      if (!m || m->err) continue;
-      try {
-        i.apply(to_inbound_record(m.get()), false);
-      } catch (const std::exception& e) {
-        i.skipped.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("cache: unreadable record at {}:{}: {}", m->partition, m->offset, e.what());
-      }
-    }
-  });
+  i.follower->follow([&i](const kafka::InboundRecord& r) { i.apply(r, false); });
 }
 
 void CacheReplicator::stop() {
   auto& i = *impl_;
-  if (!i.running.exchange(false)) {
-    if (i.consumer) {
-      rd_kafka_consumer_close(i.consumer.get());
-      i.consumer.reset();
-    }
-    return;
-  }
-  i.cache.set_listener(nullptr);
-  if (i.follower.joinable()) i.follower.join();
+  const bool was_running = i.running.exchange(false);
+  if (was_running) i.cache.set_listener(nullptr);
+  i.follower->stop();
   if (i.producer) i.producer->flush(std::chrono::seconds(10));
   i.producer.reset();
-  rd_kafka_consumer_close(i.consumer.get());
-  i.consumer.reset();
 }
 
 CacheReplicator::Stats CacheReplicator::stats() const {

@@ -71,6 +71,9 @@ struct ConsumerRuntime::Impl {
   std::condition_variable changed;  // a job finished, or work arrived
   std::map<PartitionId, std::shared_ptr<PartitionState>> partitions;
   std::deque<std::shared_ptr<Job>> work;
+  // Records whose handler asked to back off; run again once hold_until_ms has passed.
+  std::deque<std::shared_ptr<Job>> deferred;
+  std::int64_t hold_until_ms = 0;
   int in_flight = 0;
   bool workers_stop = false;
   std::vector<std::thread> workers;
@@ -87,6 +90,7 @@ struct ConsumerRuntime::Impl {
   prometheus::Family<prometheus::Gauge>* lag_family;
   prometheus::Family<prometheus::Counter>* lost_family;
   prometheus::Gauge* in_flight_gauge;
+  prometheus::Gauge* held_gauge;
   prometheus::Counter* delivery_failures;
   prometheus::Counter* rebalances;
   prometheus::Counter* commit_failures;
@@ -221,6 +225,12 @@ void ConsumerRuntime::Impl::register_metrics() {
                          .Labels(constant)
                          .Register(*registry)
                          .Add({});
+  held_gauge = &prometheus::BuildGauge()
+                    .Name("agentline_consumer_held")
+                    .Help("1 while consumption is held because a backend asked to back off (breaker open, rate limit)")
+                    .Labels(constant)
+                    .Register(*registry)
+                    .Add({});
   delivery_failures = &prometheus::BuildCounter()
                            .Name("agentline_delivery_failures_total")
                            .Help("Produced records Kafka did not acknowledge")
@@ -295,6 +305,21 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   }
   handler_seconds->Observe(std::chrono::duration<double>(Clock::now() - started).count());
   const auto& rec = job->record;
+  if (failure && failure->kind == FailureKind::kBackoff) {
+    {
+      std::lock_guard lock(mutex);
+      hold_until_ms = std::max(hold_until_ms, wall_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
+      job->pending.store(1);
+      deferred.push_back(job);
+      --in_flight;
+      in_flight_gauge->Set(in_flight);
+    }
+    outcome_family->Add({{"topic", rec.topic}, {"outcome", "deferred"}}).Increment();
+    spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
+                 bounded_message(failure->message, 300));
+    changed.notify_all();
+    return;
+  }
   if (!failure) {
     if (auto c = ok_by_topic.find(rec.topic); c != ok_by_topic.end()) c->second->Increment();
   } else {
@@ -368,12 +393,13 @@ void ConsumerRuntime::Impl::update_backpressure() {
   std::vector<PartitionId> to_resume;
   {
     std::lock_guard lock(mutex);
+    const bool holding = !deferred.empty() || wall_ms() < hold_until_ms;
     for (auto& [id, state] : partitions) {
       const auto r = static_cast<std::size_t>(state->rank);
       const bool higher_waiting = r > 0 && at_or_above[r - 1] > 0;
       const std::size_t mine = at_or_above[r];
       bool want = state->flow_paused;
-      if (higher_waiting || mine >= high) {
+      if (holding || higher_waiting || mine >= high) {
         want = true;
       } else if (mine <= high / 2) {
         want = false;
@@ -389,6 +415,25 @@ void ConsumerRuntime::Impl::update_backpressure() {
 }
 
 void ConsumerRuntime::Impl::dispatch_backlog() {
+  {
+    // While held, nothing runs; afterwards the deferred records go first.
+    std::unique_lock lock(mutex);
+    const bool held = wall_ms() < hold_until_ms;
+    held_gauge->Set(held ? 1 : 0);
+    if (held) return;
+    while (!deferred.empty() && in_flight < options.max_in_flight) {
+      auto job = std::move(deferred.front());
+      deferred.pop_front();
+      if (job->partition->revoked) continue;  // its next owner reads it
+      ++in_flight;
+      in_flight_gauge->Set(in_flight);
+      work.push_back(std::move(job));
+    }
+    const bool more = !deferred.empty();
+    lock.unlock();
+    changed.notify_all();
+    if (more) return;
+  }
   for (;;) {
     auto queue = std::find_if(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); });
     if (queue == backlogs.end()) return;
@@ -524,6 +569,10 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   std::set<PartitionId> ids;
   for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
   erase_backlog_if([&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
+  {
+    std::lock_guard lock(mutex);
+    std::erase_if(deferred, [&](const auto& job) { return ids.count({job->record.topic, job->record.partition}) > 0; });
+  }
   {
     // Finished work is committed; work still running after the timeout is abandoned and will
     // be replayed by the next owner.
