@@ -1,0 +1,64 @@
+#pragma once
+// router: reads the events topic (and tasks.submitted, for per-job totals), forwards each event
+// by the routing table, turns QA failures into fix tasks until the fix limit, dead-letters what
+// cannot go on, drops redelivered events (by id, within a bounded window), and publishes each
+// job's progress to the compacted jobs.progress topic. Thread-safe.
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "agentline/events/message_validator.h"
+#include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/topic_catalog.h"
+#include "job_progress.h"
+#include "routing_table.h"
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace agentline::router {
+
+class EventRouter {
+ public:
+  EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table, prometheus::Registry& registry,
+              std::size_t dedup_window = 100000);
+
+  std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
+  JobProgress& progress() { return progress_; }
+
+ private:
+  std::optional<kafka::Failure> handle_task(const kafka::InboundRecord& record, kafka::Emitter& out);
+  // True the first time an id is seen within the window.
+  bool first_sight(const std::string& id);
+  void publish(kafka::Emitter& out, const std::string& job_id, const nlohmann::json& state);
+  void count(bool failed, const std::string& label_a, const std::string& label_b);
+
+  events::MessageValidator validator_;
+  RoutingTable table_;
+  std::string submitted_topic_;
+  std::string progress_topic_;
+  JobProgress progress_;
+
+  std::mutex dedup_mu_;
+  std::unordered_set<std::string> seen_;
+  std::deque<std::string> seen_order_;
+  std::size_t dedup_window_;
+
+  prometheus::Family<prometheus::Counter>* routed_;
+  prometheus::Family<prometheus::Counter>* failed_;
+  prometheus::Counter* duplicates_;
+  prometheus::Gauge* failure_ratio_;
+  std::mutex stats_mu_;
+  double routed_count_ = 0;
+  double failed_count_ = 0;
+};
+
+}  // namespace agentline::router

@@ -1,0 +1,49 @@
+// router: events (+ tasks.submitted) -> qa.requests, deploy.requests, tasks.fix, dlq, jobs.progress.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agentline/kafka/topic_follower.h"
+#include "agentline/service/service_host.h"
+#include "event_router.h"
+
+int main(int argc, char** argv) {
+  agentline::service::ServiceHost host("router", "Routes events by the routing table, runs the fix loop, and tracks job progress.",
+                                       {"events", "tasks.submitted"});
+  std::string routes_file;
+  int dedup_window = 100000;
+  host.options().add("routes", &routes_file, "Routing table file (JSON); empty: the built-in table");
+  host.options().add("dedup-window", &dedup_window, "Event ids remembered to drop redeliveries");
+  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
+
+  std::optional<agentline::router::RoutingTable> table;
+  try {
+    table = agentline::router::RoutingTable::load(routes_file, host.catalog());
+  } catch (const std::exception& e) {
+    std::cerr << "router: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  agentline::router::EventRouter router(host.catalog(), std::move(*table), *host.registry(),
+                                        static_cast<std::size_t>(std::max(1, dedup_window)));
+
+  // Progress survives restarts and rebalances: read it back, then follow other replicas.
+  agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka, host.common().state_dir};
+  agentline::kafka::TopicFollower progress(settings, host.catalog().topic("jobs.progress"), "agentline-router");
+  auto load = [&](const agentline::kafka::InboundRecord& r) {
+    if (r.tombstone) return;
+    auto state = nlohmann::json::parse(r.value, nullptr, false);
+    if (!state.is_discarded()) router.progress().load(state);
+  };
+  try {
+    const auto n = progress.catch_up(load, std::chrono::seconds(60));
+    spdlog::info("read {} progress record(s) back", n);
+    progress.follow(load);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot read job progress back: {}", e.what());
+    return 1;
+  }
+  return host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter& out) {
+    return router.handle(record, out);
+  });
+}

@@ -1,0 +1,146 @@
+#include "event_router.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <nlohmann/json.hpp>
+
+namespace agentline::router {
+namespace {
+
+using nlohmann::json;
+
+struct Collect : kafka::Emitter {
+  std::vector<kafka::OutgoingRecord> records;
+  void emit(kafka::OutgoingRecord r) override { records.push_back(std::move(r)); }
+  std::vector<kafka::OutgoingRecord> to(const std::string& topic) const {
+    std::vector<kafka::OutgoingRecord> out;
+    for (const auto& r : records) {
+      if (r.topic == topic) out.push_back(r);
+    }
+    return out;
+  }
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest()
+      : catalog_(kafka::TopicCatalog::load("")),
+        router_(catalog_, RoutingTable::load("", catalog_), registry_, 1000) {}
+
+  kafka::InboundRecord event(const std::string& id, const std::string& type, json payload, const std::string& task = "t1") {
+    kafka::InboundRecord r;
+    r.topic = catalog_.topic("events");
+    r.value = json{{"id", id}, {"task_id", task}, {"job_id", "job-1"}, {"type", type},
+                   {"created_at", "2026-11-22T10:00:00Z"}, {"payload", payload}}
+                  .dump();
+    return r;
+  }
+  kafka::InboundRecord task(const std::string& task_id, const std::string& path) {
+    kafka::InboundRecord r;
+    r.topic = catalog_.topic("tasks.submitted");
+    r.value = json{{"id", "m-" + task_id}, {"task_id", task_id}, {"job_id", "job-1"}, {"type", "DEV_TASK"},
+                   {"created_at", "2026-11-22T10:00:00Z"}, {"payload", {{"path", path}, {"description", "write it"}}}}
+                  .dump();
+    return r;
+  }
+  json last_progress(const Collect& out) {
+    auto p = out.to(catalog_.topic("jobs.progress"));
+    return p.empty() ? json() : json::parse(p.back().value);
+  }
+
+  prometheus::Registry registry_;
+  kafka::TopicCatalog catalog_;
+  EventRouter router_;
+};
+
+TEST_F(RouterTest, RoutingTableDefaults) {
+  Collect out;
+  EXPECT_FALSE(router_.handle(event("e1", "FILE_COMPLETED", {{"path", "a.py"}, {"content", "x = 1\n"}}), out));
+  ASSERT_EQ(out.to(catalog_.topic("qa.requests")).size(), 1u);
+  EXPECT_EQ(out.to(catalog_.topic("qa.requests"))[0].key, "t1");
+  EXPECT_FALSE(router_.handle(event("e2", "QA_PASSED", {{"path", "a.py"}, {"content", "x = 1\n"}}), out));
+  ASSERT_EQ(out.to(catalog_.topic("deploy.requests")).size(), 1u);
+  EXPECT_EQ(out.to(catalog_.topic("deploy.requests"))[0].key, "job-1") << "deploy.requests is keyed by job";
+  auto failed = router_.handle(event("e3", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "llm_4xx"}, {"error", "400"}}, "t2"), out);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->kind, kafka::FailureKind::kBadInput);
+  EXPECT_EQ(failed->error_class, "file_failed");
+  auto unknown = router_.handle(event("e4", "TELEPORTED", {{"path", "c.py"}}), out);
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->error_class, "unknown_event_type");
+}
+
+TEST_F(RouterTest, QaFailuresBecomeFixTasksUntilTheLimitThenTheDlq) {
+  Collect out;
+  const json diag = json::array({{{"line", 3}, {"message", "SyntaxError: invalid syntax"}, {"severity", "error"}}});
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto f = router_.handle(event("qa" + std::to_string(attempt), "QA_FAILED",
+                                  {{"path", "a.py"}, {"diagnostics", diag}, {"fix_attempt", attempt},
+                                   {"content", "def x(:\n"}, {"description", "write a"}, {"tenant", "acme"}}),
+                            out);
+    EXPECT_FALSE(f) << attempt;
+  }
+  auto fixes = out.to(catalog_.topic("tasks.fix"));
+  ASSERT_EQ(fixes.size(), 3u);
+  const json fix = json::parse(fixes[2].value);
+  EXPECT_EQ(fix["type"], "FIX_TASK");
+  EXPECT_EQ(fix["payload"]["fix_attempt"], 3);
+  EXPECT_EQ(fix["payload"]["previous_content"], "def x(:\n");
+  EXPECT_EQ(fix["payload"]["diagnostics"][0]["line"], 3);
+  EXPECT_EQ(fix["payload"]["tenant"], "acme");
+  auto limit = router_.handle(event("qa3", "QA_FAILED", {{"path", "a.py"}, {"diagnostics", diag}, {"fix_attempt", 3}}), out);
+  ASSERT_TRUE(limit);
+  EXPECT_EQ(limit->error_class, "qa_failed_max");
+  EXPECT_NE(limit->message.find("line 3: SyntaxError"), std::string::npos) << limit->message;
+  EXPECT_EQ(out.to(catalog_.topic("tasks.fix")).size(), 3u);
+  const json p = last_progress(out);
+  EXPECT_EQ(p["files"]["a.py"]["status"], "dead_lettered");
+  EXPECT_EQ(p["counts"]["fixes"], 3);
+  EXPECT_EQ(p["counts"]["qa_failed"], 4);
+  EXPECT_EQ(p["counts"]["dead_lettered"], 1);
+}
+
+TEST_F(RouterTest, RedeliveredEventsAreDropped) {
+  Collect out;
+  auto e = event("same-id", "FILE_COMPLETED", {{"path", "a.py"}, {"content", ""}});
+  router_.handle(e, out);
+  router_.handle(e, out);
+  EXPECT_EQ(out.to(catalog_.topic("qa.requests")).size(), 1u);
+}
+
+TEST_F(RouterTest, ProgressFollowsTheJob) {
+  Collect out;
+  router_.handle(task("t1", "a.py"), out);
+  router_.handle(task("t2", "b.py"), out);
+  router_.handle(task("t2", "b.py"), out);  // redelivered
+  EXPECT_EQ(last_progress(out)["counts"]["submitted"], 2);
+  EXPECT_EQ(last_progress(out)["percent"], 0);
+  router_.handle(event("g1", "FILE_COMPLETED", {{"path", "a.py"}, {"content", ""}}, "t1"), out);
+  router_.handle(event("q1", "QA_PASSED", {{"path", "a.py"}}, "t1"), out);
+  json p = last_progress(out);
+  EXPECT_EQ(p["percent"], 50);
+  EXPECT_EQ(p["files"]["a.py"]["status"], "qa_passed");
+  EXPECT_EQ(p["files"]["b.py"]["status"], "submitted");
+  EXPECT_FALSE(router_.handle(event("u1", "UPLOADED", {{"path", "a.py"}, {"target", "filesystem"}, {"remote_id", "out/a.py"}}, "t1"), out));
+  router_.handle(event("f2", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "timeout"}, {"error", "slow"}}, "t2"), out);
+  p = last_progress(out);
+  EXPECT_EQ(p["percent"], 100);
+  EXPECT_EQ(p["counts"]["delivered"], 1);
+  EXPECT_EQ(p["files"]["b.py"]["reason"], "timeout: slow");
+  EXPECT_EQ(out.to(catalog_.topic("jobs.progress")).back().key, "job-1");
+}
+
+TEST(RoutingTable, BadTablesAreRefused) {
+  auto catalog = kafka::TopicCatalog::load("");
+  EXPECT_THROW(RoutingTable::parse(R"({"routes": {"FILE_COMPLETED": "nowhere"}})", catalog), std::invalid_argument);
+  EXPECT_THROW(RoutingTable::parse(R"({"routes": {"FILE_COMPLETED": "qa.requests"}, "fix_limt": 2})", catalog),
+               std::invalid_argument);
+  EXPECT_THROW(RoutingTable::parse(R"({"routes": {"QA_PASSED": "tasks.fix"}})", catalog), std::invalid_argument);
+  auto t = RoutingTable::parse(R"({"routes": {"QA_FAILED": "dlq"}, "fix_limit": 0})", catalog);
+  EXPECT_EQ(t.route("QA_FAILED")->kind, Route::Kind::kDeadLetter);
+  EXPECT_FALSE(t.route("FILE_COMPLETED")) << "absent types are unrouted";
+}
+
+}  // namespace
+}  // namespace agentline::router
