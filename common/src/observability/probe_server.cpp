@@ -1,5 +1,8 @@
 #include "agentline/observability/probe_server.h"
 
+#include <cctype>
+#include <cstdlib>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -49,8 +52,8 @@ std::string response(int status, const char* reason, const std::string& content_
 
 ProbeServer::ProbeServer(const std::string& host, int port,
                          std::shared_ptr<prometheus::Registry> registry,
-                         std::shared_ptr<HealthState> health)
-    : registry_(std::move(registry)), health_(std::move(health)) {
+                         std::shared_ptr<HealthState> health, ProbeExtensions extensions)
+    : registry_(std::move(registry)), health_(std::move(health)), extensions_(std::move(extensions)) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -123,6 +126,23 @@ void ProbeServer::handle(int fd) {
     if (n <= 0) break;
     request.append(buf, static_cast<std::size_t>(n));
   }
+  // A small body (admin POSTs): Content-Length bytes after the headers, at most 64 KiB.
+  std::string body_in;
+  if (auto end = request.find("\r\n\r\n"); end != std::string::npos) {
+    std::size_t length = 0;
+    std::string lower = request.substr(0, end);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto cl = lower.find("content-length:"); cl != std::string::npos) {
+      length = std::min<std::size_t>(std::strtoul(lower.c_str() + cl + 15, nullptr, 10), 65536);
+    }
+    body_in = request.substr(end + 4);
+    while (body_in.size() < length) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      body_in.append(buf, static_cast<std::size_t>(n));
+    }
+    body_in.resize(std::min(body_in.size(), length));
+  }
   auto line_end = request.find("\r\n");
   std::string line = request.substr(0, line_end);
   auto sp1 = line.find(' ');
@@ -134,11 +154,16 @@ void ProbeServer::handle(int fd) {
   std::string method = line.substr(0, sp1);
   std::string path = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-  if (method != "GET" && method != "HEAD") {
+  if (auto route = extensions_.routes.find(method + " " + path); route != extensions_.routes.end()) {
+    auto [status, body] = route->second(body_in);
+    write_all(fd, response(status, status < 300 ? "OK" : status == 404 ? "Not Found" : "Error", "application/json", body));
+  } else if (method != "GET" && method != "HEAD") {
     write_all(fd, response(405, "Method Not Allowed", "text/plain", "GET only\n"));
   } else if (path == "/metrics") {
     std::ostringstream body;
-    prometheus::TextSerializer().Serialize(body, registry_->Collect());
+    auto families = registry_->Collect();
+    for (const auto& collect : extensions_.collectors) collect(families);
+    prometheus::TextSerializer().Serialize(body, families);
     write_all(fd, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.str()));
   } else if (path == "/healthz") {
     bool live = health_->live();

@@ -25,7 +25,8 @@ void on_signal(int) {
 
 ServiceHost::ServiceHost(std::string service, std::string description, std::vector<std::string> topics)
     : service_(std::move(service)), logical_topics_(std::move(topics)), options_(service_, std::move(description)),
-      registry_(std::make_shared<prometheus::Registry>()) {
+      registry_(std::make_shared<prometheus::Registry>()),
+      health_(std::make_shared<observability::HealthState>()) {
   auto& c = common_;
   options_.add("bootstrap-servers", &c.bootstrap_servers,
                "Kafka bootstrap servers; empty: the embedded broker's address from <state-dir>/bootstrap");
@@ -64,8 +65,8 @@ std::optional<int> ServiceHost::configure(int argc, char** argv) {
 int ServiceHost::run(const kafka::Handler& handler) {
   try {
     kafka::KafkaSettings settings{common_.bootstrap_servers, common_.kafka, common_.state_dir};
-    auto health = std::make_shared<observability::HealthState>();
-    observability::ProbeServer probes(common_.http_host, common_.http_port, registry_, health);
+    auto health = health_;
+    observability::ProbeServer probes(common_.http_host, common_.http_port, registry_, health, extensions_);
     spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", common_.http_host, probes.port());
     auto producer = std::make_shared<kafka::Producer>(settings, service_);
 
@@ -73,6 +74,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.service = service_;
     options.group_id = common_.group_id;
     for (const auto& t : logical_topics_) options.topics.push_back(catalog_.topic(t));
+    for (const auto& t : priority_order_) options.priority_order.push_back(catalog_.topic(t));
     options.max_in_flight = common_.max_in_flight;
     options.shutdown_grace = std::chrono::milliseconds(common_.shutdown_grace_ms);
     options.session_timeout = std::chrono::milliseconds(common_.session_timeout_ms);

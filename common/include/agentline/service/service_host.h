@@ -13,6 +13,7 @@
 #include "agentline/kafka/client_config.h"
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "agentline/observability/probe_server.h"
 
 namespace prometheus {
 class Registry;
@@ -50,6 +51,17 @@ class ServiceHost {
   const CommonOptions& common() const { return common_; }
   const kafka::TopicCatalog& catalog() const { return catalog_; }
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // Readiness and liveness of the process; a service may add conditions ("sandbox").
+  std::shared_ptr<observability::HealthState> health() const { return health_; }
+
+  // Extra endpoints and scrape-time metrics of the service (call before run()).
+  void add_route(const std::string& method_and_path, observability::AdminRoute route) {
+    extensions_.routes[method_and_path] = std::move(route);
+  }
+  void add_metrics(observability::MetricCollector collector) { extensions_.collectors.push_back(std::move(collector)); }
+  kafka::KafkaSettings kafka_settings() const { return {common_.bootstrap_servers, common_.kafka, common_.state_dir}; }
+  // Consumer options (priorities): applied to the runtime run() builds.
+  void set_priority_order(std::vector<std::string> logical_topics) { priority_order_ = std::move(logical_topics); }
 
   // Serves the probes, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
   int run(const kafka::Handler& handler);
@@ -61,6 +73,9 @@ class ServiceHost {
   CommonOptions common_;
   kafka::TopicCatalog catalog_;
   std::shared_ptr<prometheus::Registry> registry_;
+  observability::ProbeExtensions extensions_;
+  std::shared_ptr<observability::HealthState> health_;
+  std::vector<std::string> priority_order_;
 };
 
 }  // namespace agentline::service

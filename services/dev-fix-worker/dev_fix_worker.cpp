@@ -1,0 +1,288 @@
+#include "dev_fix_worker.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "agentline/kafka/dead_letter.h"
+#include "prompt.h"
+
+namespace agentline::devfix {
+namespace {
+
+std::string now_iso() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Thrown inside the cache's single-flight computation when the call must not be made now.
+struct Backoff {
+  kafka::Failure failure;
+};
+
+std::chrono::milliseconds clamp_wait(resilience::Duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  return std::clamp(ms, std::chrono::milliseconds(100), std::chrono::milliseconds(60000));
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct DevFixWorker::Metrics {
+  prometheus::Family<prometheus::Counter>* tasks;
+  prometheus::Family<prometheus::Histogram>* wait;
+  prometheus::Family<prometheus::Counter>* calls;
+  prometheus::Counter* prompt_tokens;
+  prometheus::Counter* completion_tokens;
+  prometheus::Counter* cost;
+  prometheus::Counter* tenant_throttled;
+  prometheus::Histogram* call_seconds;
+};
+
+DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator, WorkerConfig config,
+                           prometheus::Registry& registry, const resilience::Clock& clock)
+    : generator_(std::move(generator)),
+      config_(std::move(config)),
+      events_topic_(catalog.topic("events")),
+      cache_namespace_(generator_->backend() + ":" + generator_->model()),
+      cache_(config_.cache, clock),
+      breaker_("llm-" + generator_->backend(), config_.breaker, clock),
+      limiter_("llm-" + generator_->backend(), config_.limits, clock),
+      tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
+      metrics_(std::make_unique<Metrics>()) {
+  auto& m = *metrics_;
+  m.tasks = &prometheus::BuildCounter()
+                 .Name("agentline_tasks_generated_total")
+                 .Help("Tasks finished by dev-fix-worker, by kind (dev, fix) and outcome (completed, cached, failed)")
+                 .Register(registry);
+  m.wait = &prometheus::BuildHistogram()
+                .Name("agentline_task_wait_seconds")
+                .Help("Time from a task reaching its priority topic to a worker taking it, by priority")
+                .Register(registry);
+  m.calls = &prometheus::BuildCounter()
+                 .Name("agentline_llm_calls_total")
+                 .Help("Generator backend calls by outcome (ok, rate_limited, unavailable, rejected)")
+                 .Register(registry);
+  auto& tokens = prometheus::BuildCounter().Name("agentline_llm_tokens_total").Help("Tokens used, by kind").Register(registry);
+  m.prompt_tokens = &tokens.Add({{"kind", "prompt"}});
+  m.completion_tokens = &tokens.Add({{"kind", "completion"}});
+  m.cost = &prometheus::BuildCounter()
+                .Name("agentline_llm_cost_usd_total")
+                .Help("Cost of the generator calls, from the per-model price table")
+                .Register(registry)
+                .Add({});
+  m.tenant_throttled = &prometheus::BuildCounter()
+                            .Name("agentline_tenant_throttled_total")
+                            .Help("Tasks put back at the end of their topic because their tenant was over its quota")
+                            .Register(registry)
+                            .Add({});
+  m.call_seconds = &prometheus::BuildHistogram()
+                        .Name("agentline_llm_call_seconds")
+                        .Help("Duration of generator backend calls")
+                        .Register(registry)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
+}
+
+DevFixWorker::~DevFixWorker() = default;
+
+std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& record, kafka::Emitter& out) {
+  nlohmann::json task;
+  if (auto failure = events::MessageValidator::parse(record.value, task)) return failure;
+  if (auto failure = validator_.validate_task(task)) return failure;
+  const auto& payload = task["payload"];
+  const bool fix = task["type"] == "FIX_TASK";
+  const std::string kind = fix ? "dev_fix" : "dev";
+  const std::string priority = fix ? "fix" : payload.value("priority", "normal");
+  if (record.timestamp_ms > 0) {
+    metrics_->wait->Add({{"priority", priority}}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800})
+        .Observe(std::max<double>(0, static_cast<double>(wall_ms() - record.timestamp_ms) / 1000.0));
+  }
+
+  // Tenant quota: over it, the task goes to the back of its own topic (other tenants go on).
+  const std::string tenant = payload.value("tenant", "default");
+  if (!tenants_.try_acquire(tenant)) {
+    metrics_->tenant_throttled->Increment();
+    kafka::OutgoingRecord again;
+    auto original = record.header(kafka::headers::kOriginalTopic);
+    again.topic = original ? std::string(*original) : record.topic;
+    again.key = record.key.value_or("");
+    again.value = record.value;
+    again.headers = record.headers;
+    out.emit(std::move(again));
+    return std::nullopt;
+  }
+
+  const std::string path = payload["path"];
+  GenerationRequest request;
+  request.task = task;
+  request.path = path;
+  request.fix_attempt = payload.value("fix_attempt", 0);
+  request.max_tokens = payload.value("max_tokens", config_.default_max_tokens);
+  const Prompt prompt = build_prompt(task, config_.context_budget_chars);
+  request.system_prompt = prompt.system;
+  request.user_prompt = prompt.user;
+  const std::string key = cache::content_key(cache_namespace_, {{"backend", generator_->backend()},
+                                                                {"model", generator_->model()},
+                                                                {"max_tokens", request.max_tokens},
+                                                                {"system", prompt.system},
+                                                                {"user", prompt.user}});
+  const auto started = std::chrono::steady_clock::now();
+  cache::ResultCache::Result result;
+  try {
+    result = cache_.get_or_compute(key, cache_namespace_, [&]() -> std::string {
+      auto permit = breaker_.try_acquire();
+      if (!permit) {
+        throw Backoff{kafka::Failure::backoff("breaker_open", "the " + generator_->backend() + " backend's circuit breaker is open",
+                                              clamp_wait(breaker_.retry_after()))};
+      }
+      const auto reserve = static_cast<std::int64_t>((prompt.system.size() + prompt.user.size()) / 4) + request.max_tokens;
+      auto lease = limiter_.try_acquire(reserve);
+      if (!lease) {
+        permit.ignore();
+        throw Backoff{kafka::Failure::backoff("rate_limited",
+                                              "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
+                                              clamp_wait(lease.retry_after()))};
+      }
+      const auto call_start = std::chrono::steady_clock::now();
+      try {
+        Generation g = generator_->generate(request);
+        metrics_->call_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
+        permit.success();
+        lease.complete(g.prompt_tokens + g.completion_tokens > 0 ? g.prompt_tokens + g.completion_tokens : reserve);
+        metrics_->calls->Add({{"outcome", "ok"}}).Increment();
+        metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
+        metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
+        metrics_->cost->Increment(g.cost_usd);
+        return nlohmann::json{{"content", g.content}, {"prompt_tokens", g.prompt_tokens},
+                              {"completion_tokens", g.completion_tokens}, {"cost_usd", g.cost_usd}, {"model", g.model}}
+            .dump();
+      } catch (const GenerationError& e) {
+        switch (e.kind()) {
+          case GenerationError::Kind::kRateLimited: {
+            permit.ignore();  // the backend is up; it asks us to slow down
+            limiter_.on_feedback(e.feedback());
+            metrics_->calls->Add({{"outcome", "rate_limited"}}).Increment();
+            throw Backoff{kafka::Failure::backoff("llm_rate_limited", e.what(),
+                                                  clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1))))};
+          }
+          case GenerationError::Kind::kUnavailable:
+            permit.failure();
+            metrics_->calls->Add({{"outcome", "unavailable"}}).Increment();
+            break;
+          case GenerationError::Kind::kRejected:
+            permit.ignore();
+            metrics_->calls->Add({{"outcome", "rejected"}}).Increment();
+            break;
+        }
+        throw;
+      }
+    });
+  } catch (const Backoff& b) {
+    return b.failure;
+  } catch (const GenerationError& e) {
+    if (e.kind() == GenerationError::Kind::kUnavailable) return kafka::Failure::transient("llm_unavailable", e.what());
+    // The backend refused this task: report it (the router dead-letters it with the reason).
+    nlohmann::json failed = {{"id", "ff-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
+                             {"task_id", task["task_id"]},
+                             {"job_id", task["job_id"]},
+                             {"type", "FILE_FAILED"},
+                             {"created_at", now_iso()},
+                             {"payload", {{"path", path}, {"error_class", "llm_rejected"}, {"error", std::string(e.what()).substr(0, 4000)},
+                                          {"fix_attempt", request.fix_attempt}, {"backend", generator_->backend()}}}};
+    kafka::OutgoingRecord r;
+    r.topic = events_topic_;
+    r.key = task["job_id"];
+    r.value = failed.dump();
+    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+    out.emit(std::move(r));
+    metrics_->tasks->Add({{"kind", kind}, {"outcome", "failed"}}).Increment();
+    return std::nullopt;
+  }
+
+  const auto generated = nlohmann::json::parse(*result.value);
+  const std::string content = generated.value("content", "");
+  nlohmann::json event = {{"id", "fc-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
+                          {"task_id", task["task_id"]},
+                          {"job_id", task["job_id"]},
+                          {"type", "FILE_COMPLETED"},
+                          {"created_at", now_iso()},
+                          {"payload",
+                           {{"path", path},
+                            {"content", content},
+                            {"content_sha256", cache::sha256_hex(content)},
+                            {"backend", generator_->backend()},
+                            {"model", generated.value("model", generator_->model())},
+                            {"cached", result.cached},
+                            {"prompt_tokens", result.cached ? 0 : generated.value("prompt_tokens", 0)},
+                            {"completion_tokens", result.cached ? 0 : generated.value("completion_tokens", 0)},
+                            {"cost_usd", result.cached ? 0.0 : generated.value("cost_usd", 0.0)},
+                            {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()},
+                            {"fix_attempt", request.fix_attempt},
+                            {"description", payload.value("description", "")}}}};
+  for (const char* carried : {"tenant", "priority", "language", "max_tokens"}) {
+    if (payload.contains(carried)) event["payload"][carried] = payload[carried];
+  }
+  if (auto failure = validator_.validate_event(event)) {
+    return kafka::Failure::bad_input("invalid_output", "the generated FILE_COMPLETED is invalid: " + failure->message);
+  }
+  kafka::OutgoingRecord r;
+  r.topic = events_topic_;
+  r.key = task["job_id"];
+  r.value = event.dump();
+  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+  if (auto trace = record.header(kafka::headers::kTraceparent)) r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  out.emit(std::move(r));
+  metrics_->tasks->Add({{"kind", kind}, {"outcome", result.cached ? "cached" : "completed"}}).Increment();
+  return std::nullopt;
+}
+
+nlohmann::json DevFixWorker::stats() {
+  const auto c = cache_.stats();
+  const auto b = breaker_.snapshot();
+  auto l = limiter_.stats();
+  return {{"backend", generator_->backend()},
+          {"model", generator_->model()},
+          {"cache", {{"hits", c.hits}, {"misses", c.misses}, {"hit_rate", c.hit_rate()}, {"entries", c.entries},
+                     {"evictions", c.evictions}, {"expirations", c.expirations}, {"invalidations", c.invalidations},
+                     {"single_flight_shared", c.single_flight_shared}}},
+          {"breaker", {{"state", std::string(resilience::to_string(b.state))}, {"failure_rate", b.failure_rate},
+                       {"slow_call_rate", b.slow_call_rate}, {"times_opened", b.times_opened},
+                       {"not_permitted", b.not_permitted_calls},
+                       {"open_remaining_ms", std::chrono::duration_cast<std::chrono::milliseconds>(b.open_remaining).count()}}},
+          {"limiter", {{"admitted", l.admitted}, {"rejected", l.rejected}, {"in_flight", l.in_flight},
+                       {"requests_last_minute", l.requests_in_window}, {"tokens_last_minute", l.tokens_in_window},
+                       {"tokens_refunded", l.tokens_refunded}}},
+          {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
+}
+
+std::pair<int, std::string> DevFixWorker::invalidate(const std::string& body) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
+  if (doc.contains("key") && doc["key"].is_string()) {
+    return {200, nlohmann::json{{"invalidated", cache_.invalidate(doc["key"].get<std::string>()) ? 1 : 0}}.dump()};
+  }
+  if (doc.contains("namespace") && doc["namespace"].is_string()) {
+    return {200, nlohmann::json{{"invalidated", cache_.invalidate_namespace(doc["namespace"].get<std::string>())}}.dump()};
+  }
+  return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
+}
+
+void DevFixWorker::collect(std::vector<prometheus::MetricFamily>& families) const {
+  breaker_.append_metrics(families);
+  limiter_.append_metrics(families);
+  tenants_.append_metrics(families);
+  cache_.append_metrics(families);
+}
+
+}  // namespace agentline::devfix

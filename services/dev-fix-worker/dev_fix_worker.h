@@ -1,0 +1,74 @@
+#pragma once
+// dev-fix-worker: one pool for dev and fix tasks (the consumer runtime serves tasks.fix, then
+// critical, high, normal, low, always the highest that has work; calls in flight are bounded by
+// --max-in-flight, not by partitions). Around the generator backend: the result cache (content
+// hash of backend, model, parameters and prompt), a per-tenant token bucket, the LLM-aware rate
+// limiter and the circuit breaker. While the breaker is open or the limiter says wait, the
+// handler returns a backoff: the runtime holds consumption, burns no retry and sends nothing to
+// the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task). Thread-safe.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agentline/cache/result_cache.h"
+#include "agentline/events/message_validator.h"
+#include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/topic_catalog.h"
+#include "agentline/resilience/circuit_breaker.h"
+#include "agentline/resilience/rate_limit.h"
+#include "generator.h"
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Histogram;
+template <typename T>
+class Family;
+struct MetricFamily;
+}  // namespace prometheus
+
+namespace agentline::devfix {
+
+struct WorkerConfig {
+  int default_max_tokens = 2048;
+  resilience::LlmLimits limits{0, 0, 0};
+  double tenant_rate_per_second = 50;
+  double tenant_burst = 100;
+  resilience::CircuitBreakerConfig breaker;
+  cache::ResultCacheConfig cache;
+  std::size_t context_budget_chars = 24000;
+};
+
+class DevFixWorker {
+ public:
+  DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator, WorkerConfig config,
+               prometheus::Registry& registry, const resilience::Clock& clock = resilience::SystemClock::instance());
+  ~DevFixWorker();
+
+  std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
+
+  // The /stats document: cache, limiter, breaker (the seed's dashboard data).
+  nlohmann::json stats();
+  // POST /cache/invalidate: {"key": "..."} or {"namespace": "..."}.
+  std::pair<int, std::string> invalidate(const std::string& body);
+  void collect(std::vector<prometheus::MetricFamily>& families) const;
+  cache::ResultCache& cache() { return cache_; }
+  resilience::CircuitBreaker& breaker() { return breaker_; }
+
+ private:
+  struct Metrics;
+  events::MessageValidator validator_;
+  std::unique_ptr<Generator> generator_;
+  WorkerConfig config_;
+  std::string events_topic_;
+  std::string cache_namespace_;
+  cache::ResultCache cache_;
+  resilience::CircuitBreaker breaker_;
+  resilience::LlmRateLimiter limiter_;
+  resilience::KeyedRateLimiter tenants_;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+}  // namespace agentline::devfix

@@ -1,0 +1,92 @@
+#pragma once
+// Generator backends: what turns a task's prompt into file content.
+//   openai   — an OpenAI-compatible chat-completions API over HTTPS (OpenAI, Azure OpenAI, vLLM,
+//              the llama.cpp server, Ollama), with libcurl
+//   exec     — a user's command: the task JSON on stdin, the file on stdout
+//   template — an offline, deterministic stand-in for an LLM (the default of `make run`); it
+//              writes a small valid file for the path's language, and honours the demo markers
+//              "[demo:fails-qa-once]" and "[demo:never-passes]" in the description
+// Backends are called from many worker threads at once: generate() must be thread-safe.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agentline/resilience/rate_limit.h"
+
+namespace agentline::devfix {
+
+struct GenerationRequest {
+  nlohmann::json task;  // the validated task message
+  std::string path;
+  std::string system_prompt;
+  std::string user_prompt;
+  int fix_attempt = 0;
+  int max_tokens = 2048;
+};
+
+struct Generation {
+  std::string content;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  double cost_usd = 0;
+  std::string model;
+};
+
+// A failed call, classified where it happened.
+class GenerationError : public std::runtime_error {
+ public:
+  enum class Kind {
+    kRateLimited,  // 429: back off (the feedback says how long)
+    kUnavailable,  // 5xx, timeout, connection refused: counts against the breaker, retried
+    kRejected,     // other 4xx, an unusable reply: the task cannot succeed as it is
+  };
+  GenerationError(Kind kind, const std::string& what, resilience::RateLimitFeedback feedback = {})
+      : std::runtime_error(what), kind_(kind), feedback_(std::move(feedback)) {}
+  Kind kind() const { return kind_; }
+  const resilience::RateLimitFeedback& feedback() const { return feedback_; }
+
+ private:
+  Kind kind_;
+  resilience::RateLimitFeedback feedback_;
+};
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  virtual Generation generate(const GenerationRequest& request) = 0;
+  virtual std::string backend() const = 0;
+  virtual std::string model() const = 0;
+};
+
+struct Price {
+  double prompt_per_1k = 0;
+  double completion_per_1k = 0;
+};
+
+struct OpenAiConfig {
+  std::string base_url = "https://api.openai.com/v1";
+  std::string api_key;             // from --llm-api-key-file or AGENTLINE_LLM_API_KEY
+  std::string auth_header = "Authorization";  // Azure OpenAI: "api-key"
+  std::string model = "gpt-4o-mini";
+  double temperature = 0.2;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds timeout{120000};
+  std::map<std::string, Price> prices;  // per model
+};
+
+std::unique_ptr<Generator> make_openai_generator(OpenAiConfig config);
+std::unique_ptr<Generator> make_exec_generator(std::vector<std::string> argv, std::chrono::milliseconds timeout);
+std::unique_ptr<Generator> make_template_generator();
+
+// The code in an LLM reply: the first fenced block (```lang ... ```), else the whole reply.
+std::string extract_code(const std::string& reply);
+// Prices from JSON {"model": {"prompt_per_1k": 0.15, "completion_per_1k": 0.6}}.
+std::map<std::string, Price> parse_prices(const std::string& json_text);
+
+}  // namespace agentline::devfix
