@@ -1,0 +1,148 @@
+#include "checks.h"
+
+#include <filesystem>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+namespace agentline::qa {
+
+CheckTable CheckTable::defaults() {
+  CheckTable t;
+  const Check py{"py_compile", {"python3", "-m", "py_compile", "{file}"}, "python"};
+  const Check c{"gcc", {"gcc", "-fsyntax-only", "-x", "c", "{file}"}, "gcc"};
+  const Check cpp{"g++", {"g++", "-fsyntax-only", "-x", "c++", "-std=c++20", "{file}"}, "gcc"};
+  const Check js{"node_check", {"node", "--check", "{file}"}, "node"};
+  const Check sh{"bash_n", {"bash", "-n", "{file}"}, "bash"};
+  const Check json{"json_parse", {"python3", "-c", "import json,sys; json.load(open(sys.argv[1]))", "{file}"}, "json"};
+  const Check yaml{"yaml_parse", {"python3", "-c", "import yaml,sys; yaml.safe_load(open(sys.argv[1]))", "{file}"}, "yaml"};
+  for (const char* e : {".py"}) t.by_extension_[e] = py;
+  for (const char* e : {".c", ".h"}) t.by_extension_[e] = c;
+  for (const char* e : {".cc", ".cpp", ".cxx", ".hpp", ".hh"}) t.by_extension_[e] = cpp;
+  for (const char* e : {".js", ".mjs", ".cjs"}) t.by_extension_[e] = js;
+  for (const char* e : {".sh", ".bash"}) t.by_extension_[e] = sh;
+  t.by_extension_[".json"] = json;
+  for (const char* e : {".yaml", ".yml"}) t.by_extension_[e] = yaml;
+  return t;
+}
+
+void CheckTable::merge(const std::string& json_text) {
+  auto doc = nlohmann::json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) throw std::invalid_argument("command table: not a JSON object");
+  static const std::vector<std::string> kParsers{"gcc", "python", "node", "bash", "json", "yaml", "plain"};
+  for (const auto& [ext, entry] : doc.items()) {
+    if (ext.empty() || ext[0] != '.') throw std::invalid_argument("command table: '" + ext + "' is not an extension (.py)");
+    if (!entry.is_object()) throw std::invalid_argument("command table: " + ext + " must map to an object");
+    Check check;
+    for (const auto& [k, v] : entry.items()) {
+      if (k == "name" && v.is_string()) {
+        check.name = v;
+      } else if (k == "argv" && v.is_array() && !v.empty()) {
+        for (const auto& a : v) {
+          if (!a.is_string()) throw std::invalid_argument("command table: " + ext + ": argv holds strings only");
+          check.argv.push_back(a);
+        }
+      } else if (k == "parser" && v.is_string() &&
+                 std::find(kParsers.begin(), kParsers.end(), v.get<std::string>()) != kParsers.end()) {
+        check.parser = v;
+      } else {
+        throw std::invalid_argument("command table: " + ext + ": bad or unknown key '" + k + "'");
+      }
+    }
+    if (check.argv.empty()) throw std::invalid_argument("command table: " + ext + " has no argv");
+    if (check.name.empty()) check.name = check.argv[0];
+    by_extension_[ext] = check;
+  }
+}
+
+std::optional<Check> CheckTable::for_path(const std::string& path) const {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto it = by_extension_.find(ext);
+  if (it == by_extension_.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
+nlohmann::json diagnostic(const std::string& path, int line, int column, const std::string& severity,
+                          const std::string& message, const std::string& check) {
+  nlohmann::json d = {{"file", path}, {"message", message.substr(0, 4000)}, {"severity", severity}, {"check", check}};
+  if (line > 0) d["line"] = line;
+  if (column > 0) d["column"] = column;
+  return d;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::string last_nonempty_line(const std::string& output) {
+  std::istringstream in(output);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  }
+  return last;
+}
+
+}  // namespace
+
+nlohmann::json parse_diagnostics(const std::string& parser, const std::string& raw_output, const std::string& sandbox_name,
+                                 const std::string& path, const std::string& check) {
+  // Name the task's path, not the sandbox's.
+  std::string output = replace_all(raw_output, "/work/" + sandbox_name, path);
+  output = replace_all(output, sandbox_name, path);
+  auto diags = nlohmann::json::array();
+  std::istringstream in(output);
+  std::string line;
+  std::smatch m;
+  if (parser == "gcc") {
+    static const std::regex re(R"(^(.*?):(\d+):(?:(\d+):)? (fatal error|error|warning): (.*)$)");
+    while (std::getline(in, line) && diags.size() < 200) {
+      if (std::regex_match(line, m, re)) {
+        const std::string sev = m[4] == "warning" ? "warning" : "error";
+        diags.push_back(diagnostic(path, std::stoi(m[2]), m[3].matched ? std::stoi(m[3]) : 0, sev, m[5], check));
+      }
+    }
+  } else if (parser == "python" || parser == "json" || parser == "yaml") {
+    int line_no = 0, col = 0;
+    static const std::regex py_line(R"re(File ".*", line (\d+))re");
+    static const std::regex json_pos(R"(line (\d+) column (\d+))");
+    static const std::regex yaml_pos(R"(line (\d+), column (\d+))");
+    const std::regex& re = parser == "python" ? py_line : parser == "json" ? json_pos : yaml_pos;
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it) {
+      line_no = std::stoi((*it)[1]);
+      if (it->size() > 2 && (*it)[2].matched) col = std::stoi((*it)[2]);
+    }
+    const std::string message = last_nonempty_line(output);
+    if (!message.empty()) diags.push_back(diagnostic(path, line_no, col, "error", message, check));
+  } else if (parser == "node") {
+    static const std::regex first(R"(^(.*):(\d+)$)");
+    int line_no = 0;
+    if (std::getline(in, line) && std::regex_match(line, m, first)) line_no = std::stoi(m[2]);
+    std::string message;
+    std::istringstream all(output);
+    while (std::getline(all, line)) {
+      if (line.find("Error:") != std::string::npos && line.rfind("    at ", 0) != 0) {
+        message = line;
+        break;
+      }
+    }
+    if (message.empty()) message = last_nonempty_line(output);
+    if (!message.empty()) diags.push_back(diagnostic(path, line_no, 0, "error", message, check));
+  } else if (parser == "bash") {
+    static const std::regex re(R"(^.*: line (\d+): (.*)$)");
+    while (std::getline(in, line) && diags.size() < 200) {
+      if (std::regex_match(line, m, re)) diags.push_back(diagnostic(path, std::stoi(m[1]), 0, "error", m[2], check));
+    }
+  }
+  if (diags.empty() && output.find_first_not_of(" \t\r\n") != std::string::npos) {
+    diags.push_back(diagnostic(path, 0, 0, "error", output, check));
+  }
+  return diags;
+}
+
+}  // namespace agentline::qa

@@ -1,0 +1,147 @@
+#include "sandbox.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace agentline::qa {
+
+Sandbox::Sandbox(Mode mode, SandboxLimits limits) : mode_(mode), limits_(limits) {}
+
+SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::string& workdir) const {
+  SandboxResult result;
+  std::vector<std::string> full;
+  if (mode_ == Mode::kBubblewrap) {
+    full = {"bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--ro-bind", "/usr", "/usr", "--ro-bind-try", "/bin", "/bin", "--ro-bind-try", "/sbin", "/sbin",
+            "--ro-bind-try", "/lib", "/lib", "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/etc", "/etc",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workdir, "/work", "--chdir", "/work",
+            "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work",
+            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--"};
+  }
+  full.insert(full.end(), argv.begin(), argv.end());
+  std::vector<char*> args;
+  for (auto& a : full) args.push_back(a.data());
+  args.push_back(nullptr);
+
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    result.infrastructure_error = true;
+    result.output = "pipe failed";
+    return result;
+  }
+  const bool root = ::geteuid() == 0;
+  const auto started = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    result.infrastructure_error = true;
+    result.output = "fork failed";
+    return result;
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here to exec.
+    ::setsid();
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) ::dup2(null_fd, 0);
+    if (::chdir(workdir.c_str()) != 0) ::_exit(125);
+    rlimit cpu{static_cast<rlim_t>(limits_.cpu_seconds), static_cast<rlim_t>(limits_.cpu_seconds + 1)};
+    rlimit as{static_cast<rlim_t>(limits_.memory_bytes), static_cast<rlim_t>(limits_.memory_bytes)};
+    rlimit nproc{static_cast<rlim_t>(limits_.processes), static_cast<rlim_t>(limits_.processes)};
+    rlimit fsize{static_cast<rlim_t>(limits_.file_bytes), static_cast<rlim_t>(limits_.file_bytes)};
+    ::setrlimit(RLIMIT_CPU, &cpu);
+    ::setrlimit(RLIMIT_AS, &as);
+    ::setrlimit(RLIMIT_FSIZE, &fsize);
+    if (root) {
+      // RLIMIT_NPROC does not bind root: run as nobody, whose processes are only ours.
+      ::setgroups(0, nullptr);
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);
+    }
+    ::setrlimit(RLIMIT_NPROC, &nproc);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  const auto deadline = started + limits_.wall;
+  bool truncated = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.limit = "wall_clock";
+      break;
+    }
+    pollfd fd{out[0], POLLIN, 0};
+    const int rc = ::poll(&fd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) continue;
+    char buf[8192];
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    if (result.output.size() < limits_.output_bytes) {
+      result.output.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), limits_.output_bytes - result.output.size()));
+    } else if (!truncated) {
+      truncated = true;
+      result.limit = "output";
+      break;
+    }
+  }
+  ::close(out[0]);
+  if (!result.limit.empty()) ::kill(-pid, SIGKILL);
+  ::kill(pid, result.limit.empty() ? 0 : SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  }
+  if (result.limit.empty()) {
+    if (result.signal == SIGXCPU || result.signal == SIGKILL) {
+      // SIGKILL without our timeout: the hard CPU limit.
+      result.limit = "cpu_time";
+    } else if (result.output.find("MemoryError") != std::string::npos ||
+               result.output.find("Cannot allocate memory") != std::string::npos ||
+               result.output.find("std::bad_alloc") != std::string::npos ||
+               result.output.find("out of memory") != std::string::npos) {
+      result.limit = "memory";
+    } else if (result.output.find("Resource temporarily unavailable") != std::string::npos ||
+               result.output.find("BlockingIOError") != std::string::npos ||
+               result.output.find("fork: retry") != std::string::npos) {
+      result.limit = "processes";
+    }
+  }
+  // bwrap reports its own failures as "bwrap: ..." with exit status 1.
+  if (mode_ == Mode::kBubblewrap && result.exit_code == 1 && result.output.rfind("bwrap: ", 0) == 0) {
+    result.infrastructure_error = true;
+  }
+  if (result.exit_code == 125 || result.exit_code == 126 || result.exit_code == 127) {
+    result.infrastructure_error = result.exit_code != 127 || mode_ == Mode::kBubblewrap;
+  }
+  if (result.limit == "wall_clock" && result.exit_code == -1 && result.signal == 0) result.signal = SIGKILL;
+  return result;
+}
+
+std::string Sandbox::probe() const {
+  const auto dir = std::filesystem::temp_directory_path() / ("agentline-qa-probe-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::all);
+  const auto r = run({"true"}, dir.string());
+  std::filesystem::remove_all(dir);
+  if (r.exit_code == 0) return "";
+  return "the sandbox cannot start (exit " + std::to_string(r.exit_code) + "): " + r.output.substr(0, 300);
+}
+
+}  // namespace agentline::qa
