@@ -2,6 +2,8 @@
 # End to end, with the real binaries and kcat: what `make run` shows a user.
 #   - `agentline submit` names each rejected line and its reason;
 #   - `agentline up` + submit route examples/tasks.jsonl to the right priority topics;
+#   - the generation loop finishes every job: files generated, QA-checked in the sandbox, the
+#     "fails once" file fixed once, the "never passes" file dead-lettered after 3 fixes;
 #   - the DLQ records, read with kcat, carry the documented headers.
 set -euo pipefail
 bin=$1
@@ -48,8 +50,16 @@ count() { awk -v t="agentline.$1" '$1 == t { print $3 }' "$work/demo.out"; }
 [ "$(count tasks.high)" = 5 ] || fail "high: $(count tasks.high), expected 5"
 [ "$(count tasks.normal)" = 5 ] || fail "normal: $(count tasks.normal), expected 5"
 [ "$(count tasks.low)" = 5 ] || fail "low: $(count tasks.low), expected 5"
-[ "$(count tasks.fix)" = 1 ] || fail "fix: $(count tasks.fix), expected 1"
-[ "$(count dlq)" = 3 ] || fail "dlq: $(count dlq), expected 3"
+# The submitted fix task, plus the router's fix tasks: 1 for app/config.py, 3 for examples/client.py.
+[ "$(count tasks.fix)" = 5 ] || fail "fix: $(count tasks.fix), expected 5"
+[ "$(count dlq)" = 4 ] || fail "dlq: $(count dlq), expected 4 (3 rejected tasks + 1 file after 3 fixes)"
+[ "$(count deploy.requests)" = 20 ] || fail "deploy.requests: $(count deploy.requests), expected 20"
+grep -q "job todo-api: 100% (20/20 files done)" "$work/demo.out" || fail "job todo-api did not complete"
+grep -q "qa_passed      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once"
+grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
+  fail "examples/client.py did not end in the DLQ after 3 fixes"
+grep -q "agentline-error-class=qa_failed_max" "$work/demo.out" || fail "the router's DLQ record is not shown"
+grep -q 'agentline_qa_checks_total{check="py_compile",outcome="failed"} 5' "$work/demo.out" || fail "QA counts wrong"
 
 for header in agentline-original-topic=agentline.tasks.submitted agentline-original-partition= \
   agentline-original-offset= agentline-original-timestamp= agentline-consumer-group=priority-assigner \

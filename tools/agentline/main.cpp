@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "agentline/config/options.h"
@@ -19,6 +21,7 @@
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "status.h"
 #include "submit.h"
 #include "supervisor.h"
 
@@ -175,6 +178,36 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   return (result.rejected == 0 && result.failed == 0) ? 0 : 1;
 }
 
+// Prints job progress; with wait_seconds > 0 first waits until every job is complete.
+int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds, bool files) {
+  const auto topic = g.load_catalog().topic("jobs.progress");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  std::map<std::string, nlohmann::json> jobs;
+  for (;;) {
+    jobs = cli::read_progress(g.settings(), topic);
+    if (!job.empty()) {
+      auto it = jobs.find(job);
+      std::map<std::string, nlohmann::json> one;
+      if (it != jobs.end()) one.insert(*it);
+      jobs = std::move(one);
+    }
+    bool complete = !jobs.empty();
+    for (const auto& [id, state] : jobs) complete = complete && state.value("percent", 0) == 100;
+    if (complete || wait_seconds <= 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (jobs.empty()) {
+    std::cout << (job.empty() ? "no jobs on " + topic : "no job " + job + " on " + topic) << "\n";
+    return job.empty() ? 0 : 1;
+  }
+  bool complete = true;
+  for (const auto& [id, state] : jobs) {
+    cli::print_job(state, std::cout, files);
+    complete = complete && state.value("percent", 0) == 100;
+  }
+  return wait_seconds > 0 && !complete ? 3 : 0;
+}
+
 int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_port, int grace_ms) {
   install_signal_handlers();
   const fs::path bin = self_dir();
@@ -238,7 +271,7 @@ int main(int argc, char** argv) {
   auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics");
   broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
 
-  std::vector<std::string> services{"priority-assigner"};
+  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router"};
   int base_port = 9400;
   int grace_ms = 20000;
   auto* up = app.add_subcommand("up", "Start the embedded broker (unless --bootstrap-servers) and the services");
@@ -265,6 +298,13 @@ int main(int argc, char** argv) {
 
   std::string group, topic = "tasks.submitted";
   int wait_seconds = 0;
+  std::string status_job;
+  int status_wait = 0;
+  bool status_files = false;
+  auto* status = app.add_subcommand("status", "Job progress from jobs.progress (per job, or one job)");
+  status->add_option("job", status_job, "Job id; all jobs when empty");
+  status->add_option("--wait", status_wait, "Wait up to this many seconds for the job(s) to complete (exit 3 if not)");
+  status->add_flag("--files", status_files, "List every file with its status");
   auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
   lag->add_option("--group", group, "Consumer group")->required();
   lag->add_option("--topic", topic, "Logical topic name")->capture_default_str();
@@ -279,6 +319,7 @@ int main(int argc, char** argv) {
     if (*submit) return cmd_submit(g, file, raw, max_backlog);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
+    if (*status) return cmd_status(g, status_job, status_wait, status_files);
     if (*lag) return cmd_lag(g, group, topic, wait_seconds);
   } catch (const std::exception& e) {
     std::cerr << "agentline: " << e.what() << "\n";
