@@ -117,7 +117,22 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
       line_no = std::stoi((*it)[1]);
       if (it->size() > 2 && (*it)[2].matched) col = std::stoi((*it)[2]);
     }
-    const std::string message = last_nonempty_line(output);
+    std::string message = last_nonempty_line(output);
+    if (parser == "yaml") {
+      // PyYAML spreads its message over lines between "in <file>, line N" markers.
+      message.clear();
+      std::istringstream lines(output);
+      bool started = false;
+      while (std::getline(lines, line)) {
+        const auto t = line.find_first_not_of(' ');
+        if (t == std::string::npos) continue;
+        const std::string body = line.substr(t);
+        if (body.rfind("yaml.", 0) == 0) started = true;
+        if (!started || body.rfind("in \"", 0) == 0 || body.rfind("File ", 0) == 0) continue;
+        message += (message.empty() ? "" : " ") + body;
+      }
+      if (message.empty()) message = last_nonempty_line(output);
+    }
     if (!message.empty()) diags.push_back(diagnostic(path, line_no, col, "error", message, check));
   } else if (parser == "node") {
     static const std::regex first(R"(^(.*):(\d+)$)");

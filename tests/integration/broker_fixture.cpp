@@ -174,7 +174,10 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string http_get(int port, const std::string& path, int* status) {
+std::string http_get(int port, const std::string& path, int* status) { return http_request(port, "GET", path, "", status); }
+
+std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
+                         int* status) {
   if (status) *status = 0;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -185,7 +188,9 @@ std::string http_get(int port, const std::string& path, int* status) {
     ::close(fd);
     return "";
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+  if (!body.empty()) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[4096];
@@ -193,8 +198,8 @@ std::string http_get(int port, const std::string& path, int* status) {
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
   ::close(fd);
   if (status && resp.size() > 12) *status = std::atoi(resp.c_str() + 9);
-  auto body = resp.find("\r\n\r\n");
-  return body == std::string::npos ? "" : resp.substr(body + 4);
+  auto start = resp.find("\r\n\r\n");
+  return start == std::string::npos ? "" : resp.substr(start + 4);
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -75,6 +75,8 @@ std::string real_kafka_state();
 int free_port();
 // Body of GET http://127.0.0.1:port/path, or "" when unreachable. `status` gets the code.
 std::string http_get(int port, const std::string& path, int* status = nullptr);
+std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
+                         int* status = nullptr);
 // Polls `condition` every 50 ms until true or timeout.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

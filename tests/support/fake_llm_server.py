@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A test OpenAI-compatible chat-completions server on loopback.
+
+POST /v1/chat/completions answers according to the current mode:
+  ok     200 with a fenced Python file naming the request's file, and token usage
+  429    429 with Retry-After (seconds, --retry-after) and x-ratelimit-* headers
+  503    503 Service Unavailable
+  hang   accepts the request and never answers (until the mode changes or 60 s pass)
+Control and inspection (for tests):
+  POST /admin/mode {"mode": "...", "latency_ms": 0, "retry_after": 1}
+  GET  /admin/stats -> {"requests": n, "by_mode": {...}, "max_concurrent": n, "timestamps": [...]}
+Usage: fake_llm_server.py PORT_FILE   (binds 127.0.0.1:0 and writes the port to PORT_FILE)
+"""
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+state = {"mode": "ok", "latency_ms": 0, "retry_after": 1}
+stats = {"requests": 0, "by_mode": {}, "max_concurrent": 0, "timestamps": []}
+concurrent = 0
+lock = threading.Lock()
+mode_changed = threading.Condition(lock)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, body, headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        return self.rfile.read(n) if n else b""
+
+    def do_GET(self):
+        if self.path == "/admin/stats":
+            with lock:
+                self._send(200, stats)
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self):
+        global concurrent
+        body = self._body()
+        if self.path == "/admin/mode":
+            update = json.loads(body or b"{}")
+            with lock:
+                state.update(update)
+                mode_changed.notify_all()
+            self._send(200, state)
+            return
+        if not self.path.endswith("/chat/completions"):
+            self._send(404, {"error": "not found"})
+            return
+        with lock:
+            mode = state["mode"]
+            stats["requests"] += 1
+            stats["by_mode"][mode] = stats["by_mode"].get(mode, 0) + 1
+            stats["timestamps"].append(time.time())
+            concurrent += 1
+            stats["max_concurrent"] = max(stats["max_concurrent"], concurrent)
+            latency = state["latency_ms"] / 1000.0
+            retry_after = state["retry_after"]
+        try:
+            if mode == "hang":
+                with lock:
+                    mode_changed.wait_for(lambda: state["mode"] != "hang", timeout=60)
+                self.close_connection = True
+                return
+            if latency:
+                time.sleep(latency)
+            if mode == "429":
+                self._send(429, {"error": {"message": "rate limited"}},
+                           {"Retry-After": str(retry_after), "x-ratelimit-remaining-requests": "0",
+                            "x-ratelimit-reset-requests": f"{retry_after}s"})
+                return
+            if mode == "503":
+                self._send(503, {"error": {"message": "overloaded"}})
+                return
+            request = json.loads(body)
+            user = request["messages"][-1]["content"]
+            m = re.search(r"^File: (.*)$", user, re.M)
+            name = m.group(1) if m else "file"
+            code = f'"""{name}"""\n\n\ndef main():\n    return "{name}"\n'
+            self._send(200, {"id": "cmpl-1", "model": request.get("model", "fake"),
+                             "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                  "content": f"Here it is:\n```python\n{code}```\n"}}],
+                             "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(code) // 4}},
+                       {"x-ratelimit-remaining-requests": "1000", "x-ratelimit-reset-requests": "1s"})
+        finally:
+            with lock:
+                concurrent -= 1
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(sys.argv[1], "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
