@@ -108,6 +108,10 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   } else if (WIFSIGNALED(status)) {
     result.signal = WTERMSIG(status);
   }
+  // bwrap reports a child killed by a signal as exit status 128 + signal.
+  if (mode_ == Mode::kBubblewrap && result.exit_code > 128 && result.exit_code < 128 + 65) {
+    result.signal = result.exit_code - 128;
+  }
   if (result.limit.empty()) {
     if (result.signal == SIGXCPU || result.signal == SIGKILL) {
       // SIGKILL without our timeout: the hard CPU limit.

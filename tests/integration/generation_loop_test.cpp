@@ -1,0 +1,282 @@
+// The generation loop's services as real processes against a broker: dev-fix-worker with a
+// fake OpenAI-compatible server on loopback (outages, 429s, hangs, rate limits, the cache,
+// priorities), and qa-worker's sandbox against hostile files.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "broker_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace agentline;
+using agentline::testing::BrokerFixture;
+using agentline::testing::eventually;
+using agentline::testing::http_get;
+using agentline::testing::http_request;
+using agentline::testing::ServiceProcess;
+using nlohmann::json;
+
+namespace {
+
+std::string task(const std::string& id, const std::string& path, const std::string& description = "") {
+  return json{{"id", "m-" + id}, {"task_id", id}, {"job_id", "job-1"}, {"type", "DEV_TASK"},
+              {"created_at", "2026-11-22T10:00:00Z"},
+              {"payload", {{"path", path}, {"description", description.empty() ? "write " + path : description}}}}
+      .dump();
+}
+
+// The value of the first sample whose line starts with `prefix` (name and labels), or -1.
+double metric(int port, const std::string& prefix) {
+  const std::string text = http_get(port, "/metrics");
+  std::size_t pos = 0;
+  while ((pos = text.find(prefix, pos)) != std::string::npos) {
+    if (pos == 0 || text[pos - 1] == '\n') {
+      const auto sp = text.find(' ', pos + prefix.size() - 1);
+      return std::stod(text.substr(sp + 1, text.find('\n', sp) - sp - 1));
+    }
+    pos += prefix.size();
+  }
+  return -1;
+}
+
+class FakeLlm {
+ public:
+  FakeLlm() {
+    const std::string port_file = "/tmp/agentline-fake-llm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    std::filesystem::remove(port_file);
+    process_ = std::make_unique<ServiceProcess>(
+        "/usr/bin/env", std::vector<std::string>{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_llm_server.py", port_file});
+    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, 10s));
+    std::ifstream(port_file) >> port_;
+    std::filesystem::remove(port_file);
+  }
+  int port() const { return port_; }
+  void mode(const std::string& m, int retry_after = 1, int latency_ms = 0) {
+    int status = 0;
+    http_request(port_, "POST", "/admin/mode",
+                 json{{"mode", m}, {"retry_after", retry_after}, {"latency_ms", latency_ms}}.dump(), &status);
+    ASSERT_EQ(status, 200);
+  }
+  json stats() const { return json::parse(http_get(port_, "/admin/stats")); }
+  int requests() const { return stats()["requests"].get<int>(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::unique_ptr<ServiceProcess> process_;
+  int port_ = 0;
+};
+
+class GenerationLoopTest : public ::testing::Test {
+ protected:
+  GenerationLoopTest() : broker_(kafka::TopicCatalog::load("")), http_port_(agentline::testing::free_port()) {}
+
+  std::vector<std::string> common_args() const {
+    return {"--bootstrap-servers", broker_.bootstrap(), "--topic-prefix", broker_.catalog().prefix(), "--http-port",
+            std::to_string(http_port_), "--session-timeout-ms", "6000", "--statistics-interval-ms", "1000",
+            "--shutdown-grace-ms", "3000"};
+  }
+  std::unique_ptr<ServiceProcess> dev_fix_worker(const FakeLlm& llm, std::vector<std::string> extra) {
+    auto args = common_args();
+    for (const auto& a : std::vector<std::string>{"--generator", "openai", "--llm-base-url",
+                                                  "http://127.0.0.1:" + std::to_string(llm.port()) + "/v1",
+                                                  "--llm-timeout-ms", "1000"}) {
+      args.push_back(a);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<ServiceProcess>(agentline::testing::bin("dev-fix-worker"), args);
+  }
+  std::vector<json> events(std::size_t count, std::chrono::milliseconds timeout = 30s) {
+    std::vector<json> out;
+    for (const auto& r : broker_.read(topic("events"), count, timeout)) out.push_back(json::parse(r.value));
+    return out;
+  }
+  std::string topic(const std::string& logical) const { return broker_.catalog().topic(logical); }
+  std::size_t dlq_size() { return broker_.read_available(topic("dlq")).size(); }
+
+  BrokerFixture broker_;
+  int http_port_;
+};
+
+TEST_F(GenerationLoopTest, OutagesOpenTheBreakerPauseTheWorkerAndNothingReachesTheDlq) {
+  FakeLlm llm;
+  llm.mode("503");
+  auto worker = dev_fix_worker(llm, {"--breaker-minimum-calls", "3", "--breaker-window", "5", "--breaker-open-wait-ms",
+                                     "2000", "--max-in-flight", "4"});
+  for (int i = 0; i < 10; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+
+  // 503s: the breaker opens and consumption is held.
+  ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"open\"}") == 1; }, 30s))
+      << worker->log();
+  ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_consumer_held{") == 1; }, 10s));
+  const int at_open = llm.requests();
+  std::this_thread::sleep_for(5s);
+  const int during = llm.requests() - at_open;
+  // Within the outage only the probes reach the backend: one per open wait (2 s), not 10 tasks'
+  // worth of retries.
+  EXPECT_LE(during, 4) << "calls while open: " << llm.stats().dump();
+  EXPECT_EQ(dlq_size(), 0u);
+  int status = 0;
+  http_get(http_port_, "/healthz", &status);
+  EXPECT_EQ(status, 200) << "a backend outage does not make the worker unhealthy";
+
+  // Recovery: probes succeed, the breaker closes, every task completes.
+  llm.mode("ok");
+  auto done = events(10, 40s);
+  std::set<std::string> tasks;
+  for (const auto& e : done) tasks.insert(e["task_id"].get<std::string>());
+  EXPECT_EQ(tasks.size(), 10u) << worker->log();
+  EXPECT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"closed\"}") == 1; }, 10s));
+
+  // A hanging backend (timeouts) opens it again; recovery again.
+  llm.mode("hang");
+  for (int i = 10; i < 15; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}") >= 2; }, 30s))
+      << worker->log();
+  llm.mode("ok");
+  EXPECT_EQ(events(15, 40s).size(), 15u);
+
+  // 429 with Retry-After: the worker backs off without counting it as a backend failure.
+  const double opened = metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}");
+  llm.mode("429", 2);
+  const int before_429 = llm.requests();
+  for (int i = 15; i < 20; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  std::this_thread::sleep_for(4s);
+  const int rate_limited = llm.requests() - before_429;
+  EXPECT_GE(rate_limited, 1);
+  EXPECT_LE(rate_limited, 8) << "Retry-After: 2 holds the calls (at most 4 in flight per 2 s)";
+  llm.mode("ok");
+  EXPECT_EQ(events(20, 40s).size(), 20u);
+  EXPECT_EQ(metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}"), opened) << "429 is not an outage";
+  EXPECT_EQ(dlq_size(), 0u) << "no task was dead-lettered because of the outages";
+}
+
+TEST_F(GenerationLoopTest, TheRequestsPerMinuteLimitHolds) {
+  FakeLlm llm;
+  auto worker = dev_fix_worker(llm, {"--llm-requests-per-minute", "6", "--max-in-flight", "4"});
+  for (int i = 0; i < 10; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  EXPECT_EQ(events(6, 30s).size(), 6u) << worker->log();
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(llm.requests(), 6) << "the seventh call waits for the minute to pass";
+  EXPECT_EQ(broker_.read_available(topic("events")).size(), 6u);
+  EXPECT_EQ(metric(http_port_, "agentline_consumer_held{"), 1);
+  EXPECT_EQ(dlq_size(), 0u);
+}
+
+TEST_F(GenerationLoopTest, ARepeatedTaskIsServedFromTheCache) {
+  FakeLlm llm;
+  auto worker = dev_fix_worker(llm, {});
+  broker_.produce(topic("tasks.normal"), "a", task("a", "lib/util.py", "helpers"));
+  ASSERT_EQ(events(1).size(), 1u) << worker->log();
+  broker_.produce(topic("tasks.normal"), "b", task("b", "lib/util.py", "helpers"));
+  auto all = events(2);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_FALSE(all[0]["payload"]["cached"].get<bool>());
+  EXPECT_TRUE(all[1]["payload"]["cached"].get<bool>());
+  EXPECT_EQ(all[0]["payload"]["content"], all[1]["payload"]["content"]);
+  EXPECT_EQ(all[0]["payload"]["content_sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(llm.requests(), 1);
+  const json stats = json::parse(http_get(http_port_, "/stats"));
+  EXPECT_EQ(stats["cache"]["hits"], 1);
+  int status = 0;
+  const std::string inv = http_request(http_port_, "POST", "/cache/invalidate", R"({"namespace":"openai:gpt-4o-mini"})", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(json::parse(inv)["invalidated"], 1);
+}
+
+TEST_F(GenerationLoopTest, CriticalTasksOvertakeABacklogOfLowOnes) {
+  FakeLlm llm;
+  llm.mode("ok", 1, 100);  // 100 ms per call
+  std::vector<kafka::OutgoingRecord> batch;
+  for (int i = 0; i < 60; ++i) batch.push_back({topic("tasks.low"), "l" + std::to_string(i), task("l" + std::to_string(i), "low" + std::to_string(i) + ".py"), {}, {}});
+  broker_.produce_batch(batch);
+  batch.clear();
+  for (int i = 0; i < 5; ++i) batch.push_back({topic("tasks.critical"), "c" + std::to_string(i), task("c" + std::to_string(i), "crit" + std::to_string(i) + ".py"), {}, {}});
+  broker_.produce_batch(batch);
+  auto worker = dev_fix_worker(llm, {"--max-in-flight", "2"});
+  auto done = events(65, 60s);
+  ASSERT_EQ(done.size(), 65u) << worker->log();
+  std::vector<std::size_t> positions;
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    if (done[i]["task_id"].get<std::string>()[0] == 'c') positions.push_back(i);
+  }
+  ASSERT_EQ(positions.size(), 5u);
+  // FIFO would finish them last (positions 60..64); the priority scheduler takes them as soon
+  // as they are fetched.
+  EXPECT_LT(positions.back(), 15u) << "critical tasks finished at positions " << ::testing::PrintToString(positions);
+}
+
+TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
+  // A listener on the host's loopback: the sandbox has no network, so nothing may reach it.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::listen(listener, 8);
+  const int port = ntohs(addr.sin_port);
+  const std::string marker = "/tmp/agentline-escaped-" + std::to_string(::getpid());
+
+  const std::string table = "/tmp/agentline-qa-table-" + std::to_string(::getpid()) + ".json";
+  std::ofstream(table) << R"({".py": {"name": "run_python", "argv": ["python3", "{file}"], "parser": "python"},
+                              ".sh": {"name": "run_shell", "argv": ["bash", "{file}"], "parser": "bash"}})";
+  auto args = common_args();
+  for (const auto& a : std::vector<std::string>{"--checks", table, "--check-cpu-seconds", "2", "--check-wall-ms", "5000",
+                                                "--check-memory-mb", "512", "--check-processes", "32", "--max-in-flight", "3"}) {
+    args.push_back(a);
+  }
+  ServiceProcess qa(agentline::testing::bin("qa-worker"), args);
+  const std::map<std::string, std::string> files{
+      {"net.py", "import socket\nsocket.create_connection(('127.0.0.1', " + std::to_string(port) + "), timeout=2)\n"},
+      {"escape.py", "open('" + marker + "', 'w').write('x')\nopen('/usr/pwned', 'w').write('x')\n"},
+      {"forkbomb.sh", ":(){ :|:& };:\nwait\n"},
+      {"loop.py", "while True:\n    pass\n"},
+      {"hog.py", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))\n"},
+      {"fine.py", "print('hello')\n"}};
+  for (const auto& [name, content] : files) {
+    json e = {{"id", "fc-" + name}, {"task_id", name}, {"job_id", "job-1"}, {"type", "FILE_COMPLETED"},
+              {"created_at", "2026-11-22T10:00:00Z"}, {"payload", {{"path", "src/" + name}, {"content", content}}}};
+    broker_.produce(topic("qa.requests"), name, e.dump());
+  }
+  auto results = events(files.size(), 90s);
+  ASSERT_EQ(results.size(), files.size()) << qa.log();
+  std::map<std::string, json> by_task;
+  for (const auto& r : results) by_task[r["task_id"]] = r;
+  EXPECT_EQ(by_task["fine.py"]["type"], "QA_PASSED");
+  for (const char* hostile : {"net.py", "escape.py", "forkbomb.sh", "loop.py", "hog.py"}) {
+    EXPECT_EQ(by_task[hostile]["type"], "QA_FAILED") << hostile << ": " << by_task[hostile].dump();
+    EXPECT_FALSE(by_task[hostile]["payload"]["diagnostics"].empty()) << hostile;
+  }
+  auto first_message = [&](const char* t) { return by_task[t]["payload"]["diagnostics"][0]["message"].get<std::string>(); };
+  EXPECT_NE(first_message("loop.py").find("limit"), std::string::npos) << first_message("loop.py");
+  EXPECT_TRUE(first_message("hog.py").find("memory") != std::string::npos || first_message("hog.py").find("MemoryError") != std::string::npos)
+      << first_message("hog.py");
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a write escaped the sandbox";
+  EXPECT_FALSE(std::filesystem::exists("/usr/pwned"));
+  // Nothing connected to the host's listener.
+  timeval tv{0, 0};
+  fd_set set;
+  FD_ZERO(&set);
+  FD_SET(listener, &set);
+  EXPECT_EQ(::select(listener + 1, &set, nullptr, nullptr, &tv), 0) << "the sandbox reached the host network";
+  ::close(listener);
+  EXPECT_TRUE(eventually([] { return std::system("pgrep -u 65534 >/dev/null") != 0; }, 10s))
+      << "sandboxed processes outlived their check";
+  EXPECT_TRUE(qa.running());
+  int status = 0;
+  http_get(http_port_, "/readyz", &status);
+  EXPECT_EQ(status, 200) << "the worker stays healthy";
+  EXPECT_EQ(dlq_size(), 0u);
+  std::filesystem::remove(table);
+}
+
+}  // namespace
