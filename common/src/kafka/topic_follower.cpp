@@ -43,21 +43,25 @@ struct TopicFollower::Impl {
           md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
         std::map<std::int32_t, std::int64_t> ends;
         PartitionListPtr parts(rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt));
-        for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+        rd_kafka_resp_err_t offsets_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int i = 0; i < md->topics[0].partition_cnt && offsets_err == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
           const std::int32_t p = md->topics[0].partitions[i].id;
           std::int64_t low = 0, high = 0;
-          if (rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 5000) !=
-              RD_KAFKA_RESP_ERR_NO_ERROR) {
-            throw std::runtime_error("cannot read the offsets of " + topic);
-          }
+          // A topic just created may have no leader yet: retried below until the deadline.
+          offsets_err = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 5000);
           ends[p] = high;
           rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), p)->offset = offset;
         }
-        if (rd_kafka_assign(consumer.get(), parts.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          throw std::runtime_error("cannot assign the partitions of " + topic);
+        if (offsets_err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          if (rd_kafka_assign(consumer.get(), parts.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            throw std::runtime_error("cannot assign the partitions of " + topic);
+          }
+          assigned = true;
+          return ends;
         }
-        assigned = true;
-        return ends;
+        if (std::chrono::steady_clock::now() > deadline) {
+          throw std::runtime_error("cannot read the offsets of " + topic + ": " + rd_kafka_err2str(offsets_err));
+        }
       }
       if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("topic " + topic + " is not available");
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
