@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka test-asan test-tsan kafka-up kafka-down run clean
+.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka test-asan test-tsan kafka-up kafka-down run bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -29,6 +29,10 @@ test-e2e: build
 
 test-kafka: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L kafka
+
+# Benchmarks beside resilience4j and Caffeine; writes bench/REPORT.md (not part of `make test`).
+bench: deps
+	bash bench/run.sh
 
 # Unit, integration and e2e tiers under sanitizers, each in its own build folder.
 test-asan: deps
