@@ -119,8 +119,8 @@ goals = [
     ("zero allocations per breaker call", f"{b['allocs']:.2f}", b["allocs"] == 0),
     ("hit rate ≥ 5 points above LRU on Zipf (every size)", ", ".join(f"{g:+.1f}" for g in zipf_gain),
      all(g >= 5 for g in zipf_gain)),
-    ("hit rate within 1 point of Caffeine on Zipf (every size)", ", ".join(f"{g:+.2f}" for g in zipf_gap),
-     all(abs(g) <= 1 for g in zipf_gap)),
+    ("hit rate within 1 point of Caffeine on Zipf, i.e. never more than 1 point below it (every size)",
+     ", ".join(f"{g:+.2f}" for g in zipf_gap), all(g >= -1 for g in zipf_gap)),
 ]
 r.append("| goal | measured | met |\n|---|---|---|")
 for g, m, ok in goals:

@@ -80,6 +80,16 @@ struct CircuitBreaker::Window {
     }
   }
 
+  // index mod size without a division (Lemire's fastmod; a 64-bit div costs ~15 ns here). The
+  // index wraps at 2^32: once per 4 billion calls one slot is reused early, which keeps the
+  // totals exact (the swap accounts for whatever the slot held).
+  std::uint64_t slot_of(std::uint64_t sequence) const {
+    const auto a = static_cast<std::uint32_t>(sequence);
+    const std::uint64_t low = fastmod_m * a;
+    __extension__ using u128 = unsigned __int128;
+    return static_cast<std::uint64_t>((static_cast<u128>(low) * size) >> 64);
+  }
+
   static std::uint64_t contribution(std::uint8_t v) {
     return std::uint64_t{v & 1u} | (std::uint64_t{(v >> 1) & 1u} << kFailureShift) |
            (std::uint64_t{(v >> 2) & 1u} << kSlowShift);
@@ -99,9 +109,13 @@ struct CircuitBreaker::Window {
       return sum_locked(now);
     }
     const auto v = static_cast<std::uint8_t>(1u | (failed ? 2u : 0u) | (slow ? 4u : 0u));
-    const std::uint64_t index = head.fetch_add(1, std::memory_order_relaxed) % size;
+    const std::uint64_t index = slot_of(head.fetch_add(1, std::memory_order_relaxed));
+    // The steady state (a full window of successes replacing successes) changes nothing: one
+    // atomic increment and a load. Otherwise swap the slot and move the totals by the difference.
+    if (slots[index].load(std::memory_order_relaxed) == v) return decode(packed.load(std::memory_order_acquire));
     const std::uint8_t old = slots[index].exchange(v, std::memory_order_acq_rel);
     const std::uint64_t delta = contribution(v) - contribution(old);  // modular: exact in sum
+    if (delta == 0) return decode(packed.load(std::memory_order_acquire));
     return decode(packed.fetch_add(delta, std::memory_order_acq_rel) + delta);
   }
 
@@ -152,6 +166,7 @@ struct CircuitBreaker::Window {
 
   const bool time_based;
   const std::uint64_t size;
+  const std::uint64_t fastmod_m = ~std::uint64_t{0} / size + 1;
   std::unique_ptr<std::atomic<std::uint8_t>[]> slots;
   alignas(64) std::atomic<std::uint64_t> head{0};
   alignas(64) std::atomic<std::uint64_t> packed{0};
@@ -251,10 +266,16 @@ CircuitBreaker::Permit CircuitBreaker::try_acquire() {
 void CircuitBreaker::record(const Permit& permit, bool failed, Duration elapsed, bool timed) {
   const bool slow =
       timed && config_.slow_call_duration.count() > 0 && elapsed >= config_.slow_call_duration;
-  (failed ? failed_ : successful_).fetch_add(1, std::memory_order_relaxed);
+  if (failed) failed_.fetch_add(1, std::memory_order_relaxed);
   if (slow) slow_.fetch_add(1, std::memory_order_relaxed);
 
   std::uint64_t w = word_.load(std::memory_order_acquire);
+  const bool counted_by_window = generation_of(w) == permit.generation_ && state_of(w) == BreakerState::kClosed &&
+                                 !window_->time_based;
+  // Successes are counted here only when the count window's index does not count them (the
+  // hot path then needs no extra atomic operation): see snapshot().
+  if (!counted_by_window && !failed) successful_.fetch_add(1, std::memory_order_relaxed);
+  if (counted_by_window && failed) window_failed_.fetch_add(1, std::memory_order_relaxed);
   if (generation_of(w) != permit.generation_) return;  // taken before a state change
   switch (state_of(w)) {
     case BreakerState::kClosed: {
@@ -357,7 +378,11 @@ CircuitBreaker::Snapshot CircuitBreaker::snapshot() const {
     s.failure_rate = 100.0 * static_cast<double>(t.failures) / static_cast<double>(t.calls);
     s.slow_call_rate = 100.0 * static_cast<double>(t.slow) / static_cast<double>(t.calls);
   }
-  s.successful_calls = successful_.load(std::memory_order_relaxed);
+  // Every record into the count window advanced its index; those that were not failures were
+  // successes.
+  const auto window_records = window_->time_based ? 0 : static_cast<std::int64_t>(window_->head.load(std::memory_order_relaxed));
+  s.successful_calls = successful_.load(std::memory_order_relaxed) + window_records -
+                       window_failed_.load(std::memory_order_relaxed);
   s.failed_calls = failed_.load(std::memory_order_relaxed);
   s.slow_calls = slow_.load(std::memory_order_relaxed);
   s.not_permitted_calls = not_permitted_.load(std::memory_order_relaxed);

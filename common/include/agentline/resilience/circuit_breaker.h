@@ -166,7 +166,8 @@ class CircuitBreaker {
   mutable std::mutex transition_mu_;
   std::vector<Listener> listeners_;  // guarded by transition_mu_
 
-  std::atomic<std::int64_t> successful_{0};
+  std::atomic<std::int64_t> successful_{0};     // successes not recorded in the count window
+  std::atomic<std::int64_t> window_failed_{0};  // failures recorded in the count window
   std::atomic<std::int64_t> failed_{0};
   std::atomic<std::int64_t> slow_{0};
   std::atomic<std::int64_t> not_permitted_{0};
