@@ -108,6 +108,12 @@ struct CircuitBreaker::Window {
       b.totals.slow += slow ? 1 : 0;
       return sum_locked(now);
     }
+    if (!failed && !slow) {
+      // A full window of successes: another success changes nothing, and since every slot
+      // holds the same outcome their order does not matter either. No write at all.
+      const Totals t = decode(packed.load(std::memory_order_acquire));
+      if (t.failures == 0 && t.slow == 0 && static_cast<std::uint64_t>(t.calls) == size) return t;
+    }
     const auto v = static_cast<std::uint8_t>(1u | (failed ? 2u : 0u) | (slow ? 4u : 0u));
     const std::uint64_t index = slot_of(head.fetch_add(1, std::memory_order_relaxed));
     // The steady state (a full window of successes replacing successes) changes nothing: one
@@ -266,16 +272,12 @@ CircuitBreaker::Permit CircuitBreaker::try_acquire() {
 void CircuitBreaker::record(const Permit& permit, bool failed, Duration elapsed, bool timed) {
   const bool slow =
       timed && config_.slow_call_duration.count() > 0 && elapsed >= config_.slow_call_duration;
+  // Successes are not counted here: the hot path stays free of atomic writes (callers count
+  // their successful calls, e.g. agentline_llm_calls_total).
   if (failed) failed_.fetch_add(1, std::memory_order_relaxed);
   if (slow) slow_.fetch_add(1, std::memory_order_relaxed);
 
   std::uint64_t w = word_.load(std::memory_order_acquire);
-  const bool counted_by_window = generation_of(w) == permit.generation_ && state_of(w) == BreakerState::kClosed &&
-                                 !window_->time_based;
-  // Successes are counted here only when the count window's index does not count them (the
-  // hot path then needs no extra atomic operation): see snapshot().
-  if (!counted_by_window && !failed) successful_.fetch_add(1, std::memory_order_relaxed);
-  if (counted_by_window && failed) window_failed_.fetch_add(1, std::memory_order_relaxed);
   if (generation_of(w) != permit.generation_) return;  // taken before a state change
   switch (state_of(w)) {
     case BreakerState::kClosed: {
@@ -378,11 +380,6 @@ CircuitBreaker::Snapshot CircuitBreaker::snapshot() const {
     s.failure_rate = 100.0 * static_cast<double>(t.failures) / static_cast<double>(t.calls);
     s.slow_call_rate = 100.0 * static_cast<double>(t.slow) / static_cast<double>(t.calls);
   }
-  // Every record into the count window advanced its index; those that were not failures were
-  // successes.
-  const auto window_records = window_->time_based ? 0 : static_cast<std::int64_t>(window_->head.load(std::memory_order_relaxed));
-  s.successful_calls = successful_.load(std::memory_order_relaxed) + window_records -
-                       window_failed_.load(std::memory_order_relaxed);
   s.failed_calls = failed_.load(std::memory_order_relaxed);
   s.slow_calls = slow_.load(std::memory_order_relaxed);
   s.not_permitted_calls = not_permitted_.load(std::memory_order_relaxed);
@@ -435,9 +432,8 @@ void CircuitBreaker::append_metrics(std::vector<prometheus::MetricFamily>& famil
              {{"breaker", name_}}, s.slow_call_rate);
   add_sample(family(families, "agentline_breaker_opened_total", "Times the breaker opened", MetricType::Counter),
              {{"breaker", name_}}, static_cast<double>(s.times_opened));
-  auto& calls = family(families, "agentline_breaker_calls_total", "Calls through the breaker by outcome",
+  auto& calls = family(families, "agentline_breaker_calls_total", "Calls through the breaker by outcome (failure, slow, not_permitted, ignored; successes are counted by the caller)",
                        MetricType::Counter);
-  add_sample(calls, {{"breaker", name_}, {"outcome", "success"}}, static_cast<double>(s.successful_calls));
   add_sample(calls, {{"breaker", name_}, {"outcome", "failure"}}, static_cast<double>(s.failed_calls));
   add_sample(calls, {{"breaker", name_}, {"outcome", "slow"}}, static_cast<double>(s.slow_calls));
   add_sample(calls, {{"breaker", name_}, {"outcome", "not_permitted"}}, static_cast<double>(s.not_permitted_calls));

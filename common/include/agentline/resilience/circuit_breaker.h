@@ -15,7 +15,8 @@
 //
 // Thread safety: every member is safe to call concurrently. try_acquire and the outcome of a
 // CLOSED-state permit take no lock and allocate nothing (count-based window without slow-call
-// timing: a handful of atomic operations). State changes take a mutex and call the listeners
+// timing: no atomic write at all while the window holds only successes). State changes take
+// a mutex and call the listeners
 // in order, under it: listeners must not call force_open/disable/reset on the same breaker.
 #include <array>
 #include <atomic>
@@ -105,8 +106,7 @@ class CircuitBreaker {
     std::int64_t window_calls = 0;
     std::int64_t window_failures = 0;
     std::int64_t window_slow = 0;
-    std::int64_t successful_calls = 0;  // totals since construction
-    std::int64_t failed_calls = 0;
+    std::int64_t failed_calls = 0;  // totals since construction (successes: see record())
     std::int64_t slow_calls = 0;
     std::int64_t not_permitted_calls = 0;
     std::int64_t ignored_calls = 0;
@@ -166,8 +166,6 @@ class CircuitBreaker {
   mutable std::mutex transition_mu_;
   std::vector<Listener> listeners_;  // guarded by transition_mu_
 
-  std::atomic<std::int64_t> successful_{0};     // successes not recorded in the count window
-  std::atomic<std::int64_t> window_failed_{0};  // failures recorded in the count window
   std::atomic<std::int64_t> failed_{0};
   std::atomic<std::int64_t> slow_{0};
   std::atomic<std::int64_t> not_permitted_{0};
