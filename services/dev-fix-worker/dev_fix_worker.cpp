@@ -48,6 +48,7 @@ struct DevFixWorker::Metrics {
   prometheus::Counter* cost;
   prometheus::Counter* tenant_throttled;
   prometheus::Histogram* call_seconds;
+  prometheus::Counter* batched_files;
 };
 
 DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator, WorkerConfig config,
@@ -87,6 +88,15 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
                             .Help("Tasks put back at the end of their topic because their tenant was over its quota")
                             .Register(registry)
                             .Add({});
+  m.batched_files = &prometheus::BuildCounter()
+                         .Name("agentline_llm_batched_files_total")
+                         .Help("Files generated in a call shared with other small files of their job")
+                         .Register(registry)
+                         .Add({});
+  if (config_.batch_max_files > 1) {
+    batches_ = std::make_unique<BatchCoalescer>(config_.batch_max_files, config_.batch_max_tokens, config_.batch_linger,
+                                                [this](const std::vector<GenerationRequest>& r) { return call_backend(r); });
+  }
   m.call_seconds = &prometheus::BuildHistogram()
                         .Name("agentline_llm_call_seconds")
                         .Help("Duration of generator backend calls")
@@ -141,52 +151,11 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   cache::ResultCache::Result result;
   try {
     result = cache_.get_or_compute(key, cache_namespace_, [&]() -> std::string {
-      auto permit = breaker_.try_acquire();
-      if (!permit) {
-        throw Backoff{kafka::Failure::backoff("breaker_open", "the " + generator_->backend() + " backend's circuit breaker is open",
-                                              clamp_wait(breaker_.retry_after()))};
-      }
-      const auto reserve = static_cast<std::int64_t>((prompt.system.size() + prompt.user.size()) / 4) + request.max_tokens;
-      auto lease = limiter_.try_acquire(reserve);
-      if (!lease) {
-        permit.ignore();
-        throw Backoff{kafka::Failure::backoff("rate_limited",
-                                              "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
-                                              clamp_wait(lease.retry_after()))};
-      }
-      const auto call_start = std::chrono::steady_clock::now();
-      try {
-        Generation g = generator_->generate(request);
-        metrics_->call_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
-        permit.success();
-        lease.complete(g.prompt_tokens + g.completion_tokens > 0 ? g.prompt_tokens + g.completion_tokens : reserve);
-        metrics_->calls->Add({{"outcome", "ok"}}).Increment();
-        metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
-        metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
-        metrics_->cost->Increment(g.cost_usd);
-        return nlohmann::json{{"content", g.content}, {"prompt_tokens", g.prompt_tokens},
-                              {"completion_tokens", g.completion_tokens}, {"cost_usd", g.cost_usd}, {"model", g.model}}
-            .dump();
-      } catch (const GenerationError& e) {
-        switch (e.kind()) {
-          case GenerationError::Kind::kRateLimited: {
-            permit.ignore();  // the backend is up; it asks us to slow down
-            limiter_.on_feedback(e.feedback());
-            metrics_->calls->Add({{"outcome", "rate_limited"}}).Increment();
-            throw Backoff{kafka::Failure::backoff("llm_rate_limited", e.what(),
-                                                  clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1))))};
-          }
-          case GenerationError::Kind::kUnavailable:
-            permit.failure();
-            metrics_->calls->Add({{"outcome", "unavailable"}}).Increment();
-            break;
-          case GenerationError::Kind::kRejected:
-            permit.ignore();
-            metrics_->calls->Add({{"outcome", "rejected"}}).Increment();
-            break;
-        }
-        throw;
-      }
+      const bool small = batches_ && request.max_tokens <= config_.batch_small_tokens;
+      Generation g = small ? batches_->submit(task["job_id"].get<std::string>(), request) : call_backend({request}).at(0);
+      return nlohmann::json{{"content", g.content}, {"prompt_tokens", g.prompt_tokens},
+                            {"completion_tokens", g.completion_tokens}, {"cost_usd", g.cost_usd}, {"model", g.model}}
+          .dump();
     });
   } catch (const Backoff& b) {
     return b.failure;
@@ -247,6 +216,60 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   return std::nullopt;
 }
 
+std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationRequest>& requests) {
+  auto permit = breaker_.try_acquire();
+  if (!permit) {
+    throw Backoff{kafka::Failure::backoff("breaker_open", "the " + generator_->backend() + " backend's circuit breaker is open",
+                                          clamp_wait(breaker_.retry_after()))};
+  }
+  std::int64_t reserve = 0;
+  for (const auto& r : requests) {
+    reserve += static_cast<std::int64_t>((r.system_prompt.size() + r.user_prompt.size()) / 4) + r.max_tokens;
+  }
+  auto lease = limiter_.try_acquire(reserve);
+  if (!lease) {
+    permit.ignore();
+    throw Backoff{kafka::Failure::backoff("rate_limited",
+                                          "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
+                                          clamp_wait(lease.retry_after()))};
+  }
+  const auto call_start = std::chrono::steady_clock::now();
+  try {
+    std::vector<Generation> out = generator_->generate_batch(requests);
+    metrics_->call_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
+    permit.success();
+    std::int64_t used = 0;
+    for (const auto& g : out) {
+      used += g.prompt_tokens + g.completion_tokens;
+      metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
+      metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
+      metrics_->cost->Increment(g.cost_usd);
+    }
+    lease.complete(used > 0 ? used : reserve);
+    metrics_->calls->Add({{"outcome", "ok"}}).Increment();
+    if (requests.size() > 1) metrics_->batched_files->Increment(static_cast<double>(requests.size()));
+    return out;
+  } catch (const GenerationError& e) {
+    switch (e.kind()) {
+      case GenerationError::Kind::kRateLimited:
+        permit.ignore();  // the backend is up; it asks us to slow down
+        limiter_.on_feedback(e.feedback());
+        metrics_->calls->Add({{"outcome", "rate_limited"}}).Increment();
+        throw Backoff{kafka::Failure::backoff("llm_rate_limited", e.what(),
+                                              clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1))))};
+      case GenerationError::Kind::kUnavailable:
+        permit.failure();
+        metrics_->calls->Add({{"outcome", "unavailable"}}).Increment();
+        break;
+      case GenerationError::Kind::kRejected:
+        permit.ignore();
+        metrics_->calls->Add({{"outcome", "rejected"}}).Increment();
+        break;
+    }
+    throw;
+  }
+}
+
 nlohmann::json DevFixWorker::stats() {
   const auto c = cache_.stats();
   const auto b = breaker_.snapshot();
@@ -263,6 +286,7 @@ nlohmann::json DevFixWorker::stats() {
           {"limiter", {{"admitted", l.admitted}, {"rejected", l.rejected}, {"in_flight", l.in_flight},
                        {"requests_last_minute", l.requests_in_window}, {"tokens_last_minute", l.tokens_in_window},
                        {"tokens_refunded", l.tokens_refunded}}},
+          {"batches", {{"calls", batches_ ? batches_->batches() : 0}, {"files", batches_ ? batches_->batched_files() : 0}}},
           {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
 }
 

@@ -18,6 +18,7 @@
 #include "agentline/kafka/topic_catalog.h"
 #include "agentline/resilience/circuit_breaker.h"
 #include "agentline/resilience/rate_limit.h"
+#include "batch_coalescer.h"
 #include "generator.h"
 
 namespace prometheus {
@@ -39,6 +40,12 @@ struct WorkerConfig {
   resilience::CircuitBreakerConfig breaker;
   cache::ResultCacheConfig cache;
   std::size_t context_budget_chars = 24000;
+  // Small files of one job share a call: a task whose max_tokens is at most batch_small_tokens
+  // waits up to batch_linger for others, within batch_max_files and batch_max_tokens.
+  int batch_max_files = 4;
+  int batch_small_tokens = 1024;
+  int batch_max_tokens = 4096;
+  std::chrono::milliseconds batch_linger{20};
 };
 
 class DevFixWorker {
@@ -59,6 +66,8 @@ class DevFixWorker {
 
  private:
   struct Metrics;
+  // One backend call for `requests` behind the breaker and the limiter.
+  std::vector<Generation> call_backend(const std::vector<GenerationRequest>& requests);
   events::MessageValidator validator_;
   std::unique_ptr<Generator> generator_;
   WorkerConfig config_;
@@ -69,6 +78,7 @@ class DevFixWorker {
   resilience::LlmRateLimiter limiter_;
   resilience::KeyedRateLimiter tenants_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<BatchCoalescer> batches_;
 };
 
 }  // namespace agentline::devfix

@@ -60,6 +60,13 @@ class Generator {
  public:
   virtual ~Generator() = default;
   virtual Generation generate(const GenerationRequest& request) = 0;
+  // Several files in one call where the backend can (openai); by default one call each. The
+  // result has one Generation per request, in order.
+  virtual std::vector<Generation> generate_batch(const std::vector<GenerationRequest>& requests) {
+    std::vector<Generation> out;
+    for (const auto& r : requests) out.push_back(generate(r));
+    return out;
+  }
   virtual std::string backend() const = 0;
   virtual std::string model() const = 0;
 };
@@ -86,6 +93,9 @@ std::unique_ptr<Generator> make_template_generator();
 
 // The code in an LLM reply: the first fenced block (```lang ... ```), else the whole reply.
 std::string extract_code(const std::string& reply);
+// Per path, the fenced block that follows a "File: <path>" line in a batched reply; missing
+// paths are absent from the result.
+std::map<std::string, std::string> split_batch_reply(const std::string& reply, const std::vector<std::string>& paths);
 // Prices from JSON {"model": {"prompt_per_1k": 0.15, "completion_per_1k": 0.6}}.
 std::map<std::string, Price> parse_prices(const std::string& json_text);
 

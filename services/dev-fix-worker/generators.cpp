@@ -26,6 +26,27 @@ std::string extract_code(const std::string& reply) {
   return reply.substr(line_end + 1, close - line_end - 1);
 }
 
+std::map<std::string, std::string> split_batch_reply(const std::string& reply, const std::vector<std::string>& paths) {
+  std::map<std::string, std::string> out;
+  for (const auto& path : paths) {
+    const std::string marker = "File: " + path;
+    std::size_t at = 0;
+    // The marker must be a whole line (so "a.py" does not match "File: a.py.bak").
+    while ((at = reply.find(marker, at)) != std::string::npos) {
+      const std::size_t end = at + marker.size();
+      const bool line_start = at == 0 || reply[at - 1] == '\n';
+      const bool line_end = end == reply.size() || reply[end] == '\n' || reply[end] == '\r';
+      if (line_start && line_end) break;
+      at = end;
+    }
+    if (at == std::string::npos) continue;
+    const std::string rest = reply.substr(at + marker.size());
+    if (rest.find("```") == std::string::npos) continue;
+    out[path] = extract_code(rest);
+  }
+  return out;
+}
+
 std::map<std::string, Price> parse_prices(const std::string& json_text) {
   std::map<std::string, Price> out;
   auto doc = nlohmann::json::parse(json_text);
@@ -71,12 +92,73 @@ class OpenAiGenerator final : public Generator {
   std::string model() const override { return config_.model; }
 
   Generation generate(const GenerationRequest& request) override {
+    const Reply r = complete(request.system_prompt, request.user_prompt, request.max_tokens);
+    Generation g;
+    g.content = extract_code(r.text);
+    g.model = r.model;
+    g.prompt_tokens = r.prompt_tokens;
+    g.completion_tokens = r.completion_tokens;
+    g.cost_usd = cost(r.prompt_tokens, r.completion_tokens);
+    return g;
+  }
+
+  std::vector<Generation> generate_batch(const std::vector<GenerationRequest>& requests) override {
+    if (requests.size() == 1) return {generate(requests[0])};
+    std::string user;
+    std::vector<std::string> paths;
+    int max_tokens = 0;
+    for (const auto& r : requests) {
+      user += (user.empty() ? "" : "\n----\n") + r.user_prompt;
+      paths.push_back(r.path);
+      max_tokens += r.max_tokens;
+    }
+    const std::string system = requests[0].system_prompt +
+                               " Several files are requested: for each one, write a line `File: <path>` and then one "
+                               "fenced code block with its complete content.";
+    const Reply r = complete(system, user, max_tokens);
+    const auto files = split_batch_reply(r.text, paths);
+    std::size_t total = 0;
+    for (const auto& [p, c] : files) total += c.size();
+    std::vector<Generation> out;
+    for (const auto& req : requests) {
+      auto it = files.find(req.path);
+      if (it == files.end()) {
+        throw GenerationError(GenerationError::Kind::kUnavailable, "the batched reply has no block for " + req.path);
+      }
+      Generation g;
+      g.content = it->second;
+      g.model = r.model;
+      // Usage is per call: shared out by prompt count and content size.
+      g.prompt_tokens = r.prompt_tokens / static_cast<std::int64_t>(requests.size());
+      g.completion_tokens = total == 0 ? 0 : static_cast<std::int64_t>(static_cast<double>(r.completion_tokens) * it->second.size() / total);
+      g.cost_usd = cost(g.prompt_tokens, g.completion_tokens);
+      out.push_back(std::move(g));
+    }
+    return out;
+  }
+
+ private:
+  struct Reply {
+    std::string text;
+    std::string model;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+  };
+
+  double cost(std::int64_t prompt, std::int64_t completion) const {
+    auto price = config_.prices.find(config_.model);
+    if (price == config_.prices.end()) return 0;
+    return static_cast<double>(prompt) / 1000 * price->second.prompt_per_1k +
+           static_cast<double>(completion) / 1000 * price->second.completion_per_1k;
+  }
+
+  Reply complete(const std::string& system_prompt, const std::string& user_prompt, int max_tokens) {
     nlohmann::json body = {{"model", config_.model},
                            {"temperature", config_.temperature},
-                           {"max_tokens", request.max_tokens},
+                           {"max_tokens", max_tokens},
                            {"messages",
-                            {{{"role", "system"}, {"content", request.system_prompt}},
-                             {{"role", "user"}, {"content", request.user_prompt}}}}};
+                            {{{"role", "system"}, {"content", system_prompt}},
+                             {{"role", "user"}, {"content", user_prompt}}}}};
     const std::string payload = body.dump();
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw GenerationError(GenerationError::Kind::kUnavailable, "curl_easy_init failed");
@@ -126,22 +208,17 @@ class OpenAiGenerator final : public Generator {
         !doc["choices"][0].contains("message") || !doc["choices"][0]["message"].value("content", nlohmann::json()).is_string()) {
       throw GenerationError(GenerationError::Kind::kUnavailable, "LLM API reply has no message content");
     }
-    Generation g;
-    g.content = extract_code(doc["choices"][0]["message"]["content"].get<std::string>());
-    g.model = doc.value("model", config_.model);
+    Reply r;
+    r.text = doc["choices"][0]["message"]["content"].get<std::string>();
+    r.model = doc.value("model", config_.model);
     if (doc.contains("usage") && doc["usage"].is_object()) {
-      g.prompt_tokens = doc["usage"].value("prompt_tokens", std::int64_t{0});
-      g.completion_tokens = doc["usage"].value("completion_tokens", std::int64_t{0});
+      r.prompt_tokens = doc["usage"].value("prompt_tokens", std::int64_t{0});
+      r.completion_tokens = doc["usage"].value("completion_tokens", std::int64_t{0});
     }
-    auto price = config_.prices.find(config_.model);
-    if (price != config_.prices.end()) {
-      g.cost_usd = static_cast<double>(g.prompt_tokens) / 1000 * price->second.prompt_per_1k +
-                   static_cast<double>(g.completion_tokens) / 1000 * price->second.completion_per_1k;
-    }
-    return g;
+    return r;
   }
 
- private:
+
   OpenAiConfig config_;
 };
 

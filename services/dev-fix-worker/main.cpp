@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   int breaker_probes = 1, breaker_successes = 3;
   int cache_entries = 10000, cache_ttl_s = 86400, cache_share = 0;
   int max_tokens = 2048;
+  int batch_max_files = 4, batch_small_tokens = 1024, batch_max_tokens = 4096, batch_linger_ms = 20;
   auto& o = host.options();
   o.add("generator", &backend, "Generator backend: template (offline stand-in for an LLM), openai, exec");
   o.add("llm-base-url", &openai.base_url, "OpenAI-compatible API base URL (…/v1)");
@@ -67,6 +68,10 @@ int main(int argc, char** argv) {
   o.add("cache-entries", &cache_entries, "Result cache: maximum entries");
   o.add("cache-ttl-s", &cache_ttl_s, "Result cache: time to live of an entry");
   o.add("cache-share", &cache_share, "Result cache: 1 shares it with other replicas through the cache.results topic");
+  o.add("batch-max-files", &batch_max_files, "Small files of one job per shared LLM call (1: no sharing)");
+  o.add("batch-small-tokens", &batch_small_tokens, "A task with max_tokens up to this is small enough to share a call");
+  o.add("batch-max-tokens", &batch_max_tokens, "The max_tokens of a shared call's files together");
+  o.add("batch-linger-ms", &batch_linger_ms, "How long a small file waits for others of its job");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   host.set_priority_order(priorities);
 
@@ -90,6 +95,10 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--generator must be template, openai or exec, not '" + backend + "'");
     }
     config.default_max_tokens = max_tokens;
+    config.batch_max_files = batch_max_files;
+    config.batch_small_tokens = batch_small_tokens;
+    config.batch_max_tokens = batch_max_tokens;
+    config.batch_linger = std::chrono::milliseconds(batch_linger_ms);
     config.limits = {rpm, tpm, llm_in_flight > 0 ? llm_in_flight : host.common().max_in_flight};
     config.tenant_rate_per_second = tenant_rate;
     config.tenant_burst = tenant_burst;

@@ -280,3 +280,28 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(GenerationLoopTest, SmallFilesOfAJobShareOneLlmCall) {
+  FakeLlm llm;
+  auto worker = dev_fix_worker(llm, {"--batch-max-files", "4", "--batch-linger-ms", "1500", "--max-in-flight", "8"});
+  std::vector<kafka::OutgoingRecord> batch;
+  for (int i = 0; i < 4; ++i) {
+    json t = json::parse(task("s" + std::to_string(i), "pkg/small" + std::to_string(i) + ".py"));
+    t["payload"]["max_tokens"] = 256;
+    batch.push_back({topic("tasks.normal"), "s" + std::to_string(i), t.dump(), {}, {}});
+  }
+  broker_.produce_batch(batch);
+  auto done = events(4, 30s);
+  ASSERT_EQ(done.size(), 4u) << worker->log();
+  for (const auto& e : done) {
+    // Each file got its own block back out of the shared reply.
+    EXPECT_NE(e["payload"]["content"].get<std::string>().find(e["payload"]["path"].get<std::string>()), std::string::npos)
+        << e.dump();
+  }
+  EXPECT_LT(llm.requests(), 4) << llm.stats().dump();
+  EXPECT_GE(metric(http_port_, "agentline_llm_batched_files_total"), 2);
+}
+
+}  // namespace

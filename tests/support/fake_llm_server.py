@@ -92,13 +92,17 @@ class Handler(BaseHTTPRequestHandler):
                 return
             request = json.loads(body)
             user = request["messages"][-1]["content"]
-            m = re.search(r"^File: (.*)$", user, re.M)
-            name = m.group(1) if m else "file"
-            code = f'"""{name}"""\n\n\ndef main():\n    return "{name}"\n'
+            names = re.findall(r"^File: (.*)$", user, re.M) or ["file"]
+            with lock:
+                stats.setdefault("files_per_request", []).append(len(names))
+            blocks = []
+            for name in names:
+                code = f'"""{name}"""\n\n\ndef main():\n    return "{name}"\n'
+                blocks.append((f"File: {name}\n" if len(names) > 1 else "") + f"```python\n{code}```\n")
+            content = "Here it is:\n" + "\n".join(blocks)
             self._send(200, {"id": "cmpl-1", "model": request.get("model", "fake"),
-                             "choices": [{"index": 0, "message": {"role": "assistant",
-                                                                  "content": f"Here it is:\n```python\n{code}```\n"}}],
-                             "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(code) // 4}},
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                             "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4}},
                        {"x-ratelimit-remaining-requests": "1000", "x-ratelimit-reset-requests": "1s"})
         finally:
             with lock:

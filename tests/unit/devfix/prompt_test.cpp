@@ -70,3 +70,83 @@ TEST(Prices, UnknownKeysAreErrors) {
 
 }  // namespace
 }  // namespace agentline::devfix
+
+#include <atomic>
+#include <latch>
+#include <thread>
+
+#include "batch_coalescer.h"
+
+namespace agentline::devfix {
+namespace {
+
+TEST(SplitBatchReply, OneBlockPerFileMarker) {
+  const std::string reply =
+      "Sure.\nFile: a.py\n```python\nx = 1\n```\nFile: a.py.bak\n```\nnope\n```\nFile: lib/b.py\n```python\ny = 2\n```\n";
+  const auto files = split_batch_reply(reply, {"a.py", "lib/b.py", "missing.py"});
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files.at("a.py"), "x = 1\n");
+  EXPECT_EQ(files.at("lib/b.py"), "y = 2\n");
+}
+
+TEST(BatchCoalescer, SmallFilesOfOneJobShareACall) {
+  std::atomic<int> calls{0};
+  std::atomic<int> largest{0};
+  BatchCoalescer batches(3, 10000, std::chrono::seconds(10), [&](const std::vector<GenerationRequest>& reqs) {
+    calls.fetch_add(1);
+    largest = std::max<int>(largest, static_cast<int>(reqs.size()));
+    std::vector<Generation> out;
+    for (const auto& r : reqs) out.push_back({"content of " + r.path, 1, 1, 0, "m"});
+    return out;
+  });
+  std::vector<std::string> got(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      GenerationRequest r;
+      r.path = "f" + std::to_string(i);
+      r.max_tokens = 100;
+      got[i] = batches.submit("job-1", r).content;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(calls.load(), 1) << "the third file filled the batch: no need to wait out the linger";
+  EXPECT_EQ(largest.load(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], "content of f" + std::to_string(i));
+  EXPECT_EQ(batches.batched_files(), 3);
+}
+
+TEST(BatchCoalescer, TheCallsExceptionReachesEveryFileAndJobsDoNotMix) {
+  BatchCoalescer batches(2, 10000, std::chrono::seconds(10), [&](const std::vector<GenerationRequest>& reqs) -> std::vector<Generation> {
+    for (const auto& r : reqs) {
+      if (r.path == "bad") throw GenerationError(GenerationError::Kind::kUnavailable, "503");
+    }
+    return std::vector<Generation>(reqs.size(), Generation{"ok", 0, 0, 0, "m"});
+  });
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      GenerationRequest r;
+      r.path = i == 0 ? "bad" : "other";
+      r.max_tokens = 10;
+      try {
+        batches.submit("job-a", r);
+      } catch (const GenerationError&) {
+        failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 2) << "both files shared the failed call";
+  GenerationRequest lone;
+  lone.path = "x";
+  lone.max_tokens = 10;
+  BatchCoalescer quick(4, 10000, std::chrono::milliseconds(1), [](const std::vector<GenerationRequest>& reqs) {
+    return std::vector<Generation>(reqs.size(), Generation{"alone", 0, 0, 0, "m"});
+  });
+  EXPECT_EQ(quick.submit("job-b", lone).content, "alone") << "a lone file goes after the linger";
+}
+
+}  // namespace
+}  // namespace agentline::devfix

@@ -16,8 +16,8 @@
 // Thread safety: every member is safe to call concurrently. try_acquire and the outcome of a
 // CLOSED-state permit take no lock and allocate nothing (count-based window without slow-call
 // timing: no atomic write at all while the window holds only successes). State changes take
-// a mutex and call the listeners
-// in order, under it: listeners must not call force_open/disable/reset on the same breaker.
+// a mutex and call the listeners in order, under it: listeners must not call
+// force_open/disable/reset on the same breaker.
 #include <array>
 #include <atomic>
 #include <chrono>
