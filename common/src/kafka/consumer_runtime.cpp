@@ -569,9 +569,17 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   std::set<PartitionId> ids;
   for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
   erase_backlog_if([&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
+  // Deferred records (a backend asked to back off) are not running: they must not hold the
+  // revocation up. They stay uncommitted, and the next owner reads them again.
+  std::map<PartitionId, std::size_t> deferred_here;
   {
     std::lock_guard lock(mutex);
-    std::erase_if(deferred, [&](const auto& job) { return ids.count({job->record.topic, job->record.partition}) > 0; });
+    std::erase_if(deferred, [&](const auto& job) {
+      PartitionId id{job->record.topic, job->record.partition};
+      if (ids.count(id) == 0) return false;
+      ++deferred_here[id];
+      return true;
+    });
   }
   {
     // Finished work is committed; work still running after the timeout is abandoned and will
@@ -582,7 +590,8 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     changed.wait_for(lock, closing ? std::chrono::milliseconds(0) : options.revoke_timeout, [&] {
       for (const auto& id : ids) {
         auto it = partitions.find(id);
-        if (it != partitions.end() && it->second->tracker.in_flight() > 0) return false;
+        const auto parked = deferred_here.count(id) != 0 ? deferred_here.at(id) : 0;
+        if (it != partitions.end() && static_cast<std::size_t>(it->second->tracker.in_flight()) > parked) return false;
       }
       return true;
     });
