@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the pipeline end to end on the embedded broker.
 # Starts `agentline up` (embedded broker + priority-assigner, dev-fix-worker with the offline
-# template generator, qa-worker, router), submits examples/tasks.jsonl and the deliberately
-# broken examples/rejected.jsonl, waits until every job is complete (QA passed or
-# dead-lettered, after the fix loop), and prints the results per job and the DLQ's records.
+# template generator, qa-worker, router, outbox-uploader to the filesystem, dlq-escalator),
+# submits examples/tasks.jsonl and the deliberately broken examples/rejected.jsonl, waits until
+# every file is delivered or dead-lettered (after the fix loop), and prints the results per
+# job, the delivered files, the outbox summary and the DLQ store.
 # AGENTLINE_KEEP_RUNNING=1 leaves everything running until Ctrl-C.
 set -euo pipefail
 
@@ -39,22 +40,36 @@ echo "== submitting examples/rejected.jsonl unvalidated (--raw), to show the DLQ
 echo "== waiting for priority-assigner to consume everything"
 "$bin/agentline" lag --state-dir "$state" --group priority-assigner --topic tasks.submitted --wait 90
 
-echo "== waiting for the jobs to finish (generate -> QA -> fix loop)"
-"$bin/agentline" status --state-dir "$state" --wait 120 --files
+echo "== waiting for the jobs to finish (generate -> QA -> fix loop -> delivery)"
+"$bin/agentline" status --state-dir "$state" --wait 120 --delivered --files
 
 "$bin/agentline" lag --state-dir "$state" --group router --topic events --wait 30 >/dev/null
 
 echo "== where the records went"
-"$bin/agentline" topics list --state-dir "$state" | grep -E '^TOPIC|tasks\.|\.dlq |events|qa\.requests|deploy\.requests|jobs\.progress' | grep -v '\.retry\.'
+"$bin/agentline" topics list --state-dir "$state" | grep -E '^TOPIC|tasks\.|\.dlq |events|qa\.requests|deploy\.requests|jobs\.progress|escalations' | grep -v '\.retry\.'
 
 echo "== DLQ records (kcat -C -t agentline.dlq -f '%h %s\\n')"
 kcat -b "$bootstrap" -C -t agentline.dlq -e -q -f 'headers: %h\nvalue:   %s\n\n'
+
+echo "== delivered files (filesystem target, $state/delivered)"
+(cd "$state/delivered" && find . -type f ! -path '*/.agentline/*' | sort | sed 's|^\./|  |')
+echo "== outbox (outbox-uploader status --db $state/outbox-uploader.db)"
+"$bin/outbox-uploader" status --db "$state/outbox-uploader.db"
+for _ in $(seq 1 50); do
+  [ "$("$bin/dlq-escalator" list --db "$state/dlq-escalator.db" 2>/dev/null | wc -l)" -ge 4 ] && break
+  sleep 0.2
+done
+echo "== DLQ store (dlq-escalator list --db $state/dlq-escalator.db)"
+"$bin/dlq-escalator" list --db "$state/dlq-escalator.db"
 
 echo "== metrics (priority-assigner :$port, dev-fix-worker :$((port + 1)), qa-worker :$((port + 2)), router :$((port + 3)))"
 curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^agentline_(tasks_prioritized|dead_letters)_total' || true
 curl -fsS "http://127.0.0.1:$((port + 1))/metrics" | grep -E '^agentline_(tasks_generated_total|cache_requests_total|breaker_state\{.*closed)' || true
 curl -fsS "http://127.0.0.1:$((port + 2))/metrics" | grep -E '^agentline_qa_checks_total' || true
 curl -fsS "http://127.0.0.1:$((port + 3))/metrics" | grep -E '^agentline_router_(routed|failed)_total' || true
+echo "== metrics (outbox-uploader :$((port + 4)), dlq-escalator :$((port + 5)))"
+curl -fsS "http://127.0.0.1:$((port + 4))/metrics" | grep -E '^agentline_outbox_(uploads_total|items)' || true
+curl -fsS "http://127.0.0.1:$((port + 5))/metrics" | grep -E '^agentline_(dlq_records|escalations)_total' || true
 echo "== dev-fix-worker /stats"
 curl -fsS "http://127.0.0.1:$((port + 1))/stats"; echo
 

@@ -199,7 +199,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
                             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()},
                             {"fix_attempt", request.fix_attempt},
                             {"description", payload.value("description", "")}}}};
-  for (const char* carried : {"tenant", "priority", "language", "max_tokens"}) {
+  for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
   if (auto failure = validator_.validate_event(event)) {

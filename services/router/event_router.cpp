@@ -169,7 +169,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                               {"fix_attempt", attempt + 1},
                               {"previous_content", payload.value("content", "")},
                               {"diagnostics", payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array()}}}};
-      for (const char* carried : {"tenant", "priority", "language", "context_files", "max_tokens"}) {
+      for (const char* carried : {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id"}) {
         if (payload.contains(carried)) fix["payload"][carried] = payload[carried];
       }
       if (auto failure = validator_.validate_task(fix)) {
@@ -189,7 +189,9 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                                        error_class + ": " + payload.value("error", type));
     }
     case Route::Kind::kProgressOnly: {
-      if (type == "UPLOADED") {
+      if (path.empty()) {
+        // A structural item (epic, story, ...) is delivered too, but it is not a file of the job.
+      } else if (type == "UPLOADED") {
         publish(out, job, progress_.apply(job, task_id, path, Step::kDelivered));
       } else if (type == "UPLOAD_FAILED") {
         publish(out, job, progress_.apply(job, task_id, path, Step::kUploadFailed, payload.value("error", "")));

@@ -4,7 +4,9 @@
 #   - `agentline up` + submit route examples/tasks.jsonl to the right priority topics;
 #   - the generation loop finishes every job: files generated, QA-checked in the sandbox, the
 #     "fails once" file fixed once, the "never passes" file dead-lettered after 3 fixes;
-#   - the DLQ records, read with kcat, carry the documented headers.
+#   - the DLQ records, read with kcat, carry the documented headers;
+#   - every passed file is delivered once to the filesystem target; the DLQ store holds the
+#     4 dead-lettered records with their reasons, each escalated once.
 set -euo pipefail
 bin=$1
 root=$2
@@ -55,7 +57,7 @@ count() { awk -v t="agentline.$1" '$1 == t { print $3 }' "$work/demo.out"; }
 [ "$(count dlq)" = 4 ] || fail "dlq: $(count dlq), expected 4 (3 rejected tasks + 1 file after 3 fixes)"
 [ "$(count deploy.requests)" = 20 ] || fail "deploy.requests: $(count deploy.requests), expected 20"
 grep -q "job todo-api: 100% (20/20 files done)" "$work/demo.out" || fail "job todo-api did not complete"
-grep -q "qa_passed      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once"
+grep -q "delivered      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once and delivered"
 grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
   fail "examples/client.py did not end in the DLQ after 3 fixes"
 grep -q "agentline-error-class=qa_failed_max" "$work/demo.out" || fail "the router's DLQ record is not shown"
@@ -68,6 +70,25 @@ for header in agentline-original-topic=agentline.tasks.submitted agentline-origi
   grep -q -- "$header" "$work/demo.out" || fail "DLQ header $header not shown by kcat"
 done
 grep -q 'agentline_tasks_prioritized_total{priority="critical"} 5' "$work/demo.out" || fail "metrics missing"
+
+# Delivery: 20 items uploaded (two tasks write app/utils/pagination.py: 19 files), each once.
+grep -q 'agentline_outbox_uploads_total{outcome="uploaded",target="filesystem"} 20' "$work/demo.out" || fail "not 20 uploads"
+grep -q "^  uploaded	20$" "$work/demo.out" || fail "outbox status does not show 20 uploaded"
+files=$(find "$work/state/delivered/todo-api" -type f | wc -l)
+[ "$files" = 19 ] || fail "$files files delivered, expected 19"
+[ ! -e "$work/state/delivered/todo-api/examples/client.py" ] || fail "the dead-lettered file was delivered"
+# The fixed version of app/config.py was delivered, not the first (broken) one.
+python3 -m py_compile "$work/state/delivered/todo-api/app/config.py" || fail "the delivered app/config.py does not compile"
+for f in $(cd "$work/state/delivered/todo-api" && find . -name '*.py'); do
+  python3 -c "import ast,sys; ast.parse(open(sys.argv[1]).read())" "$work/state/delivered/todo-api/$f" || fail "$f does not parse"
+done
+grep -q "delivered 20, dead-lettered 1" "$work/demo.out" || fail "job progress does not count 20 deliveries"
+[ "$(count escalations)" = 4 ] || fail "escalations: $(count escalations), expected 4"
+for reason in schema_violation unsafe_path malformed_json qa_failed_max; do
+  grep -Eq "^[0-9]+	[^	]+	[^	]+	[^	]+	$reason	" "$work/demo.out" || fail "DLQ store has no $reason record"
+  grep -q "agentline_escalations_total{reason=\"$reason\"} 1" "$work/demo.out" || fail "$reason not escalated once"
+done
+grep -q "^4 record(s)$" "$work/demo.out" || fail "the DLQ store does not hold exactly 4 records"
 
 # 3. `up` stopped every child it started.
 sleep 0.5

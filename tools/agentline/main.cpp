@@ -178,8 +178,21 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   return (result.rejected == 0 && result.failed == 0) ? 0 : 1;
 }
 
+// A job is complete when every file reached an end (QA passed or dead-lettered); with
+// `delivered`, when every file was delivered, failed delivery, or was dead-lettered.
+bool job_complete(const nlohmann::json& state, bool delivered) {
+  if (state.value("percent", 0) != 100) return false;
+  if (!delivered) return true;
+  if (!state.contains("files") || !state["files"].is_object()) return false;
+  for (const auto& [path, f] : state["files"].items()) {
+    const std::string s = f.value("status", "");
+    if (s != "delivered" && s != "dead_lettered" && s != "upload_failed") return false;
+  }
+  return true;
+}
+
 // Prints job progress; with wait_seconds > 0 first waits until every job is complete.
-int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds, bool files) {
+int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds, bool files, bool delivered) {
   const auto topic = g.load_catalog().topic("jobs.progress");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   std::map<std::string, nlohmann::json> jobs;
@@ -192,7 +205,7 @@ int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds,
       jobs = std::move(one);
     }
     bool complete = !jobs.empty();
-    for (const auto& [id, state] : jobs) complete = complete && state.value("percent", 0) == 100;
+    for (const auto& [id, state] : jobs) complete = complete && job_complete(state, delivered);
     if (complete || wait_seconds <= 0 || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -203,7 +216,7 @@ int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds,
   bool complete = true;
   for (const auto& [id, state] : jobs) {
     cli::print_job(state, std::cout, files);
-    complete = complete && state.value("percent", 0) == 100;
+    complete = complete && job_complete(state, delivered);
   }
   return wait_seconds > 0 && !complete ? 3 : 0;
 }
@@ -240,7 +253,7 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
       return 2;
     }
     std::vector<std::string> argv{exe.string(), "--bootstrap-servers", bootstrap, "--http-port", std::to_string(port++),
-                                  "--shutdown-grace-ms", std::to_string(grace_ms)};
+                                  "--shutdown-grace-ms", std::to_string(grace_ms), "--state-dir", g.state_dir};
     if (!g.catalog.empty()) argv.insert(argv.end(), {"--catalog", g.catalog});
     if (!g.topic_prefix.empty()) argv.insert(argv.end(), {"--topic-prefix", g.topic_prefix});
     for (const auto& p : g.kafka) argv.insert(argv.end(), {"-X", p});
@@ -271,7 +284,7 @@ int main(int argc, char** argv) {
   auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics");
   broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
 
-  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router"};
+  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator"};
   int base_port = 9400;
   int grace_ms = 20000;
   auto* up = app.add_subcommand("up", "Start the embedded broker (unless --bootstrap-servers) and the services");
@@ -301,10 +314,12 @@ int main(int argc, char** argv) {
   std::string status_job;
   int status_wait = 0;
   bool status_files = false;
+  bool status_delivered = false;
   auto* status = app.add_subcommand("status", "Job progress from jobs.progress (per job, or one job)");
   status->add_option("job", status_job, "Job id; all jobs when empty");
   status->add_option("--wait", status_wait, "Wait up to this many seconds for the job(s) to complete (exit 3 if not)");
   status->add_flag("--files", status_files, "List every file with its status");
+  status->add_flag("--delivered", status_delivered, "With --wait: wait until every file is delivered (or failed / dead-lettered)");
   auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
   lag->add_option("--group", group, "Consumer group")->required();
   lag->add_option("--topic", topic, "Logical topic name")->capture_default_str();
@@ -319,7 +334,7 @@ int main(int argc, char** argv) {
     if (*submit) return cmd_submit(g, file, raw, max_backlog);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
-    if (*status) return cmd_status(g, status_job, status_wait, status_files);
+    if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered);
     if (*lag) return cmd_lag(g, group, topic, wait_seconds);
   } catch (const std::exception& e) {
     std::cerr << "agentline: " << e.what() << "\n";

@@ -1,0 +1,194 @@
+#include "escalator.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agentline/cache/result_cache.h"
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/net/http_client.h"
+
+namespace agentline::dlq {
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso(std::int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string top(const std::map<std::string, std::int64_t>& counts, std::size_t n) {
+  std::vector<std::pair<std::int64_t, std::string>> sorted;
+  for (const auto& [k, v] : counts) sorted.emplace_back(v, k);
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string out;
+  for (std::size_t i = 0; i < sorted.size() && i < n; ++i) out += "\n• `" + sorted[i].second + "`: " + std::to_string(sorted[i].first);
+  if (sorted.size() > n) out += "\n• … and " + std::to_string(sorted.size() - n) + " more";
+  return out;
+}
+
+}  // namespace
+
+Escalator::Escalator(EscalatorConfig config, DlqStore& store, prometheus::Registry& registry)
+    : config_(std::move(config)), store_(store) {
+  records_ = &prometheus::BuildCounter()
+                  .Name("agentline_dlq_records_total")
+                  .Help("Dead-lettered records stored, by reason (error class) and dialect (agentline, spring, connect, unknown)")
+                  .Register(registry);
+  escalated_ = &prometheus::BuildCounter()
+                    .Name("agentline_escalations_total")
+                    .Help("ESCALATED events emitted, by reason")
+                    .Register(registry);
+  digests_ = &prometheus::BuildCounter()
+                  .Name("agentline_dlq_digests_total")
+                  .Help("Digest messages, by outcome (sent, failed)")
+                  .Register(registry);
+}
+
+Escalator::~Escalator() { stop_digest(); }
+
+std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const DeadLetter d = describe(record);
+  bool fresh = false;
+  try {
+    fresh = store_.store(record, d, wall_ms());
+  } catch (const storage::SqliteError& e) {
+    return kafka::Failure::backoff("dlq_store_unavailable", e.what(), std::chrono::seconds(5));
+  }
+  if (fresh) records_->Add({{"reason", d.error_class}, {"dialect", d.dialect}}).Increment();
+  const std::string position = record.topic + "-" + std::to_string(record.partition) + "-" + std::to_string(record.offset);
+  nlohmann::json payload = {{"reason", d.error_message.empty() ? d.error_class : d.error_message},
+                            {"error_class", d.error_class},
+                            {"original_topic", d.original_topic},
+                            {"service", d.failed_service},
+                            {"dialect", d.dialect},
+                            {"dlq_position", position},
+                            {"dead_lettered_at", iso(d.dead_lettered_ms)}};
+  if (d.replay_count > 0) payload["replay_count"] = d.replay_count;
+  nlohmann::json event = {{"id", "esc-" + cache::sha256_hex(position).substr(0, 32)},
+                          {"task_id", d.task_id.empty() ? "unknown" : d.task_id},
+                          {"job_id", d.job_id.empty() ? "unknown" : d.job_id},
+                          {"type", "ESCALATED"},
+                          {"created_at", iso(wall_ms())},
+                          {"payload", payload}};
+  if (auto failure = validator_.validate_event(event)) {
+    // Cannot happen for what describe() returns; logged rather than dead-lettered again.
+    spdlog::error("ESCALATED for {} is invalid ({}); not emitted", position, failure->message);
+    return std::nullopt;
+  }
+  kafka::OutgoingRecord r;
+  r.topic = config_.escalations_topic;
+  r.key = event["job_id"];
+  r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+  r.headers.push_back({std::string(kafka::headers::kSchema), validator_.event_schema_id("ESCALATED")});
+  if (auto trace = record.header(kafka::headers::kTraceparent)) r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  out.emit(std::move(r));
+  escalated_->Add({{"reason", d.error_class}}).Increment();
+  if (fresh) wake_.notify_one();
+  return std::nullopt;
+}
+
+std::string Escalator::digest_message(const std::vector<StoredRecord>& records, std::int64_t total, const std::string& hint) {
+  std::map<std::string, std::int64_t> by_reason, by_job, by_topic;
+  std::int64_t first = 0, last = 0;
+  for (const auto& r : records) {
+    by_reason[r.info.error_class]++;
+    by_job[r.info.job_id.empty() ? "(unknown)" : r.info.job_id]++;
+    by_topic[r.info.original_topic.empty() ? "(unknown)" : r.info.original_topic]++;
+    first = first == 0 ? r.info.dead_lettered_ms : std::min(first, r.info.dead_lettered_ms);
+    last = std::max(last, r.info.dead_lettered_ms);
+  }
+  const std::string title = "Agentline: " + std::to_string(total) + " dead-lettered record" + (total == 1 ? "" : "s");
+  std::string summary = "Between " + iso(first) + " and " + iso(last) + ".";
+  if (static_cast<std::int64_t>(records.size()) < total) {
+    summary += " Details cover the first " + std::to_string(records.size()) + ".";
+  }
+  std::string examples;
+  for (std::size_t i = 0; i < records.size() && i < 5; ++i) {
+    const auto& r = records[i];
+    examples += "\n• " + (r.info.task_id.empty() ? std::string("(no task id)") : r.info.task_id) + " — `" + r.info.error_class +
+                "`: " + kafka::bounded_message(r.info.error_message, 200);
+  }
+  nlohmann::json blocks = nlohmann::json::array();
+  blocks.push_back({{"type", "header"}, {"text", {{"type", "plain_text"}, {"text", title}}}});
+  blocks.push_back({{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", summary}}}});
+  blocks.push_back({{"type", "section"},
+                    {"fields",
+                     {{{"type", "mrkdwn"}, {"text", "*By reason*" + top(by_reason, 8)}},
+                      {{"type", "mrkdwn"}, {"text", "*By job*" + top(by_job, 8)}},
+                      {{"type", "mrkdwn"}, {"text", "*By original topic*" + top(by_topic, 8)}}}}});
+  if (!examples.empty()) blocks.push_back({{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", "*Examples*" + examples}}}});
+  if (!hint.empty()) blocks.push_back({{"type", "context"}, {"elements", {{{"type", "mrkdwn"}, {"text", hint}}}}});
+  nlohmann::json message = {{"text", title + ". " + summary + " By reason:" + top(by_reason, 8)},
+                            {"blocks", blocks},
+                            {"agentline", {{"records", total}, {"by_reason", by_reason}, {"by_job", by_job}}}};
+  return message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::int64_t Escalator::digest_once(bool force) {
+  if (config_.digest_url.empty()) return 0;
+  const auto oldest = store_.oldest_undigested_ms();
+  if (!oldest) return 0;
+  if (!force && wall_ms() < *oldest + config_.digest_window.count()) return 0;
+  // Records stored after this count wait for the next window.
+  const auto [total, last_id] = store_.count_undigested();
+  auto records = store_.undigested(1000);
+  std::erase_if(records, [last = last_id](const StoredRecord& r) { return r.id > last; });
+  if (records.empty()) return 0;
+  net::HttpRequest req;
+  req.url = config_.digest_url;
+  req.timeout = config_.digest_timeout;
+  req.headers = {{"Content-Type", "application/json"}};
+  if (!config_.digest_token.empty()) req.headers.emplace_back("Authorization", "Bearer " + config_.digest_token);
+  const std::int64_t covered = total;
+  req.body = digest_message(records, covered, config_.dashboard_hint);
+  const auto r = net::http_call(req);
+  if (!r.ok()) {
+    digests_->Add({{"outcome", "failed"}}).Increment();
+    spdlog::warn("digest of {} record(s) not sent ({}); retrying next window", covered,
+                 r.status ? "HTTP " + std::to_string(r.status) : r.error);
+    return 0;
+  }
+  // When more than 1000 were waiting, the rest are summarized by count in this message.
+  store_.mark_digested(last_id);
+  digests_->Add({{"outcome", "sent"}}).Increment();
+  spdlog::info("digest sent: {} dead-lettered record(s)", covered);
+  return covered;
+}
+
+void Escalator::start_digest() {
+  if (config_.digest_url.empty()) return;
+  digest_thread_ = std::thread([this] {
+    while (!stop_) {
+      try {
+        digest_once();
+      } catch (const std::exception& e) {
+        spdlog::error("digest failed: {}", e.what());
+      }
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::min<std::chrono::milliseconds>(config_.digest_window / 4 + std::chrono::milliseconds(50),
+                                                                std::chrono::seconds(5)),
+                     [this] { return stop_.load(); });
+    }
+  });
+}
+
+void Escalator::stop_digest() {
+  stop_ = true;
+  wake_.notify_all();
+  if (digest_thread_.joinable()) digest_thread_.join();
+}
+
+}  // namespace agentline::dlq

@@ -1,0 +1,190 @@
+// dlq-escalator: the DLQ -> SQLite store, ESCALATED events, a chat digest per window, and
+// the commands that read the store:
+//   dlq-escalator list   [--job J] [--task T] [--reason R] [--topic T] [--since S] [--until U] [--json]
+//   dlq-escalator replay [same filters] [--to TOPIC] [--dry-run] [--rate N] [--max-replays N]
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agentline/config/options.h"
+#include "agentline/observability/metric_families.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/service/service_host.h"
+#include "dlq_store.h"
+#include "escalator.h"
+#include "replay.h"
+
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso(std::int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int store_command(int argc, char** argv) {
+  CLI::App app("dlq-escalator commands over the DLQ store");
+  std::string db = ".agentline/dlq-escalator.db";
+  std::string since, until, bootstrap, state_dir = ".agentline";
+  std::vector<std::string> properties;
+  agentline::dlq::ReplayOptions replay;
+  bool json = false;
+  auto filters = [&](CLI::App* sub) {
+    sub->add_option("--db", db, "The DLQ store (the service's --db)")->capture_default_str();
+    sub->add_option("--job", replay.filter.job_id, "Only this job");
+    sub->add_option("--task", replay.filter.task_id, "Only this task");
+    sub->add_option("--reason", replay.filter.reason, "Only this error class (agentline-error-class)");
+    sub->add_option("--topic", replay.filter.original_topic, "Only records from this original topic (full or logical name)");
+    sub->add_option("--since", since, "Dead-lettered at or after: 2026-11-22T10:00:00Z, 2026-11-22, 30m, 2h, 1d, or ms");
+    sub->add_option("--until", until, "Dead-lettered before (same forms)");
+    sub->add_option("--limit", replay.filter.limit, "At most this many records")->capture_default_str();
+    sub->add_flag("--include-replayed", replay.filter.include_replayed, "Also records replayed before");
+  };
+  auto* list = app.add_subcommand("list", "Stored DLQ records");
+  filters(list);
+  list->add_flag("--json", json, "Print JSON lines");
+  auto* rep = app.add_subcommand("replay", "Send stored DLQ records back to their original topic");
+  filters(rep);
+  rep->add_option("--to", replay.to_topic, "Target topic instead of each record's original topic");
+  rep->add_flag("--dry-run", replay.dry_run, "Show what would be replayed; send nothing");
+  rep->add_option("--rate", replay.rate_per_second, "Records per second (0: unlimited)")->capture_default_str();
+  rep->add_option("--max-replays", replay.max_replays, "Loop guard: refuse a task replayed this many times")->capture_default_str();
+  rep->add_option("--bootstrap-servers", bootstrap, "Kafka bootstrap servers; empty: the embedded broker's from --state-dir");
+  rep->add_option("--state-dir", state_dir, "Where `agentline broker` writes its address")->capture_default_str();
+  rep->add_option("-X", properties, "librdkafka property key=value (repeatable)");
+  app.require_subcommand(1);
+  CLI11_PARSE(app, argc, argv);
+  const auto now = wall_ms();
+  if (!since.empty()) {
+    auto t = agentline::dlq::parse_time(since, now);
+    if (!t) throw std::invalid_argument("cannot read --since " + since);
+    replay.filter.since_ms = *t;
+  }
+  if (!until.empty()) {
+    auto t = agentline::dlq::parse_time(until, now);
+    if (!t) throw std::invalid_argument("cannot read --until " + until);
+    replay.filter.until_ms = *t;
+  }
+  if (!std::filesystem::exists(db)) {
+    std::cerr << "dlq-escalator: no DLQ store at " << db << " (give --db)\n";
+    return 2;
+  }
+  agentline::dlq::DlqStore store(db);
+  if (*list) {
+    const auto records = store.query(replay.filter);
+    for (const auto& r : records) {
+      if (json) {
+        nlohmann::json j = {{"id", r.id}, {"dead_lettered_at", iso(r.info.dead_lettered_ms)}, {"job_id", r.info.job_id},
+                            {"task_id", r.info.task_id}, {"reason", r.info.error_class}, {"message", r.info.error_message},
+                            {"original_topic", r.info.original_topic}, {"original_partition", r.info.original_partition},
+                            {"original_offset", r.info.original_offset}, {"service", r.info.failed_service},
+                            {"dialect", r.info.dialect}, {"replay_count", r.info.replay_count}, {"replays", r.replays},
+                            {"replayed_to", r.replayed_to}, {"dlq", r.dlq_topic + "/" + std::to_string(r.dlq_partition) + "/" + std::to_string(r.dlq_offset)},
+                            {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json()}, {"value", r.value}};
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      } else {
+        std::cout << r.id << "\t" << iso(r.info.dead_lettered_ms) << "\t" << (r.info.job_id.empty() ? "-" : r.info.job_id) << "\t"
+                  << (r.info.task_id.empty() ? "-" : r.info.task_id) << "\t" << r.info.error_class << "\t" << r.info.original_topic
+                  << (r.replays ? "\treplayed x" + std::to_string(r.replays) : "\t") << "\t" << r.info.error_message.substr(0, 120) << "\n";
+      }
+    }
+    if (!json) std::cerr << records.size() << " record(s)\n";
+    return 0;
+  }
+  std::unique_ptr<agentline::kafka::Producer> producer;
+  if (!replay.dry_run) {
+    agentline::kafka::KafkaSettings settings{bootstrap, agentline::config::parse_properties(properties), state_dir};
+    producer = std::make_unique<agentline::kafka::Producer>(settings, "dlq-escalator-replay");
+  }
+  const auto report = agentline::dlq::replay(store, producer.get(), replay, std::cout);
+  std::cout << (replay.dry_run ? "dry run: " : "") << "selected " << report.selected << ", " << (replay.dry_run ? "would replay " : "replayed ")
+            << report.replayed << ", refused by the loop guard " << report.refused_loop_guard << ", without a target "
+            << report.no_target << ", failed " << report.failed << "\n";
+  return report.failed > 0 ? 1 : 0;
+}
+
+std::string secret(const std::string& file, const char* env) {
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) throw std::invalid_argument("cannot read " + file);
+    std::string value;
+    std::getline(in, value);
+    return value;
+  }
+  const char* v = std::getenv(env);
+  return v ? v : "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && (std::string(argv[1]) == "list" || std::string(argv[1]) == "replay")) {
+    try {
+      return store_command(argc, argv);
+    } catch (const std::exception& e) {
+      std::cerr << "dlq-escalator: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  agentline::service::ServiceHost host(
+      "dlq-escalator",
+      "Stores dead-lettered records in SQLite, escalates each (ESCALATED events), sends one chat digest per window.\n"
+      "Commands: dlq-escalator list [filters] | replay [filters] [--dry-run] (with --db).",
+      {"dlq"});
+  std::string db, digest_token_file;
+  agentline::dlq::EscalatorConfig config;
+  int digest_window_ms = 60000;
+  auto& o = host.options();
+  o.add("db", &db, "DLQ store file (default: <state-dir>/dlq-escalator.db)");
+  o.add("digest-url", &config.digest_url, "Webhook (Slack-compatible) for the digest; empty: no digest");
+  o.add("digest-token-file", &digest_token_file, "File holding a bearer token for the digest webhook (or env AGENTLINE_DIGEST_TOKEN)");
+  o.add("digest-window-ms", &digest_window_ms, "Records of this window go into one digest message");
+  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
+  try {
+    if (db.empty()) db = (std::filesystem::path(host.common().state_dir) / "dlq-escalator.db").string();
+    config.digest_token = secret(digest_token_file, "AGENTLINE_DIGEST_TOKEN");
+    if (digest_window_ms < 100) throw std::invalid_argument("--digest-window-ms must be at least 100");
+    config.digest_window = std::chrono::milliseconds(digest_window_ms);
+  } catch (const std::exception& e) {
+    std::cerr << "dlq-escalator: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  config.escalations_topic = host.catalog().topic("escalations");
+  config.dashboard_hint = "List them: `dlq-escalator list --db " + db + " --since 1h`; replay: `dlq-escalator replay --dry-run ...`";
+  std::unique_ptr<agentline::dlq::DlqStore> store;
+  try {
+    store = std::make_unique<agentline::dlq::DlqStore>(db);
+  } catch (const std::exception& e) {
+    std::cerr << "dlq-escalator: cannot open the DLQ store: " << e.what() << "\n";
+    return 1;
+  }
+  agentline::dlq::Escalator escalator(config, *store, *host.registry());
+  host.add_metrics([&](auto& families) {
+    auto& stored = agentline::observability::family(families, "agentline_dlq_stored_records",
+                                                    "Records in the DLQ store, by reason", prometheus::MetricType::Gauge);
+    try {
+      for (const auto& [reason, n] : store->counts_by_reason()) agentline::observability::add_sample(stored, {{"reason", reason}}, static_cast<double>(n));
+    } catch (const std::exception& e) {
+      spdlog::warn("dlq metrics: {}", e.what());
+    }
+  });
+  spdlog::info("DLQ store {}; digest {}", db, config.digest_url.empty() ? "off" : "every " + std::to_string(digest_window_ms) + " ms");
+  escalator.start_digest();
+  const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter& out) {
+    return escalator.handle(record, out);
+  });
+  escalator.stop_digest();
+  return rc;
+}

@@ -1,0 +1,230 @@
+#include "outbox_store.h"
+
+#include <chrono>
+
+namespace agentline::outbox {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  staging_key TEXT NOT NULL UNIQUE,
+  job_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  item_id TEXT NOT NULL,
+  parent_key TEXT,
+  parent_id TEXT,
+  kind TEXT NOT NULL,
+  path TEXT NOT NULL DEFAULT '',
+  title TEXT NOT NULL DEFAULT '',
+  content TEXT NOT NULL DEFAULT '',
+  content_sha256 TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  headers_json TEXT NOT NULL DEFAULT '[]',
+  source_topic TEXT NOT NULL DEFAULT '',
+  source_partition INTEGER NOT NULL DEFAULT 0,
+  source_offset INTEGER NOT NULL DEFAULT 0,
+  source_timestamp_ms INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'in_flight', 'uploaded', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  rounds INTEGER NOT NULL DEFAULT 0,
+  reconcile INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+  remote_id TEXT,
+  remote_url TEXT,
+  last_error TEXT NOT NULL DEFAULT '',
+  event_pending INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_due ON items (status, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS items_job ON items (job_id, status);
+CREATE INDEX IF NOT EXISTS items_events ON items (event_pending) WHERE event_pending = 1;
+)sql";
+
+constexpr const char* kColumns =
+    "i.seq, i.staging_key, i.job_id, i.task_id, i.item_id, i.parent_id, i.kind, i.path, i.title, i.content, "
+    "i.content_sha256, i.message, i.headers_json, i.source_topic, i.source_partition, i.source_offset, "
+    "i.source_timestamp_ms, i.status, i.attempts, i.rounds, i.reconcile, i.remote_id, i.remote_url, i.last_error, "
+    "p.remote_id";
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+OutboxStore::OutboxStore(const std::string& path) : db_(path) { db_.exec(kSchema); }
+
+OutboxItem OutboxStore::read_row(storage::Statement& s) const {
+  OutboxItem it;
+  it.seq = s.integer(0);
+  it.staging_key = s.text(1);
+  it.job_id = s.text(2);
+  it.task_id = s.text(3);
+  it.item_id = s.text(4);
+  it.parent_id = s.optional_text(5);
+  it.kind = s.text(6);
+  it.path = s.text(7);
+  it.title = s.text(8);
+  it.content = s.text(9);
+  it.content_sha256 = s.text(10);
+  it.message = s.text(11);
+  it.headers_json = s.text(12);
+  it.source_topic = s.text(13);
+  it.source_partition = static_cast<std::int32_t>(s.integer(14));
+  it.source_offset = s.integer(15);
+  it.source_timestamp_ms = s.integer(16);
+  it.status = s.text(17);
+  it.attempts = static_cast<int>(s.integer(18));
+  it.rounds = static_cast<int>(s.integer(19));
+  it.reconcile = s.integer(20) != 0;
+  it.remote_id = s.optional_text(21);
+  it.remote_url = s.optional_text(22);
+  it.last_error = s.text(23);
+  it.parent_remote_id = s.optional_text(24);
+  return it;
+}
+
+StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
+  std::lock_guard lock(mu_);
+  const auto now = wall_ms();
+  auto insert = db_.prepare(
+      "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, content, "
+      "content_sha256, message, headers_json, source_topic, source_partition, source_offset, source_timestamp_ms, "
+      "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18) "
+      "ON CONFLICT (staging_key) DO NOTHING");
+  insert.bind(1, item.staging_key).bind(2, item.job_id).bind(3, item.task_id).bind(4, item.item_id);
+  if (item.parent_id) {
+    insert.bind(5, item.job_id + "/" + *item.parent_id).bind(6, *item.parent_id);
+  } else {
+    insert.bind_null(5).bind_null(6);
+  }
+  insert.bind(7, item.kind).bind(8, item.path).bind(9, item.title).bind(10, item.content).bind(11, item.content_sha256);
+  insert.bind(12, item.message).bind(13, item.headers_json).bind(14, item.source_topic);
+  insert.bind(15, static_cast<std::int64_t>(item.source_partition)).bind(16, item.source_offset);
+  insert.bind(17, item.source_timestamp_ms).bind(18, now);
+  if (insert.run() == 1) return StageOutcome::kStaged;
+  if (!rearm) return StageOutcome::kDuplicate;
+  auto again = db_.prepare(
+      "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, reconcile = 0, "
+      "updated_ms = ?2 WHERE staging_key = ?1 AND status = 'failed' AND event_pending = 0");
+  again.bind(1, item.staging_key).bind(2, now);
+  return again.run() == 1 ? StageOutcome::kRearmed : StageOutcome::kDuplicate;
+}
+
+int OutboxStore::recover_in_flight() {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare("UPDATE items SET status = 'pending', reconcile = 1, next_attempt_ms = 0 WHERE status = 'in_flight'");
+  return static_cast<int>(s.run());
+}
+
+std::vector<OutboxItem> OutboxStore::claim(int limit, std::int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  storage::Database::Transaction tx(db_);
+  auto s = db_.prepare(std::string("SELECT ") + kColumns +
+                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
+                       " WHERE i.status = 'pending' AND i.next_attempt_ms <= ?1"
+                       " AND (i.parent_key IS NULL OR p.status = 'uploaded') ORDER BY i.seq LIMIT ?2");
+  s.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<OutboxItem> out;
+  while (s.step()) out.push_back(read_row(s));
+  auto mark = db_.prepare("UPDATE items SET status = 'in_flight', updated_ms = ?2 WHERE seq = ?1");
+  for (auto& item : out) {
+    mark.bind(1, item.seq).bind(2, now_ms).run();
+    item.status = "in_flight";
+  }
+  tx.commit();
+  return out;
+}
+
+std::optional<std::int64_t> OutboxStore::next_due_ms() {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "SELECT MIN(i.next_attempt_ms) FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
+      " WHERE i.status = 'pending' AND (i.parent_key IS NULL OR p.status = 'uploaded')");
+  if (s.step() && !s.is_null(0)) return s.integer(0);
+  return std::nullopt;
+}
+
+void OutboxStore::mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url, std::int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "
+      "last_error = '', attempts = attempts + 1, updated_ms = ?4 WHERE seq = ?1");
+  s.bind(1, seq).bind(2, remote_id).bind(3, remote_url).bind(4, now_ms).run();
+}
+
+void OutboxStore::mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "UPDATE items SET status = 'pending', attempts = ?2, next_attempt_ms = ?3, last_error = ?4, updated_ms = ?5 "
+      "WHERE seq = ?1");
+  s.bind(1, seq).bind(2, attempts).bind(3, next_attempt_ms).bind(4, error).bind(5, wall_ms()).run();
+}
+
+void OutboxStore::mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "UPDATE items SET status = 'failed', attempts = ?2, last_error = ?3, event_pending = 1, reconcile = 0, "
+      "updated_ms = ?4 WHERE seq = ?1");
+  s.bind(1, seq).bind(2, attempts).bind(3, error).bind(4, now_ms).run();
+}
+
+void OutboxStore::release(std::int64_t seq) {
+  std::lock_guard lock(mu_);
+  db_.prepare("UPDATE items SET status = 'pending' WHERE seq = ?1 AND status = 'in_flight'").bind(1, seq).run();
+}
+
+std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(std::string("SELECT ") + kColumns +
+                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
+                       " WHERE i.event_pending = 1 ORDER BY i.seq LIMIT ?1");
+  s.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<OutboxItem> out;
+  while (s.step()) out.push_back(read_row(s));
+  return out;
+}
+
+void OutboxStore::event_published(std::int64_t seq) {
+  std::lock_guard lock(mu_);
+  db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1").bind(1, seq).run();
+}
+
+std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::int64_t> out{{"pending", 0}, {"in_flight", 0}, {"uploaded", 0}, {"failed", 0}};
+  auto s = db_.prepare("SELECT status, COUNT(*) FROM items WHERE ?1 = '' OR job_id = ?1 GROUP BY status");
+  s.bind(1, job_id);
+  while (s.step()) out[s.text(0)] = s.integer(1);
+  auto waiting = db_.prepare(
+      "SELECT COUNT(*) FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
+      " WHERE (?1 = '' OR i.job_id = ?1) AND i.status = 'pending' AND i.parent_key IS NOT NULL"
+      " AND (p.status IS NULL OR p.status != 'uploaded')");
+  waiting.bind(1, job_id);
+  out["waiting_for_parent"] = waiting.step() ? waiting.integer(0) : 0;
+  return out;
+}
+
+std::vector<OutboxItem> OutboxStore::items(const std::string& job_id, const std::string& status, int limit) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(std::string("SELECT ") + kColumns +
+                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
+                       " WHERE (?1 = '' OR i.job_id = ?1) AND (?2 = '' OR i.status = ?2) ORDER BY i.seq LIMIT ?3");
+  s.bind(1, job_id).bind(2, status).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<OutboxItem> out;
+  while (s.step()) out.push_back(read_row(s));
+  return out;
+}
+
+std::int64_t OutboxStore::retry_failed(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, updated_ms = ?2 "
+      "WHERE status = 'failed' AND event_pending = 0 AND (?1 = '' OR job_id = ?1)");
+  s.bind(1, job_id).bind(2, wall_ms());
+  return s.run();
+}
+
+}  // namespace agentline::outbox

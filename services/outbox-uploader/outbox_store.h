@@ -1,0 +1,93 @@
+#pragma once
+// The outbox: every item read from deploy.requests is staged here (SQLite, WAL,
+// synchronous=FULL) before its offset is committed, and leaves only by being uploaded or by
+// being marked failed. Thread-safe (one connection behind a mutex); the `status` and
+// `retry-failed` commands open the same file from another process.
+//
+// Item life: pending -> in_flight -> uploaded | pending (retry later) | failed.
+// An item still in_flight when a process starts was cut off by a crash: recover_in_flight()
+// turns it back to pending with `reconcile` set, and the target then checks whether the
+// upload had happened (idempotency key or existence check) before creating anything.
+// A child (parent_id set) is claimed only once its parent in the same job is uploaded.
+// UPLOADED / UPLOAD_FAILED events are owed while `event_pending` is set, so a crash between
+// marking and publishing re-publishes (events carry deterministic ids).
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agentline/storage/sqlite.h"
+
+namespace agentline::outbox {
+
+struct OutboxItem {
+  std::int64_t seq = 0;
+  std::string staging_key;  // "<job_id>/<item_id>", unique
+  std::string job_id;
+  std::string task_id;
+  std::string item_id;  // a file's task_id, or a DEPLOY_ITEM's item_id
+  std::optional<std::string> parent_id;
+  std::string kind;  // "file", or epic | feature | story | task | group
+  std::string path;  // files only
+  std::string title;
+  std::string content;
+  std::string content_sha256;
+  std::string message;  // the inbound record's value, for the DLQ copy
+  std::string headers_json;  // its headers, as a JSON array of [name, value]
+  std::string source_topic;
+  std::int32_t source_partition = 0;
+  std::int64_t source_offset = 0;
+  std::int64_t source_timestamp_ms = 0;
+  // Store-maintained state.
+  std::string status = "pending";
+  int attempts = 0;
+  int rounds = 0;  // how often retry-failed re-armed it
+  bool reconcile = false;
+  std::optional<std::string> remote_id;
+  std::optional<std::string> remote_url;
+  std::optional<std::string> parent_remote_id;  // filled by claim()
+  std::string last_error;
+};
+
+enum class StageOutcome { kStaged, kDuplicate, kRearmed };
+
+class OutboxStore {
+ public:
+  explicit OutboxStore(const std::string& path);
+
+  // Stages `item` (a redelivery of a staged key is a no-op). `rearm`: a replayed record of
+  // an item that failed re-arms it for new attempts.
+  StageOutcome stage(const OutboxItem& item, bool rearm);
+  // After a crash: in_flight -> pending with reconcile set. Returns how many.
+  int recover_in_flight();
+  // Up to `limit` due items whose parent (if any) is uploaded, now in_flight, oldest first.
+  std::vector<OutboxItem> claim(int limit, std::int64_t now_ms);
+  // The earliest next attempt among pending items whose parent is uploaded.
+  std::optional<std::int64_t> next_due_ms();
+
+  void mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url, std::int64_t now_ms);
+  void mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error);
+  void mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms);
+  // A crashed process may leave an in_flight item whose outcome the next one settles; an
+  // item handed back by a stopping uploader returns to pending without an attempt counted.
+  void release(std::int64_t seq);
+
+  std::vector<OutboxItem> owed_events(int limit);
+  void event_published(std::int64_t seq);
+
+  // Status -> count for one job ("" : all jobs). "waiting_for_parent" counts pending
+  // children whose parent is not uploaded yet.
+  std::map<std::string, std::int64_t> summary(const std::string& job_id);
+  std::vector<OutboxItem> items(const std::string& job_id, const std::string& status, int limit);
+  // failed -> pending with attempts reset. Returns how many.
+  std::int64_t retry_failed(const std::string& job_id);
+
+ private:
+  OutboxItem read_row(storage::Statement& s) const;
+  std::mutex mu_;
+  storage::Database db_;
+};
+
+}  // namespace agentline::outbox

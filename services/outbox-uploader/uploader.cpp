@@ -1,0 +1,354 @@
+#include "uploader.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "agentline/cache/result_cache.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/observability/metric_families.h"
+
+namespace agentline::outbox {
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string now_iso() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Event ids are deterministic, so a re-publication after a crash is dropped by the router.
+std::string event_id(const char* prefix, const OutboxItem& item, bool with_round) {
+  std::string id = std::string(prefix) + cache::sha256_hex(item.staging_key).substr(0, 32);
+  if (with_round) id += "-" + std::to_string(item.rounds);
+  return id;
+}
+
+}  // namespace
+
+Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, std::shared_ptr<kafka::Producer> producer,
+                   const kafka::TopicCatalog& catalog, prometheus::Registry& registry, std::string service, std::string group)
+    : config_(std::move(config)),
+      store_(store),
+      target_(target),
+      producer_(std::move(producer)),
+      dead_letters_(std::move(service), std::move(group), {}, catalog.dlq_topic()),
+      events_topic_(catalog.topic("events")),
+      retry_(config_.retry),
+      batcher_(config_.batch),
+      breaker_("target-" + target.name(), config_.breaker) {
+  staged_ = &prometheus::BuildCounter()
+                 .Name("agentline_outbox_staged_total")
+                 .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed)")
+                 .Register(registry);
+  uploads_ = &prometheus::BuildCounter()
+                  .Name("agentline_outbox_uploads_total")
+                  .Help("Upload attempts, by target and outcome (uploaded, already_there, retry, failed, not_permitted)")
+                  .Register(registry);
+  published_ = &prometheus::BuildCounter()
+                    .Name("agentline_outbox_events_total")
+                    .Help("Events published by the outbox, by type (UPLOADED, UPLOAD_FAILED, dlq)")
+                    .Register(registry);
+  duration_ = &prometheus::BuildHistogram()
+                   .Name("agentline_outbox_upload_duration_seconds")
+                   .Help("Time one upload took")
+                   .Register(registry)
+                   .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  batch_size_ = &prometheus::BuildGauge()
+                     .Name("agentline_outbox_batch_size")
+                     .Help("Items the adaptive batcher claims per batch now")
+                     .Register(registry)
+                     .Add({});
+}
+
+Uploader::~Uploader() { stop(); }
+
+std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record) {
+  nlohmann::json message;
+  if (auto failure = events::MessageValidator::parse(record.value, message)) return failure;
+  if (auto failure = validator_.validate_event(message)) return failure;
+  const std::string type = message["type"];
+  const auto& payload = message["payload"];
+  OutboxItem item;
+  item.job_id = message["job_id"];
+  item.task_id = message["task_id"];
+  if (type == "QA_PASSED") {
+    if (!payload.contains("content") || !payload["content"].is_string()) {
+      return kafka::Failure::bad_input("missing_content", "QA_PASSED for " + payload.value("path", std::string("?")) + " carries no content");
+    }
+    item.kind = "file";
+    item.item_id = item.task_id;
+    item.path = payload["path"];
+    item.title = item.path;
+    item.content = payload["content"];
+    item.content_sha256 = cache::sha256_hex(item.content);
+  } else if (type == "DEPLOY_ITEM") {
+    item.kind = payload["kind"];
+    item.item_id = payload["item_id"];
+    item.title = payload["title"];
+    item.content = payload.value("description", "");
+  } else {
+    return kafka::Failure::bad_input("unexpected_message_type", "deploy.requests carries QA_PASSED or DEPLOY_ITEM, not " + type);
+  }
+  if (payload.contains("parent_id") && payload["parent_id"].is_string()) {
+    item.parent_id = payload["parent_id"].get<std::string>();
+    if (*item.parent_id == item.item_id) return kafka::Failure::bad_input("schema_violation", "an item cannot be its own parent");
+  }
+  item.staging_key = item.job_id + "/" + item.item_id;
+  item.message = record.value;
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& h : record.headers) headers.push_back({h.key, h.value});
+  item.headers_json = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  item.source_topic = record.topic;
+  item.source_partition = record.partition;
+  item.source_offset = record.offset;
+  item.source_timestamp_ms = record.timestamp_ms;
+  StageOutcome outcome;
+  try {
+    outcome = store_.stage(item, record.header(kReplayCountHeader).has_value());
+  } catch (const storage::SqliteError& e) {
+    // A full disk or a locked file: the offset must not move; hold consumption a while.
+    return kafka::Failure::backoff("outbox_unavailable", e.what(), std::chrono::seconds(5));
+  }
+  const char* label = outcome == StageOutcome::kStaged ? "staged" : outcome == StageOutcome::kRearmed ? "rearmed" : "duplicate";
+  staged_->Add({{"outcome", label}}).Increment();
+  if (outcome != StageOutcome::kDuplicate) wake_.notify_one();
+  return std::nullopt;
+}
+
+void Uploader::start() {
+  const int recovered = store_.recover_in_flight();
+  if (recovered > 0) spdlog::warn("{} item(s) were in flight when the last run stopped; reconciling them with the target", recovered);
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Uploader::stop() {
+  stop_ = true;
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Uploader::loop() {
+  while (!stop_) {
+    int attempted = 0;
+    try {
+      attempted = run_once();
+    } catch (const std::exception& e) {
+      spdlog::error("upload pass failed: {}", e.what());
+    }
+    if (attempted > 0) continue;
+    auto wait = config_.idle_poll;
+    std::unique_lock lock(wake_mu_);
+    wake_.wait_for(lock, wait, [this] { return stop_.load(); });
+  }
+  try {
+    publish_owed_events();
+  } catch (const std::exception& e) {
+    spdlog::error("publishing owed events at stop failed: {}", e.what());
+  }
+}
+
+int Uploader::run_once() {
+  publish_owed_events();
+  batch_size_->Set(batcher_.batch_size());
+  const auto now = wall_ms();
+  if (now < paused_until_ms_.load()) return 0;
+  if (breaker_.state() == resilience::BreakerState::kOpen) return 0;
+  auto batch = store_.claim(batcher_.batch_size(), now);
+  if (batch.empty()) return 0;
+  const auto started = std::chrono::steady_clock::now();
+  upload_batch(batch);
+  batcher_.record(static_cast<int>(batch.size()), std::chrono::steady_clock::now() - started);
+  publish_owed_events();
+  return static_cast<int>(batch.size());
+}
+
+void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < batch.size(); i = next++) {
+      const auto& item = batch[i];
+      if (stop_ || wall_ms() < paused_until_ms_.load()) {
+        store_.release(item.seq);
+        continue;
+      }
+      auto permit = breaker_.try_acquire();
+      if (!permit) {
+        uploads_->Add({{"target", target_.name()}, {"outcome", "not_permitted"}}).Increment();
+        store_.release(item.seq);
+        continue;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      UploadOutcome outcome;
+      try {
+        outcome = target_.upload(item);
+      } catch (const std::exception& e) {
+        outcome = UploadOutcome::failed(UploadOutcome::Kind::kRetry, "exception", e.what());
+      }
+      const auto took = std::chrono::steady_clock::now() - t0;
+      // A 429 says "slower", not "broken": it does not count against the breaker.
+      if (outcome.kind == UploadOutcome::Kind::kRetry) {
+        if (outcome.error_class == "http_429") {
+          permit.ignore();
+        } else {
+          permit.failure();
+        }
+      } else {
+        permit.success();
+      }
+      settle(item, outcome, took);
+    }
+  };
+  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), batch.size());
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+
+void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took) {
+  duration_->Observe(std::chrono::duration<double>(took).count());
+  const std::string target = target_.name();
+  const int attempts = item.attempts + 1;
+  const auto now = wall_ms();
+  using Kind = UploadOutcome::Kind;
+  if (outcome.kind == Kind::kUploaded) {
+    store_.mark_uploaded(item.seq, outcome.remote_id, outcome.remote_url, now);
+    uploads_->Add({{"target", target}, {"outcome", outcome.already_there ? "already_there" : "uploaded"}}).Increment();
+    if (outcome.already_there) spdlog::info("{} was already at the target ({}): not uploaded again", item.staging_key, outcome.remote_id);
+    return;
+  }
+  const std::string error = outcome.error_class + ": " + kafka::bounded_message(outcome.error, 1000);
+  if (outcome.kind == Kind::kRetry && retry_.allows(attempts)) {
+    if (outcome.error_class == "http_429" && outcome.retry_after) {
+      paused_until_ms_ = std::max(paused_until_ms_.load(), now + outcome.retry_after->count());
+    }
+    const auto delay = retry_.delay(attempts, resilience::Duration{0}, outcome.retry_after);
+    store_.mark_retry(item.seq, attempts, now + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), error);
+    uploads_->Add({{"target", target}, {"outcome", "retry"}}).Increment();
+    return;
+  }
+  spdlog::error("giving up on {} after {} attempt(s): {}", item.staging_key, attempts, error);
+  store_.mark_failed(item.seq, attempts, error, now);
+  uploads_->Add({{"target", target}, {"outcome", "failed"}}).Increment();
+}
+
+void Uploader::publish_owed_events() {
+  auto owed = store_.owed_events(256);
+  if (owed.empty()) return;
+  struct Pending {
+    std::int64_t seq;
+    std::atomic<int> outstanding{0};
+    std::atomic<bool> failed{false};
+  };
+  std::vector<std::unique_ptr<Pending>> pending;
+  for (const auto& item : owed) {
+    auto p = std::make_unique<Pending>();
+    p->seq = item.seq;
+    const bool uploaded = item.status == "uploaded";
+    nlohmann::json payload = {{"target", target_.name()}};
+    if (!item.path.empty()) payload["path"] = item.path;
+    payload["kind"] = item.kind;
+    payload["item_id"] = item.item_id;
+    if (uploaded) {
+      payload["remote_id"] = item.remote_id.value_or("");
+      if (item.remote_url && !item.remote_url->empty()) payload["remote_url"] = *item.remote_url;
+    } else {
+      payload["error"] = item.last_error;
+      payload["attempts"] = item.attempts;
+    }
+    nlohmann::json event = {{"id", event_id(uploaded ? "up-" : "uf-", item, !uploaded)},
+                            {"task_id", item.task_id},
+                            {"job_id", item.job_id},
+                            {"type", uploaded ? "UPLOADED" : "UPLOAD_FAILED"},
+                            {"created_at", now_iso()},
+                            {"payload", payload}};
+    std::vector<kafka::OutgoingRecord> records;
+    kafka::OutgoingRecord r;
+    r.topic = events_topic_;
+    r.key = item.task_id;
+    r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+    r.headers.push_back({std::string(kafka::headers::kSchema), validator_.event_schema_id(event["type"].get<std::string>())});
+    records.push_back(std::move(r));
+    if (!uploaded) {
+      // The failed item's own deploy.requests record goes to the DLQ, with its origin in the
+      // headers: a replay of it re-arms the item (and nothing is generated again).
+      kafka::InboundRecord original;
+      original.topic = item.source_topic;
+      original.partition = item.source_partition;
+      original.offset = item.source_offset;
+      original.timestamp_ms = item.source_timestamp_ms;
+      original.key = item.job_id;
+      original.value = item.message;
+      auto headers = nlohmann::json::parse(item.headers_json, nullptr, false);
+      if (headers.is_array()) {
+        for (const auto& h : headers) {
+          if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) original.headers.push_back({h[0], h[1]});
+        }
+      }
+      records.push_back(dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), wall_ms()));
+    }
+    p->outstanding = static_cast<int>(records.size());
+    for (auto& rec : records) {
+      const std::string type = rec.topic == events_topic_ ? event["type"].get<std::string>() : "dlq";
+      Pending* raw = p.get();
+      producer_->send(rec, [this, raw, type](const kafka::DeliveryReport& report) {
+        if (!report.ok) {
+          raw->failed = true;
+        } else {
+          published_->Add({{"type", type}}).Increment();
+        }
+        raw->outstanding--;
+      });
+    }
+    pending.push_back(std::move(p));
+  }
+  producer_->flush(std::chrono::seconds(30));
+  int done = 0;
+  for (const auto& p : pending) {
+    if (p->outstanding == 0 && !p->failed) {
+      store_.event_published(p->seq);
+      ++done;
+    }
+  }
+  if (done < static_cast<int>(pending.size())) {
+    spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later", pending.size() - done, pending.size());
+  }
+}
+
+void Uploader::append_metrics(std::vector<prometheus::MetricFamily>& families) {
+  auto& items = observability::family(families, "agentline_outbox_items", "Items in the outbox, by status", prometheus::MetricType::Gauge);
+  try {
+    for (const auto& [status, count] : store_.summary("")) {
+      observability::add_sample(items, {{"status", status}}, static_cast<double>(count));
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("outbox metrics: {}", e.what());
+  }
+  breaker_.append_metrics(families);
+}
+
+std::string Uploader::stats_json() {
+  const auto b = breaker_.snapshot();
+  const auto s = batcher_.stats();
+  nlohmann::json j = {{"target", target_.name()},
+                      {"items", store_.summary("")},
+                      {"breaker", {{"state", std::string(resilience::to_string(b.state))}, {"failure_rate", b.failure_rate}}},
+                      {"batch", {{"size", s.batch_size}, {"batches", s.batches}, {"items", s.items}, {"average", s.average_batch}}}};
+  return j.dump();
+}
+
+}  // namespace agentline::outbox

@@ -1,0 +1,122 @@
+#pragma once
+// outbox-uploader's two halves:
+//  - stage(): the consumer handler. It validates a deploy.requests record (a QA_PASSED file
+//    or a DEPLOY_ITEM) and stages it in the outbox; the runtime commits the offset only
+//    after it returns, so nothing read is lost and a redelivery is a no-op.
+//  - the upload loop (start()/stop()): claims due items in batches sized by the adaptive
+//    batcher, uploads them on `concurrency` threads through the target's circuit breaker,
+//    schedules retries (exponential backoff with jitter; Retry-After honoured and a 429
+//    pauses the whole target), marks items failed after `max_attempts` (with a DLQ record),
+//    and publishes UPLOADED / UPLOAD_FAILED events. Generation never runs again.
+// Thread-safe: stage() runs on the runtime's workers while the loop runs on its own thread.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agentline/events/message_validator.h"
+#include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/resilience/adaptive_batcher.h"
+#include "agentline/resilience/circuit_breaker.h"
+#include "agentline/resilience/retry_policy.h"
+#include "outbox_store.h"
+#include "targets.h"
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Counter;
+class Gauge;
+class Histogram;
+struct MetricFamily;
+}  // namespace prometheus
+
+namespace agentline::outbox {
+
+inline constexpr std::string_view kReplayCountHeader = "agentline-replay-count";
+
+struct UploaderConfig {
+  int concurrency = 8;
+  resilience::RetryPolicyConfig retry = [] {
+    resilience::RetryPolicyConfig c;
+    c.base = std::chrono::seconds(1);
+    c.max_delay = std::chrono::seconds(60);
+    c.max_attempts = 8;
+    c.jitter = resilience::RetryPolicyConfig::Jitter::kEqual;
+    return c;
+  }();
+  resilience::AdaptiveBatcherConfig batch = [] {
+    resilience::AdaptiveBatcherConfig c;
+    c.min_batch = 1;
+    c.max_batch = 64;
+    c.initial_batch = 16;
+    c.target = std::chrono::seconds(2);
+    return c;
+  }();
+  resilience::CircuitBreakerConfig breaker = [] {
+    resilience::CircuitBreakerConfig c;
+    c.window_size = 20;
+    c.minimum_calls = 10;
+    c.open_wait = std::chrono::seconds(10);
+    c.slow_call_duration = std::chrono::milliseconds(0);
+    return c;
+  }();
+  std::chrono::milliseconds idle_poll{500};
+};
+
+class Uploader {
+ public:
+  Uploader(UploaderConfig config, OutboxStore& store, Target& target, std::shared_ptr<kafka::Producer> producer,
+           const kafka::TopicCatalog& catalog, prometheus::Registry& registry, std::string service, std::string group);
+  ~Uploader();
+
+  std::optional<kafka::Failure> stage(const kafka::InboundRecord& record);
+
+  // Recovers items cut off by a crash, then uploads until stop().
+  void start();
+  // Lets the running batch finish, then returns.
+  void stop();
+  // One pass: publish owed events, upload one batch. Returns the items attempted.
+  int run_once();
+
+  void append_metrics(std::vector<prometheus::MetricFamily>& families);
+  std::string stats_json();
+
+ private:
+  void loop();
+  void publish_owed_events();
+  void upload_batch(std::vector<OutboxItem>& batch);
+  void settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took);
+
+  UploaderConfig config_;
+  OutboxStore& store_;
+  Target& target_;
+  std::shared_ptr<kafka::Producer> producer_;
+  events::MessageValidator validator_;
+  kafka::FailureRouter dead_letters_;
+  std::string events_topic_;
+  resilience::RetryPolicy retry_;
+  resilience::AdaptiveBatcher batcher_;
+  resilience::CircuitBreaker breaker_;
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex wake_mu_;
+  std::condition_variable wake_;
+  std::atomic<std::int64_t> paused_until_ms_{0};  // a 429's Retry-After pauses the target
+
+  prometheus::Family<prometheus::Counter>* staged_;
+  prometheus::Family<prometheus::Counter>* uploads_;
+  prometheus::Family<prometheus::Counter>* published_;
+  prometheus::Histogram* duration_;
+  prometheus::Gauge* batch_size_;
+};
+
+}  // namespace agentline::outbox
