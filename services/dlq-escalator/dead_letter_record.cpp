@@ -98,7 +98,7 @@ DeadLetter describe(const kafka::InboundRecord& r) {
     d.consumer_group = d.failed_service.empty() ? "" : "connect-" + d.failed_service;
   }
   d.error_message = kafka::bounded_message(d.error_message, h::kMaxErrorMessageBytes);
-  d.replay_count = static_cast<int>(number(get(r, kReplayCountHeader)).value_or(0));
+  d.replay_count = static_cast<int>(number(get(r, h::kReplayCount)).value_or(0));
   if (d.dead_lettered_ms == 0) d.dead_lettered_ms = r.timestamp_ms;
 
   auto value = nlohmann::json::parse(r.value, nullptr, false);
@@ -116,12 +116,12 @@ kafka::Headers replay_headers(const kafka::Headers& in, int replay_count, const 
   kafka::Headers out;
   for (const auto& hdr : in) {
     const std::string_view k = hdr.key;
-    const bool bookkeeping = (k.rfind("agentline-", 0) == 0 && k != "agentline-schema") || k.rfind("kafka_dlt-", 0) == 0 ||
+    const bool bookkeeping = (k.rfind("agentline-", 0) == 0 && k != kafka::headers::kSchema) || k.rfind("kafka_dlt-", 0) == 0 ||
                              k.rfind("__connect.errors.", 0) == 0;
     if (!bookkeeping) out.push_back(hdr);
   }
-  out.push_back({std::string(kReplayCountHeader), std::to_string(replay_count)});
-  out.push_back({std::string(kReplayedFromHeader), replayed_from});
+  out.push_back({std::string(kafka::headers::kReplayCount), std::to_string(replay_count)});
+  out.push_back({std::string(kafka::headers::kReplayedFrom), replayed_from});
   return out;
 }
 

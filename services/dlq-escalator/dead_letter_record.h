@@ -14,9 +14,6 @@
 
 namespace agentline::dlq {
 
-inline constexpr std::string_view kReplayCountHeader = "agentline-replay-count";
-inline constexpr std::string_view kReplayedFromHeader = "agentline-replayed-from";
-
 struct DeadLetter {
   std::string dialect = "unknown";  // agentline | spring | connect | unknown
   std::string original_topic;       // "" when no header names it

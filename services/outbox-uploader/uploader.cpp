@@ -29,9 +29,10 @@ std::string now_iso() {
   return buf;
 }
 
-// Event ids are deterministic, so a re-publication after a crash is dropped by the router.
-std::string event_id(const char* prefix, const OutboxItem& item, bool with_round) {
-  std::string id = std::string(prefix) + cache::sha256_hex(item.staging_key).substr(0, 32);
+// Event ids are deterministic, so a re-publication after a crash is dropped by the router;
+// they name the group and target, since uploaders of several targets deliver the same item.
+std::string event_id(const char* prefix, const std::string& target, const OutboxItem& item, bool with_round) {
+  std::string id = std::string(prefix) + cache::sha256_hex(target + "\n" + item.staging_key).substr(0, 32);
   if (with_round) id += "-" + std::to_string(item.rounds);
   return id;
 }
@@ -44,8 +45,9 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
       store_(store),
       target_(target),
       producer_(std::move(producer)),
-      dead_letters_(std::move(service), std::move(group), {}, catalog.dlq_topic()),
+      dead_letters_(std::move(service), group, {}, catalog.dlq_topic()),
       events_topic_(catalog.topic("events")),
+      group_(group),
       retry_(config_.retry),
       batcher_(config_.batch),
       breaker_("target-" + target.name(), config_.breaker) {
@@ -117,7 +119,7 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
   item.source_timestamp_ms = record.timestamp_ms;
   StageOutcome outcome;
   try {
-    outcome = store_.stage(item, record.header(kReplayCountHeader).has_value());
+    outcome = store_.stage(item, record.header(kafka::headers::kReplayCount).has_value());
   } catch (const storage::SqliteError& e) {
     // A full disk or a locked file: the offset must not move; hold consumption a while.
     return kafka::Failure::backoff("outbox_unavailable", e.what(), std::chrono::seconds(5));
@@ -165,7 +167,7 @@ int Uploader::run_once() {
   batch_size_->Set(batcher_.batch_size());
   const auto now = wall_ms();
   if (now < paused_until_ms_.load()) return 0;
-  if (breaker_.state() == resilience::BreakerState::kOpen) return 0;
+  if (breaker_.retry_after() > resilience::Duration{0}) return 0;  // open: wait for the probe time
   auto batch = store_.claim(batcher_.batch_size(), now);
   if (batch.empty()) return 0;
   const auto started = std::chrono::steady_clock::now();
@@ -269,7 +271,7 @@ void Uploader::publish_owed_events() {
       payload["error"] = item.last_error;
       payload["attempts"] = item.attempts;
     }
-    nlohmann::json event = {{"id", event_id(uploaded ? "up-" : "uf-", item, !uploaded)},
+    nlohmann::json event = {{"id", event_id(uploaded ? "up-" : "uf-", group_ + "/" + target_.name(), item, !uploaded)},
                             {"task_id", item.task_id},
                             {"job_id", item.job_id},
                             {"type", uploaded ? "UPLOADED" : "UPLOAD_FAILED"},

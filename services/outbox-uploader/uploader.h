@@ -40,8 +40,6 @@ struct MetricFamily;
 
 namespace agentline::outbox {
 
-inline constexpr std::string_view kReplayCountHeader = "agentline-replay-count";
-
 struct UploaderConfig {
   int concurrency = 8;
   resilience::RetryPolicyConfig retry = [] {
@@ -102,6 +100,7 @@ class Uploader {
   events::MessageValidator validator_;
   kafka::FailureRouter dead_letters_;
   std::string events_topic_;
+  std::string group_;
   resilience::RetryPolicy retry_;
   resilience::AdaptiveBatcher batcher_;
   resilience::CircuitBreaker breaker_;

@@ -124,7 +124,10 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     count(true, failure->error_class, "");
     return failure;
   }
-  if (!first_sight(event["id"].get<std::string>())) {
+  // A replay from the DLQ is a deliberate second delivery: it is told apart by its count.
+  std::string dedup_key = event["id"].get<std::string>();
+  if (auto replay = record.header(kafka::headers::kReplayCount)) dedup_key += "#replay-" + std::string(*replay);
+  if (!first_sight(dedup_key)) {
     duplicates_->Increment();
     return std::nullopt;
   }

@@ -27,7 +27,7 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
 }
 
 bool is_internal(std::string_view key) {
-  return key.rfind("agentline-", 0) == 0 && key != h::kSchema;
+  return key.rfind("agentline-", 0) == 0 && key != h::kSchema && key != h::kReplayCount && key != h::kReplayedFrom;
 }
 
 }  // namespace

@@ -27,6 +27,10 @@ inline constexpr std::string_view kErrorClass = "agentline-error-class";
 inline constexpr std::string_view kErrorMessage = "agentline-error-message";
 inline constexpr std::string_view kFailedService = "agentline-failed-service";
 inline constexpr std::string_view kDeadLetteredAt = "agentline-dead-lettered-at";
+// Set by `dlq-escalator replay` on the copy it sends, and carried onto a DLQ record again, so
+// a record that fails every time is recognised (the loop guard).
+inline constexpr std::string_view kReplayCount = "agentline-replay-count";
+inline constexpr std::string_view kReplayedFrom = "agentline-replayed-from";
 
 // Bounds that keep a DLQ record readable whatever the input looked like.
 inline constexpr std::size_t kMaxErrorMessageBytes = 1024;
