@@ -1,0 +1,129 @@
+#include "outbox_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace agentline::outbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+class OutboxStoreTest : public ::testing::Test {
+ protected:
+  OutboxStoreTest() {
+    path_ = fs::temp_directory_path() / ("outbox-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".db");
+    fs::remove(path_);
+  }
+  ~OutboxStoreTest() override {
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix);
+  }
+  static OutboxItem item(const std::string& job, const std::string& id, std::optional<std::string> parent = std::nullopt) {
+    OutboxItem it;
+    it.job_id = job;
+    it.task_id = id;
+    it.item_id = id;
+    it.staging_key = job + "/" + id;
+    it.kind = parent ? "file" : "story";
+    it.path = id + ".py";
+    it.content = "print('" + id + "')\n";
+    it.parent_id = std::move(parent);
+    return it;
+  }
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+TEST_F(OutboxStoreTest, ARedeliveryIsANoOpAndOnlyAReplayReArmsAFailedItem) {
+  OutboxStore store(path_.string());
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kStaged);
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate);
+  EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kDuplicate) << "a pending item is not re-armed";
+  auto claimed = store.claim(10, 0);
+  ASSERT_EQ(claimed.size(), 1u);
+  store.mark_failed(claimed[0].seq, 3, "http_422: refused", 1);
+  store.event_published(claimed[0].seq);
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate);
+  EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kRearmed);
+  claimed = store.claim(10, 0);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempts, 0);
+  EXPECT_EQ(claimed[0].rounds, 1);
+}
+
+TEST_F(OutboxStoreTest, AChildIsClaimedOnlyAfterItsParentIsUploadedAndCarriesItsRemoteId) {
+  OutboxStore store(path_.string());
+  store.stage(item("j", "child", "story"), false);
+  EXPECT_TRUE(store.claim(10, 0).empty()) << "the parent is not even staged";
+  EXPECT_EQ(store.summary("j")["waiting_for_parent"], 1);
+  store.stage(item("j", "story"), false);
+  auto first = store.claim(10, 0);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].item_id, "story");
+  EXPECT_TRUE(store.claim(10, 0).empty()) << "the parent is in flight, not uploaded";
+  store.mark_uploaded(first[0].seq, "42", "https://example/42", 1);
+  auto second = store.claim(10, 0);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].item_id, "child");
+  EXPECT_EQ(second[0].parent_remote_id.value_or(""), "42");
+  // A parent of another job with the same item id is not this child's parent.
+  store.stage(item("other", "child", "story"), false);
+  EXPECT_TRUE(store.claim(10, 0).empty());
+}
+
+TEST_F(OutboxStoreTest, ItemsInFlightAtACrashComeBackForReconciliation) {
+  {
+    OutboxStore store(path_.string());
+    store.stage(item("j", "a"), false);
+    store.stage(item("j", "b"), false);
+    ASSERT_EQ(store.claim(1, 0).size(), 1u);  // "a" is in flight when the process dies
+  }
+  OutboxStore reopened(path_.string());
+  EXPECT_EQ(reopened.summary("j")["in_flight"], 1);
+  EXPECT_EQ(reopened.recover_in_flight(), 1);
+  auto claimed = reopened.claim(10, 0);
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].item_id, "a");
+  EXPECT_TRUE(claimed[0].reconcile);
+  EXPECT_FALSE(claimed[1].reconcile);
+}
+
+TEST_F(OutboxStoreTest, RetriesWaitForTheirTimeAndEventsAreOwedUntilPublished) {
+  OutboxStore store(path_.string());
+  store.stage(item("j", "a"), false);
+  auto claimed = store.claim(10, 1000);
+  store.mark_retry(claimed[0].seq, 1, 5000, "http_503: busy");
+  EXPECT_TRUE(store.claim(10, 4999).empty());
+  EXPECT_EQ(store.next_due_ms().value_or(0), 5000);
+  claimed = store.claim(10, 5000);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempts, 1);
+  EXPECT_TRUE(store.owed_events(10).empty());
+  store.mark_uploaded(claimed[0].seq, "r1", "", 6000);
+  auto owed = store.owed_events(10);
+  ASSERT_EQ(owed.size(), 1u);
+  EXPECT_EQ(owed[0].status, "uploaded");
+  EXPECT_EQ(owed[0].remote_id.value_or(""), "r1");
+  store.event_published(owed[0].seq);
+  EXPECT_TRUE(store.owed_events(10).empty());
+}
+
+TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
+  OutboxStore store(path_.string());
+  for (const char* id : {"a", "b", "c"}) store.stage(item("j1", id), false);
+  store.stage(item("j2", "a"), false);
+  for (auto& it : store.claim(10, 0)) {
+    store.mark_failed(it.seq, 8, "timeout", 1);
+    store.event_published(it.seq);
+  }
+  EXPECT_EQ(store.summary("j1")["failed"], 3);
+  EXPECT_EQ(store.summary("")["failed"], 4);
+  EXPECT_EQ(store.retry_failed("j1"), 3);
+  EXPECT_EQ(store.summary("j1")["pending"], 3);
+  EXPECT_EQ(store.summary("j2")["failed"], 1);
+  EXPECT_EQ(store.items("j2", "failed", 10)[0].last_error, "timeout");
+}
+
+}  // namespace
+}  // namespace agentline::outbox
