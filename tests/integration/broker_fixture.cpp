@@ -65,8 +65,18 @@ void BrokerFixture::produce_batch(const std::vector<kafka::OutgoingRecord>& reco
 
 std::vector<kafka::InboundRecord> BrokerFixture::read_available(const std::string& topic) {
   kafka::ClusterAdmin admin(kafka::KafkaSettings{bootstrap(), {}, ""});
-  auto offsets = admin.offsets({topic});
-  return read(topic, static_cast<std::size_t>(offsets.at(0).messages), std::chrono::seconds(30));
+  // Right after the fixture creates its topics, real Kafka may still be electing leaders
+  // ("Not leader for partition"): ask again for a while before giving up.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    try {
+      auto offsets = admin.offsets({topic});
+      return read(topic, static_cast<std::size_t>(offsets.at(0).messages), std::chrono::seconds(30));
+    } catch (const std::runtime_error&) {
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
 }
 
 std::vector<kafka::InboundRecord> BrokerFixture::read(const std::string& topic, std::size_t count,
