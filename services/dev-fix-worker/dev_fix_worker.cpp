@@ -8,20 +8,12 @@
 #include <chrono>
 #include <ctime>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "prompt.h"
 
 namespace agentline::devfix {
 namespace {
-
-std::string now_iso() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Thrown inside the cache's single-flight computation when the call must not be made now.
 struct Backoff {
@@ -31,10 +23,6 @@ struct Backoff {
 std::chrono::milliseconds clamp_wait(resilience::Duration d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
   return std::clamp(ms, std::chrono::milliseconds(100), std::chrono::milliseconds(60000));
-}
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -116,7 +104,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   const std::string priority = fix ? "fix" : payload.value("priority", "normal");
   if (record.timestamp_ms > 0) {
     metrics_->wait->Add({{"priority", priority}}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800})
-        .Observe(std::max<double>(0, static_cast<double>(wall_ms() - record.timestamp_ms) / 1000.0));
+        .Observe(std::max<double>(0, static_cast<double>(events::now_ms() - record.timestamp_ms) / 1000.0));
   }
 
   // Tenant quota: over it, the task goes to the back of its own topic (other tenants go on).
@@ -166,7 +154,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
                              {"task_id", task["task_id"]},
                              {"job_id", task["job_id"]},
                              {"type", "FILE_FAILED"},
-                             {"created_at", now_iso()},
+                             {"created_at", events::now_iso8601()},
                              {"payload", {{"path", path}, {"error_class", "llm_rejected"}, {"error", std::string(e.what()).substr(0, 4000)},
                                           {"fix_attempt", request.fix_attempt}, {"backend", generator_->backend()}}}};
     kafka::OutgoingRecord r;
@@ -185,7 +173,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
                           {"task_id", task["task_id"]},
                           {"job_id", task["job_id"]},
                           {"type", "FILE_COMPLETED"},
-                          {"created_at", now_iso()},
+                          {"created_at", events::now_iso8601()},
                           {"payload",
                            {{"path", path},
                             {"content", content},

@@ -8,25 +8,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/cache/result_cache.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/net/http_client.h"
 
 namespace agentline::dlq {
 namespace {
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string iso(std::int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string top(const std::map<std::string, std::int64_t>& counts, std::size_t n) {
   std::vector<std::pair<std::int64_t, std::string>> sorted;
@@ -62,7 +50,7 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
   const DeadLetter d = describe(record);
   bool fresh = false;
   try {
-    fresh = store_.store(record, d, wall_ms());
+    fresh = store_.store(record, d, events::now_ms());
   } catch (const storage::SqliteError& e) {
     return kafka::Failure::backoff("dlq_store_unavailable", e.what(), std::chrono::seconds(5));
   }
@@ -74,13 +62,13 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
                             {"service", d.failed_service},
                             {"dialect", d.dialect},
                             {"dlq_position", position},
-                            {"dead_lettered_at", iso(d.dead_lettered_ms)}};
+                            {"dead_lettered_at", events::iso8601(d.dead_lettered_ms)}};
   if (d.replay_count > 0) payload["replay_count"] = d.replay_count;
   nlohmann::json event = {{"id", "esc-" + cache::sha256_hex(position).substr(0, 32)},
                           {"task_id", d.task_id.empty() ? "unknown" : d.task_id},
                           {"job_id", d.job_id.empty() ? "unknown" : d.job_id},
                           {"type", "ESCALATED"},
-                          {"created_at", iso(wall_ms())},
+                          {"created_at", events::iso8601(events::now_ms())},
                           {"payload", payload}};
   if (auto failure = validator_.validate_event(event)) {
     // Cannot happen for what describe() returns; logged rather than dead-lettered again.
@@ -111,7 +99,7 @@ std::string Escalator::digest_message(const std::vector<StoredRecord>& records, 
     last = std::max(last, r.info.dead_lettered_ms);
   }
   const std::string title = "Agentline: " + std::to_string(total) + " dead-lettered record" + (total == 1 ? "" : "s");
-  std::string summary = "Between " + iso(first) + " and " + iso(last) + ".";
+  std::string summary = "Between " + events::iso8601(first) + " and " + events::iso8601(last) + ".";
   if (static_cast<std::int64_t>(records.size()) < total) {
     summary += " Details cover the first " + std::to_string(records.size()) + ".";
   }
@@ -141,7 +129,7 @@ std::int64_t Escalator::digest_once(bool force) {
   if (config_.digest_url.empty()) return 0;
   const auto oldest = store_.oldest_undigested_ms();
   if (!oldest) return 0;
-  if (!force && wall_ms() < *oldest + config_.digest_window.count()) return 0;
+  if (!force && events::now_ms() < *oldest + config_.digest_window.count()) return 0;
   // Records stored after this count wait for the next window.
   const auto [total, last_id] = store_.count_undigested();
   auto records = store_.undigested(1000);

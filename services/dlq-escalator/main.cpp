@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/config/options.h"
 #include "agentline/observability/metric_families.h"
 #include "agentline/kafka/producer.h"
@@ -20,19 +21,6 @@
 #include "replay.h"
 
 namespace {
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string iso(std::int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int store_command(int argc, char** argv) {
   CLI::App app("dlq-escalator commands over the DLQ store");
@@ -66,7 +54,7 @@ int store_command(int argc, char** argv) {
   rep->add_option("-X", properties, "librdkafka property key=value (repeatable)");
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
-  const auto now = wall_ms();
+  const auto now = agentline::events::now_ms();
   if (!since.empty()) {
     auto t = agentline::dlq::parse_time(since, now);
     if (!t) throw std::invalid_argument("cannot read --since " + since);
@@ -86,7 +74,7 @@ int store_command(int argc, char** argv) {
     const auto records = store.query(replay.filter);
     for (const auto& r : records) {
       if (json) {
-        nlohmann::json j = {{"id", r.id}, {"dead_lettered_at", iso(r.info.dead_lettered_ms)}, {"job_id", r.info.job_id},
+        nlohmann::json j = {{"id", r.id}, {"dead_lettered_at", agentline::events::iso8601(r.info.dead_lettered_ms)}, {"job_id", r.info.job_id},
                             {"task_id", r.info.task_id}, {"reason", r.info.error_class}, {"message", r.info.error_message},
                             {"original_topic", r.info.original_topic}, {"original_partition", r.info.original_partition},
                             {"original_offset", r.info.original_offset}, {"service", r.info.failed_service},
@@ -95,7 +83,7 @@ int store_command(int argc, char** argv) {
                             {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json()}, {"value", r.value}};
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       } else {
-        std::cout << r.id << "\t" << iso(r.info.dead_lettered_ms) << "\t" << (r.info.job_id.empty() ? "-" : r.info.job_id) << "\t"
+        std::cout << r.id << "\t" << agentline::events::iso8601(r.info.dead_lettered_ms) << "\t" << (r.info.job_id.empty() ? "-" : r.info.job_id) << "\t"
                   << (r.info.task_id.empty() ? "-" : r.info.task_id) << "\t" << r.info.error_class << "\t" << r.info.original_topic
                   << (r.replays ? "\treplayed x" + std::to_string(r.replays) : "\t") << "\t" << r.info.error_message.substr(0, 120) << "\n";
       }
@@ -113,18 +101,6 @@ int store_command(int argc, char** argv) {
             << report.replayed << ", refused by the loop guard " << report.refused_loop_guard << ", without a target "
             << report.no_target << ", failed " << report.failed << "\n";
   return report.failed > 0 ? 1 : 0;
-}
-
-std::string secret(const std::string& file, const char* env) {
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) throw std::invalid_argument("cannot read " + file);
-    std::string value;
-    std::getline(in, value);
-    return value;
-  }
-  const char* v = std::getenv(env);
-  return v ? v : "";
 }
 
 }  // namespace
@@ -154,7 +130,7 @@ int main(int argc, char** argv) {
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   try {
     if (db.empty()) db = (std::filesystem::path(host.common().state_dir) / "dlq-escalator.db").string();
-    config.digest_token = secret(digest_token_file, "AGENTLINE_DIGEST_TOKEN");
+    config.digest_token = agentline::config::read_secret(digest_token_file, "AGENTLINE_DIGEST_TOKEN");
     if (digest_window_ms < 100) throw std::invalid_argument("--digest-window-ms must be at least 100");
     config.digest_window = std::chrono::milliseconds(digest_window_ms);
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agentline/config/options.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/service/service_host.h"
@@ -19,18 +20,6 @@
 #include "uploader.h"
 
 namespace {
-
-std::string secret(const std::string& file, const char* env) {
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) throw std::invalid_argument("cannot read " + file);
-    std::string value;
-    std::getline(in, value);
-    return value;
-  }
-  const char* v = std::getenv(env);
-  return v ? v : "";
-}
 
 int recovery_command(int argc, char** argv) {
   CLI::App app("outbox-uploader recovery commands");
@@ -131,8 +120,8 @@ int main(int argc, char** argv) {
     if (db.empty()) db = (std::filesystem::path(host.common().state_dir) / "outbox-uploader.db").string();
     if (target_config.output_root.empty()) target_config.output_root = (std::filesystem::path(host.common().state_dir) / "delivered").string();
     target_config.timeout = std::chrono::milliseconds(timeout_ms);
-    target_config.webhook_token = secret(webhook_token_file, "AGENTLINE_WEBHOOK_TOKEN");
-    target_config.ado_pat = secret(ado_pat_file, "AGENTLINE_ADO_PAT");
+    target_config.webhook_token = agentline::config::read_secret(webhook_token_file, "AGENTLINE_WEBHOOK_TOKEN");
+    target_config.ado_pat = agentline::config::read_secret(ado_pat_file, "AGENTLINE_ADO_PAT");
     config.retry.max_attempts = max_attempts;
     config.retry.base = std::chrono::milliseconds(retry_base_ms);
     config.retry.max_delay = std::chrono::milliseconds(retry_max_ms);

@@ -1,5 +1,6 @@
 #include "outbox_store.h"
 
+#include "agentline/events/timestamps.h"
 #include <chrono>
 
 namespace agentline::outbox {
@@ -48,10 +49,6 @@ constexpr const char* kColumns =
     "i.source_timestamp_ms, i.status, i.attempts, i.rounds, i.reconcile, i.remote_id, i.remote_url, i.last_error, "
     "p.remote_id";
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 OutboxStore::OutboxStore(const std::string& path) : db_(path) { db_.exec(kSchema); }
@@ -88,7 +85,7 @@ OutboxItem OutboxStore::read_row(storage::Statement& s) const {
 
 StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
   std::lock_guard lock(mu_);
-  const auto now = wall_ms();
+  const auto now = events::now_ms();
   auto insert = db_.prepare(
       "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, content, "
       "content_sha256, message, headers_json, source_topic, source_partition, source_offset, source_timestamp_ms, "
@@ -160,7 +157,7 @@ void OutboxStore::mark_retry(std::int64_t seq, int attempts, std::int64_t next_a
   auto s = db_.prepare(
       "UPDATE items SET status = 'pending', attempts = ?2, next_attempt_ms = ?3, last_error = ?4, updated_ms = ?5 "
       "WHERE seq = ?1");
-  s.bind(1, seq).bind(2, attempts).bind(3, next_attempt_ms).bind(4, error).bind(5, wall_ms()).run();
+  s.bind(1, seq).bind(2, attempts).bind(3, next_attempt_ms).bind(4, error).bind(5, events::now_ms()).run();
 }
 
 void OutboxStore::mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
@@ -223,7 +220,7 @@ std::int64_t OutboxStore::retry_failed(const std::string& job_id) {
   auto s = db_.prepare(
       "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, updated_ms = ?2 "
       "WHERE status = 'failed' AND event_pending = 0 AND (?1 = '' OR job_id = ?1)");
-  s.bind(1, job_id).bind(2, wall_ms());
+  s.bind(1, job_id).bind(2, events::now_ms());
   return s.run();
 }
 

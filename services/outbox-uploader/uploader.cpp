@@ -9,25 +9,13 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/cache/result_cache.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/metric_families.h"
 
 namespace agentline::outbox {
 namespace {
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string now_iso() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Event ids are deterministic, so a re-publication after a crash is dropped by the router;
 // they name the group and target, since uploaders of several targets deliver the same item.
@@ -165,7 +153,7 @@ void Uploader::loop() {
 int Uploader::run_once() {
   publish_owed_events();
   batch_size_->Set(batcher_.batch_size());
-  const auto now = wall_ms();
+  const auto now = events::now_ms();
   if (now < paused_until_ms_.load()) return 0;
   if (breaker_.retry_after() > resilience::Duration{0}) return 0;  // open: wait for the probe time
   auto batch = store_.claim(batcher_.batch_size(), now);
@@ -182,7 +170,7 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
   auto work = [&] {
     for (std::size_t i = next++; i < batch.size(); i = next++) {
       const auto& item = batch[i];
-      if (stop_ || wall_ms() < paused_until_ms_.load()) {
+      if (stop_ || events::now_ms() < paused_until_ms_.load()) {
         store_.release(item.seq);
         continue;
       }
@@ -224,7 +212,7 @@ void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std:
   duration_->Observe(std::chrono::duration<double>(took).count());
   const std::string target = target_.name();
   const int attempts = item.attempts + 1;
-  const auto now = wall_ms();
+  const auto now = events::now_ms();
   using Kind = UploadOutcome::Kind;
   if (outcome.kind == Kind::kUploaded) {
     store_.mark_uploaded(item.seq, outcome.remote_id, outcome.remote_url, now);
@@ -275,7 +263,7 @@ void Uploader::publish_owed_events() {
                             {"task_id", item.task_id},
                             {"job_id", item.job_id},
                             {"type", uploaded ? "UPLOADED" : "UPLOAD_FAILED"},
-                            {"created_at", now_iso()},
+                            {"created_at", events::now_iso8601()},
                             {"payload", payload}};
     std::vector<kafka::OutgoingRecord> records;
     kafka::OutgoingRecord r;
@@ -301,7 +289,7 @@ void Uploader::publish_owed_events() {
           if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) original.headers.push_back({h[0], h[1]});
         }
       }
-      records.push_back(dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), wall_ms()));
+      records.push_back(dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), events::now_ms()));
     }
     p->outstanding = static_cast<int>(records.size());
     for (auto& rec : records) {

@@ -12,19 +12,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
 namespace agentline::qa {
 namespace {
-
-std::string now_iso() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // A private directory per check, removed when the check is done.
 struct WorkDir {
@@ -134,7 +126,7 @@ std::optional<kafka::Failure> QaWorker::handle(const kafka::InboundRecord& recor
                            {"task_id", event["task_id"]},
                            {"job_id", event["job_id"]},
                            {"type", type},
-                           {"created_at", now_iso()},
+                           {"created_at", events::now_iso8601()},
                            {"payload", payload}};
   if (auto failure = validator_.validate_event(result)) {
     return kafka::Failure::bad_input("invalid_output", "the " + type + " built for this file is invalid: " + failure->message);

@@ -8,19 +8,11 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
 namespace agentline::router {
 namespace {
-
-std::string now_iso() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string first_diagnostic(const nlohmann::json& payload) {
   if (!payload.contains("diagnostics") || !payload["diagnostics"].is_array() || payload["diagnostics"].empty()) return "";
@@ -165,7 +157,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                             {"task_id", task_id},
                             {"job_id", job},
                             {"type", "FIX_TASK"},
-                            {"created_at", now_iso()},
+                            {"created_at", events::now_iso8601()},
                             {"payload",
                              {{"path", path},
                               {"description", payload.value("description", "Fix " + path)},

@@ -1,20 +1,11 @@
 #include "job_progress.h"
 
 #include <chrono>
+#include "agentline/events/timestamps.h"
 #include <ctime>
 
 namespace agentline::router {
 namespace {
-
-std::string now_iso() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 bool is_end(const std::string& status) {
   return status == "qa_passed" || status == "delivered" || status == "dead_lettered" || status == "upload_failed";
@@ -91,7 +82,7 @@ nlohmann::json JobProgress::apply(const std::string& job_id, const std::string& 
   job["files_total"] = total;
   job["files_done"] = done;
   job["percent"] = total == 0 ? 0 : (100 * done) / total;
-  job["updated_at"] = now_iso();
+  job["updated_at"] = events::now_iso8601();
   job["version"] = job["version"].get<std::int64_t>() + 1;
   return job;
 }

@@ -1,3 +1,4 @@
+#include "agentline/events/timestamps.h"
 #include "agentline/cache/cache_replicator.h"
 
 #include <unistd.h>
@@ -18,11 +19,6 @@ namespace {
 
 constexpr const char* kReplicaHeader = "agentline-cache-replica";
 constexpr const char* kNamespacePrefix = "namespace:";
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string default_replica_id() {
   char host[256] = {0};
@@ -62,7 +58,7 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
   }
 
   void on_put(const std::string& key, const std::string& ns, const Value& value, Duration ttl) override {
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = events::now_ms();
     nlohmann::json v = {{"ns", ns},
                         {"value", *value},
                         {"created_at_ms", now},
@@ -81,7 +77,7 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
   }
 
   void on_invalidate_namespace(const std::string& ns, const std::vector<std::string>& keys) override {
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = events::now_ms();
     {
       std::lock_guard lock(markers_mu);
       auto& at = namespace_invalidated_at[ns];
@@ -131,7 +127,7 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
     const std::int64_t created = v.value("created_at_ms", std::int64_t{0});
     const std::int64_t expires = v.value("expires_at_ms", std::int64_t{0});
     const auto value = v.find("value");
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = events::now_ms();
     bool superseded = false;
     {
       std::lock_guard lock(markers_mu);

@@ -1,5 +1,8 @@
 #include "agentline/config/options.h"
 
+#include <cstdlib>
+#include <fstream>
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -167,6 +170,19 @@ bool is_secret_key(const std::string& key) {
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   return std::any_of(std::begin(kSecretWords), std::end(kSecretWords),
                      [&](const char* w) { return lower.find(w) != std::string::npos; });
+}
+
+std::string read_secret(const std::string& file, const char* env_var) {
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) throw ConfigError("cannot read the secret file " + file);
+    std::string value;
+    std::getline(in, value);
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
+    return value;
+  }
+  const char* v = std::getenv(env_var);
+  return v ? v : "";
 }
 
 }  // namespace agentline::config

@@ -53,5 +53,8 @@ class OptionSet {
 std::map<std::string, std::string> parse_properties(const std::vector<std::string>& entries);
 // True for property names whose values must never be logged.
 bool is_secret_key(const std::string& key);
+// A secret (token, PAT): the first line of `file` when given, else the variable `env_var`,
+// else "". Throws ConfigError when the file cannot be read. Never logged.
+std::string read_secret(const std::string& file, const char* env_var);
 
 }  // namespace agentline::config
