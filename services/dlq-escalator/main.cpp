@@ -16,6 +16,7 @@
 #include "agentline/observability/metric_families.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/service/service_host.h"
+#include "agentline/storage/volume_watch.h"
 #include "dlq_store.h"
 #include "escalator.h"
 #include "replay.h"
@@ -122,11 +123,13 @@ int main(int argc, char** argv) {
   std::string db, digest_token_file;
   agentline::dlq::EscalatorConfig config;
   int digest_window_ms = 60000;
+  int min_free_mb = 64;
   auto& o = host.options();
   o.add("db", &db, "DLQ store file (default: <state-dir>/dlq-escalator.db)");
   o.add("digest-url", &config.digest_url, "Webhook (Slack-compatible) for the digest; empty: no digest");
   o.add("digest-token-file", &digest_token_file, "File holding a bearer token for the digest webhook (or env AGENTLINE_DIGEST_TOKEN)");
   o.add("digest-window-ms", &digest_window_ms, "Records of this window go into one digest message");
+  o.add("min-free-mb", &min_free_mb, "Not ready while the store's volume has less free space than this");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   try {
     if (db.empty()) db = (std::filesystem::path(host.common().state_dir) / "dlq-escalator.db").string();
@@ -147,6 +150,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   agentline::dlq::Escalator escalator(config, *store, *host.registry());
+  agentline::storage::VolumeWatch volume("dlq", db, static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024,
+                                         host.health(), *host.registry());
   host.add_metrics([&](auto& families) {
     auto& stored = agentline::observability::family(families, "agentline_dlq_stored_records",
                                                     "Records in the DLQ store, by reason", prometheus::MetricType::Gauge);

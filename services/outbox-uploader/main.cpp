@@ -15,7 +15,7 @@
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/service/service_host.h"
-#include "agentline/storage/sqlite.h"
+#include "agentline/storage/volume_watch.h"
 #include "outbox_store.h"
 #include "uploader.h"
 
@@ -153,22 +153,11 @@ int main(int argc, char** argv) {
   host.add_route("GET /stats", [&](const std::string&) { return std::pair<int, std::string>(200, uploader.stats_json()); });
 
   // Readiness drops while the outbox's volume is nearly full (staging would fail).
-  auto health = host.health();
-  const std::uint64_t min_free = static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024;
-  std::atomic<bool> watching{true};
-  std::thread disk_watch([&] {
-    while (watching) {
-      const auto free = agentline::storage::free_bytes(db);
-      const bool ok = !free || *free >= min_free;
-      health->set_condition("outbox-disk", ok, ok ? "" : "the outbox volume has " + std::to_string(*free / (1024 * 1024)) + " MiB free");
-      for (int i = 0; i < 50 && watching; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
+  agentline::storage::VolumeWatch volume("outbox", db, static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024,
+                                         host.health(), *host.registry());
   uploader.start();
   const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter&) { return uploader.stage(record); });
   uploader.stop();
-  watching = false;
-  disk_watch.join();
   producer->flush(std::chrono::seconds(10));
   return rc;
 }

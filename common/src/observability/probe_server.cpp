@@ -1,4 +1,5 @@
 #include "agentline/observability/probe_server.h"
+#include "agentline/observability/process_metrics.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -163,6 +164,7 @@ void ProbeServer::handle(int fd) {
     std::ostringstream body;
     auto families = registry_->Collect();
     for (const auto& collect : extensions_.collectors) collect(families);
+    append_process_metrics(families);
     prometheus::TextSerializer().Serialize(body, families);
     write_all(fd, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.str()));
   } else if (path == "/healthz") {

@@ -1,7 +1,6 @@
 #include "agentline/storage/sqlite.h"
 
 #include <sqlite3.h>
-#include <sys/statvfs.h>
 
 #include <filesystem>
 
@@ -126,15 +125,6 @@ Database::Transaction::~Transaction() {
 void Database::Transaction::commit() {
   db_.exec("COMMIT");
   done_ = true;
-}
-
-std::optional<std::uint64_t> free_bytes(const std::string& path) {
-  struct statvfs s {};
-  std::filesystem::path p(path);
-  if (!std::filesystem::exists(p)) p = p.parent_path();
-  if (p.empty()) p = ".";
-  if (statvfs(p.c_str(), &s) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize;
 }
 
 }  // namespace agentline::storage

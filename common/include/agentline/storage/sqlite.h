@@ -91,7 +91,4 @@ class Database {
   sqlite3* db_ = nullptr;
 };
 
-// Bytes free on the file system holding `path` (for readiness on a nearly full volume).
-std::optional<std::uint64_t> free_bytes(const std::string& path);
-
 }  // namespace agentline::storage
