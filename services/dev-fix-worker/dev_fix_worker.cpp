@@ -190,6 +190,11 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
+  // When the task entered the pipeline (its prioritized record's time; a fix task carries the
+  // original's), for the end-to-end latency measured at delivery.
+  event["payload"]["submitted_at_ms"] =
+      payload.contains("submitted_at_ms") && payload["submitted_at_ms"].is_number_integer() ? payload["submitted_at_ms"].get<std::int64_t>()
+                                                                                           : record.timestamp_ms;
   if (auto failure = validator_.validate_event(event)) {
     return kafka::Failure::bad_input("invalid_output", "the generated FILE_COMPLETED is invalid: " + failure->message);
   }

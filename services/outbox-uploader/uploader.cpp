@@ -56,6 +56,12 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
                    .Help("Time one upload took")
                    .Register(registry)
                    .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  end_to_end_ = &prometheus::BuildHistogram()
+                     .Name("agentline_end_to_end_seconds")
+                     .Help("From a task's entry into the pipeline (prioritized) to its file's delivery")
+                     .Register(registry)
+                     .Add({{"target", target_.name()}},
+                          prometheus::Histogram::BucketBoundaries{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
   batch_size_ = &prometheus::BuildGauge()
                      .Name("agentline_outbox_batch_size")
                      .Help("Items the adaptive batcher claims per batch now")
@@ -216,6 +222,13 @@ void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std:
   using Kind = UploadOutcome::Kind;
   if (outcome.kind == Kind::kUploaded) {
     store_.mark_uploaded(item.seq, outcome.remote_id, outcome.remote_url, now);
+    if (item.kind == "file" && !outcome.already_there) {
+      const auto message = nlohmann::json::parse(item.message, nullptr, false);
+      if (message.is_object() && message["payload"].contains("submitted_at_ms") && message["payload"]["submitted_at_ms"].is_number_integer()) {
+        const auto since = now - message["payload"]["submitted_at_ms"].get<std::int64_t>();
+        if (since >= 0) end_to_end_->Observe(static_cast<double>(since) / 1000.0);
+      }
+    }
     uploads_->Add({{"target", target}, {"outcome", outcome.already_there ? "already_there" : "uploaded"}}).Increment();
     if (outcome.already_there) spdlog::info("{} was already at the target ({}): not uploaded again", item.staging_key, outcome.remote_id);
     return;

@@ -115,6 +115,7 @@ class Uploader {
   prometheus::Family<prometheus::Counter>* uploads_;
   prometheus::Family<prometheus::Counter>* published_;
   prometheus::Histogram* duration_;
+  prometheus::Histogram* end_to_end_;
   prometheus::Gauge* batch_size_;
 };
 

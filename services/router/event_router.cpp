@@ -164,7 +164,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                               {"fix_attempt", attempt + 1},
                               {"previous_content", payload.value("content", "")},
                               {"diagnostics", payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array()}}}};
-      for (const char* carried : {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id"}) {
+      for (const char* carried : {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
         if (payload.contains(carried)) fix["payload"][carried] = payload[carried];
       }
       if (auto failure = validator_.validate_task(fix)) {

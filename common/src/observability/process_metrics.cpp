@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "agentline/observability/metric_families.h"
+#include "agentline/resilience/container_resources.h"
 
 namespace agentline::observability {
 namespace {
@@ -60,6 +62,12 @@ void append_process_metrics(std::vector<prometheus::MetricFamily>& families) {
     ++fds;
   }
   if (!ec) gauge(families, "process_open_fds", "Number of open file descriptors.", static_cast<double>(fds));
+  // The container's limits (cgroup), for "memory above 80% of the limit"; +Inf when none.
+  static const auto resources = resilience::ContainerResources::detect();
+  const bool memory_limited = resources.memory_source.rfind("cgroup", 0) == 0;
+  gauge(families, "agentline_container_memory_limit_bytes", "Memory limit of the container (cgroup); +Inf when unlimited",
+        memory_limited ? static_cast<double>(resources.memory_bytes) : std::numeric_limits<double>::infinity());
+  gauge(families, "agentline_container_cpu_limit_cores", "CPU limit of the container (cgroup quota), or the host's CPUs", resources.cpus);
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     gauge(families, "process_max_fds", "Maximum number of open file descriptors.", static_cast<double>(limit.rlim_cur));

@@ -1,5 +1,7 @@
 #include "agentline/resilience/rate_limit.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -549,6 +551,17 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
                        prometheus::MetricType::Gauge);
   add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}}, static_cast<double>(s.requests_in_window));
   add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}}, static_cast<double>(s.tokens_in_window));
+  // The limits beside the usage, so "quota used" is one division in PromQL; +Inf when unlimited.
+  LlmLimits limits;
+  {
+    std::lock_guard lock(self->mu_);
+    limits = limits_;
+  }
+  auto limit_of = [](std::int64_t v) { return v > 0 ? static_cast<double>(v) : std::numeric_limits<double>::infinity(); };
+  auto& limit = family(families, "agentline_ratelimit_window_limit", "Requests and tokens allowed per minute (+Inf: no limit)",
+                       prometheus::MetricType::Gauge);
+  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}}, limit_of(limits.requests_per_minute));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}}, limit_of(limits.tokens_per_minute));
   add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",
                     prometheus::MetricType::Counter),
              {{"limiter", name_}}, static_cast<double>(s.tokens_refunded));
