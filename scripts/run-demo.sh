@@ -70,6 +70,15 @@ curl -fsS "http://127.0.0.1:$((port + 3))/metrics" | grep -E '^agentline_router_
 echo "== metrics (outbox-uploader :$((port + 4)), dlq-escalator :$((port + 5)))"
 curl -fsS "http://127.0.0.1:$((port + 4))/metrics" | grep -E '^agentline_outbox_(uploads_total|items)' || true
 curl -fsS "http://127.0.0.1:$((port + 5))/metrics" | grep -E '^agentline_(dlq_records|escalations)_total' || true
+if [ -n "${AGENTLINE_SCRAPE_DIR:-}" ]; then
+  # Each service's /metrics as Prometheus would scrape it (checked by tests/deploy/deploy_checks.py).
+  mkdir -p "$AGENTLINE_SCRAPE_DIR"
+  i=0
+  for s in priority-assigner dev-fix-worker qa-worker router outbox-uploader dlq-escalator; do
+    curl -fsS "http://127.0.0.1:$((port + i))/metrics" >"$AGENTLINE_SCRAPE_DIR/$s.prom"
+    i=$((i + 1))
+  done
+fi
 echo "== dev-fix-worker /stats"
 curl -fsS "http://127.0.0.1:$((port + 1))/stats"; echo
 

@@ -42,6 +42,7 @@ Escalator::Escalator(EscalatorConfig config, DlqStore& store, prometheus::Regist
                   .Name("agentline_dlq_digests_total")
                   .Help("Digest messages, by outcome (sent, failed)")
                   .Register(registry);
+  for (const char* outcome : {"sent", "failed"}) digests_->Add({{"outcome", outcome}});
 }
 
 Escalator::~Escalator() { stop_digest(); }

@@ -42,7 +42,7 @@ grep -q "line 3: rejected: unsafe_path" "$work/submit.err" || fail "line 3 not r
 grep -q "submitted 0, rejected 3" "$work/submit.out" || fail "summary wrong: $(cat "$work/submit.out")"
 
 # 2. The demo itself.
-AGENTLINE_STATE_DIR="$work/state" AGENTLINE_BASE_HTTP_PORT=$port \
+AGENTLINE_STATE_DIR="$work/state" AGENTLINE_BASE_HTTP_PORT=$port AGENTLINE_SCRAPE_DIR="$work/scrapes" \
   bash "$root/scripts/run-demo.sh" "$bin" >"$work/demo.out" 2>&1 || { cat "$work/demo.out"; fail "run-demo.sh failed"; }
 cat "$work/demo.out"
 
@@ -90,7 +90,11 @@ for reason in schema_violation unsafe_path malformed_json qa_failed_max; do
 done
 grep -q "^4 record(s)$" "$work/demo.out" || fail "the DLQ store does not hold exactly 4 records"
 
-# 3. `up` stopped every child it started.
+# 3. What Prometheus scrapes from the six services is valid exposition format (promtool check
+#    metrics), and every metric a dashboard panel or an alert uses is in it.
+python3 "$root/tests/deploy/deploy_checks.py" scrapes "$work/scrapes" || fail "scrape checks failed"
+
+# 4. `up` stopped every child it started.
 sleep 0.5
 if pgrep -f "$work/state" >/dev/null; then
   pgrep -af "$work/state" >&2

@@ -49,8 +49,21 @@ struct GlobalOptions {
   std::vector<std::string> kafka;
   std::string log_level = "info";
 
+  // librdkafka properties: AGENTLINE_KAFKA_<KEY> variables (as the services read them, e.g.
+  // from the Helm chart's Secrets), overridden by -X flags.
   kafka::KafkaSettings settings() const {
-    return {bootstrap_servers, config::parse_properties(kafka), state_dir};
+    std::map<std::string, std::string> props;
+    for (char** env = environ; env != nullptr && *env != nullptr; ++env) {
+      const std::string entry = *env;
+      constexpr std::string_view kPrefix = "AGENTLINE_KAFKA_";
+      const auto eq = entry.find('=');
+      if (entry.rfind(kPrefix, 0) != 0 || eq == std::string::npos) continue;
+      std::string key = entry.substr(kPrefix.size(), eq - kPrefix.size());
+      for (char& c : key) c = c == '_' ? '.' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      props[key] = entry.substr(eq + 1);
+    }
+    for (auto& [k, v] : config::parse_properties(kafka)) props[k] = v;
+    return {bootstrap_servers, props, state_dir};
   }
   kafka::TopicCatalog load_catalog() const {
     auto c = kafka::TopicCatalog::load(catalog);

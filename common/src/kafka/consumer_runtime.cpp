@@ -258,6 +258,7 @@ void ConsumerRuntime::Impl::register_metrics() {
   for (const auto& topic : options.topics) {
     consumed_by_topic[topic] = &consumed_family->Add({{"topic", topic}});
     ok_by_topic[topic] = &outcome_family->Add({{"topic", topic}, {"outcome", "ok"}});
+    lost_family->Add({{"topic", topic}});  // exported at 0, so alerts see the series before a loss
   }
 }
 
