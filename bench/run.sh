@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: measures the resilience and cache library beside resilience4j and Caffeine and
-# writes bench/REPORT.md. Not part of `make test`. Takes about 5 minutes on 2 cores.
+# `make bench`: measures the pipeline beside bare librdkafka (embedded broker and Apache Kafka),
+# and the resilience and cache library beside resilience4j and Caffeine; writes bench/REPORT.md
+# and bench/pipeline.png. Not part of `make test`. AGENTLINE_BENCH_QUICK=1 runs each pipeline
+# scenario once with smaller counts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${AGENTLINE_BENCH_OUT:-$root/build-bench/results}
@@ -11,7 +13,13 @@ run() { echo "$*" >>"$out/commands.txt"; "$@"; }
 
 echo "== building (Release, -DAGENTLINE_BENCH=ON) in build-bench"
 run cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DAGENTLINE_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
-run cmake --build build-bench -j2 --target agentline_bench agentline_hitrate
+run cmake --build build-bench -j2 --target agentline_bench agentline_hitrate agentline_pipeline_bench \
+  agentline priority-assigner dev-fix-worker qa-worker router outbox-uploader dlq-escalator
+python3 -c 'import matplotlib' 2>/dev/null || run python3 -m pip install --quiet matplotlib
+
+echo "== pipeline (bench/pipeline/run.py: embedded broker and Apache Kafka)"
+run python3 bench/pipeline/run.py build-bench/bin build-bench/bin/agentline_pipeline_bench "$out" \
+  ${AGENTLINE_BENCH_QUICK:+--quick}
 
 echo "== C++ micro-benchmarks (Google Benchmark, 3 repetitions, medians)"
 run build-bench/bin/agentline_bench --benchmark_repetitions=3 --benchmark_min_time=0.3 \

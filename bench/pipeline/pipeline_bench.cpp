@@ -1,0 +1,356 @@
+// The measuring side of bench/pipeline/run.py: fills topics with valid messages, runs the bare
+// librdkafka consume->produce loop the router is compared with, waits for a group to drain,
+// measures retry-tier lateness through the real consumer runtime, and reads submit-to-delivery
+// latencies off the topics. Prints one JSON object per command on stdout.
+//
+//   pipeline_bench fill    --bootstrap B --topic T --count N --size S --kind event|task [--priority P] [--job J]
+//                          [--jobs-of K (K tasks per job: J-0, J-1, ...)] [--rate R per second] [--first I]
+//   pipeline_bench bare    --bootstrap B --in T --out T --group G --count N
+//   pipeline_bench drain   --bootstrap B --group G --topic T [--topic T2 ...] --count N [--timeout-s S]
+//   pipeline_bench retry   --bootstrap B --prefix P --count N
+//   pipeline_bench latency --bootstrap B --prefix P --job J --count N [--timeout-s S]   (J: a job id prefix)
+//   pipeline_bench wait    --bootstrap B --prefix P --topic T --count N [--timeout-s S]  (critical tasks' wait)
+#include <librdkafka/rdkafka.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agentline/events/timestamps.h"
+#include "agentline/kafka/admin.h"
+#include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/kafka/topic_catalog.h"
+#include "agentline/kafka/topic_follower.h"
+#include "agentline/observability/health.h"
+#include "kafka/handles.h"
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+namespace ak = agentline::kafka;
+
+namespace {
+
+struct Args {
+  std::map<std::string, std::vector<std::string>> values;
+  std::string get(const std::string& k, const std::string& def = "") const {
+    auto it = values.find(k);
+    return it == values.end() || it->second.empty() ? def : it->second.back();
+  }
+  long long num(const std::string& k, long long def) const { return std::stoll(get(k, std::to_string(def))); }
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 2; i + 1 < argc; i += 2) a.values[std::string(argv[i]).substr(2)].push_back(argv[i + 1]);
+  return a;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+std::string pad(std::size_t size, std::size_t used) {
+  const std::size_t n = size > used ? size - used : 1;
+  std::string s;
+  s.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) s += static_cast<char>('a' + (i * 7) % 26);
+  return s;
+}
+
+// A FILE_COMPLETED event (what the router handles most) or a DEV_TASK, of about `size` bytes.
+std::string message(const std::string& kind, const std::string& id, int i, std::size_t size, const std::string& job,
+                    const std::string& priority) {
+  json m = {{"id", (kind == "event" ? "fc-" : "m-") + id + "-0"}, {"task_id", id}, {"job_id", job},
+            {"type", kind == "event" ? "FILE_COMPLETED" : "DEV_TASK"}, {"created_at", agentline::events::now_iso8601()}};
+  if (kind == "event") {
+    m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"content", ""}, {"fix_attempt", 0}};
+  } else {
+    m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"description", ""}};
+    if (!priority.empty()) m["payload"]["priority"] = priority;
+  }
+  const std::size_t used = m.dump().size();
+  m["payload"][kind == "event" ? "content" : "description"] = "# " + pad(size, used + 2);
+  return m.dump();
+}
+
+int fill(const Args& a) {
+  ak::Producer producer(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, "pipeline-bench");
+  const auto count = a.num("count", 1000);
+  const auto size = static_cast<std::size_t>(a.num("size", 1024));
+  const auto jobs_of = a.num("jobs-of", 0);
+  const auto first = a.num("first", 0);
+  const double rate = std::stod(a.get("rate", "0"));
+  const std::string prefix = a.get("id-prefix", "b-");
+  std::atomic<long long> failed{0};
+  const auto t0 = Clock::now();
+  for (long long i = 0; i < count; ++i) {
+    if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
+    const std::string job = jobs_of > 0 ? a.get("job", "bench") + "-" + std::to_string(i / jobs_of) : a.get("job", "bench");
+    ak::OutgoingRecord r;
+    r.topic = a.get("topic");
+    r.key = prefix + std::to_string(first + i);
+    r.value = message(a.get("kind", "event"), r.key, static_cast<int>(first + i), size, job, a.get("priority"));
+    r.headers.push_back({"content-type", "application/json"});
+    producer.send(r, [&](const ak::DeliveryReport& d) { failed += d.ok ? 0 : 1; });
+  }
+  producer.flush(std::chrono::minutes(5));
+  std::cout << json{{"produced", count}, {"failed", failed.load()}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}}.dump()
+            << std::endl;
+  return failed ? 1 : 0;
+}
+
+// consume -> produce (acks=all, idempotent, as the services) -> commit what was acknowledged.
+int bare(const Args& a) {
+  using namespace ak::detail;
+  const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
+  auto producer = make_client(RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
+  auto consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"auto.offset.reset", "earliest"}},
+                                                           {{"group.id", a.get("group")}, {"enable.auto.commit", "false"}}));
+  rd_kafka_poll_set_consumer(consumer.get());
+  PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(subs.get(), a.get("in").c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(consumer.get(), subs.get());
+  const std::string out = a.get("out");
+  const auto count = a.num("count", 1000);
+  long long done = 0;
+  Clock::time_point start{};
+  double cpu0 = 0;
+  auto last_commit = Clock::now();
+  while (done < count) {
+    MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
+    rd_kafka_poll(producer.get(), 0);
+    if (!m) continue;
+    if (m->err) continue;
+    if (done == 0) {
+      start = Clock::now();
+      cpu0 = cpu_seconds();
+    }
+    while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()), RD_KAFKA_V_KEY(m->key, m->key_len),
+                             RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(producer.get(), 10);
+    }
+    ++done;
+    if (Clock::now() - last_commit > std::chrono::seconds(1) || done == count) {
+      // Offsets move only past records whose copies Kafka acknowledged.
+      rd_kafka_flush(producer.get(), 30000);
+      rd_kafka_commit(consumer.get(), nullptr, 1);
+      last_commit = Clock::now();
+    }
+  }
+  rd_kafka_flush(producer.get(), 30000);
+  rd_kafka_commit(consumer.get(), nullptr, 0);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu0;
+  rd_kafka_consumer_close(consumer.get());
+  std::cout << json{{"messages", done}, {"seconds", seconds}, {"msgs_per_s", done / seconds}, {"cpu_seconds", cpu},
+                    {"cpu_us_per_msg", cpu * 1e6 / done}}.dump()
+            << std::endl;
+  return 0;
+}
+
+// Waits until `group` has committed `count` records over the given topics (from 0).
+int drain(const Args& a) {
+  ak::ClusterAdmin admin(ak::KafkaSettings{a.get("bootstrap"), {}, ""});
+  const auto count = a.num("count", 1000);
+  const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 600));
+  const auto t0 = Clock::now();
+  auto topics = a.values.at("topic");
+  for (;;) {
+    std::int64_t end = 0, lag = 0;
+    for (const auto& o : admin.offsets(topics)) end += o.high_watermark_sum;
+    for (const auto& t : topics) lag += admin.group_lag(a.get("group"), t);
+    if (end - lag >= count || Clock::now() > deadline) {
+      std::cout << json{{"committed", end - lag}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()},
+                        {"timed_out", end - lag < count}}.dump()
+                << std::endl;
+      return end - lag >= count ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// How late retried records run after their due time: the real runtime, a handler that fails
+// each record's first attempt (transient) and notes `now - agentline-retry-due` on the retry.
+int retry(const Args& a) {
+  auto catalog = ak::TopicCatalog::load("");
+  catalog.set_prefix(a.get("prefix", "agentline."));
+  const std::string topic = catalog.topic("tasks.low");
+  const auto count = a.num("count", 200);
+  {
+    ak::Producer p(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, "retry-bench");
+    for (long long i = 0; i < count; ++i) {
+      p.send({topic, "r-" + std::to_string(i), "{}", {}}, [](const ak::DeliveryReport&) {});
+      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // due times spread out
+    }
+    p.flush(std::chrono::seconds(30));
+  }
+  ak::ConsumerOptions options;
+  options.service = "retry-bench";
+  options.group_id = "dev-fix-worker";  // a catalog group, so its retry tiers exist
+  options.topics = {topic};
+  options.max_in_flight = 16;
+  auto producer = std::make_shared<ak::Producer>(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, "retry-bench");
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto health = std::make_shared<agentline::observability::HealthState>();
+  ak::ConsumerRuntime runtime(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, options, catalog, producer, registry, health);
+  std::mutex mu;
+  std::vector<double> late_ms;
+  std::thread stopper([&] {
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (static_cast<long long>(late_ms.size()) >= count || Clock::now() > deadline) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    runtime.request_stop();
+  });
+  runtime.run([&](const ak::InboundRecord& r, ak::Emitter&) -> std::optional<ak::Failure> {
+    const auto due = ak::retry_due_ms(r);
+    if (due == 0) return ak::Failure::transient("bench", "first attempt fails");
+    std::lock_guard lock(mu);
+    late_ms.push_back(static_cast<double>(agentline::events::now_ms() - due));
+    return std::nullopt;
+  });
+  stopper.join();
+  std::cout << json{{"retried", late_ms.size()}, {"late_ms_p50", percentile(late_ms, 0.5)}, {"late_ms_p99", percentile(late_ms, 0.99)},
+                    {"late_ms_max", percentile(late_ms, 1.0)}, {"delay_ms", catalog.retry_tiers("dev-fix-worker").at(0).delay.count()}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
+// Submit-to-delivery latency: tasks.submitted record times against UPLOADED event times.
+int latency(const Args& a) {
+  auto catalog = ak::TopicCatalog::load("");
+  catalog.set_prefix(a.get("prefix", "agentline."));
+  const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
+  const auto count = a.num("count", 100);
+  const std::string job = a.get("job", "bench");
+  std::map<std::string, std::int64_t> submitted;
+  ak::TopicFollower tasks(settings, catalog.topic("tasks.submitted"), "latency-bench");
+  tasks.catch_up([&](const ak::InboundRecord& r) {
+    auto m = json::parse(r.value, nullptr, false);
+    if (m.is_object() && m.value("job_id", "").rfind(job, 0) == 0) submitted[m.value("task_id", "")] = r.timestamp_ms;
+  }, std::chrono::seconds(60));
+  std::map<std::string, std::int64_t> delivered;
+  const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
+  while (static_cast<long long>(delivered.size()) < count && Clock::now() < deadline) {
+    delivered.clear();
+    ak::TopicFollower events(settings, catalog.topic("events"), "latency-bench");
+    events.catch_up([&](const ak::InboundRecord& r) {
+      auto m = json::parse(r.value, nullptr, false);
+      if (m.is_object() && m.value("type", "") == "UPLOADED" && m.value("job_id", "").rfind(job, 0) == 0) {
+        delivered.emplace(m.value("task_id", ""), r.timestamp_ms);
+      }
+    }, std::chrono::seconds(60));
+    if (static_cast<long long>(delivered.size()) < count) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::vector<double> ms;
+  std::int64_t first = INT64_MAX, last = 0;
+  for (const auto& [task, t] : delivered) {
+    auto it = submitted.find(task);
+    if (it == submitted.end()) continue;
+    ms.push_back(static_cast<double>(t - it->second));
+    first = std::min(first, it->second);
+    last = std::max(last, t);
+  }
+  std::cout << json{{"delivered", delivered.size()}, {"matched", ms.size()}, {"p50_ms", percentile(ms, 0.5)},
+                    {"p95_ms", percentile(ms, 0.95)}, {"p99_ms", percentile(ms, 0.99)},
+                    {"span_s", ms.empty() ? 0.0 : static_cast<double>(last - first) / 1000.0}}
+                   .dump()
+            << std::endl;
+  return static_cast<long long>(ms.size()) >= count ? 0 : 1;
+}
+
+// Critical tasks added behind a backlog: from each one's record time to its FILE_COMPLETED.
+int wait(const Args& a) {
+  auto catalog = ak::TopicCatalog::load("");
+  catalog.set_prefix(a.get("prefix", "agentline."));
+  const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
+  const auto count = a.num("count", 50);
+  std::map<std::string, std::int64_t> sent;
+  {
+    ak::Producer p(settings, "wait-bench");
+    for (long long i = 0; i < count; ++i) {
+      ak::OutgoingRecord r{a.get("topic"), "crit-" + std::to_string(i), message("task", "crit-" + std::to_string(i), static_cast<int>(i), 300, "crit", "critical"), {}};
+      const auto report = p.send_and_wait(r);
+      if (!report.ok) throw std::runtime_error("produce: " + report.error);
+      sent[r.key] = agentline::events::now_ms();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::map<std::string, std::int64_t> done;
+  const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
+  ak::TopicFollower events(settings, catalog.topic("events"), "wait-bench");
+  std::mutex mu;
+  auto on = [&](const ak::InboundRecord& r) {
+    auto m = json::parse(r.value, nullptr, false);
+    if (!m.is_object() || m.value("type", "") != "FILE_COMPLETED" || m.value("task_id", "").rfind("crit-", 0) != 0) return;
+    std::lock_guard lock(mu);
+    done.emplace(m.value("task_id", ""), r.timestamp_ms);
+  };
+  events.catch_up(on, std::chrono::seconds(60));
+  events.follow(on);
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (static_cast<long long>(done.size()) >= count || Clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  events.stop();
+  std::vector<double> waits;
+  for (const auto& [task, t] : done) waits.push_back(static_cast<double>(t - sent[task]));
+  double mean = 0;
+  for (double w : waits) mean += w / static_cast<double>(std::max<std::size_t>(1, waits.size()));
+  std::cout << json{{"completed", waits.size()}, {"wait_ms_mean", mean}, {"wait_ms_p50", percentile(waits, 0.5)},
+                    {"wait_ms_p99", percentile(waits, 0.99)}}.dump()
+            << std::endl;
+  return static_cast<long long>(waits.size()) >= count ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: pipeline_bench fill|bare|drain|retry|latency --bootstrap B ...\n";
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  const Args a = parse(argc, argv);
+  try {
+    if (cmd == "fill") return fill(a);
+    if (cmd == "bare") return bare(a);
+    if (cmd == "drain") return drain(a);
+    if (cmd == "retry") return retry(a);
+    if (cmd == "latency") return latency(a);
+    if (cmd == "wait") return wait(a);
+  } catch (const std::exception& e) {
+    std::cerr << "pipeline_bench " << cmd << ": " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "unknown command " << cmd << "\n";
+  return 2;
+}

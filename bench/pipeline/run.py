@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Pipeline benchmarks for `make bench` (issue #8): the real binaries on the embedded broker
+and on Apache Kafka (KRaft, loopback), measured side by side in one run. Writes one JSON line
+per measurement to <out>/pipeline.jsonl; bench/report.py turns them into bench/REPORT.md.
+
+usage: run.py BIN_DIR BENCH_BIN OUT_DIR [--quick]
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN, BENCH, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+QUICK = "--quick" in sys.argv
+RUNS = 1 if QUICK else 3
+RESULTS = os.path.join(OUT, "pipeline.jsonl")
+COMMANDS = os.path.join(OUT, "commands.txt")
+work = tempfile.mkdtemp(prefix="agentline-pipeline-bench-")
+
+
+def log(msg):
+    print("[pipeline] " + msg, flush=True)
+
+
+def record(**kw):
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+
+
+def note(cmd):
+    with open(COMMANDS, "a") as f:
+        f.write(" ".join(str(c) for c in cmd) + "\n")
+
+
+def bench(*args, timeout=900):
+    cmd = [BENCH] + [str(a) for a in args]
+    note(cmd)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed: %s %s" % (" ".join(cmd), r.stdout[-500:], r.stderr[-2000:]))
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Service:
+    def __init__(self, name, broker, extra=(), port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.state = tempfile.mkdtemp(dir=work, prefix=name + "-")
+        cmd = [os.path.join(BIN, name), "--bootstrap-servers", broker.bootstrap, "--topic-prefix", broker.prefix,
+               "--http-port", str(self.port), "--state-dir", self.state, "--log-level", "warn",
+               "--statistics-interval-ms", "1000", "--session-timeout-ms", "6000", "--shutdown-grace-ms", "3000"]
+        if broker.catalog:
+            cmd += ["--catalog", broker.catalog]
+        cmd += list(extra)
+        note(cmd)
+        self.log = open(os.path.join(self.state, "log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.port, timeout=1).status == 200:
+                    return
+            except Exception:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited: %s" % (self.name, open(self.log.name).read()[-2000:]))
+            time.sleep(0.2)
+        raise RuntimeError("%s not ready" % self.name)
+
+    def cpu(self):
+        return cpu_of(self.proc.pid)
+
+    def rss(self):
+        return rss_of(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+class EmbeddedBroker:
+    kind = "embedded"
+
+    def __init__(self, catalog=None):
+        self.catalog = catalog
+        self.prefix = "agentline."
+        self.state = tempfile.mkdtemp(dir=work, prefix="broker-")
+        cmd = [os.path.join(BIN, "agentline"), "broker", "--state-dir", self.state]
+        if catalog:
+            cmd += ["--catalog", catalog]
+        note(cmd)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        path = os.path.join(self.state, "bootstrap")
+        for _ in range(100):
+            if os.path.exists(path) and os.path.getsize(path):
+                break
+            time.sleep(0.1)
+        self.bootstrap = open(path).read().strip()
+
+    def topic(self, logical):
+        return self.prefix + logical
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(20)
+
+
+class RealKafka:
+    """One Apache Kafka (KRaft) for the whole run; each scenario gets its own topic prefix."""
+    kind = "kafka"
+    state = os.path.join(work, "kafka")
+    started = False
+    counter = 0
+
+    @classmethod
+    def start(cls):
+        cmd = ["bash", os.path.join(ROOT, "tests", "kafka", "kafka-local.sh"), "start", "--state", cls.state]
+        note(cmd)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        cls.address = open(os.path.join(cls.state, "bootstrap")).read().strip()
+        cls.started = True
+
+    @classmethod
+    def shutdown(cls):
+        if cls.started:
+            subprocess.run(["bash", os.path.join(ROOT, "tests", "kafka", "kafka-local.sh"), "stop", "--state", cls.state],
+                           stdout=subprocess.DEVNULL)
+
+    def __init__(self, catalog=None):
+        RealKafka.counter += 1
+        self.catalog = catalog
+        self.prefix = "b%d." % RealKafka.counter
+        self.bootstrap = RealKafka.address
+        cmd = [os.path.join(BIN, "agentline"), "topics", "apply", "--bootstrap-servers", self.bootstrap, "--topic-prefix",
+               self.prefix, "--replication-factor", "1"] + (["--catalog", catalog] if catalog else [])
+        note(cmd)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def topic(self, logical):
+        return self.prefix + logical
+
+    def stop(self):
+        pass
+
+
+def bench_catalog(partitions):
+    """The catalog with more partitions on the topics a scenario loads (the embedded broker
+    keeps about 5 MB per partition)."""
+    cat = json.load(open(os.path.join(ROOT, "topics", "catalog.json")))
+    for t in cat["topics"]:
+        if t["name"] in partitions:
+            t["partitions"] = partitions[t["name"]]
+    cat["topics"].append({"name": "bench.out", "partitions": partitions.get("events", 6), "key": "task_id", "configs": {}})
+    path = os.path.join(work, "catalog-%d.json" % abs(hash(json.dumps(partitions, sort_keys=True))))
+    json.dump(cat, open(path, "w"))
+    return path
+
+
+# ---- 1. per-hop overhead: router against a bare consume->produce loop ---------------------
+
+def hop(broker_cls):
+    for size, count in ((1024, 20000 if not QUICK else 4000), (16384, 3000 if not QUICK else 800)):
+        for run in range(RUNS):
+            catalog = bench_catalog({"events": 24, "qa.requests": 24, "jobs.progress": 24})
+            broker = broker_cls(catalog)
+            try:
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("events"), "--count", count,
+                      "--size", size, "--kind", "event", "--job", "hop")
+                bare = bench("bare", "--bootstrap", broker.bootstrap, "--in", broker.topic("events"),
+                             "--out", broker.topic("bench.out"), "--group", "bare-%d" % run, "--count", count)
+                router = Service("router", broker)
+                cpu0 = router.cpu()
+                d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "router", "--topic", broker.topic("events"),
+                          "--count", count)
+                cpu = router.cpu() - cpu0
+                router.stop()
+                # The router's clock starts at its readiness (group joined); the drain includes
+                # its first fetch and last commit (commit interval 1 s).
+                r_rate = count / d["seconds"]
+                record(scenario="hop", broker=broker.kind, size=size, run=run, messages=count,
+                       bare_msgs_per_s=bare["msgs_per_s"], bare_cpu_us_per_msg=bare["cpu_us_per_msg"],
+                       router_msgs_per_s=r_rate, router_cpu_us_per_msg=cpu * 1e6 / count,
+                       ratio=r_rate / bare["msgs_per_s"])
+                log("hop %s %dB run %d: bare %.0f msg/s, router %.0f msg/s" % (broker.kind, size, run, bare["msgs_per_s"], r_rate))
+            finally:
+                broker.stop()
+
+
+# ---- 2. end to end through all six services ----------------------------------------------
+
+NOOP_CHECKS = None
+
+
+def noop_checks():
+    global NOOP_CHECKS
+    if not NOOP_CHECKS:
+        NOOP_CHECKS = os.path.join(work, "noop-checks.json")
+        json.dump({".py": {"name": "noop", "argv": ["true"], "parser": "plain"}}, open(NOOP_CHECKS, "w"))
+    return NOOP_CHECKS
+
+
+def pipeline(broker):
+    out_dir = tempfile.mkdtemp(dir=work, prefix="delivered-")
+    return [
+        Service("priority-assigner", broker),
+        Service("dev-fix-worker", broker, ["--generator", "template", "--tenant-rate", "100000", "--tenant-burst", "100000"]),
+        Service("qa-worker", broker, ["--checks", noop_checks(), "--sandbox", "none"]),
+        Service("router", broker),
+        Service("outbox-uploader", broker, ["--target", "filesystem", "--output-root", out_dir, "--batch-max", "256"]),
+        Service("dlq-escalator", broker),
+    ]
+
+
+def end_to_end(broker_cls):
+    count = 2000 if not QUICK else 400
+    for run in range(RUNS):
+        broker = broker_cls(bench_catalog({}))
+        services = []
+        try:
+            services = pipeline(broker)
+            idle = {s.name: s.rss() for s in services}
+            # Maximum throughput: everything submitted at once.
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.submitted"), "--count", count,
+                  "--size", 400, "--kind", "task", "--job", "max%d" % run, "--jobs-of", 20)
+            peak = {s.name: 0 for s in services}
+            lat = bench("latency", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--job", "max%d" % run,
+                        "--count", count, "--timeout-s", 600)
+            for s in services:
+                peak[s.name] = max(peak[s.name], s.rss())
+            max_rate = lat["delivered"] / lat["span_s"]
+            if run == 0:
+                for svc in services:
+                    st = stage_stats(svc)
+                    record(scenario="stage", broker=broker.kind, service=svc.name, span_s=lat["span_s"], **st)
+            record(scenario="e2e", broker=broker.kind, run=run, load="max", tasks=count, tasks_per_s=max_rate,
+                   p50_ms=lat["p50_ms"], p95_ms=lat["p95_ms"], p99_ms=lat["p99_ms"])
+            log("e2e %s run %d: %.0f tasks/s at full load" % (broker.kind, run, max_rate))
+            # 50% and 100% of that rate, paced.
+            for share in (0.5, 1.0):
+                rate = max_rate * share
+                n = int(min(count, rate * 20))
+                job = "r%d-%d" % (run, int(share * 100))
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.submitted"), "--count", n,
+                      "--size", 400, "--kind", "task", "--job", job, "--jobs-of", 20, "--rate", "%.1f" % rate, "--first", 100000 * (1 + int(share * 2)))
+                lat = bench("latency", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--job", job,
+                            "--count", n, "--timeout-s", 600)
+                for s in services:
+                    peak[s.name] = max(peak[s.name], s.rss())
+                record(scenario="e2e", broker=broker.kind, run=run, load="%d%%" % int(share * 100), tasks=n,
+                       tasks_per_s=n / max(lat["span_s"], 1e-9), offered_per_s=rate,
+                       p50_ms=lat["p50_ms"], p95_ms=lat["p95_ms"], p99_ms=lat["p99_ms"])
+                log("e2e %s run %d at %d%%: p50 %.0f ms p99 %.0f ms" % (broker.kind, run, share * 100, lat["p50_ms"], lat["p99_ms"]))
+            if run == 0:
+                for s in services:
+                    record(scenario="memory", broker=broker.kind, service=s.name, idle_rss=idle[s.name], load_rss=peak[s.name])
+        finally:
+            for s in services:
+                s.stop()
+            broker.stop()
+
+
+# ---- 3. concurrency beyond partitions -----------------------------------------------------
+
+def concurrency():
+    count = 1500 if not QUICK else 400
+    for run in range(RUNS):
+        catalog = bench_catalog({"tasks.normal": 4})
+        broker = EmbeddedBroker(catalog)
+        port_file = os.path.join(work, "llm-port-%d" % run)
+        llm = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "support", "fake_llm_server.py"), port_file],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = None
+        try:
+            for _ in range(100):
+                if os.path.exists(port_file) and os.path.getsize(port_file):
+                    break
+                time.sleep(0.1)
+            port = int(open(port_file).read())
+            req = urllib.request.Request("http://127.0.0.1:%d/admin/mode" % port, data=json.dumps({"mode": "ok", "latency_ms": 200}).encode(),
+                                         method="POST")
+            urllib.request.urlopen(req).read()
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.normal"), "--count", count,
+                  "--size", 300, "--kind", "task", "--job", "conc", "--jobs-of", 1000000, "--priority", "normal")
+            worker = Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
+                                                        "--max-in-flight", "64", "--llm-max-in-flight", "64", "--batch-max-files", "1",
+                                                        "--tenant-rate", "100000", "--tenant-burst", "100000", "--llm-timeout-ms", "10000"])
+            d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "dev-fix-worker", "--topic", broker.topic("tasks.normal"),
+                      "--count", count)
+            stats = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/admin/stats" % port).read())
+            rate = count / d["seconds"]
+            ideal = 64 / 0.2
+            record(scenario="concurrency", broker="embedded", run=run, partitions=4, in_flight=64, latency_ms=200,
+                   tasks=count, tasks_per_s=rate, ideal_per_s=ideal, ratio=rate / ideal, max_concurrent=stats.get("max_concurrent"))
+            log("concurrency run %d: %.0f tasks/s (ideal %.0f), server saw %s at once" % (run, rate, ideal, stats.get("max_concurrent")))
+        finally:
+            if worker:
+                worker.stop()
+            llm.kill()
+            broker.stop()
+
+
+def scrape(service):
+    return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % service.port).read().decode()
+
+
+def stage_stats(service):
+    """Records a service finished, and its handler time (mean, p95 from the histogram)."""
+    buckets, total, count, processed = {}, 0.0, 0.0, 0.0
+    for line in scrape(service).splitlines():
+        if line.startswith("agentline_records_processed_total{"):
+            processed += float(line.split()[-1])
+        elif line.startswith("agentline_handler_duration_seconds_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            key = float("inf") if le == "+Inf" else float(le)
+            buckets[key] = buckets.get(key, 0) + float(line.split()[-1])
+        elif line.startswith("agentline_handler_duration_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("agentline_handler_duration_seconds_count"):
+            count += float(line.split()[-1])
+    p95 = 0.0
+    for le in sorted(buckets):
+        if count and buckets[le] >= 0.95 * count:
+            p95 = le
+            break
+    return {"records": processed, "handler_ms_mean": 1000 * total / count if count else 0.0,
+            "handler_ms_p95_bucket": 1000 * p95}
+
+
+def handler_ms(service):
+    """Mean handler time of a service so far, from its /metrics."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % service.port).read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("agentline_handler_duration_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("agentline_handler_duration_seconds_count"):
+            count += float(line.split()[-1])
+    return 1000 * total / count if count else 0.0
+
+
+# ---- 4. priority isolation ----------------------------------------------------------------
+
+def priority():
+    lows = 20000 if not QUICK else 4000
+    crit = 50
+    for mode in ("priority", "fifo"):
+        for run in range(RUNS):
+            broker = EmbeddedBroker(bench_catalog({"tasks.low": 12, "tasks.critical": 6}))
+            worker = None
+            try:
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.low"), "--count", lows,
+                      "--size", 300, "--kind", "task", "--job", "low", "--jobs-of", 20, "--priority", "low")
+                worker = Service("dev-fix-worker", broker, ["--generator", "template", "--tenant-rate", "1000000",
+                                                            "--tenant-burst", "1000000", "--batch-max-files", "1"])
+                time.sleep(1.5)  # the backlog is being worked on
+                # FIFO: the critical tasks queue behind the lows on the same topic.
+                topic = broker.topic("tasks.critical") if mode == "priority" else broker.topic("tasks.low")
+                w = bench("wait", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--topic", topic, "--count", crit,
+                          "--timeout-s", 300)
+                w["service_ms"] = handler_ms(worker)
+                record(scenario="priority", broker="embedded", mode=mode, run=run, low_backlog=lows, critical=crit,
+                       wait_ms_mean=w["wait_ms_mean"], wait_ms_p99=w["wait_ms_p99"], service_ms=w["service_ms"])
+                log("priority %s run %d: critical wait mean %.1f ms p99 %.1f ms (service %.2f ms)" %
+                    (mode, run, w["wait_ms_mean"], w["wait_ms_p99"], w["service_ms"]))
+            finally:
+                if worker:
+                    worker.stop()
+                broker.stop()
+
+
+# ---- 5. retry-delay precision -------------------------------------------------------------
+
+def retries(broker_cls):
+    for run in range(RUNS):
+        broker = broker_cls(None)
+        try:
+            r = bench("retry", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--count", 300)
+            record(scenario="retry", broker=broker.kind, run=run, **r)
+            log("retry %s run %d: late p50 %.0f ms p99 %.0f ms" % (broker.kind, run, r["late_ms_p50"], r["late_ms_p99"]))
+        finally:
+            broker.stop()
+
+
+# ---- 6. scale-out of qa-worker ------------------------------------------------------------
+
+def scale_out():
+    count = 240 if not QUICK else 60
+    burn = os.path.join(work, "burn-checks.json")
+    json.dump({".py": {"name": "burn", "argv": [sys.executable, "-c", "x=0\nfor i in range(2000000): x+=i"], "parser": "plain"}},
+              open(burn, "w"))
+    for instances in (1, 2, 4):
+        for run in range(RUNS):
+            broker = EmbeddedBroker(bench_catalog({"qa.requests": 12}))
+            workers = []
+            try:
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("qa.requests"), "--count", count,
+                      "--size", 300, "--kind", "event", "--job", "scale")
+                # One check at a time per instance: the group, not the thread pool, scales.
+                workers = [Service("qa-worker", broker, ["--checks", burn, "--sandbox", "none", "--max-in-flight", "1"])
+                           for _ in range(instances)]
+                d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "qa-worker", "--topic", broker.topic("qa.requests"),
+                          "--count", count)
+                record(scenario="scale", broker="embedded", run=run, instances=instances, checks=count, checks_per_s=count / d["seconds"])
+                log("scale-out %d instance(s) run %d: %.1f checks/s" % (instances, run, count / d["seconds"]))
+            finally:
+                for w in workers:
+                    w.stop()
+                broker.stop()
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    open(RESULTS, "w").close()
+    try:
+        log("1/6 per-hop overhead (embedded)")
+        hop(EmbeddedBroker)
+        log("2/6 end to end (embedded)")
+        end_to_end(EmbeddedBroker)
+        log("3/6 concurrency beyond partitions")
+        concurrency()
+        log("4/6 priority isolation")
+        priority()
+        log("5/6 retry-delay precision (embedded)")
+        retries(EmbeddedBroker)
+        log("6/6 scale-out")
+        scale_out()
+        log("real Kafka: per-hop overhead, end to end, retry precision")
+        RealKafka.start()
+        hop(RealKafka)
+        end_to_end(RealKafka)
+        retries(RealKafka)
+    finally:
+        RealKafka.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
