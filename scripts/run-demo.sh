@@ -44,6 +44,7 @@ echo "== waiting for the jobs to finish (generate -> QA -> fix loop -> delivery)
 "$bin/agentline" status --state-dir "$state" --wait 120 --delivered --files
 
 "$bin/agentline" lag --state-dir "$state" --group router --topic events --wait 30 >/dev/null
+"$bin/agentline" lag --state-dir "$state" --group dlq-escalator --topic dlq --wait 30 >/dev/null
 
 echo "== where the records went"
 "$bin/agentline" topics list --state-dir "$state" | grep -E '^TOPIC|tasks\.|\.dlq |events|qa\.requests|deploy\.requests|jobs\.progress|escalations' | grep -v '\.retry\.'

@@ -11,6 +11,7 @@
 //   pipeline_bench latency --bootstrap B --prefix P --job J --count N [--timeout-s S]   (J: a job id prefix)
 //   pipeline_bench wait    --bootstrap B --prefix P --topic T --count N [--timeout-s S]  (critical tasks' wait)
 #include <librdkafka/rdkafka.h>
+#include <prometheus/registry.h>
 #include <sys/resource.h>
 
 #include <algorithm>

@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN, BENCH, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+BIN, BENCH, OUT = (os.path.abspath(a) for a in sys.argv[1:4])
 QUICK = "--quick" in sys.argv
 RUNS = 1 if QUICK else 3
 RESULTS = os.path.join(OUT, "pipeline.jsonl")
@@ -203,7 +203,7 @@ def hop(broker_cls):
             broker = broker_cls(catalog)
             try:
                 bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("events"), "--count", count,
-                      "--size", size, "--kind", "event", "--job", "hop")
+                      "--size", size, "--kind", "event", "--job", "hop", "--jobs-of", 20)
                 bare = bench("bare", "--bootstrap", broker.bootstrap, "--in", broker.topic("events"),
                              "--out", broker.topic("bench.out"), "--group", "bare-%d" % run, "--count", count)
                 router = Service("router", broker)
@@ -449,24 +449,34 @@ def scale_out():
 def main():
     os.makedirs(OUT, exist_ok=True)
     open(RESULTS, "w").close()
+    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,concurrency,priority,retry,scale,kafka runs a subset.
+    only = set(filter(None, os.environ.get("AGENTLINE_BENCH_SCENARIOS", "").split(",")))
+    want = lambda name: not only or name in only
     try:
-        log("1/6 per-hop overhead (embedded)")
-        hop(EmbeddedBroker)
-        log("2/6 end to end (embedded)")
-        end_to_end(EmbeddedBroker)
-        log("3/6 concurrency beyond partitions")
-        concurrency()
-        log("4/6 priority isolation")
-        priority()
-        log("5/6 retry-delay precision (embedded)")
-        retries(EmbeddedBroker)
-        log("6/6 scale-out")
-        scale_out()
-        log("real Kafka: per-hop overhead, end to end, retry precision")
-        RealKafka.start()
-        hop(RealKafka)
-        end_to_end(RealKafka)
-        retries(RealKafka)
+        if want("hop"):
+            log("per-hop overhead (embedded)")
+            hop(EmbeddedBroker)
+        if want("e2e"):
+            log("end to end (embedded)")
+            end_to_end(EmbeddedBroker)
+        if want("concurrency"):
+            log("concurrency beyond partitions")
+            concurrency()
+        if want("priority"):
+            log("priority isolation")
+            priority()
+        if want("retry"):
+            log("retry-delay precision (embedded)")
+            retries(EmbeddedBroker)
+        if want("scale"):
+            log("scale-out")
+            scale_out()
+        if want("kafka"):
+            log("real Kafka: per-hop overhead, end to end, retry precision")
+            RealKafka.start()
+            hop(RealKafka)
+            end_to_end(RealKafka)
+            retries(RealKafka)
     finally:
         RealKafka.shutdown()
         shutil.rmtree(work, ignore_errors=True)

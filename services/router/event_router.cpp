@@ -85,13 +85,17 @@ void EventRouter::count(bool failed, const std::string& label_a, const std::stri
   failure_ratio_->Set(failed_count_ / (failed_count_ + routed_count_));
 }
 
-void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const nlohmann::json& state) {
-  kafka::OutgoingRecord r;
-  r.topic = progress_topic_;
-  r.key = job_id;
-  r.value = state.dump();
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  out.emit(std::move(r));
+void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update) {
+  // The job's summary and the file's record (see job_progress.h): both small, whatever the
+  // job's size.
+  for (const auto* doc : {&update.summary, &update.file}) {
+    kafka::OutgoingRecord r;
+    r.topic = progress_topic_;
+    r.key = doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", "");
+    r.value = doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+    out.emit(std::move(r));
+  }
 }
 
 std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecord& record, kafka::Emitter& out) {
@@ -138,7 +142,10 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   switch (route->kind) {
     case Route::Kind::kForward: {
       const std::string key = type == "QA_PASSED" ? job : task_id;
-      out.emit(json_record(route->topic, key, event, record));
+      // Forwarded as received (validated, unchanged): no second serialization of the content.
+      kafka::OutgoingRecord forward = json_record(route->topic, key, nlohmann::json(), record);
+      forward.value = record.value;
+      out.emit(std::move(forward));
       const Step step = type == "FILE_COMPLETED" ? Step::kGenerated : type == "QA_PASSED" ? Step::kQaPassed : Step::kGenerated;
       publish(out, job, progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0)));
       count(false, type, route->topic);

@@ -38,7 +38,7 @@ class EventRouter {
   std::optional<kafka::Failure> handle_task(const kafka::InboundRecord& record, kafka::Emitter& out);
   // True the first time an id is seen within the window.
   bool first_sight(const std::string& id);
-  void publish(kafka::Emitter& out, const std::string& job_id, const nlohmann::json& state);
+  void publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update);
   void count(bool failed, const std::string& label_a, const std::string& label_b);
 
   events::MessageValidator validator_;

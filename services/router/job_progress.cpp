@@ -1,8 +1,6 @@
 #include "job_progress.h"
 
-#include <chrono>
 #include "agentline/events/timestamps.h"
-#include <ctime>
 
 namespace agentline::router {
 namespace {
@@ -11,94 +9,123 @@ bool is_end(const std::string& status) {
   return status == "qa_passed" || status == "delivered" || status == "dead_lettered" || status == "upload_failed";
 }
 
+bool is_end(const nlohmann::json& file) { return file.is_object() && is_end(file.value("status", "")); }
+
+void bump(nlohmann::json& counts, const char* key) { counts[key] = counts.value(key, 0) + 1; }
+
 }  // namespace
 
-nlohmann::json JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
-                                  Step step, const std::string& reason, int fix_attempt) {
-  std::lock_guard lock(mu_);
+JobProgress::Job& JobProgress::job_locked(const std::string& job_id) {
   auto& job = jobs_[job_id];
-  if (job.is_null()) {
-    job = {{"job_id", job_id},
-           {"counts",
-            {{"submitted", 0}, {"generated", 0}, {"generation_failed", 0}, {"qa_passed", 0}, {"qa_failed", 0},
-             {"fixes", 0}, {"delivered", 0}, {"upload_failed", 0}, {"dead_lettered", 0}}},
-           {"files", nlohmann::json::object()},
-           {"version", 0}};
+  if (job.summary.is_null()) {
+    job.summary = {{"job_id", job_id},
+                   {"counts",
+                    {{"submitted", 0}, {"generated", 0}, {"generation_failed", 0}, {"qa_passed", 0}, {"qa_failed", 0},
+                     {"fixes", 0}, {"delivered", 0}, {"upload_failed", 0}, {"dead_lettered", 0}}},
+                   {"files_total", 0},
+                   {"files_done", 0},
+                   {"percent", 0},
+                   {"version", 0}};
   }
-  auto& counts = job["counts"];
-  auto& files = job["files"];
-  const bool known = files.contains(path);
-  auto& file = files[path];
-  if (!known) file = {{"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
-  auto set_status = [&](const char* status) { file["status"] = status; };
-  switch (step) {
-    case Step::kSubmitted:
-      if (!known) counts["submitted"] = counts["submitted"].get<int>() + 1;
-      break;
-    case Step::kGenerated:
-      counts["generated"] = counts["generated"].get<int>() + 1;
-      set_status("generated");
-      break;
-    case Step::kGenerationFailed:
-      counts["generation_failed"] = counts["generation_failed"].get<int>() + 1;
-      set_status("generation_failed");
-      break;
-    case Step::kQaPassed:
-      counts["qa_passed"] = counts["qa_passed"].get<int>() + 1;
-      set_status("qa_passed");
-      break;
-    case Step::kQaFailed:
-      counts["qa_failed"] = counts["qa_failed"].get<int>() + 1;
-      set_status("qa_failed");
-      break;
-    case Step::kFixRequested:
-      counts["fixes"] = counts["fixes"].get<int>() + 1;
-      set_status("fixing");
-      break;
-    case Step::kDelivered:
-      counts["delivered"] = counts["delivered"].get<int>() + 1;
-      set_status("delivered");
-      break;
-    case Step::kUploadFailed:
-      counts["upload_failed"] = counts["upload_failed"].get<int>() + 1;
-      set_status("upload_failed");
-      break;
-    case Step::kDeadLettered:
-      counts["dead_lettered"] = counts["dead_lettered"].get<int>() + 1;
-      set_status("dead_lettered");
-      break;
-  }
-  if (!reason.empty()) file["reason"] = reason;
-  if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
-  int total = 0;
-  int done = 0;
-  for (const auto& [p, f] : files.items()) {
-    ++total;
-    done += is_end(f["status"].get<std::string>()) ? 1 : 0;
-  }
-  // Submissions counted by the router may trail the first events (different topics): the
-  // total is whichever is larger.
-  total = std::max(total, counts["submitted"].get<int>());
-  job["files_total"] = total;
-  job["files_done"] = done;
-  job["percent"] = total == 0 ? 0 : (100 * done) / total;
-  job["updated_at"] = events::now_iso8601();
-  job["version"] = job["version"].get<std::int64_t>() + 1;
   return job;
 }
 
-void JobProgress::load(const nlohmann::json& state) {
-  if (!state.is_object() || !state.contains("job_id") || !state["job_id"].is_string()) return;
+void JobProgress::set_file_locked(Job& job, const std::string& path, nlohmann::json file) {
+  auto& slot = job.files[path];
+  job.done += (is_end(file) ? 1 : 0) - (is_end(slot) ? 1 : 0);
+  slot = std::move(file);
+}
+
+void JobProgress::refresh_locked(Job& job) {
+  // Submissions counted by the router may trail the first events (different topics): the
+  // total is whichever is larger.
+  const int total = std::max(static_cast<int>(job.files.size()), job.summary["counts"].value("submitted", 0));
+  job.summary["files_total"] = total;
+  job.summary["files_done"] = job.done;
+  job.summary["percent"] = total == 0 ? 0 : (100 * job.done) / total;
+}
+
+JobProgress::Update JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
+                                       Step step, const std::string& reason, int fix_attempt) {
   std::lock_guard lock(mu_);
-  auto& job = jobs_[state["job_id"].get<std::string>()];
-  if (job.is_null() || job.value("version", std::int64_t{0}) <= state.value("version", std::int64_t{0})) job = state;
+  Job& job = job_locked(job_id);
+  auto& counts = job.summary["counts"];
+  auto it = job.files.find(path);
+  const bool known = it != job.files.end();
+  nlohmann::json file = known ? it->second
+                              : nlohmann::json{{"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"},
+                                               {"fix_attempt", 0}};
+  const char* status = nullptr;
+  switch (step) {
+    case Step::kSubmitted:
+      if (!known) bump(counts, "submitted");
+      break;
+    case Step::kGenerated: bump(counts, "generated"); status = "generated"; break;
+    case Step::kGenerationFailed: bump(counts, "generation_failed"); status = "generation_failed"; break;
+    case Step::kQaPassed: bump(counts, "qa_passed"); status = "qa_passed"; break;
+    case Step::kQaFailed: bump(counts, "qa_failed"); status = "qa_failed"; break;
+    case Step::kFixRequested: bump(counts, "fixes"); status = "fixing"; break;
+    case Step::kDelivered: bump(counts, "delivered"); status = "delivered"; break;
+    case Step::kUploadFailed: bump(counts, "upload_failed"); status = "upload_failed"; break;
+    case Step::kDeadLettered: bump(counts, "dead_lettered"); status = "dead_lettered"; break;
+  }
+  if (status) file["status"] = status;
+  if (!reason.empty()) file["reason"] = reason;
+  if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
+  const std::string now = events::now_iso8601();
+  const std::int64_t version = job.summary.value("version", std::int64_t{0}) + 1;
+  job.summary["version"] = version;
+  job.summary["updated_at"] = now;
+  file["version"] = version;
+  file["updated_at"] = now;
+  set_file_locked(job, path, file);
+  refresh_locked(job);
+  return {job.summary, std::move(file)};
+}
+
+void JobProgress::load(const nlohmann::json& record) {
+  if (!record.is_object() || !record.contains("job_id") || !record["job_id"].is_string()) return;
+  std::lock_guard lock(mu_);
+  Job& job = job_locked(record["job_id"].get<std::string>());
+  const std::int64_t version = record.value("version", std::int64_t{0});
+  if (record.contains("path") && record["path"].is_string()) {
+    const std::string path = record["path"];
+    auto it = job.files.find(path);
+    if (it == job.files.end() || it->second.value("version", std::int64_t{0}) <= version) set_file_locked(job, path, record);
+  } else if (job.summary.value("version", std::int64_t{0}) <= version && record.contains("counts")) {
+    job.summary = record;
+    job.summary.erase("files");  // a record of the former format carried them inline
+    if (record.contains("files") && record["files"].is_object()) {
+      for (const auto& [path, f] : record["files"].items()) {
+        nlohmann::json file = f;
+        file["job_id"] = record["job_id"];
+        file["path"] = path;
+        file["version"] = version;
+        set_file_locked(job, path, std::move(file));
+      }
+    }
+  }
+  // The job's version never goes back below a file's.
+  if (job.summary.value("version", std::int64_t{0}) < version) job.summary["version"] = version;
+  refresh_locked(job);
 }
 
 std::optional<nlohmann::json> JobProgress::get(const std::string& job_id) const {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return it->second;
+  nlohmann::json doc = it->second.summary;
+  doc["files"] = nlohmann::json::object();
+  for (const auto& [path, f] : it->second.files) doc["files"][path] = f;
+  return doc;
+}
+
+std::map<std::string, nlohmann::json> JobProgress::fold(const std::vector<nlohmann::json>& records) {
+  JobProgress p;
+  for (const auto& r : records) p.load(r);
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& [id, job] : p.jobs_) out[id] = *p.get(id);
+  return out;
 }
 
 }  // namespace agentline::router

@@ -1,8 +1,19 @@
 #pragma once
 // Per-job progress, folded from the task and event stream: how many files were submitted,
 // generated, passed or failed QA, sent back for fixes, delivered, dead-lettered, the per-file
-// status, and the percentage of files that reached an end (QA passed, delivered or
-// dead-lettered). Kept as JSON because that is what jobs.progress carries. Thread-safe.
+// status, and the percentage of files that reached an end (QA passed, delivered, failed
+// delivery or dead-lettered). Thread-safe.
+//
+// On the compacted jobs.progress topic a job is two kinds of record, so each step costs the
+// same whatever the job's size:
+//  - the job summary, key `<job_id>`: job_id, counts, files_total, files_done, percent,
+//    updated_at, version;
+//  - one record per file, key `<job_id>/<path>`: job_id, path, task_id, status, fix_attempt,
+//    reason (when there is one), version (the job's version at that step), updated_at.
+// Job ids never contain '/', so the key tells the kinds apart; so does the "path" field.
+// fold() turns the records back into one JSON document per job (summary + "files").
+#include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -17,19 +28,37 @@ class JobProgress {
   enum class Step { kSubmitted, kGenerated, kGenerationFailed, kQaPassed, kQaFailed, kFixRequested, kDelivered,
                     kUploadFailed, kDeadLettered };
 
-  // Records one step of one file and returns the job's new state (to publish). Call under
-  // lock() when the publication order matters.
-  nlohmann::json apply(const std::string& job_id, const std::string& task_id, const std::string& path, Step step,
-                       const std::string& reason = "", int fix_attempt = -1);
-  // Loads a state read back from jobs.progress (at start).
-  void load(const nlohmann::json& state);
+  struct Update {
+    nlohmann::json summary;  // key: job_id
+    nlohmann::json file;     // key: job_id + "/" + path
+  };
+
+  // Records one step of one file and returns the records to publish. Call under lock() when
+  // the publication order matters.
+  Update apply(const std::string& job_id, const std::string& task_id, const std::string& path, Step step,
+               const std::string& reason = "", int fix_attempt = -1);
+  // Loads a record read back from jobs.progress (at start): a summary or a file record.
+  void load(const nlohmann::json& record);
+  // The job as one document: the summary with "files" {path: file record}.
   std::optional<nlohmann::json> get(const std::string& job_id) const;
   std::unique_lock<std::mutex> lock() const { return std::unique_lock(publish_mu_); }
 
+  // Folds jobs.progress records (in topic order) into one document per job.
+  static std::map<std::string, nlohmann::json> fold(const std::vector<nlohmann::json>& records);
+
  private:
+  struct Job {
+    nlohmann::json summary;
+    std::unordered_map<std::string, nlohmann::json> files;
+    int done = 0;
+  };
+  Job& job_locked(const std::string& job_id);
+  void set_file_locked(Job& job, const std::string& path, nlohmann::json file);
+  void refresh_locked(Job& job);
+
   mutable std::mutex mu_;
   mutable std::mutex publish_mu_;
-  std::unordered_map<std::string, nlohmann::json> jobs_;
+  std::unordered_map<std::string, Job> jobs_;
 };
 
 }  // namespace agentline::router

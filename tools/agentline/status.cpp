@@ -7,21 +7,40 @@
 namespace agentline::cli {
 
 std::map<std::string, nlohmann::json> read_progress(const kafka::KafkaSettings& settings, const std::string& topic) {
+  // jobs.progress holds a summary per job (key job_id) and a record per file (key
+  // job_id/path, with a "path" field); the latest version of each wins.
   std::map<std::string, nlohmann::json> jobs;
+  std::map<std::string, std::map<std::string, nlohmann::json>> files;
   kafka::TopicFollower follower(settings, topic, "agentline-status");
   follower.catch_up(
       [&](const kafka::InboundRecord& r) {
         if (!r.key) return;
+        const auto slash = r.key->find('/');
+        const std::string job = r.key->substr(0, slash);
         if (r.tombstone) {
-          jobs.erase(*r.key);
+          if (slash == std::string::npos) {
+            jobs.erase(job);
+            files.erase(job);
+          } else {
+            files[job].erase(r.key->substr(slash + 1));
+          }
           return;
         }
         auto state = nlohmann::json::parse(r.value, nullptr, false);
         if (state.is_discarded() || !state.is_object()) return;
-        auto& known = jobs[*r.key];
+        if (state.contains("path") && state["path"].is_string()) {
+          auto& known = files[job][state["path"].get<std::string>()];
+          if (known.is_null() || known.value("version", 0) <= state.value("version", 0)) known = std::move(state);
+          return;
+        }
+        auto& known = jobs[job];
         if (known.is_null() || known.value("version", 0) <= state.value("version", 0)) known = std::move(state);
       },
       std::chrono::seconds(30));
+  for (auto& [job, doc] : jobs) {
+    if (!doc.contains("files")) doc["files"] = nlohmann::json::object();
+    for (auto& [path, f] : files[job]) doc["files"][path] = std::move(f);
+  }
   return jobs;
 }
 

@@ -74,7 +74,18 @@ struct ConsumerRuntime::Impl {
   // Records whose handler asked to back off; run again once hold_until_ms has passed.
   std::deque<std::shared_ptr<Job>> deferred;
   std::int64_t hold_until_ms = 0;
+  // Handlers dispatched and not returned (at most max_in_flight), and records whose handler
+  // returned but whose outputs Kafka has not acknowledged yet. Only the first limits handler
+  // concurrency: waiting for acknowledgements does not hold a worker, so throughput is not
+  // capped at max_in_flight / ack latency. The second is bounded too (kAwaitingPerSlot per
+  // slot) so memory stays bounded when the broker is slow.
   int in_flight = 0;
+  int awaiting_acks = 0;
+  static constexpr int kAwaitingPerSlot = 32;
+  int unfinished() const { return in_flight + awaiting_acks; }
+  bool has_capacity() const {
+    return in_flight < options.max_in_flight && awaiting_acks < std::max(1, options.max_in_flight) * kAwaitingPerSlot;
+  }
   bool workers_stop = false;
   std::vector<std::thread> workers;
 
@@ -137,7 +148,8 @@ struct ConsumerRuntime::Impl {
   void worker_loop();
   void run_job(const std::shared_ptr<Job>& job);
   void release(Job& job);
-  void poll_once();
+  void poll_once(int timeout_ms);
+  bool backlog_waiting();
   void dispatch_backlog();
   void update_backpressure();
   void resume_due_partitions();
@@ -313,7 +325,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
       job->pending.store(1);
       deferred.push_back(job);
       --in_flight;
-      in_flight_gauge->Set(in_flight);
+      in_flight_gauge->Set(unfinished());
     }
     outcome_family->Add({{"topic", rec.topic}, {"outcome", "deferred"}}).Increment();
     spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
@@ -337,6 +349,14 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
     outcome_family->Add({{"topic", rec.topic}, {"outcome", to_dlq ? "dead_lettered" : "retried"}}).Increment();
     emitter.emit(std::move(routed));
   }
+  {
+    // The handler is done: its worker slot is free while the outputs await acknowledgement.
+    std::lock_guard lock(mutex);
+    --in_flight;
+    ++awaiting_acks;
+    in_flight_gauge->Set(unfinished());
+  }
+  changed.notify_all();
   release(*job);
 }
 
@@ -351,8 +371,8 @@ void ConsumerRuntime::Impl::release(Job& job) {
     } else if (!job.partition->revoked) {
       job.partition->tracker.finish(job.record.offset);
     }
-    --in_flight;
-    in_flight_gauge->Set(in_flight);
+    --awaiting_acks;
+    in_flight_gauge->Set(unfinished());
   }
   changed.notify_all();
 }
@@ -382,11 +402,14 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
 }
 
 // Flow control, per partition. A partition of rank r is paused while the records waiting
-// locally at rank r or higher reach max_in_flight (backpressure: memory stays bounded whatever
-// the partition count; it resumes at half), or while any higher rank has records waiting
-// (priority: fetch no more low-priority work while high-priority work queues).
+// locally at rank r or higher reach kBacklogPerSlot x max_in_flight (backpressure: memory stays
+// bounded whatever the partition count; it resumes at half), or while any higher rank has
+// records waiting (priority: fetch no more low-priority work while high-priority work queues).
+// The bound is well above max_in_flight on purpose: every resume costs a new fetch round trip,
+// and pausing whenever a handful of records wait starved the workers (bench/NOTES.md).
 void ConsumerRuntime::Impl::update_backpressure() {
-  const std::size_t high = static_cast<std::size_t>(std::max(1, options.max_in_flight));
+  constexpr std::size_t kBacklogPerSlot = 16;
+  const std::size_t high = static_cast<std::size_t>(std::max(1, options.max_in_flight)) * kBacklogPerSlot;
   std::vector<std::size_t> at_or_above(backlogs.size());
   std::size_t sum = 0;
   for (std::size_t r = 0; r < backlogs.size(); ++r) at_or_above[r] = (sum += backlogs[r].size());
@@ -422,12 +445,12 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     const bool held = wall_ms() < hold_until_ms;
     held_gauge->Set(held ? 1 : 0);
     if (held) return;
-    while (!deferred.empty() && in_flight < options.max_in_flight) {
+    while (!deferred.empty() && has_capacity()) {
       auto job = std::move(deferred.front());
       deferred.pop_front();
       if (job->partition->revoked) continue;  // its next owner reads it
       ++in_flight;
-      in_flight_gauge->Set(in_flight);
+      in_flight_gauge->Set(unfinished());
       work.push_back(std::move(job));
     }
     const bool more = !deferred.empty();
@@ -440,7 +463,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     if (queue == backlogs.end()) return;
     auto& backlog = *queue;
     std::unique_lock lock(mutex);
-    if (in_flight >= options.max_in_flight) return;
+    if (!has_capacity()) return;
     InboundRecord& rec = backlog.front();
     auto it = partitions.find({rec.topic, rec.partition});
     if (it == partitions.end() || it->second->revoked || rec.offset <= it->second->last_started) {
@@ -471,7 +494,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     state->tracker.start(rec.offset);
     state->last_started = rec.offset;
     ++in_flight;
-    in_flight_gauge->Set(in_flight);
+    in_flight_gauge->Set(unfinished());
     auto job = std::make_shared<Job>();
     job->record = std::move(rec);
     job->partition = state;
@@ -484,8 +507,15 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
   }
 }
 
-void ConsumerRuntime::Impl::poll_once() {
-  MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 100));
+// Records wait locally and may be dispatched (not while a backoff holds consumption).
+bool ConsumerRuntime::Impl::backlog_waiting() {
+  if (std::none_of(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); })) return false;
+  std::lock_guard lock(mutex);
+  return deferred.empty() && wall_ms() >= hold_until_ms;
+}
+
+void ConsumerRuntime::Impl::poll_once(int timeout_ms) {
+  MessagePtr msg(rd_kafka_consumer_poll(rk.get(), timeout_ms));
   if (!msg) return;
   if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -697,14 +727,14 @@ void ConsumerRuntime::Impl::drain() {
   for (;;) {
     {
       std::unique_lock lock(mutex);
-      if (in_flight == 0 || fatal.load()) break;
+      if (unfinished() == 0 || fatal.load()) break;
       if (changed.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(100)),
-                             [&] { return in_flight == 0; })) {
+                             [&] { return unfinished() == 0; })) {
         break;
       }
       if (Clock::now() >= deadline) {
         spdlog::warn("shutdown grace of {} ms over with {} record(s) in flight; they will be replayed",
-                     options.shutdown_grace.count(), in_flight);
+                     options.shutdown_grace.count(), unfinished());
         break;
       }
     }
@@ -757,7 +787,15 @@ int ConsumerRuntime::run(const Handler& handler) {
     impl.resume_due_partitions();
     impl.dispatch_backlog();
     impl.update_backpressure();
-    impl.poll_once();
+    // With records waiting locally, never block in poll: a worker may free up any moment, and
+    // a 100 ms poll on paused partitions starved the workers (bench/NOTES.md). Wait for a
+    // worker instead, briefly, then serve librdkafka without blocking.
+    const bool waiting = impl.backlog_waiting();
+    if (waiting) {
+      std::unique_lock lock(impl.mutex);
+      impl.changed.wait_for(lock, std::chrono::milliseconds(5), [&] { return impl.has_capacity(); });
+    }
+    impl.poll_once(waiting ? 0 : 100);
     if (Clock::now() - impl.last_commit >= impl.options.commit_interval) {
       impl.commit(false);
       impl.last_commit = Clock::now();

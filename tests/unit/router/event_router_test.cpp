@@ -1,6 +1,8 @@
 #include "event_router.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <prometheus/registry.h>
 
 #include <nlohmann/json.hpp>
@@ -44,9 +46,12 @@ class RouterTest : public ::testing::Test {
                   .dump();
     return r;
   }
+  // The job as a reader of jobs.progress sees it: every record so far, folded.
   json last_progress(const Collect& out) {
-    auto p = out.to(catalog_.topic("jobs.progress"));
-    return p.empty() ? json() : json::parse(p.back().value);
+    std::vector<json> records;
+    for (const auto& r : out.to(catalog_.topic("jobs.progress"))) records.push_back(json::parse(r.value));
+    auto jobs = JobProgress::fold(records);
+    return jobs.empty() ? json() : jobs.begin()->second;
   }
 
   prometheus::Registry registry_;
@@ -128,7 +133,10 @@ TEST_F(RouterTest, ProgressFollowsTheJob) {
   EXPECT_EQ(p["percent"], 100);
   EXPECT_EQ(p["counts"]["delivered"], 1);
   EXPECT_EQ(p["files"]["b.py"]["reason"], "timeout: slow");
-  EXPECT_EQ(out.to(catalog_.topic("jobs.progress")).back().key, "job-1");
+  const auto progress = out.to(catalog_.topic("jobs.progress"));
+  EXPECT_EQ(progress[progress.size() - 2].key, "job-1") << "the summary is keyed by job";
+  EXPECT_EQ(progress.back().key, "job-1/b.py") << "a file's record by job and path";
+  EXPECT_FALSE(json::parse(progress[progress.size() - 2].value).contains("files")) << "the summary stays small";
 }
 
 TEST(RoutingTable, BadTablesAreRefused) {
@@ -140,6 +148,50 @@ TEST(RoutingTable, BadTablesAreRefused) {
   auto t = RoutingTable::parse(R"({"routes": {"QA_FAILED": "dlq"}, "fix_limit": 0})", catalog);
   EXPECT_EQ(t.route("QA_FAILED")->kind, Route::Kind::kDeadLetter);
   EXPECT_FALSE(t.route("FILE_COMPLETED")) << "absent types are unrouted";
+}
+
+TEST(JobProgressTest, EachStepPublishesSmallRecordsWhateverTheJobSize) {
+  JobProgress progress;
+  std::vector<json> published;
+  constexpr int kFiles = 3000;
+  for (int i = 0; i < kFiles; ++i) {
+    auto u = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py", JobProgress::Step::kSubmitted);
+    published.push_back(u.summary);
+    published.push_back(u.file);
+  }
+  JobProgress::Update last;
+  for (int i = 0; i < kFiles; ++i) {
+    last = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py", JobProgress::Step::kQaPassed);
+    published.push_back(last.summary);
+    published.push_back(last.file);
+  }
+  EXPECT_LT(last.summary.dump().size(), 400u);
+  EXPECT_LT(last.file.dump().size(), 300u);
+  EXPECT_EQ(last.summary["percent"], 100);
+  EXPECT_EQ(last.summary["files_done"], kFiles);
+  EXPECT_EQ(last.summary["counts"]["qa_passed"], kFiles);
+  // A reader folding the records (in any order of versions) sees the same job.
+  std::reverse(published.begin(), published.end());
+  auto folded = JobProgress::fold(published);
+  ASSERT_EQ(folded.count("big"), 1u);
+  EXPECT_EQ(folded["big"]["files"].size(), static_cast<std::size_t>(kFiles));
+  EXPECT_EQ(folded["big"]["files_done"], kFiles);
+  EXPECT_EQ(folded["big"]["files"]["src/f7.py"]["status"], "qa_passed");
+  EXPECT_EQ(folded["big"]["version"], last.summary["version"]);
+}
+
+TEST(JobProgressTest, ReadsTheFormerInlineFormatBack) {
+  JobProgress progress;
+  progress.load(json{{"job_id", "old"}, {"counts", {{"submitted", 2}, {"qa_passed", 1}}}, {"version", 4},
+                     {"files", {{"a.py", {{"task_id", "t1"}, {"status", "qa_passed"}}}, {"b.py", {{"task_id", "t2"}, {"status", "generated"}}}}}});
+  auto doc = progress.get("old");
+  ASSERT_TRUE(doc);
+  EXPECT_EQ((*doc)["files"].size(), 2u);
+  EXPECT_EQ((*doc)["files_done"], 1);
+  EXPECT_EQ((*doc)["percent"], 50);
+  auto u = progress.apply("old", "t2", "b.py", JobProgress::Step::kQaPassed);
+  EXPECT_EQ(u.summary["version"], 5);
+  EXPECT_EQ(u.summary["percent"], 100);
 }
 
 }  // namespace
