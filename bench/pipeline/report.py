@@ -57,7 +57,7 @@ def section(out, png):
         r.append("Both consume the same FILE_COMPLETED records from `events` (24 partitions) with acks=all and idempotence, "
                  "committing only what Kafka acknowledged. The bare loop copies each record to one topic; the router "
                  "parses and validates it, routes it to `qa.requests` and publishes the job's progress to "
-                 "`jobs.progress` (two records out per record in).\n")
+                 "`jobs.progress` (a job summary and a file record: three records out per record in).\n")
         r.append("| broker | size | runs | bare msgs/s | router msgs/s | ratio (goal ≥ 0.9) | bare CPU µs/msg | router CPU µs/msg |")
         r.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for broker in ("embedded", "kafka"):
@@ -77,10 +77,10 @@ def section(out, png):
         r.append("| broker | load | runs | tasks/s | p50 ms | p95 ms | p99 ms |")
         r.append("|---|---|---:|---:|---:|---:|---:|")
         for broker in ("embedded", "kafka"):
-            for load in ("max", "50%", "100%"):
-                rs = [x for x in e2e if x["broker"] == broker and x["load"] == load]
+            for level in ("max", "50%", "100%"):
+                rs = [x for x in e2e if x["broker"] == broker and x["load"] == level]
                 if rs:
-                    r.append("| %s | %s | %d | %.0f | %.0f | %.0f | %.0f |" % (broker, load, len(rs), med(rs, "tasks_per_s"),
+                    r.append("| %s | %s | %d | %.0f | %.0f | %.0f | %.0f |" % (broker, level, len(rs), med(rs, "tasks_per_s"),
                                                                            med(rs, "p50_ms"), med(rs, "p95_ms"), med(rs, "p99_ms")))
         r.append("")
         r.append(plot(rows, png) + "\n")
@@ -104,8 +104,8 @@ def section(out, png):
     pr = [x for x in rows if x["scenario"] == "priority"]
     if pr:
         r.append("### 4. Priority isolation\n")
-        r.append("20,000 low-priority tasks queued on `tasks.low`, dev-fix-worker (template generator) working through them, "
-                 "then 50 critical tasks, one every 20 ms. Wait: from a critical task's record to its FILE_COMPLETED. "
+        r.append("%s low-priority tasks queued on `tasks.low`, dev-fix-worker (template generator) working through them, " % format(pr[0]["low_backlog"], ",")
+                 + "then 50 critical tasks, one every 20 ms. Wait: from a critical task's record to its FILE_COMPLETED. "
                  "FIFO: the same 50 tasks appended to `tasks.low` instead. Service time: the worker's mean handler time.\n")
         r.append("| mode | runs | critical wait mean ms | p99 ms | service time ms |")
         r.append("|---|---:|---:|---:|---:|")
