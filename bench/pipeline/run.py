@@ -364,6 +364,27 @@ def stage_stats(service):
             "handler_ms_p95_bucket": 1000 * p95}
 
 
+def settle_group(services, quiet_s=3.0, timeout_s=60):
+    """Waits until no member's rebalance count changed for quiet_s: every member is assigned
+    before the measurement starts (a group join takes about 3 s on the embedded broker)."""
+    def rebalances():
+        total = 0.0
+        for svc in services:
+            for line in scrape(svc).splitlines():
+                if line.startswith("agentline_rebalances_total"):
+                    total += float(line.split()[-1])
+        return total
+    deadline = time.time() + timeout_s
+    last, since = rebalances(), time.time()
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = rebalances()
+        if now != last:
+            last, since = now, time.time()
+        elif now > 0 and time.time() - since >= quiet_s:
+            return
+
+
 def handler_ms(service):
     """Mean handler time of a service so far, from its /metrics."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % service.port).read().decode()
@@ -431,11 +452,12 @@ def scale_out():
             broker = EmbeddedBroker(bench_catalog({"qa.requests": 12}))
             workers = []
             try:
-                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("qa.requests"), "--count", count,
-                      "--size", 300, "--kind", "event", "--job", "scale")
                 # One check at a time per instance: the group, not the thread pool, scales.
                 workers = [Service("qa-worker", broker, ["--checks", burn, "--sandbox", "none", "--max-in-flight", "1"])
                            for _ in range(instances)]
+                settle_group(workers)
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("qa.requests"), "--count", count,
+                      "--size", 300, "--kind", "event", "--job", "scale")
                 d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "qa-worker", "--topic", broker.topic("qa.requests"),
                           "--count", count)
                 record(scenario="scale", broker="embedded", run=run, instances=instances, checks=count, checks_per_s=count / d["seconds"])
