@@ -98,10 +98,21 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   }
   ::close(out[0]);
   if (!result.limit.empty()) ::kill(-pid, SIGKILL);
-  ::kill(pid, result.limit.empty() ? 0 : SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // The output can end before the process does (it may close stdout and go on): the wall clock
+  // still holds until it exits.
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (r == 0 && result.limit.empty() && std::chrono::steady_clock::now() >= deadline) {
+      result.limit = "wall_clock";
+      ::kill(-pid, SIGKILL);
+    }
+    if (r == 0) ::usleep(2000);
   }
+  // Whatever the check left behind in its session (background jobs, a fork bomb's orphans) goes
+  // with it; bwrap's pid namespace does the same for children that left the session.
+  ::kill(-pid, SIGKILL);
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);

@@ -238,7 +238,10 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
   const std::map<std::string, std::string> files{
       {"net.py", "import socket\nsocket.create_connection(('127.0.0.1', " + std::to_string(port) + "), timeout=2)\n"},
       {"escape.py", "open('" + marker + "', 'w').write('x')\nopen('/usr/pwned', 'w').write('x')\n"},
-      {"forkbomb.sh", ":(){ :|:& };:\nwait\n"},
+      // The foreground variant: every level waits for its pipeline, so the script cannot exit 0
+      // before the process limit stops it. (The classic `:|:&` variant may exit 0 before its
+      // orphans hit the limit; they die with the sandbox's pid namespace either way.)
+      {"forkbomb.sh", ":(){ :|: ; };:\n"},
       {"loop.py", "while True:\n    pass\n"},
       {"hog.py", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))\n"},
       {"fine.py", "print('hello')\n"}};
