@@ -12,12 +12,14 @@
 //   pipeline_bench wait    --bootstrap B --prefix P --topic T --count N [--timeout-s S]  (critical tasks' wait)
 #include <librdkafka/rdkafka.h>
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -213,7 +215,12 @@ int retry(const Args& a) {
   auto producer = std::make_shared<ak::Producer>(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, "retry-bench");
   auto registry = std::make_shared<prometheus::Registry>();
   auto health = std::make_shared<agentline::observability::HealthState>();
-  ak::ConsumerRuntime runtime(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, options, catalog, producer, registry, health);
+  std::map<std::string, std::string> props;
+  if (const char* debug = std::getenv("AGENTLINE_BENCH_RDKAFKA_DEBUG")) {
+    props["debug"] = debug;
+    spdlog::set_level(spdlog::level::debug);
+  }
+  ak::ConsumerRuntime runtime(ak::KafkaSettings{a.get("bootstrap"), props, ""}, options, catalog, producer, registry, health);
   std::mutex mu;
   std::vector<double> late_ms;
   std::thread stopper([&] {
@@ -232,10 +239,12 @@ int retry(const Args& a) {
     if (due == 0) return ak::Failure::transient("bench", "first attempt fails");
     std::lock_guard lock(mu);
     late_ms.push_back(static_cast<double>(agentline::events::now_ms() - due));
+    spdlog::debug("retried {}[{}]@{} late {} ms", r.topic, r.partition, r.offset, late_ms.back());
     return std::nullopt;
   });
   stopper.join();
-  std::cout << json{{"retried", late_ms.size()}, {"late_ms_p50", percentile(late_ms, 0.5)}, {"late_ms_p99", percentile(late_ms, 0.99)},
+  std::cout << json{{"retried", late_ms.size()}, {"late_ms_p50", percentile(late_ms, 0.5)}, {"late_ms_p90", percentile(late_ms, 0.9)},
+                    {"late_ms_p95", percentile(late_ms, 0.95)}, {"late_ms_p99", percentile(late_ms, 0.99)},
                     {"late_ms_max", percentile(late_ms, 1.0)}, {"delay_ms", catalog.retry_tiers("dev-fix-worker").at(0).delay.count()}}
                    .dump()
             << std::endl;
