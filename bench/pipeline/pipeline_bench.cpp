@@ -7,6 +7,7 @@
 //                          [--jobs-of K (K tasks per job: J-0, J-1, ...)] [--rate R per second] [--first I]
 //   pipeline_bench bare    --bootstrap B --in T --out T --group G --count N
 //   pipeline_bench drain   --bootstrap B --group G --topic T [--topic T2 ...] --count N [--timeout-s S]
+//   pipeline_bench span    --bootstrap B --topic T   (write rate from the records' CreateTime)
 //   pipeline_bench retry   --bootstrap B --prefix P --count N
 //   pipeline_bench latency --bootstrap B --prefix P --job J --count N [--timeout-s S]   (J: a job id prefix)
 //   pipeline_bench wait    --bootstrap B --prefix P --topic T --count N [--timeout-s S]  (critical tasks' wait)
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -192,6 +194,24 @@ int drain(const Args& a) {
   }
 }
 
+// The rate at which records were written to a topic, from their CreateTime stamps (set by the
+// producer as it sends): (N - 1) / (last - first). The same measure for the bare loop's output
+// and the router's, so neither includes start-up, the first fetch or the last commit.
+int span(const Args& a) {
+  ak::TopicFollower follower(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, a.get("topic"), "span-bench");
+  std::int64_t first = std::numeric_limits<std::int64_t>::max(), last = 0;
+  long long n = 0;
+  follower.catch_up([&](const ak::InboundRecord& r) {
+    first = std::min(first, r.timestamp_ms);
+    last = std::max(last, r.timestamp_ms);
+    ++n;
+  }, std::chrono::seconds(60));
+  const double seconds = std::max<std::int64_t>(1, last - first) / 1000.0;
+  std::cout << json{{"records", n}, {"span_seconds", seconds}, {"msgs_per_s", n > 1 ? (n - 1) / seconds : 0.0}}.dump()
+            << std::endl;
+  return 0;
+}
+
 // How late retried records run after their due time: the real runtime, a handler that fails
 // each record's first attempt (transient) and notes `now - agentline-retry-due` on the retry.
 int retry(const Args& a) {
@@ -354,6 +374,7 @@ int main(int argc, char** argv) {
     if (cmd == "fill") return fill(a);
     if (cmd == "bare") return bare(a);
     if (cmd == "drain") return drain(a);
+    if (cmd == "span") return span(a);
     if (cmd == "retry") return retry(a);
     if (cmd == "latency") return latency(a);
     if (cmd == "wait") return wait(a);

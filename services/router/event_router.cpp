@@ -5,6 +5,8 @@
 #include <prometheus/registry.h>
 
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -43,6 +45,10 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
       submitted_topic_(catalog.topic("tasks.submitted")),
       progress_topic_(catalog.topic("jobs.progress")),
       dedup_window_(dedup_window) {
+  std::random_device random;
+  char id[40];
+  std::snprintf(id, sizeof id, "router-%08x%08x", random(), random());
+  origin_ = id;
   routed_ = &prometheus::BuildCounter()
                  .Name("agentline_router_routed_total")
                  .Help("Events routed, by event type and destination (qa.requests, deploy.requests, tasks.fix, dlq, progress)")
@@ -94,6 +100,7 @@ void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const 
     r.key = doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", "");
     r.value = doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+    r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
     out.emit(std::move(r));
   }
 }

@@ -33,6 +33,9 @@ class EventRouter {
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
   JobProgress& progress() { return progress_; }
+  // This replica's id, on every progress record it writes (header agentline-origin): reading
+  // jobs.progress back, it skips its own records, which it has already applied.
+  const std::string& origin() const { return origin_; }
 
  private:
   std::optional<kafka::Failure> handle_task(const kafka::InboundRecord& record, kafka::Emitter& out);
@@ -46,6 +49,7 @@ class EventRouter {
   std::string submitted_topic_;
   std::string progress_topic_;
   JobProgress progress_;
+  std::string origin_;
 
   std::mutex dedup_mu_;
   std::unordered_set<std::string> seen_;

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/topic_follower.h"
 #include "agentline/service/service_host.h"
 #include "event_router.h"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   agentline::kafka::TopicFollower progress(settings, host.catalog().topic("jobs.progress"), "agentline-router");
   auto load = [&](const agentline::kafka::InboundRecord& r) {
     if (r.tombstone) return;
+    // Its own records are applied already: parsing them again cost an eighth of its CPU.
+    if (r.header(agentline::kafka::headers::kOrigin) == router.origin()) return;
     auto state = nlohmann::json::parse(r.value, nullptr, false);
     if (!state.is_discarded()) router.progress().load(state);
   };

@@ -31,6 +31,8 @@ inline constexpr std::string_view kDeadLetteredAt = "agentline-dead-lettered-at"
 // a record that fails every time is recognised (the loop guard).
 inline constexpr std::string_view kReplayCount = "agentline-replay-count";
 inline constexpr std::string_view kReplayedFrom = "agentline-replayed-from";
+// The router replica that wrote a jobs.progress record (it skips its own when reading back).
+inline constexpr std::string_view kOrigin = "agentline-origin";
 
 // Bounds that keep a DLQ record readable whatever the input looked like.
 inline constexpr std::size_t kMaxErrorMessageBytes = 1024;
