@@ -161,7 +161,10 @@ struct ConsumerRuntime::Impl {
   void worker_loop();
   void run_job(const std::shared_ptr<Job>& job);
   void release(Job& job);
-  void poll_once(int timeout_ms);
+  // Serves librdkafka once; true when it returned something (a record, an error, an EOF).
+  bool poll_once(int timeout_ms);
+  // The local backlog's bound (see update_backpressure).
+  std::size_t backlog_bound() const { return static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16; }
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
@@ -419,14 +422,13 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
 }
 
 // Flow control, per partition. A partition of rank r is paused while the records waiting
-// locally at rank r or higher reach kBacklogPerSlot x max_in_flight (backpressure: memory stays
+// locally at rank r or higher reach backlog_bound() = 16 x max_in_flight (backpressure: memory stays
 // bounded whatever the partition count; it resumes at half), or while any higher rank has
 // records waiting (priority: fetch no more low-priority work while high-priority work queues).
 // The bound is well above max_in_flight on purpose: every resume costs a new fetch round trip,
 // and pausing whenever a handful of records wait starved the workers (bench/NOTES.md).
 void ConsumerRuntime::Impl::update_backpressure() {
-  constexpr std::size_t kBacklogPerSlot = 16;
-  const std::size_t high = static_cast<std::size_t>(std::max(1, options.max_in_flight)) * kBacklogPerSlot;
+  const std::size_t high = backlog_bound();
   std::vector<std::size_t> at_or_above(backlogs.size());
   std::size_t sum = 0;
   // Held retry records wait for their due time, not for a worker: they do not pause other
@@ -545,6 +547,10 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
 
 // Caller holds the mutex and has checked capacity.
 void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) {
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset, state->rank,
+                  wall_ms() - rec.timestamp_ms);
+  }
   state->tracker.start(rec.offset);
   state->last_started = rec.offset;
   ++in_flight;
@@ -598,10 +604,10 @@ bool ConsumerRuntime::Impl::backlog_waiting() {
   return deferred.empty() && wall_ms() >= hold_until_ms;
 }
 
-void ConsumerRuntime::Impl::poll_once(int timeout_ms) {
+bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
   MessagePtr msg(rd_kafka_consumer_poll(rk.get(), timeout_ms));
-  if (!msg) return;
-  if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+  if (!msg) return false;
+  if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     spdlog::warn("consumer: {}", rd_kafka_message_errstr(msg.get()));
     char reason[256];
@@ -609,12 +615,13 @@ void ConsumerRuntime::Impl::poll_once(int timeout_ms) {
       spdlog::error("consumer: fatal error: {}", reason);
       fatal.store(true);
     }
-    return;
+    return true;
   }
   mark_connected();
   InboundRecord record = to_inbound_record(msg.get());
   const int rank = partition_rank(record.topic);
   backlogs[static_cast<std::size_t>(rank)].push_back(std::move(record));
+  return true;
 }
 
 void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only) {
@@ -890,7 +897,13 @@ int ConsumerRuntime::run(const Handler& handler) {
       std::unique_lock lock(impl.mutex);
       impl.changed.wait_for(lock, std::chrono::milliseconds(5), [&] { return impl.has_capacity(); });
     }
-    impl.poll_once(waiting ? 0 : impl.ms_until_due());
+    // Then take what librdkafka has already fetched, up to the backlog's bound: one record per
+    // turn left thousands of prefetched low-priority records queued ahead of a critical one
+    // (flow control never saw a full backlog, so never paused them; bench/NOTES.md).
+    if (impl.poll_once(waiting ? 0 : impl.ms_until_due())) {
+      for (int i = 0; i < 1024 && impl.backlog_size() < impl.backlog_bound() && impl.poll_once(0); ++i) {
+      }
+    }
     if (Clock::now() - impl.last_commit >= impl.options.commit_interval) {
       impl.commit(false);
       impl.last_commit = Clock::now();
