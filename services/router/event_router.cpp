@@ -111,7 +111,7 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   if (events::MessageValidator::parse(record.value, task) || validator_.validate_task(task)) return std::nullopt;
   if (task["type"] != "DEV_TASK" || !first_sight("task:" + task["id"].get<std::string>())) return std::nullopt;
   const std::string job = task["job_id"].get<std::string>();
-  auto lock = progress_.lock();
+  auto lock = progress_.lock(job);
   publish(out, job, progress_.apply(job, task["task_id"], task["payload"]["path"], JobProgress::Step::kSubmitted));
   return std::nullopt;
 }
@@ -144,15 +144,18 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     count(true, "unrouted_event_type", "");
     return kafka::Failure::bad_input("unrouted_event_type", "no route for " + type + " in the routing table");
   }
-  auto lock = progress_.lock();
   using Step = JobProgress::Step;
+  if (route->kind == Route::Kind::kForward) {
+    // Forwarded as received (validated, unchanged): no second serialization of the content.
+    // Outside the job's lock: only the progress records need its order.
+    const std::string key = type == "QA_PASSED" ? job : task_id;
+    kafka::OutgoingRecord forward = json_record(route->topic, key, nlohmann::json(), record);
+    forward.value = record.value;
+    out.emit(std::move(forward));
+  }
+  auto lock = progress_.lock(job);
   switch (route->kind) {
     case Route::Kind::kForward: {
-      const std::string key = type == "QA_PASSED" ? job : task_id;
-      // Forwarded as received (validated, unchanged): no second serialization of the content.
-      kafka::OutgoingRecord forward = json_record(route->topic, key, nlohmann::json(), record);
-      forward.value = record.value;
-      out.emit(std::move(forward));
       const Step step = type == "FILE_COMPLETED" ? Step::kGenerated : type == "QA_PASSED" ? Step::kQaPassed : Step::kGenerated;
       publish(out, job, progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0)));
       count(false, type, route->topic);
