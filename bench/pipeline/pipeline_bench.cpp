@@ -128,7 +128,8 @@ int bare(const Args& a) {
   using namespace ak::detail;
   const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
   auto producer = make_client(RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
-  auto consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"auto.offset.reset", "earliest"}},
+  // The consumer runtime's fetch settings (fetch.wait.max.ms 100), so only the loop differs.
+  auto consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
                                                            {{"group.id", a.get("group")}, {"enable.auto.commit", "false"}}));
   rd_kafka_poll_set_consumer(consumer.get());
   PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
@@ -186,6 +187,7 @@ int drain(const Args& a) {
     for (const auto& t : topics) lag += admin.group_lag(a.get("group"), t);
     if (end - lag >= count || Clock::now() > deadline) {
       std::cout << json{{"committed", end - lag}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()},
+                        {"end_ms", agentline::events::now_ms()},
                         {"timed_out", end - lag < count}}.dump()
                 << std::endl;
       return end - lag >= count ? 0 : 1;
@@ -207,7 +209,8 @@ int span(const Args& a) {
     ++n;
   }, std::chrono::seconds(60));
   const double seconds = std::max<std::int64_t>(1, last - first) / 1000.0;
-  std::cout << json{{"records", n}, {"span_seconds", seconds}, {"msgs_per_s", n > 1 ? (n - 1) / seconds : 0.0}}.dump()
+  std::cout << json{{"records", n}, {"span_seconds", seconds}, {"msgs_per_s", n > 1 ? (n - 1) / seconds : 0.0},
+                    {"first_ms", first}, {"last_ms", last}}.dump()
             << std::endl;
   return 0;
 }

@@ -58,14 +58,22 @@ def section(out, png):
                  "committing only what Kafka acknowledged. The bare loop copies each record to one topic; the router "
                  "parses and validates it, routes it to `qa.requests` and publishes the job's progress to "
                  "`jobs.progress` (a job summary and a file record: three records out per record in).\n")
-        r.append("| broker | size | runs | bare msgs/s | router msgs/s | ratio (goal ≥ 0.9) | bare CPU µs/msg | router CPU µs/msg |")
-        r.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        r.append("Throughput is measured the same way for both: from the first record handled to the last offset "
+                 "committed, so only acknowledged copies count. The bare loop times itself (first record consumed to "
+                 "its final synchronous commit); the router is timed from its first copy's CreateTime to the moment "
+                 "every offset of its group is committed (`--commit-interval-ms 100`). Beside them: each loop's write "
+                 "rate (its copies' CreateTime stamps, first to last: produce calls, acknowledged or not) and the "
+                 "records the router writes per second (three per record in). CPU: the process's user+system time "
+                 "per record in.\n")
+        r.append("| broker | size | runs | bare msgs/s | router msgs/s | ratio (goal ≥ 0.9) | bare write rate | router write rate | router records written/s | bare CPU µs/msg | router CPU µs/msg |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for broker in ("embedded", "kafka"):
             for size in (1024, 16384):
                 rs = [x for x in hop if x["broker"] == broker and x["size"] == size]
                 if rs:
-                    r.append("| %s | %d KB | %d | %.0f | %.0f | %.2f | %.1f | %.1f |" % (
+                    r.append("| %s | %d KB | %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %.1f | %.1f |" % (
                         broker, size // 1024, len(rs), med(rs, "bare_msgs_per_s"), med(rs, "router_msgs_per_s"), med(rs, "ratio"),
+                        med(rs, "bare_write_msgs_per_s"), med(rs, "router_write_msgs_per_s"), 3 * med(rs, "router_write_msgs_per_s"),
                         med(rs, "bare_cpu_us_per_msg"), med(rs, "router_cpu_us_per_msg")))
         r.append("")
     e2e = [x for x in rows if x["scenario"] == "e2e"]
@@ -96,36 +104,43 @@ def section(out, png):
     if conc:
         r.append("### 3. Concurrency beyond partitions\n")
         r.append("dev-fix-worker with 64 calls in flight on a 4-partition topic, against tests/support/fake_llm_server.py "
-                 "answering after 200 ms. Ideal: 64 / 0.2 s = 320 tasks/s.\n")
-        r.append("| runs | tasks/s | ideal | ratio (goal ≥ 0.9) | most calls the server saw at once |")
-        r.append("|---:|---:|---:|---:|---:|")
-        r.append("| %d | %.0f | %.0f | %.2f | %s |\n" % (len(conc), med(conc, "tasks_per_s"), med(conc, "ideal_per_s"), med(conc, "ratio"),
-                                                       max(x.get("max_concurrent") or 0 for x in conc)))
+                 "answering after 200 ms. Ideal: 64 / 0.2 s = 320 tasks/s. Rate: the worker's FILE_COMPLETED events "
+                 "by CreateTime, first to last (the drain figure, readiness to last commit, beside it).\n")
+        r.append("| runs | tasks/s | ideal | ratio (goal ≥ 0.9) | tasks/s (drain) | most calls the server saw at once |")
+        r.append("|---:|---:|---:|---:|---:|---:|")
+        r.append("| %d | %.0f | %.0f | %.2f | %.0f | %s |\n" % (len(conc), med(conc, "tasks_per_s"), med(conc, "ideal_per_s"), med(conc, "ratio"),
+                                                             med(conc, "drain_tasks_per_s"), max(x.get("max_concurrent") or 0 for x in conc)))
     pr = [x for x in rows if x["scenario"] == "priority"]
     if pr:
         r.append("### 4. Priority isolation\n")
-        r.append("%s low-priority tasks queued on `tasks.low`, dev-fix-worker (template generator) working through them, " % format(pr[0]["low_backlog"], ",")
-                 + "then 50 critical tasks, one every 20 ms. Wait: from a critical task's record to its FILE_COMPLETED. "
-                 "FIFO: the same 50 tasks appended to `tasks.low` instead. Service time: the worker's mean handler time.\n")
-        r.append("| mode | runs | critical wait mean ms | p99 ms | service time ms |")
-        r.append("|---|---:|---:|---:|---:|")
-        for mode in ("priority", "fifo"):
-            rs = [x for x in pr if x["mode"] == mode]
-            if rs:
-                r.append("| %s | %d | %.1f | %.1f | %.2f |" % (mode, len(rs), med(rs, "wait_ms_mean"), med(rs, "wait_ms_p99"), med(rs, "service_ms")))
+        r.append("%s low-priority tasks queued on `tasks.low` (12 partitions), dev-fix-worker working through them with a " % format(pr[0]["low_backlog"], ",")
+                 + "real service time (the OpenAI backend against the fake server answering after 20 ms, 8 calls in flight), "
+                 "then 50 critical tasks, one every 20 ms. Submit-to-done: from a critical task's acknowledged record to "
+                 "its FILE_COMPLETED; wait = that minus the service time (the worker's mean handler time). FIFO: the same "
+                 "50 tasks appended to `tasks.low` instead.\n")
+        r.append("| broker | mode | runs | submit-to-done mean ms | p99 ms | service time ms | wait mean ms | wait p99 ms |")
+        r.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for broker in ("embedded", "kafka"):
+            for mode in ("priority", "fifo"):
+                rs = [x for x in pr if x["mode"] == mode and x["broker"] == broker]
+                if rs:
+                    r.append("| %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+                        broker, mode, len(rs), med(rs, "latency_ms_mean"), med(rs, "latency_ms_p99"), med(rs, "service_ms"),
+                        med(rs, "wait_ms_mean"), med(rs, "wait_ms_p99")))
         r.append("")
     rt = [x for x in rows if x["scenario"] == "retry"]
     if rt:
         r.append("### 5. Retry-delay precision\n")
         r.append("300 records fail their first attempt through the real consumer runtime and come back from the first "
                  "retry tier; lateness = when the handler saw the retry minus `agentline-retry-due`.\n")
-        r.append("| broker | runs | tier delay ms | late p50 ms | late p99 ms (goal ≤ 50) | max ms |")
-        r.append("|---|---:|---:|---:|---:|---:|")
+        r.append("| broker | runs | tier delay ms | late p50 ms | p90 ms | p95 ms | p99 ms (goal ≤ 50) | max ms |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for broker in ("embedded", "kafka"):
             rs = [x for x in rt if x["broker"] == broker]
             if rs:
-                r.append("| %s | %d | %.0f | %.1f | %.1f | %.1f |" % (broker, len(rs), med(rs, "delay_ms"), med(rs, "late_ms_p50"),
-                                                                 med(rs, "late_ms_p99"), med(rs, "late_ms_max")))
+                r.append("| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+                    broker, len(rs), med(rs, "delay_ms"), med(rs, "late_ms_p50"), med(rs, "late_ms_p90"), med(rs, "late_ms_p95"),
+                    med(rs, "late_ms_p99"), med(rs, "late_ms_max")))
         r.append("")
     sc = [x for x in rows if x["scenario"] == "scale"]
     if sc:
@@ -149,10 +164,12 @@ def section(out, png):
     if conc:
         goals.append(("concurrency ≥ 0.9 × ideal (64 in flight / 200 ms)", "%.2f" % med(conc, "ratio"), med(conc, "ratio") >= 0.9))
     if pr:
-        rs = [x for x in pr if x["mode"] == "priority"]
-        goals.append(("a critical task waits on average no longer than one service time",
-                      "%.1f ms wait vs %.2f ms service" % (med(rs, "wait_ms_mean"), med(rs, "service_ms")),
-                      med(rs, "wait_ms_mean") <= med(rs, "service_ms")))
+        for broker in ("embedded", "kafka"):
+            rs = [x for x in pr if x["mode"] == "priority" and x["broker"] == broker]
+            if rs:
+                goals.append(("a critical task waits on average no longer than one service time (%s)" % broker,
+                              "%.1f ms wait vs %.1f ms service" % (med(rs, "wait_ms_mean"), med(rs, "service_ms")),
+                              med(rs, "wait_ms_mean") <= med(rs, "service_ms")))
     if rt:
         worst = max(med([x for x in rt if x["broker"] == b], "late_ms_p99") for b in {x["broker"] for x in rt})
         goals.append(("retried records run at most 50 ms late (p99)", "%.1f ms (worst broker)" % worst, worst <= 50))
@@ -171,6 +188,9 @@ def section(out, png):
         for x in mem:
             r.append("| %s | %s | %.1f | %.1f |" % (x["broker"], x["service"], x["idle_rss"] / 2**20, x["load_rss"] / 2**20))
         r.append("")
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+    if goals and os.path.exists(analysis):
+        r.append(open(analysis).read())
     return "\n".join(r)
 
 

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -124,6 +125,43 @@ TEST_F(ConsumerRuntimeTest, ARecordThatSucceedsOnRetryIsDeliveredOnceAndNeverDea
   EXPECT_EQ(calls.load(), 2);
   EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
   EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
+  EXPECT_EQ(broker_.lag("runtime-test", tier(1)), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, ABurstOfRetriesRunsOnceEachAndNeverBeforeItsDueTime) {
+  // 400 records fail once and come back through the first tier. Few workers, so the local
+  // backlog fills and flow control pauses partitions while tier records wait in memory for
+  // their due time: none may be lost, run twice, or run early.
+  constexpr int kRecords = 400;
+  std::mutex mutex;
+  std::map<std::string, int> retried;
+  int early = 0;
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        if (kafka::attempt_of(r) == 0) return kafka::Failure::transient("backend_unavailable", "first attempt");
+        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+        std::lock_guard lock(mutex);
+        ++retried[*r.key];
+        if (now.count() < kafka::retry_due_ms(r)) ++early;
+        return std::nullopt;
+      },
+      2);
+  for (int i = 0; i < kRecords; ++i) broker_.produce(topic("in"), "k" + std::to_string(i), "v");
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (static_cast<int>(retried.size()) == kRecords || std::chrono::steady_clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(500ms);  // a duplicate, if any, has time to show
+  EXPECT_EQ(stop(), 0);
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(retried.size(), static_cast<std::size_t>(kRecords));
+  for (const auto& [key, n] : retried) EXPECT_EQ(n, 1) << key << " ran " << n << " times on retry";
+  EXPECT_EQ(early, 0) << "retried records ran before their agentline-retry-due time";
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
   EXPECT_EQ(broker_.lag("runtime-test", tier(1)), 0);
 }
 

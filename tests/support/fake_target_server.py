@@ -161,6 +161,12 @@ class Handler(BaseHTTPRequestHandler):
                          "_links": {"html": {"href": "http://ado/%s/%s/_workitems/edit/%d" % (org, project, wid)}}})
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: many clients connecting at once overflowed it,
+    # and the dropped connects came back a second later (SYN retransmission).
+    request_queue_size = 256
+
+
 def main():
     global pat
     args = sys.argv[1:]
@@ -168,7 +174,7 @@ def main():
         i = args.index("--pat")
         pat = args[i + 1]
         del args[i:i + 2]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     with open(args[0] + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))

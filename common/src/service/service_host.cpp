@@ -40,6 +40,7 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
   options_.add("max-in-flight", &c.max_in_flight, "Records processed in parallel, across all partitions");
   options_.add("shutdown-grace-ms", &c.shutdown_grace_ms, "On SIGTERM, time in-flight work gets to finish");
   options_.add("session-timeout-ms", &c.session_timeout_ms, "Consumer group session timeout");
+  options_.add("commit-interval-ms", &c.commit_interval_ms, "How often finished offsets are committed (and lag moves)");
   options_.add("statistics-interval-ms", &c.statistics_interval_ms, "librdkafka statistics (consumer lag) interval");
   options_.add_kafka_properties(&c.kafka);
 }
@@ -78,6 +79,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.max_in_flight = common_.max_in_flight;
     options.shutdown_grace = std::chrono::milliseconds(common_.shutdown_grace_ms);
     options.session_timeout = std::chrono::milliseconds(common_.session_timeout_ms);
+    options.commit_interval = std::chrono::milliseconds(std::max(10, common_.commit_interval_ms));
     options.statistics_interval = std::chrono::milliseconds(common_.statistics_interval_ms);
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
 

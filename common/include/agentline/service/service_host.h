@@ -33,6 +33,7 @@ struct CommonOptions {
   int max_in_flight = 16;
   int shutdown_grace_ms = 20000;
   int session_timeout_ms = 10000;
+  int commit_interval_ms = 1000;
   int statistics_interval_ms = 5000;
   std::map<std::string, std::string> kafka;
 };
