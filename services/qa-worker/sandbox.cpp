@@ -38,12 +38,25 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     result.output = "pipe failed";
     return result;
   }
+  // The child writes errno here when exec fails; a successful exec closes it (close-on-exec).
+  // So "could not start the check" (the sandbox's problem) is told apart from a check that
+  // itself exits 127 (the file's verdict, e.g. a script calling a missing command).
+  int exec_error[2];
+  if (pipe2(exec_error, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    result.infrastructure_error = true;
+    result.output = "pipe failed";
+    return result;
+  }
   const bool root = ::geteuid() == 0;
   const auto started = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(out[0]);
     ::close(out[1]);
+    ::close(exec_error[0]);
+    ::close(exec_error[1]);
     result.infrastructure_error = true;
     result.output = "fork failed";
     return result;
@@ -70,9 +83,12 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     }
     ::setrlimit(RLIMIT_NPROC, &nproc);
     ::execvp(args[0], args.data());
+    const int error = errno;
+    [[maybe_unused]] const auto written = ::write(exec_error[1], &error, sizeof error);
     ::_exit(127);
   }
   ::close(out[1]);
+  ::close(exec_error[1]);
   const auto deadline = started + limits_.wall;
   bool truncated = false;
   for (;;) {
@@ -113,6 +129,9 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   // Whatever the check left behind in its session (background jobs, a fork bomb's orphans) goes
   // with it; bwrap's pid namespace does the same for children that left the session.
   ::kill(-pid, SIGKILL);
+  int exec_errno = 0;
+  const bool exec_failed = ::read(exec_error[0], &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno);
+  ::close(exec_error[0]);
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
@@ -144,6 +163,11 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   }
   if (result.exit_code == 125 || result.exit_code == 126 || result.exit_code == 127) {
     result.infrastructure_error = result.exit_code != 127 || mode_ == Mode::kBubblewrap;
+  }
+  if (exec_failed) {
+    result.infrastructure_error = true;
+    result.output = "cannot execute " + full.front() + ": " + std::strerror(exec_errno) +
+                    (root ? " (checks run as uid 65534, nobody: the command must be on a path nobody can read)" : "");
   }
   if (result.limit == "wall_clock" && result.exit_code == -1 && result.signal == 0) result.signal = SIGKILL;
   return result;

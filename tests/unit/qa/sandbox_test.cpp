@@ -1,0 +1,73 @@
+// The QA sandbox without bubblewrap (mode none): what it reports when a check cannot start, and
+// what it cleans up after a check. (Containment itself is tested with bubblewrap in the
+// integration tier: GenerationLoopTest.TheSandboxContainsHostileFiles.)
+#include "sandbox.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace fs = std::filesystem;
+using agentline::qa::Sandbox;
+using agentline::qa::SandboxLimits;
+
+namespace {
+
+// A work directory anyone can write: as root, checks run as nobody.
+struct WorkDir {
+  fs::path path = fs::temp_directory_path() / ("agentline-sandbox-test-" + std::to_string(::getpid()));
+  WorkDir() {
+    fs::create_directories(path);
+    fs::permissions(path, fs::perms::all);
+  }
+  ~WorkDir() { fs::remove_all(path); }
+};
+
+bool process_gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  std::string line;
+  std::getline(stat, line);
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+}  // namespace
+
+TEST(Sandbox, ACommandThatCannotStartIsTheSandboxsProblemNotTheFiles) {
+  WorkDir dir;
+  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{}).run({"/nonexistent/agentline-check", "file.py"}, dir.path.string());
+  EXPECT_TRUE(r.infrastructure_error) << "a check that never ran must not become a QA verdict on the file";
+  EXPECT_NE(r.output.find("cannot execute /nonexistent/agentline-check"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No such file"), std::string::npos) << r.output;
+}
+
+TEST(Sandbox, ACheckThatItselfExits127IsTheFilesVerdict) {
+  WorkDir dir;
+  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{}).run({"sh", "-c", "echo 'missing-tool: not found' >&2; exit 127"},
+                                                                   dir.path.string());
+  EXPECT_FALSE(r.infrastructure_error) << r.output;
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_NE(r.output.find("missing-tool: not found"), std::string::npos);
+}
+
+TEST(Sandbox, WhatACheckLeavesRunningInTheBackgroundIsKilledWithIt) {
+  WorkDir dir;
+  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{})
+                     .run({"sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $! > sleeper.pid; echo done"}, dir.path.string());
+  ASSERT_FALSE(r.infrastructure_error) << r.output;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.limit, "") << "the check itself finished at once";
+  pid_t sleeper = 0;
+  std::ifstream(dir.path / "sleeper.pid") >> sleeper;
+  ASSERT_GT(sleeper, 0);
+  // SIGKILL is delivered at once; reaping by init may lag a moment.
+  bool gone = false;
+  for (int i = 0; i < 100 && !(gone = process_gone(sleeper)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(gone) << "the background sleep " << sleeper << " outlived its check";
+}
