@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   o.add("check-memory-mb", &memory_mb, "Sandbox: address space per check (MiB)");
   o.add("check-processes", &limits.processes, "Sandbox: processes (RLIMIT_NPROC of the sandbox user)");
   o.add("check-wall-ms", &wall_ms, "Sandbox: wall-clock time per check");
+  o.add("sandbox-uid-base", &limits.uid_base, "Sandbox, as root: checks run as uids from this one up (one per running check)");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   limits.wall = std::chrono::milliseconds(wall_ms);
   limits.memory_bytes = static_cast<std::int64_t>(memory_mb) << 20;

@@ -25,7 +25,7 @@ struct WorkDir {
     path = std::filesystem::temp_directory_path() /
            ("agentline-qa-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
     std::filesystem::create_directories(path);
-    // The sandbox may run as nobody: it must be able to write its own scratch files here.
+    // The sandbox may run as an unprivileged uid: it must be able to write its own scratch files here.
     std::filesystem::permissions(path, std::filesystem::perms::all);
   }
   ~WorkDir() {

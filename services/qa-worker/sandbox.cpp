@@ -9,12 +9,43 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 namespace agentline::qa {
 
-Sandbox::Sandbox(Mode mode, SandboxLimits limits) : mode_(mode), limits_(limits) {}
+// Slots of the per-check uids: a check holds one from fork until it is reaped.
+struct Sandbox::UidPool {
+  static constexpr int kSlots = 1024;
+  std::mutex mutex;
+  std::condition_variable freed;
+  std::vector<bool> used = std::vector<bool>(kSlots, false);
+
+  int acquire() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      for (int i = 0; i < kSlots; ++i) {
+        if (!used[static_cast<std::size_t>(i)]) {
+          used[static_cast<std::size_t>(i)] = true;
+          return i;
+        }
+      }
+      freed.wait(lock);
+    }
+  }
+  void release(int slot) {
+    {
+      std::lock_guard lock(mutex);
+      used[static_cast<std::size_t>(slot)] = false;
+    }
+    freed.notify_one();
+  }
+};
+
+Sandbox::Sandbox(Mode mode, SandboxLimits limits)
+    : mode_(mode), limits_(limits), uids_(std::make_shared<UidPool>()) {}
 
 SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::string& workdir) const {
   SandboxResult result;
@@ -50,6 +81,15 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     return result;
   }
   const bool root = ::geteuid() == 0;
+  const int slot = root ? uids_->acquire() : -1;
+  struct SlotRelease {
+    UidPool* pool;
+    int slot;
+    ~SlotRelease() {
+      if (slot >= 0) pool->release(slot);
+    }
+  } slot_release{uids_.get(), slot};
+  const uid_t check_uid = root ? static_cast<uid_t>(limits_.uid_base + slot) : ::geteuid();
   const auto started = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -77,9 +117,9 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     ::setrlimit(RLIMIT_AS, &as);
     ::setrlimit(RLIMIT_FSIZE, &fsize);
     if (root) {
-      // RLIMIT_NPROC does not bind root: run as nobody, whose processes are only ours.
+      // RLIMIT_NPROC does not bind root: run as a uid of this check's own.
       ::setgroups(0, nullptr);
-      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);
+      if (::setgid(65534) != 0 || ::setuid(check_uid) != 0) ::_exit(126);
     }
     ::setrlimit(RLIMIT_NPROC, &nproc);
     ::execvp(args[0], args.data());
@@ -167,7 +207,9 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   if (exec_failed) {
     result.infrastructure_error = true;
     result.output = "cannot execute " + full.front() + ": " + std::strerror(exec_errno) +
-                    (root ? " (checks run as uid 65534, nobody: the command must be on a path nobody can read)" : "");
+                    (root ? " (checks run as uid " + std::to_string(check_uid) +
+                                ", group nogroup: the command must be on a path anyone can read)"
+                          : std::string());
   }
   if (result.limit == "wall_clock" && result.exit_code == -1 && result.signal == 0) result.signal = SIGKILL;
   return result;

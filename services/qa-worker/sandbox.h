@@ -3,11 +3,14 @@
 // namespaces shared (--unshare-all), a read-only system (/usr, /bin, /lib, /etc), a private
 // /tmp, and only the check's own work directory writable. Limits: CPU seconds, address space,
 // processes, file size, output bytes, and wall-clock time (the whole process group is killed).
-// Arguments go to execve as argv; no shell is involved. When the worker runs as root, the
-// sandbox runs as `nobody` (uid 65534), so the process limit counts only sandboxed processes.
+// Arguments go to execve as argv; no shell is involved. When the worker runs as root, each
+// running check gets an unprivileged uid of its own (uid_base + slot, no passwd entry needed):
+// RLIMIT_NPROC counts a uid's processes, so the process limit binds one check and concurrent
+// checks cannot use up each other's. Not as root, checks share the worker's uid and limit.
 // Thread-safe: every run is independent.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,7 @@ struct SandboxLimits {
   std::int64_t file_bytes = 16 << 20;
   std::size_t output_bytes = 64 << 10;
   std::chrono::milliseconds wall{20000};
+  int uid_base = 200000;  // as root: checks run as uid_base .. uid_base + 1023
 };
 
 struct SandboxResult {
@@ -43,8 +47,10 @@ class Sandbox {
   const SandboxLimits& limits() const { return limits_; }
 
  private:
+  struct UidPool;
   Mode mode_;
   SandboxLimits limits_;
+  std::shared_ptr<UidPool> uids_;
 };
 
 }  // namespace agentline::qa

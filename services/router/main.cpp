@@ -12,6 +12,7 @@
 int main(int argc, char** argv) {
   agentline::service::ServiceHost host("router", "Routes events by the routing table, runs the fix loop, and tracks job progress.",
                                        {"events", "tasks.submitted"});
+  host.set_observed_topics({"tasks.submitted"});  // priority-assigner dead-letters bad tasks
   std::string routes_file;
   int dedup_window = 100000;
   host.options().add("routes", &routes_file, "Routing table file (JSON); empty: the built-in table");

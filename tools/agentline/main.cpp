@@ -32,6 +32,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+// `agentline broker`: SIGUSR1 takes the embedded broker down, SIGUSR2 brings it back (chaos tests).
+std::atomic<int> g_broker_down{-1};
+void on_broker_signal(int sig) { g_broker_down.store(sig == SIGUSR1 ? 1 : 0); }
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -104,7 +107,20 @@ int cmd_broker(const GlobalOptions& g, int brokers) {
             << "topics: " << catalog.all_topics().size() << " created from the catalog\n"
             << "address written to " << file.string() << std::endl;
   install_signal_handlers();
-  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  struct sigaction sa {};
+  sa.sa_handler = on_broker_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
+  sigaction(SIGUSR2, &sa, nullptr);
+  while (!g_stop.load()) {
+    if (int down = g_broker_down.exchange(-1); down >= 0) {
+      broker.set_down(down == 1);
+      std::cout << (down == 1 ? "broker down (SIGUSR1): connections refused until SIGUSR2"
+                              : "broker up again (SIGUSR2)")
+                << std::endl;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   fs::remove(file);
   return 0;
 }
@@ -294,7 +310,7 @@ int main(int argc, char** argv) {
   add_global_options(app, g);
 
   int brokers = 1;
-  auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics");
+  auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
   broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
 
   std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator"};

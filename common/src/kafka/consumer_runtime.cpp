@@ -334,7 +334,14 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   std::optional<Failure> failure;
   auto started = Clock::now();
   try {
-    failure = (*handler)(job->record, emitter);
+    if (auto bomb = header_limit_violation(job->record); !bomb.empty()) {
+      const auto& observed = options.observed_topics;
+      if (std::find(observed.begin(), observed.end(), job->record.topic) == observed.end()) {
+        failure = Failure::bad_input("header_limit", std::move(bomb));
+      }
+    } else {
+      failure = (*handler)(job->record, emitter);
+    }
   } catch (const std::exception& e) {
     failure = Failure::transient("unhandled_exception", e.what());
   } catch (...) {

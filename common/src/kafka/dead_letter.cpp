@@ -55,6 +55,20 @@ std::string bounded_message(std::string_view text, std::size_t max_bytes) {
   return clean + "...";
 }
 
+std::string header_limit_violation(const InboundRecord& record) {
+  if (record.headers.size() > h::kMaxInboundHeaders) {
+    return std::to_string(record.headers.size()) + " headers (at most " + std::to_string(h::kMaxInboundHeaders) +
+           " are accepted)";
+  }
+  std::size_t bytes = 0;
+  for (const auto& header : record.headers) bytes += header.key.size() + header.value.size();
+  if (bytes > h::kMaxInboundHeaderBytes) {
+    return std::to_string(bytes) + " bytes of headers (at most " + std::to_string(h::kMaxInboundHeaderBytes) +
+           " are accepted)";
+  }
+  return {};
+}
+
 int attempt_of(const InboundRecord& record) {
   return static_cast<int>(to_int(record.header(h::kAttempt), 0));
 }
@@ -120,6 +134,10 @@ OutgoingRecord FailureRouter::route(const InboundRecord& record, const Failure& 
   } else {
     out.topic = dlq_topic_;
     out.headers.push_back({std::string(h::kDeadLetteredAt), std::to_string(now_ms)});
+    if (out.value.size() > h::kMaxDeadLetterValueBytes) {
+      out.headers.push_back({std::string(h::kValueTruncated), std::to_string(out.value.size())});
+      out.value.resize(h::kMaxDeadLetterValueBytes);
+    }
   }
   return out;
 }

@@ -33,6 +33,7 @@ EmbeddedBroker::EmbeddedBroker(const TopicCatalog& catalog, int broker_count) : 
   impl_->cluster = rd_kafka_mock_cluster_new(impl_->owner.get(), broker_count);
   if (impl_->cluster == nullptr) throw KafkaError("cannot start the embedded broker (mock cluster)");
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(impl_->cluster);
+  broker_count_ = broker_count;
   // Each mock operation is a request to the mock cluster's thread, which in librdkafka 2.0.2
   // sometimes misses its wake-up and answers only at its next 1 s poll. Issued one after the
   // other, 31 topics took ~9 s; issued concurrently, the waits overlap.
@@ -53,5 +54,16 @@ EmbeddedBroker::EmbeddedBroker(const TopicCatalog& catalog, int broker_count) : 
 }
 
 EmbeddedBroker::~EmbeddedBroker() = default;
+
+void EmbeddedBroker::set_down(bool down) {
+  for (int id = 1; id <= broker_count_; ++id) {
+    rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(impl_->cluster, id)
+                                 : rd_kafka_mock_broker_set_up(impl_->cluster, id);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw KafkaError("embedded broker: cannot set broker " + std::to_string(id) + (down ? " down: " : " up: ") +
+                       rd_kafka_err2str(e));
+    }
+  }
+}
 
 }  // namespace agentline::kafka

@@ -76,6 +76,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.group_id = common_.group_id;
     for (const auto& t : logical_topics_) options.topics.push_back(catalog_.topic(t));
     for (const auto& t : priority_order_) options.priority_order.push_back(catalog_.topic(t));
+    for (const auto& t : observed_topics_) options.observed_topics.push_back(catalog_.topic(t));
     options.max_in_flight = common_.max_in_flight;
     options.shutdown_grace = std::chrono::milliseconds(common_.shutdown_grace_ms);
     options.session_timeout = std::chrono::milliseconds(common_.session_timeout_ms);

@@ -94,6 +94,30 @@ TEST(FailureRouter, HeadersStayBoundedWhateverTheInput) {
   EXPECT_EQ(header(out, h::kErrorClass), "malformed_json");
 }
 
+TEST(FailureRouter, AValueNearTheBrokerLimitIsCutInTheDlqRecordAndMarked) {
+  auto in = source_record();
+  in.value = std::string(1000 * 1000 - 100, 'x');
+  auto out = make_router().route(in, Failure::bad_input("schema_violation", "too long"), 1700000005000);
+  EXPECT_EQ(out.topic, "agentline.dlq");
+  EXPECT_EQ(out.value.size(), h::kMaxDeadLetterValueBytes);
+  EXPECT_EQ(header(out, h::kValueTruncated), std::to_string(in.value.size()));
+
+  auto small = make_router().route(source_record(), Failure::bad_input("schema_violation", "x"), 1700000005000);
+  EXPECT_EQ(small.value, source_record().value);
+  EXPECT_EQ(header(small, h::kValueTruncated), "<missing>");
+}
+
+TEST(HeaderLimits, TooManyHeadersOrTooManyHeaderBytesAreNamed) {
+  auto r = source_record();
+  EXPECT_EQ(header_limit_violation(r), "");
+  r.headers.assign(h::kMaxInboundHeaders, Header{"k", "v"});
+  EXPECT_EQ(header_limit_violation(r), "");
+  r.headers.push_back({"k", "v"});
+  EXPECT_EQ(header_limit_violation(r), "65 headers (at most 64 are accepted)");
+  r.headers = {{"big", std::string(h::kMaxInboundHeaderBytes, 'x')}};
+  EXPECT_EQ(header_limit_violation(r), "65539 bytes of headers (at most 65536 are accepted)");
+}
+
 TEST(BoundedMessage, CutsOnCharacterBoundariesAndScrubsControlAndInvalidBytes) {
   EXPECT_EQ(bounded_message("short", 100), "short");
   EXPECT_EQ(bounded_message("line1\nline2", 100), "line1 line2");

@@ -18,7 +18,7 @@ using agentline::qa::SandboxLimits;
 
 namespace {
 
-// A work directory anyone can write: as root, checks run as nobody.
+// A work directory anyone can write: as root, checks run as an unprivileged uid.
 struct WorkDir {
   fs::path path = fs::temp_directory_path() / ("agentline-sandbox-test-" + std::to_string(::getpid()));
   WorkDir() {

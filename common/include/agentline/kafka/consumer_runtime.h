@@ -66,6 +66,9 @@ struct ConsumerOptions {
   // the handlers already running. Retry-tier records rank first (they have waited their
   // delay already). Empty: one class, first come first served.
   std::vector<std::string> priority_order;
+  // Full topic names this group only watches; another group owns them and dead-letters their bad
+  // records. A record over the header limits there is skipped here, not dead-lettered twice.
+  std::vector<std::string> observed_topics;
   int max_in_flight = 16;
   std::chrono::milliseconds shutdown_grace{20000};
   std::chrono::milliseconds revoke_timeout{10000};

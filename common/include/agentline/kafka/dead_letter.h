@@ -38,6 +38,14 @@ inline constexpr std::string_view kOrigin = "agentline-origin";
 inline constexpr std::size_t kMaxErrorMessageBytes = 1024;
 inline constexpr std::size_t kMaxCopiedHeaders = 32;
 inline constexpr std::size_t kMaxCopiedHeaderBytes = 8192;
+// A DLQ record keeps at most this much of the failed record's value (a value near the broker's
+// 1 MB limit plus the DLQ headers would not fit); a cut value is marked with kValueTruncated.
+inline constexpr std::size_t kMaxDeadLetterValueBytes = 900 * 1024;
+inline constexpr std::string_view kValueTruncated = "agentline-value-truncated";
+// An inbound record with more headers, or more header bytes, is bad input ("header_limit"):
+// no handler sees it.
+inline constexpr std::size_t kMaxInboundHeaders = 64;
+inline constexpr std::size_t kMaxInboundHeaderBytes = 64 * 1024;
 }  // namespace agentline::kafka::headers
 
 namespace agentline::kafka {
@@ -45,6 +53,9 @@ namespace agentline::kafka {
 // Cuts `text` to at most `max_bytes` without splitting a UTF-8 sequence, replacing invalid
 // bytes and control characters, and marks the cut with "...".
 std::string bounded_message(std::string_view text, std::size_t max_bytes);
+
+// Why a record's headers are over the inbound limits, or empty when they are not.
+std::string header_limit_violation(const InboundRecord& record);
 
 // The number of failed attempts a record already carries (0 for a first delivery).
 int attempt_of(const InboundRecord& record);

@@ -19,10 +19,15 @@ class EmbeddedBroker {
 
   const std::string& bootstrap_servers() const { return bootstrap_; }
 
+  // Takes every broker of the cluster down (connections closed, new ones refused) or brings
+  // them back, like a restart of a real broker: the log survives, clients reconnect and resume.
+  void set_down(bool down);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string bootstrap_;
+  int broker_count_ = 1;
 };
 
 }  // namespace agentline::kafka

@@ -63,6 +63,8 @@ class ServiceHost {
   kafka::KafkaSettings kafka_settings() const { return {common_.bootstrap_servers, common_.kafka, common_.state_dir}; }
   // Consumer options (priorities): applied to the runtime run() builds.
   void set_priority_order(std::vector<std::string> logical_topics) { priority_order_ = std::move(logical_topics); }
+  // Topics (logical names) this service only watches; their owner dead-letters bad records.
+  void set_observed_topics(std::vector<std::string> logical_topics) { observed_topics_ = std::move(logical_topics); }
 
   // Serves the probes, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
   int run(const kafka::Handler& handler);
@@ -77,6 +79,7 @@ class ServiceHost {
   observability::ProbeExtensions extensions_;
   std::shared_ptr<observability::HealthState> health_;
   std::vector<std::string> priority_order_;
+  std::vector<std::string> observed_topics_;
 };
 
 }  // namespace agentline::service

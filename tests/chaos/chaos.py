@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Chaos run: tasks through all six services while a driver breaks things.
+
+    chaos.py BIN_DIR SRC_DIR [--tasks N] [--kafka-state DIR] [--llm-outage-s S] ...
+
+The six services run under `agentline up` (its supervisor restarts what dies). dev-fix-worker
+calls an OpenAI-compatible test server (tests/support/fake_llm_server.py); outbox-uploader
+delivers to a webhook test server (tests/support/fake_target_server.py) that fails at random
+with 500, 429 and timeouts. While the tasks flow, the driver
+  - SIGKILLs a random service every few seconds,
+  - restarts the broker once (the embedded broker: every broker down, then up, via SIGUSR1 /
+    SIGUSR2 to `agentline broker`; Apache Kafka: tests/kafka/kafka-local.sh restart),
+  - makes the LLM server answer 503 for --llm-outage-s seconds.
+At the end every task must be delivered exactly once (count and content at the webhook) or be
+in the DLQ with a reason: zero lost, zero duplicated. The outage is checked from dev-fix-worker's
+metrics: backend calls during it stay within the breaker's probe budget, no task is
+dead-lettered because of it, and generation resumes within the breaker's wait after it ends.
+Counts go to stdout and, with --report, to a JSON file. Exit 0 only if every check holds.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (SERVICES, ServerProcess, Stack, expected_content, log, metric_sum,  # noqa: E402
+                     write_tasks)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bin")
+    ap.add_argument("root")
+    ap.add_argument("--tasks", type=int, default=5000)
+    ap.add_argument("--jobs", type=int, default=50)
+    ap.add_argument("--kafka-state", help="state dir of tests/kafka/kafka-local.sh (default: the embedded broker)")
+    ap.add_argument("--kill-every-s", type=float, default=4.0, help="mean time between SIGKILLs")
+    ap.add_argument("--llm-outage-s", type=float, default=30.0)
+    ap.add_argument("--outage-at-s", type=float, default=20.0, help="when the LLM outage starts")
+    ap.add_argument("--broker-at-s", type=float, default=8.0, help="when the broker restarts")
+    ap.add_argument("--broker-down-s", type=float, default=5.0, help="embedded broker: how long it stays down")
+    ap.add_argument("--webhook-fail-rate", type=float, default=0.2)
+    ap.add_argument("--breaker-open-wait-ms", type=int, default=2000)
+    ap.add_argument("--deadline-s", type=float, default=900, help="give up waiting for the tasks after this")
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--report", help="write the counts as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    log(f"chaos run: {args.tasks} tasks, seed {args.seed}, "
+        f"{'Apache Kafka (' + args.kafka_state + ')' if args.kafka_state else 'embedded broker'}")
+
+    work = tempfile.mkdtemp(prefix="agentline-chaos-")
+    llm = ServerProcess(args.root, "fake_llm_server.py", work, "llm")
+    target = ServerProcess(args.root, "fake_target_server.py", work, "target")
+    target.admin({"fail_rate": args.webhook_fail_rate, "kinds": ["500", "429", "timeout"], "timeout_s": 2.0,
+                  "seed": args.seed})
+
+    # The breaker settings are the budget the outage check holds dev-fix-worker to. They also
+    # reach outbox-uploader's target breaker (same option names), which is fine here.
+    breaker = {"window": 20, "minimum_calls": 10, "failure_rate": 50, "probes": 1,
+               "open_wait_ms": args.breaker_open_wait_ms}
+    max_in_flight = 16
+    env = {
+        "AGENTLINE_GENERATOR": "openai",
+        "AGENTLINE_LLM_BASE_URL": llm.url + "/v1",
+        "AGENTLINE_LLM_API_KEY": "chaos",
+        "AGENTLINE_LLM_TIMEOUT_MS": "5000",
+        "AGENTLINE_BREAKER_WINDOW": str(breaker["window"]),
+        "AGENTLINE_BREAKER_MINIMUM_CALLS": str(breaker["minimum_calls"]),
+        "AGENTLINE_BREAKER_FAILURE_RATE": str(breaker["failure_rate"]),
+        "AGENTLINE_BREAKER_PROBES": str(breaker["probes"]),
+        "AGENTLINE_BREAKER_OPEN_WAIT_MS": str(breaker["open_wait_ms"]),
+        "AGENTLINE_MAX_IN_FLIGHT": str(max_in_flight),
+        "AGENTLINE_TARGET": "webhook",
+        "AGENTLINE_WEBHOOK_URL": target.url + "/hook",
+        "AGENTLINE_UPLOAD_TIMEOUT_MS": "1000",
+        "AGENTLINE_RETRY_BASE_MS": "200",
+        "AGENTLINE_RETRY_MAX_MS": "2000",
+        "AGENTLINE_MAX_ATTEMPTS": "50",
+        "AGENTLINE_SESSION_TIMEOUT_MS": "6000",
+    }
+    bootstrap = prefix = None
+    if args.kafka_state:
+        bootstrap = open(os.path.join(args.kafka_state, "bootstrap")).read().strip()
+        prefix = f"chaos-{os.getpid()}."
+        subprocess.run([os.path.join(args.bin, "agentline"), "topics", "apply", "--bootstrap-servers", bootstrap,
+                        "--topic-prefix", prefix, "--replication-factor", "1"], check=True, capture_output=True)
+    stack = Stack(args.bin, work, env, bootstrap=bootstrap, prefix=prefix)
+    report = {"tasks": args.tasks, "seed": args.seed, "broker": "kafka" if args.kafka_state else "embedded"}
+    failures = []
+    try:
+        stack.wait_ready()
+        first_pids = stack.children()
+        tasks = write_tasks(os.path.join(work, "tasks.jsonl"), args.tasks, args.jobs, "chaos")
+        started = time.time()
+        submit = subprocess.Popen([os.path.join(args.bin, "agentline"), "submit", *stack.globals,
+                                   os.path.join(work, "tasks.jsonl")], env=stack.env,
+                                  stdout=open(os.path.join(work, "submit.out"), "w"), stderr=subprocess.STDOUT)
+
+        kills = {s: 0 for s in SERVICES}
+        outage = {}
+        stop_chaos = threading.Event()
+        devfix_guard = threading.Event()  # set: dev-fix-worker is not killed (around the outage)
+        samples = []  # (time, llm calls, ok calls, dlq records from dev-fix-worker)
+
+        def scrape_devfix():
+            m = stack.scrape("dev-fix-worker")
+            if m is None:
+                return None
+            return (time.time(), metric_sum(m, "agentline_llm_calls_total"),
+                    metric_sum(m, "agentline_llm_calls_total", outcome="ok"),
+                    metric_sum(m, "agentline_dead_letters_total"))
+
+        def killer():
+            while not stop_chaos.wait(rng.uniform(0.5, 1.5) * args.kill_every_s):
+                choices = [s for s in SERVICES if not (s == "dev-fix-worker" and devfix_guard.is_set())]
+                victim = rng.choice(choices)
+                if stack.kill(victim):
+                    kills[victim] += 1
+                    log(f"SIGKILL {victim}")
+
+        def broker_restart():
+            time.sleep(args.broker_at_s)
+            t0 = time.time()
+            if args.kafka_state:
+                log("restarting Apache Kafka (kafka-local.sh restart)")
+                subprocess.run([os.path.join(args.root, "tests/kafka/kafka-local.sh"), "restart", "--state",
+                                args.kafka_state], check=True, capture_output=True)
+            else:
+                pid = stack.children().get("broker")
+                log(f"embedded broker down for {args.broker_down_s} s")
+                os.kill(pid, signal.SIGUSR1)
+                time.sleep(args.broker_down_s)
+                os.kill(pid, signal.SIGUSR2)
+            report["broker_restart_s"] = round(time.time() - t0, 1)
+            log("broker back")
+
+        def llm_outage():
+            time.sleep(max(0.0, args.outage_at_s - (time.time() - started)))
+            devfix_guard.set()
+            # The budget counts one breaker's calls: the outage starts with dev-fix-worker up and
+            # ready, and it is not killed until generation has resumed after the outage.
+            while not stack.ready("dev-fix-worker"):
+                time.sleep(0.2)
+            time.sleep(1.0)
+            before = None
+            while before is None:
+                before = scrape_devfix()
+            llm.admin({"mode": "503"})
+            outage["start"] = time.time()
+            log(f"LLM outage: 503 for {args.llm_outage_s} s")
+            samples.append(before)
+            while time.time() < outage["start"] + args.llm_outage_s:
+                s = scrape_devfix()
+                if s:
+                    samples.append(s)
+                time.sleep(0.25)
+            during = scrape_devfix()
+            llm.admin({"mode": "ok"})
+            outage["end"] = time.time()
+            log("LLM back")
+            samples.append(during)
+            outage["calls_during"] = during[1] - before[1]
+            outage["dlq_from_devfix_during"] = during[3] - before[3]
+            # Resumed: the first successful call after the end.
+            while time.time() < outage["end"] + 60:
+                s = scrape_devfix()
+                if s and s[2] > during[2]:
+                    outage["resumed_after_s"] = round(s[0] - outage["end"], 2)
+                    break
+                time.sleep(0.1)
+            devfix_guard.clear()
+
+        threads = [threading.Thread(target=killer, daemon=True), threading.Thread(target=broker_restart),
+                   threading.Thread(target=llm_outage)]
+        for t in threads:
+            t.start()
+
+        # Wait until every task is at the target or in the DLQ; chaos stops once the outage and
+        # the broker restart are over and every task was submitted.
+        deadline = started + args.deadline_s
+        delivered = set()
+        last_progress, last_count = time.time(), -1
+        while time.time() < deadline:
+            time.sleep(2)
+            if not stop_chaos.is_set() and submit.poll() is not None and not threads[1].is_alive() \
+                    and not threads[2].is_alive():
+                stop_chaos.set()
+                report["chaos_s"] = round(time.time() - started, 1)
+                log("chaos over; waiting for the rest")
+            stats = target.stats()
+            delivered = {it["item"].get("task_id") for it in stats["items"].values()}
+            dlq_tasks = {r.get("task_id") for r in stack.dlq_records()} if len(delivered) < args.tasks else set()
+            done = len(delivered | (dlq_tasks & set(tasks)))
+            if done != last_count:
+                log(f"{len(delivered)} delivered, {len(dlq_tasks & set(tasks))} dead-lettered of {args.tasks}")
+                last_count, last_progress = done, time.time()
+            if done >= args.tasks and stop_chaos.is_set():
+                break
+        stop_chaos.set()
+        for t in threads[1:]:
+            t.join()
+        report["elapsed_s"] = round(time.time() - started, 1)
+        if submit.wait() != 0:
+            failures.append("agentline submit failed: " + open(os.path.join(work, "submit.out")).read()[-2000:])
+
+        # Let late duplicates show up if there were any: the uploader is idle once its lag is 0.
+        time.sleep(3)
+        stats = target.stats()
+        dlq = stack.dlq_records()
+
+        # -- Accounting at the target --------------------------------------------------------------
+        keys_per_task = {}
+        wrong_content = []
+        for key, it in stats["items"].items():
+            item = it["item"]
+            tid = item.get("task_id")
+            keys_per_task.setdefault(tid, []).append(key)
+            job, path = tasks.get(tid, (None, None))
+            if path is None or item.get("path") != path or item.get("job_id") != job \
+                    or item.get("content") != expected_content(path):
+                wrong_content.append(tid)
+        double_created = [k for k, n in stats["creates_per_key"].items() if n > 1]
+        duplicated = sorted(t for t, keys in keys_per_task.items() if len(keys) > 1)
+        delivered = set(keys_per_task) & set(tasks)
+        dlq_by_task = {}
+        for r in dlq:
+            if r.get("task_id") in tasks:
+                dlq_by_task.setdefault(r["task_id"], []).append(r.get("reason") or "")
+        dead_lettered = set(dlq_by_task) - delivered
+        lost = sorted(set(tasks) - delivered - dead_lettered)
+        without_reason = sorted(t for t in dead_lettered if not all(dlq_by_task[t]))
+        reasons = {}
+        for t in dead_lettered:
+            for reason in dlq_by_task[t]:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        restarts = stack.restarts()
+
+        report.update({
+            "delivered": len(delivered), "dead_lettered": len(dead_lettered), "dlq_reasons": reasons,
+            "lost": len(lost), "duplicated_at_target": len(duplicated) + len(double_created),
+            "wrong_content": len(wrong_content), "webhook_posts": stats["posts"],
+            "webhook_failures_injected": stats["failures"], "kills": kills, "restarts": restarts,
+            "llm_outage": outage, "llm_requests": llm.stats()["requests"],
+        })
+
+        # -- The outage, from the metrics ----------------------------------------------------------
+        wait_s = breaker["open_wait_ms"] / 1000.0
+        budget = (math.ceil(breaker["window"] * breaker["failure_rate"] / 100) + max_in_flight
+                  + (math.floor(args.llm_outage_s / wait_s) + 1) * breaker["probes"])
+        report["llm_outage"]["probe_budget"] = budget
+        if "calls_during" not in outage:
+            failures.append("the LLM outage did not run")
+        else:
+            if outage["calls_during"] > budget:
+                failures.append(f"{outage['calls_during']:.0f} LLM calls during the {args.llm_outage_s} s outage, "
+                                f"over the breaker's budget of {budget}")
+            if outage["dlq_from_devfix_during"] > 0:
+                failures.append(f"{outage['dlq_from_devfix_during']:.0f} records dead-lettered by dev-fix-worker "
+                                "during the outage")
+            if "resumed_after_s" not in outage:
+                failures.append("generation did not resume within 60 s of the outage's end")
+            elif outage["resumed_after_s"] > wait_s + 1.5:
+                failures.append(f"generation resumed {outage['resumed_after_s']} s after the outage, later than "
+                                f"the breaker's wait of {wait_s} s (+1.5 s)")
+        devfix_dlq = [t for t in dead_lettered for r in dlq if r.get("task_id") == t and
+                      r.get("service") == "dev-fix-worker"]
+        if devfix_dlq:
+            failures.append(f"{len(devfix_dlq)} tasks dead-lettered by dev-fix-worker (the outage must not do that)")
+
+        if lost:
+            failures.append(f"{len(lost)} tasks lost (neither delivered nor in the DLQ), e.g. {lost[:5]}")
+        if duplicated or double_created:
+            failures.append(f"duplicates at the target: {duplicated[:5]} {double_created[:5]}")
+        if wrong_content:
+            failures.append(f"{len(wrong_content)} items with wrong content, e.g. {wrong_content[:5]}")
+        if without_reason:
+            failures.append(f"DLQ records without a reason: {without_reason[:5]}")
+        if sum(kills.values()) == 0:
+            failures.append("no service was killed")
+        if "broker_restart_s" not in report:
+            failures.append("the broker was not restarted")
+    except Exception as e:  # noqa: BLE001 -- report whatever broke the run itself
+        failures.append(f"the run failed: {e!r}")
+    finally:
+        stack.stop()
+        llm.stop()
+        target.stop()
+
+    print("== chaos run" + (f" (seed {args.seed})"))
+    for k in ["broker", "tasks", "delivered", "dead_lettered", "dlq_reasons", "lost", "duplicated_at_target",
+              "wrong_content", "webhook_posts", "webhook_failures_injected", "kills", "restarts",
+              "broker_restart_s", "llm_outage", "llm_requests", "chaos_s", "elapsed_s"]:
+        if k in report:
+            print(f"  {k:28s} {json.dumps(report[k])}")
+    report["failures"] = failures
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=2)
+    if failures:
+        print("FAIL:\n  " + "\n  ".join(failures))
+        print("--- agentline up (last lines)\n" + stack.tail_log(60))
+        print(f"work directory kept: {work}")
+        return 1
+    if not args.keep:
+        subprocess.run(["rm", "-rf", work])
+    print("PASS: every task delivered exactly once or dead-lettered with a reason")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
