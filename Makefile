@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka test-asan test-tsan kafka-up kafka-down run bench clean
+.PHONY: deps configure build test test-unit test-integration test-e2e test-kafka test-asan test-tsan chaos fuzz fuzz-smoke fuzz-build kafka-up kafka-down run bench clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -46,6 +46,15 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/support/tsan.supp:halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir build-tsan --output-on-failure -L 'unit|integration|e2e'
+
+# The long chaos run (tests/chaos/chaos.py): 5,000 tasks on Apache Kafka (KRaft, loopback) with
+# SIGKILLs, a broker restart, a 30 s LLM outage and a flaky webhook. Counts in build/chaos-report.json.
+CHAOS_TASKS ?= 5000
+chaos: build
+	bash tests/kafka/kafka-local.sh start --state $(BUILD_DIR)/chaos-kafka
+	python3 tests/chaos/chaos.py $(BUILD_DIR)/bin . --tasks $(CHAOS_TASKS) --kafka-state $(BUILD_DIR)/chaos-kafka \
+	  --report $(BUILD_DIR)/chaos-report.json; rc=$$?; \
+	  bash tests/kafka/kafka-local.sh stop --state $(BUILD_DIR)/chaos-kafka; exit $$rc
 
 # A local Apache Kafka (KRaft, loopback) for trying things by hand; prints its address.
 kafka-up:

@@ -148,7 +148,16 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   } catch (const Backoff& b) {
     return b.failure;
   } catch (const GenerationError& e) {
-    if (e.kind() == GenerationError::Kind::kUnavailable) return kafka::Failure::transient("llm_unavailable", e.what());
+    if (e.kind() == GenerationError::Kind::kUnavailable) {
+      // Once the breaker is open (this failure may have opened it) the backend is known to be
+      // down: the record waits for it without spending a retry attempt, so an outage never
+      // walks records through the retry tiers into the DLQ. Only failures while the breaker
+      // still closes count as the record's attempts.
+      if (breaker_.state() != resilience::BreakerState::kClosed) {
+        return kafka::Failure::backoff("llm_unavailable", e.what(), clamp_wait(breaker_.retry_after()));
+      }
+      return kafka::Failure::transient("llm_unavailable", e.what());
+    }
     // The backend refused this task: report it (the router dead-letters it with the reason).
     nlohmann::json failed = {{"id", "ff-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
                              {"task_id", task["task_id"]},

@@ -154,6 +154,7 @@ def main():
             before = None
             while before is None:
                 before = scrape_devfix()
+            llm_before = llm.stats()["by_mode"].get("503", 0)
             llm.admin({"mode": "503"})
             outage["start"] = time.time()
             log(f"LLM outage: 503 for {args.llm_outage_s} s")
@@ -165,6 +166,7 @@ def main():
                 time.sleep(0.25)
             during = scrape_devfix()
             llm.admin({"mode": "ok"})
+            outage["server_503_answers"] = llm.stats()["by_mode"].get("503", 0) - llm_before
             outage["end"] = time.time()
             log("LLM back")
             samples.append(during)
@@ -192,7 +194,7 @@ def main():
         while time.time() < deadline:
             time.sleep(2)
             if not stop_chaos.is_set() and submit.poll() is not None and not threads[1].is_alive() \
-                    and not threads[2].is_alive():
+                    and not threads[2].is_alive() and last_count >= 0.9 * args.tasks:
                 stop_chaos.set()
                 report["chaos_s"] = round(time.time() - started, 1)
                 log("chaos over; waiting for the rest")

@@ -197,7 +197,8 @@ class Stack:
             self.up_log.flush()
         with open(os.path.join(self.work, "up.log"), errors="replace") as f:
             text = f.read()
-        return {s: len(re.findall(rf"\] {re.escape(s)} \(pid \d+\) (?:killed by signal|exited with)", text))
+        return {s: len(re.findall(rf"(?m)^\S+ agentline error {re.escape(s)} \(pid \d+\) "
+                                  r"(?:killed by signal|exited with)", text))
                 for s in SERVICES}
 
     def cli(self, *args, check=True, timeout=600):
