@@ -1,11 +1,53 @@
 #include "checks.h"
 
+#include <charconv>
 #include <filesystem>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 
 namespace agentline::qa {
+
+namespace {
+
+// A line or column number from a tool's output; absurd values saturate instead of throwing.
+int number(const std::string& digits) {
+  long long value = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec == std::errc::result_out_of_range) return 1 << 30;
+  if (ec != std::errc() || value < 0) return 0;
+  return static_cast<int>(std::min<long long>(value, 1 << 30));
+}
+
+// Tool output is untrusted bytes: invalid UTF-8 becomes U+FFFD, so the QA event (JSON) can
+// always be written.
+std::string valid_utf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && len > 1) {
+      // Overlong forms, surrogates and code points past U+10FFFF are invalid too.
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if (len == 2) ok = c >= 0xc2;
+      if (len == 3) ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
+      if (len == 4) ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90) && c <= 0xf4;
+    }
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 CheckTable CheckTable::defaults() {
   CheckTable t;
@@ -93,7 +135,7 @@ std::string last_nonempty_line(const std::string& output) {
 nlohmann::json parse_diagnostics(const std::string& parser, const std::string& raw_output, const std::string& sandbox_name,
                                  const std::string& path, const std::string& check) {
   // Name the task's path, not the sandbox's.
-  std::string output = replace_all(raw_output, "/work/" + sandbox_name, path);
+  std::string output = replace_all(valid_utf8(raw_output), "/work/" + sandbox_name, path);
   output = replace_all(output, sandbox_name, path);
   auto diags = nlohmann::json::array();
   std::istringstream in(output);
@@ -104,7 +146,7 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
     while (std::getline(in, line) && diags.size() < 200) {
       if (std::regex_match(line, m, re)) {
         const std::string sev = m[4] == "warning" ? "warning" : "error";
-        diags.push_back(diagnostic(path, std::stoi(m[2]), m[3].matched ? std::stoi(m[3]) : 0, sev, m[5], check));
+        diags.push_back(diagnostic(path, number(m[2]), m[3].matched ? number(m[3]) : 0, sev, m[5], check));
       }
     }
   } else if (parser == "python" || parser == "json" || parser == "yaml") {
@@ -114,8 +156,8 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
     static const std::regex yaml_pos(R"(line (\d+), column (\d+))");
     const std::regex& re = parser == "python" ? py_line : parser == "json" ? json_pos : yaml_pos;
     for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it) {
-      line_no = std::stoi((*it)[1]);
-      if (it->size() > 2 && (*it)[2].matched) col = std::stoi((*it)[2]);
+      line_no = number((*it)[1]);
+      if (it->size() > 2 && (*it)[2].matched) col = number((*it)[2]);
     }
     std::string message = last_nonempty_line(output);
     if (parser == "yaml") {
@@ -137,7 +179,7 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
   } else if (parser == "node") {
     static const std::regex first(R"(^(.*):(\d+)$)");
     int line_no = 0;
-    if (std::getline(in, line) && std::regex_match(line, m, first)) line_no = std::stoi(m[2]);
+    if (std::getline(in, line) && std::regex_match(line, m, first)) line_no = number(m[2]);
     std::string message;
     std::istringstream all(output);
     while (std::getline(all, line)) {
@@ -151,7 +193,7 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
   } else if (parser == "bash") {
     static const std::regex re(R"(^.*: line (\d+): (.*)$)");
     while (std::getline(in, line) && diags.size() < 200) {
-      if (std::regex_match(line, m, re)) diags.push_back(diagnostic(path, std::stoi(m[1]), 0, "error", m[2], check));
+      if (std::regex_match(line, m, re)) diags.push_back(diagnostic(path, number(m[1]), 0, "error", m[2], check));
     }
   }
   if (diags.empty() && output.find_first_not_of(" \t\r\n") != std::string::npos) {

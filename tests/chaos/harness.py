@@ -101,7 +101,7 @@ class ServerProcess:
 class Stack:
     """`agentline up` with the six services, on the embedded broker or a given cluster."""
 
-    def __init__(self, bin_dir, work, env, bootstrap=None, prefix=None, grace_ms=5000):
+    def __init__(self, bin_dir, work, env, bootstrap=None, prefix=None, grace_ms=5000, log_name="up.log"):
         self.bin = bin_dir
         self.work = work
         self.state = os.path.join(work, "state")
@@ -113,7 +113,8 @@ class Stack:
         if prefix:
             self.globals += ["--topic-prefix", prefix]
         self.env = dict(os.environ, **env)
-        self.up_log = open(os.path.join(work, "up.log"), "w")
+        self.log_path = os.path.join(work, log_name)
+        self.up_log = open(self.log_path, "w")
         self.up = subprocess.Popen([os.path.join(bin_dir, "agentline"), "up", *self.globals,
                                     "--base-http-port", str(self.base_port), "--shutdown-grace-ms", str(grace_ms)],
                                    stdout=self.up_log, stderr=subprocess.STDOUT, env=self.env)
@@ -135,7 +136,7 @@ class Stack:
     def tail_log(self, lines=40):
         if not self.up_log.closed:
             self.up_log.flush()
-        with open(os.path.join(self.work, "up.log"), errors="replace") as f:
+        with open(self.log_path, errors="replace") as f:
             return "".join(f.readlines()[-lines:])
 
     def children(self):
@@ -195,7 +196,7 @@ class Stack:
     def restarts(self):
         if not self.up_log.closed:
             self.up_log.flush()
-        with open(os.path.join(self.work, "up.log"), errors="replace") as f:
+        with open(self.log_path, errors="replace") as f:
             text = f.read()
         return {s: len(re.findall(rf"(?m)^\S+ agentline error {re.escape(s)} \(pid \d+\) "
                                   r"(?:killed by signal|exited with)", text))

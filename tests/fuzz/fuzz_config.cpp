@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -12,6 +13,11 @@
 #include <vector>
 
 #include "agentline/config/options.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  std::freopen("/dev/null", "w", stdout);  // --help prints the usage on every such input
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using agentline::config::ConfigError;

@@ -73,3 +73,15 @@ TEST(CheckTable, ACommandTableAddsAndReplaces) {
 
 }  // namespace
 }  // namespace agentline::qa
+
+// Found by tests/fuzz/fuzz_qa_diagnostics: tool output is bytes, not text.
+TEST(Diagnostics, InvalidUtf8AndAbsurdLineNumbersStillGiveWritableDiagnostics) {
+  const std::string junk = "something \xa0\x9f\x9f\x98 wrong\n";
+  for (const char* parser : {"plain", "python", "gcc", "bash", "json", "yaml", "node"}) {
+    auto d = agentline::qa::parse_diagnostics(parser, junk, "file.py", "app/file.py", "check");
+    EXPECT_NO_THROW((void)d.dump()) << parser;
+  }
+  auto d = agentline::qa::parse_diagnostics("gcc", "file.c:99999999999999999999:3: error: x\n", "file.c", "app/file.c", "gcc");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0]["line"], 1 << 30);
+}
