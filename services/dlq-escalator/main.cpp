@@ -5,15 +5,19 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "agentline/events/timestamps.h"
 #include "agentline/config/options.h"
 #include "agentline/observability/metric_families.h"
+#include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/service/service_host.h"
 #include "agentline/storage/volume_watch.h"
@@ -22,6 +26,37 @@
 #include "replay.h"
 
 namespace {
+
+// One stored record as JSON (`list --json`, POST /dlq/list); the value cut at value_max bytes.
+nlohmann::json record_json(const agentline::dlq::StoredRecord& r, std::size_t value_max) {
+  return {{"id", r.id}, {"dead_lettered_at", agentline::events::iso8601(r.info.dead_lettered_ms)}, {"job_id", r.info.job_id},
+          {"task_id", r.info.task_id}, {"reason", r.info.error_class}, {"message", r.info.error_message},
+          {"original_topic", r.info.original_topic}, {"original_partition", r.info.original_partition},
+          {"original_offset", r.info.original_offset}, {"service", r.info.failed_service},
+          {"dialect", r.info.dialect}, {"replay_count", r.info.replay_count}, {"replays", r.replays},
+          {"replayed_to", r.replayed_to}, {"dlq", r.dlq_topic + "/" + std::to_string(r.dlq_partition) + "/" + std::to_string(r.dlq_offset)},
+          {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json()},
+          {"value", value_max == std::string::npos ? r.value : agentline::kafka::bounded_message(r.value, value_max)}};
+}
+
+// The filter of POST /dlq/list and /dlq/replay: {"job", "task", "reason", "topic", "since_ms",
+// "until_ms", "limit", "include_replayed"}; unknown keys are an error.
+agentline::dlq::Filter filter_from(const nlohmann::json& body) {
+  if (!body.is_object()) throw std::invalid_argument("the body must be a JSON object");
+  agentline::dlq::Filter f;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "job") f.job_id = value.get<std::string>();
+    else if (key == "task") f.task_id = value.get<std::string>();
+    else if (key == "reason") f.reason = value.get<std::string>();
+    else if (key == "topic") f.original_topic = value.get<std::string>();
+    else if (key == "since_ms") f.since_ms = value.get<std::int64_t>();
+    else if (key == "until_ms") f.until_ms = value.get<std::int64_t>();
+    else if (key == "limit") f.limit = std::clamp(value.get<int>(), 1, 10000);
+    else if (key == "include_replayed") f.include_replayed = value.get<bool>();
+    else if (key != "dry_run" && key != "max_replays") throw std::invalid_argument("unknown key '" + key + "'");
+  }
+  return f;
+}
 
 int store_command(int argc, char** argv) {
   CLI::App app("dlq-escalator commands over the DLQ store");
@@ -75,13 +110,7 @@ int store_command(int argc, char** argv) {
     const auto records = store.query(replay.filter);
     for (const auto& r : records) {
       if (json) {
-        nlohmann::json j = {{"id", r.id}, {"dead_lettered_at", agentline::events::iso8601(r.info.dead_lettered_ms)}, {"job_id", r.info.job_id},
-                            {"task_id", r.info.task_id}, {"reason", r.info.error_class}, {"message", r.info.error_message},
-                            {"original_topic", r.info.original_topic}, {"original_partition", r.info.original_partition},
-                            {"original_offset", r.info.original_offset}, {"service", r.info.failed_service},
-                            {"dialect", r.info.dialect}, {"replay_count", r.info.replay_count}, {"replays", r.replays},
-                            {"replayed_to", r.replayed_to}, {"dlq", r.dlq_topic + "/" + std::to_string(r.dlq_partition) + "/" + std::to_string(r.dlq_offset)},
-                            {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json()}, {"value", r.value}};
+        const nlohmann::json j = record_json(r, std::string::npos);
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       } else {
         std::cout << r.id << "\t" << agentline::events::iso8601(r.info.dead_lettered_ms) << "\t" << (r.info.job_id.empty() ? "-" : r.info.job_id) << "\t"
@@ -161,6 +190,39 @@ int main(int argc, char** argv) {
       spdlog::warn("dlq metrics: {}", e.what());
     }
   });
+  // The store over HTTP, for the gateway's DLQ page: list, and replay (which needs a producer).
+  std::mutex replay_mutex;
+  std::unique_ptr<agentline::kafka::Producer> replay_producer;
+  auto json_route = [](auto&& fn) {
+    return [fn](const std::string& body) -> std::pair<int, std::string> {
+      try {
+        return {200, fn(body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body)).dump(
+                         -1, ' ', false, nlohmann::json::error_handler_t::replace)};
+      } catch (const std::exception& e) {
+        return {400, nlohmann::json{{"error", e.what()}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+      }
+    };
+  };
+  host.add_route("POST /dlq/list", json_route([&](const nlohmann::json& body) {
+    nlohmann::json out = {{"records", nlohmann::json::array()}};
+    for (const auto& r : store->query(filter_from(body))) out["records"].push_back(record_json(r, 4096));
+    return out;
+  }));
+  host.add_route("POST /dlq/replay", json_route([&](const nlohmann::json& body) {
+    agentline::dlq::ReplayOptions options;
+    options.filter = filter_from(body);
+    options.dry_run = body.value("dry_run", false);
+    options.max_replays = body.value("max_replays", options.max_replays);
+    std::lock_guard lock(replay_mutex);
+    if (!options.dry_run && !replay_producer) {
+      replay_producer = std::make_unique<agentline::kafka::Producer>(host.kafka_settings(), "dlq-escalator-replay");
+    }
+    std::ostringstream log;
+    const auto report = agentline::dlq::replay(*store, replay_producer.get(), options, log);
+    return nlohmann::json{{"dry_run", options.dry_run}, {"selected", report.selected}, {"replayed", report.replayed},
+                          {"refused_loop_guard", report.refused_loop_guard}, {"no_target", report.no_target},
+                          {"failed", report.failed}, {"log", log.str()}};
+  }));
   spdlog::info("DLQ store {}; digest {}", db, config.digest_url.empty() ? "off" : "every " + std::to_string(digest_window_ms) + " ms");
   escalator.start_digest();
   const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter& out) {

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 
 SERVICES = ["priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator"]
+# `agentline up` starts these six and then the gateway (its HTTP port is the one after theirs).
+ALL_SERVICES = SERVICES + ["gateway"]
 
 
 def log(msg):
@@ -106,7 +108,7 @@ class Stack:
         self.work = work
         self.state = os.path.join(work, "state")
         os.makedirs(self.state, exist_ok=True)
-        self.base_port = free_port_block(len(SERVICES))
+        self.base_port = free_port_block(len(ALL_SERVICES))
         self.globals = ["--state-dir", self.state]
         if bootstrap:
             self.globals += ["--bootstrap-servers", bootstrap]
@@ -131,7 +133,7 @@ class Stack:
             self.bootstrap = open(path).read().strip()
 
     def port(self, service):
-        return self.base_port + SERVICES.index(service)
+        return self.base_port + ALL_SERVICES.index(service)
 
     def tail_log(self, lines=40):
         if not self.up_log.closed:
@@ -166,7 +168,7 @@ class Stack:
         except (urllib.error.URLError, OSError):
             return False
 
-    def wait_ready(self, services=SERVICES, timeout=120):
+    def wait_ready(self, services=ALL_SERVICES, timeout=120):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.up.poll() is not None:

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -275,6 +276,7 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
 
   cli::Supervisor supervisor(std::chrono::milliseconds(grace_ms + 5000));
   int port = base_port;
+  std::string page_url;
   for (const auto& name : services) {
     fs::path exe = bin / name;
     if (!fs::exists(exe)) {
@@ -286,9 +288,18 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
     if (!g.catalog.empty()) argv.insert(argv.end(), {"--catalog", g.catalog});
     if (!g.topic_prefix.empty()) argv.insert(argv.end(), {"--topic-prefix", g.topic_prefix});
     for (const auto& p : g.kafka) argv.insert(argv.end(), {"-X", p});
+    if (name == "gateway") {
+      // The gateway reaches the DLQ store through dlq-escalator's HTTP port.
+      auto dlq = std::find(services.begin(), services.end(), "dlq-escalator");
+      if (dlq != services.end()) {
+        argv.insert(argv.end(), {"--dlq-url", "http://127.0.0.1:" + std::to_string(base_port + (dlq - services.begin()))});
+      }
+      page_url = "http://127.0.0.1:" + std::to_string(port - 1) + "/";
+    }
     supervisor.start({name, argv});
   }
   spdlog::info("running {} service(s); metrics on ports {}..{}; Ctrl-C stops", services.size(), base_port, port - 1);
+  if (!page_url.empty()) spdlog::info("job page: {}", page_url);
   while (!g_stop.load()) {
     supervisor.tick();
     broker_supervisor.tick();
@@ -313,7 +324,8 @@ int main(int argc, char** argv) {
   auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
   broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
 
-  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator"};
+  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator",
+                                    "gateway"};
   int base_port = 9400;
   int grace_ms = 20000;
   auto* up = app.add_subcommand("up", "Start the embedded broker (unless --bootstrap-servers) and the services");

@@ -1,0 +1,495 @@
+#include "gateway.h"
+
+#include <civetweb.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "agentline/config/resources.h"
+#include "agentline/events/message_validator.h"
+#include "agentline/events/timestamps.h"
+#include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/net/http_client.h"
+#include "agentline/observability/health.h"
+#include "agentline/observability/process_metrics.h"
+#include "progress_view.h"
+
+namespace agentline::gateway {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+struct Request {
+  mg_connection* conn;
+  std::string method;
+  std::string path;
+  std::string query;
+
+  std::string header(const char* name) const {
+    const char* v = mg_get_header(conn, name);
+    return v ? v : "";
+  }
+  std::string param(const char* name) const {
+    if (query.empty()) return "";
+    char buf[1024];
+    const int n = mg_get_var(query.data(), query.size(), name, buf, sizeof buf);
+    return n >= 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+  }
+};
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string random_hex(std::size_t bytes) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rng() & 0xff);
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+// "/api/jobs/{id}/progress" -> {"api", "jobs", id, "progress"}; ids are URL-decoded by civetweb.
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start) out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Gateway::Impl {
+  GatewayConfig config;
+  ProgressView& view;
+  kafka::Producer& producer;
+  const events::MessageValidator& validator;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::shared_ptr<observability::HealthState> health;
+  mg_context* ctx = nullptr;
+  int bound_port = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> streams{0};
+  prometheus::Family<prometheus::Counter>* requests;
+  prometheus::Gauge* open_streams;
+  prometheus::Counter* submitted_tasks;
+  prometheus::Counter* rejected_tasks;
+
+  Impl(GatewayConfig c, ProgressView& v, kafka::Producer& p, const events::MessageValidator& val,
+       std::shared_ptr<prometheus::Registry> r, std::shared_ptr<observability::HealthState> h)
+      : config(std::move(c)), view(v), producer(p), validator(val), registry(std::move(r)), health(std::move(h)) {
+    requests = &prometheus::BuildCounter()
+                    .Name("agentline_gateway_requests_total")
+                    .Help("HTTP requests answered by the gateway, by route and status")
+                    .Register(*registry);
+    open_streams = &prometheus::BuildGauge()
+                        .Name("agentline_gateway_streams")
+                        .Help("Open Server-Sent Events streams")
+                        .Register(*registry)
+                        .Add({});
+    auto& tasks = prometheus::BuildCounter()
+                      .Name("agentline_gateway_tasks_total")
+                      .Help("Tasks received by POST /api/jobs, by outcome")
+                      .Register(*registry);
+    submitted_tasks = &tasks.Add({{"outcome", "submitted"}});
+    rejected_tasks = &tasks.Add({{"outcome", "rejected"}});
+  }
+
+  // -- responses ------------------------------------------------------------------------------
+  int send(const Request& req, const std::string& route, int status, const std::string& content_type,
+           const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    std::ostringstream head;
+    head << "HTTP/1.1 " << status << " " << reason_phrase(status) << "\r\n";
+    if (status != 304) head << "Content-Type: " << content_type << "\r\nContent-Length: " << body.size() << "\r\n";
+    head << "Cache-Control: no-cache\r\n";
+    for (const auto& [k, v] : headers) head << k << ": " << v << "\r\n";
+    head << "\r\n";
+    const std::string h = head.str();
+    mg_write(req.conn, h.data(), h.size());
+    if (status != 304 && req.method != "HEAD") mg_write(req.conn, body.data(), body.size());
+    requests->Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+    return status;
+  }
+  int json(const Request& req, const std::string& route, int status, const Json& body,
+           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    return send(req, route, status, "application/json", dump(body), headers);
+  }
+  int error(const Request& req, const std::string& route, int status, const std::string& message, Json extra = {}) {
+    Json body = {{"error", message}};
+    if (extra.is_object()) body.update(extra);
+    return json(req, route, status, body);
+  }
+
+  bool authorized(const Request& req) const {
+    if (config.api_token.empty()) return true;
+    const std::string auth = req.header("Authorization");
+    if (auth.rfind("Bearer ", 0) == 0 && constant_time_equal(auth.substr(7), config.api_token)) return true;
+    // EventSource cannot send headers: the stream also takes ?access_token=.
+    const std::string token = req.param("access_token");
+    return !token.empty() && constant_time_equal(token, config.api_token);
+  }
+
+  std::optional<std::string> read_body(const Request& req) {
+    std::string body;
+    char buf[8192];
+    for (;;) {
+      const int n = mg_read(req.conn, buf, sizeof buf);
+      if (n <= 0) break;
+      body.append(buf, static_cast<std::size_t>(n));
+      if (body.size() > config.max_body_bytes) return std::nullopt;
+    }
+    return body;
+  }
+
+  // -- routes ---------------------------------------------------------------------------------
+  int dispatch(mg_connection* conn) {
+    const mg_request_info* info = mg_get_request_info(conn);
+    Request req{conn, info->request_method ? info->request_method : "", info->local_uri ? info->local_uri : "/",
+                info->query_string ? info->query_string : ""};
+    try {
+      return route(req);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: {}", req.method, req.path, e.what());
+      return error(req, "error", 500, std::string("internal error: ") + e.what());
+    }
+  }
+
+  int route(const Request& req) {
+    const auto seg = segments(req.path);
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    if (req.path == "/" || req.path == "/index.html") {
+      if (!get) return error(req, "page", 405, "use GET");
+      auto page = config::embedded_resource("services/gateway/page/index.html");
+      return send(req, "page", 200, "text/html; charset=utf-8", std::string(page.value_or("")));
+    }
+    if (req.path == "/healthz") {
+      const bool live = health->live();
+      return send(req, "healthz", live ? 200 : 503, "text/plain", live ? "ok\n" : "not live\n");
+    }
+    if (req.path == "/readyz") {
+      const bool ready = health->ready();
+      return send(req, "readyz", ready ? 200 : 503, "text/plain",
+                  ready ? "ready\n" : "not ready: " + health->not_ready_reasons() + "\n");
+    }
+    if (req.path == "/metrics") {
+      auto families = registry->Collect();
+      observability::append_process_metrics(families);
+      std::ostringstream body;
+      prometheus::TextSerializer().Serialize(body, families);
+      return send(req, "metrics", 200, "text/plain; version=0.0.4", body.str());
+    }
+    if (req.path == "/api/openapi.yaml") {
+      auto spec = config::embedded_resource("docs/openapi.yaml");
+      return send(req, "openapi", 200, "application/yaml", std::string(spec.value_or("")));
+    }
+    if (seg.empty() || seg[0] != "api") return error(req, "unknown", 404, "no such resource: " + req.path);
+    if (!authorized(req)) {
+      return json(req, "unauthorized", 401, Json{{"error", "a bearer token is required"}},
+                  {{"WWW-Authenticate", "Bearer realm=\"agentline\""}});
+    }
+    if (seg.size() == 2 && seg[1] == "jobs") {
+      if (req.method == "POST") return submit(req);
+      if (!get) return error(req, "jobs", 405, "use GET or POST");
+      return json(req, "jobs", 200, Json{{"jobs", view.jobs()}});
+    }
+    if (seg.size() == 3 && seg[1] == "jobs") {
+      if (!get) return error(req, "job", 405, "use GET");
+      auto job = view.job(seg[2]);
+      if (!job) return error(req, "job", 404, "no job " + seg[2] + " on jobs.progress (yet)");
+      return json(req, "job", 200, job->doc, {{"ETag", job->etag}});
+    }
+    if (seg.size() == 4 && seg[1] == "jobs" && seg[3] == "progress") {
+      if (!get) return error(req, "progress", 405, "use GET");
+      auto job = view.job(seg[2]);
+      if (!job) return error(req, "progress", 404, "no job " + seg[2] + " on jobs.progress (yet)");
+      const std::string inm = req.header("If-None-Match");
+      if (!inm.empty() && (inm == job->etag || inm == "*" || inm.find(job->etag) != std::string::npos)) {
+        return send(req, "progress", 304, "", "", {{"ETag", job->etag}});
+      }
+      Json summary = job->doc;
+      summary.erase("files");
+      return json(req, "progress", 200, summary, {{"ETag", job->etag}});
+    }
+    if (seg.size() == 4 && seg[1] == "progress" && seg[2] == "stream") {
+      if (!get) return error(req, "stream", 405, "use GET");
+      return stream(req, seg[3]);
+    }
+    if (seg.size() == 2 && seg[1] == "dlq") {
+      if (!get) return error(req, "dlq", 405, "use GET");
+      Json filter = Json::object();
+      for (const char* key : {"job", "task", "reason", "topic"}) {
+        if (auto v = req.param(key); !v.empty()) filter[key] = v;
+      }
+      if (auto v = req.param("limit"); !v.empty()) {
+        try {
+          filter["limit"] = std::stoi(v);
+        } catch (const std::exception&) {
+          return error(req, "dlq", 400, "limit must be a number");
+        }
+      }
+      return proxy_dlq(req, "dlq", "/dlq/list", filter);
+    }
+    if (seg.size() == 3 && seg[1] == "dlq" && seg[2] == "replay") {
+      if (req.method != "POST") return error(req, "dlq_replay", 405, "use POST");
+      auto body = read_body(req);
+      if (!body) return error(req, "dlq_replay", 413, "the body is too large");
+      Json filter = Json::parse(body->empty() ? "{}" : *body, nullptr, false);
+      if (filter.is_discarded() || !filter.is_object()) return error(req, "dlq_replay", 400, "the body must be a JSON object");
+      if (!filter.contains("job") && !filter.contains("task") && !filter.contains("reason")) {
+        return error(req, "dlq_replay", 400, "name what to replay: job, task or reason");
+      }
+      return proxy_dlq(req, "dlq_replay", "/dlq/replay", filter);
+    }
+    return error(req, "unknown", 404, "no such resource: " + req.path);
+  }
+
+  int proxy_dlq(const Request& req, const std::string& route, const std::string& path, const Json& body) {
+    if (config.dlq_url.empty()) return error(req, route, 503, "no dlq-escalator configured (--dlq-url)");
+    net::HttpRequest call;
+    call.url = config.dlq_url + path;
+    call.headers = {{"Content-Type", "application/json"}};
+    call.body = dump(body);
+    call.timeout = std::chrono::seconds(30);
+    const auto r = net::http_call(call);
+    if (r.status == 0) return error(req, route, 502, "dlq-escalator did not answer: " + r.error);
+    if (r.status == 400) return send(req, route, 400, "application/json", r.body);
+    if (!r.ok()) return error(req, route, 502, "dlq-escalator answered " + std::to_string(r.status));
+    return send(req, route, 200, "application/json", r.body);
+  }
+
+  // POST /api/jobs {"job_id": J, "tasks": [task, ...]}: fills what a task may leave out (id,
+  // task_id, type DEV_TASK, created_at, job_id), validates every task against the schema and
+  // path policy, and publishes all of them or none.
+  int submit(const Request& req) {
+    auto body = read_body(req);
+    if (!body) return error(req, "submit", 413, "the body is too large");
+    Json doc;
+    if (auto failure = events::MessageValidator::parse(*body, doc)) {
+      return error(req, "submit", 400, "the body is not a JSON object: " + failure->message);
+    }
+    if (!doc.contains("tasks") || !doc["tasks"].is_array() || doc["tasks"].empty()) {
+      return error(req, "submit", 400, "\"tasks\" must be a non-empty array");
+    }
+    if (doc["tasks"].size() > 10000) return error(req, "submit", 400, "at most 10000 tasks per request");
+    std::string job_id;
+    if (doc.contains("job_id")) {
+      if (!doc["job_id"].is_string()) return error(req, "submit", 400, "\"job_id\" must be a string");
+      job_id = doc["job_id"];
+    }
+    for (const auto& [key, value] : doc.items()) {
+      if (key != "job_id" && key != "tasks") return error(req, "submit", 400, "unknown key \"" + key + "\"");
+    }
+    Json problems = Json::array();
+    std::vector<Json> tasks;
+    const std::string batch = random_hex(4);
+    for (std::size_t i = 0; i < doc["tasks"].size(); ++i) {
+      Json task = doc["tasks"][i];
+      if (!task.is_object()) {
+        problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "a task must be an object"}});
+        continue;
+      }
+      if (!task.contains("job_id") && !job_id.empty()) task["job_id"] = job_id;
+      if (!job_id.empty() && task["job_id"] != job_id) {
+        problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "job_id differs from the request's"}});
+        continue;
+      }
+      const std::string job = task.value("job_id", "");
+      if (!task.contains("task_id")) task["task_id"] = job + "-" + std::to_string(i + 1);
+      if (!task.contains("id") && task["task_id"].is_string()) {
+        task["id"] = task["task_id"].get<std::string>() + "-" + batch;
+      }
+      if (!task.contains("type")) task["type"] = "DEV_TASK";
+      if (!task.contains("created_at")) task["created_at"] = events::now_iso8601();
+      if (auto failure = validator.validate_task(task)) {
+        problems.push_back({{"index", i}, {"error_class", failure->error_class},
+                            {"message", kafka::bounded_message(failure->message, 400)}});
+        continue;
+      }
+      tasks.push_back(std::move(task));
+    }
+    if (!problems.empty()) {
+      rejected_tasks->Increment(static_cast<double>(doc["tasks"].size()));
+      return json(req, "submit", 400, Json{{"error", "invalid tasks: nothing was submitted"}, {"problems", problems}});
+    }
+    std::atomic<int> failed{0};
+    std::mutex error_mutex;
+    std::string first_error;
+    for (const auto& task : tasks) {
+      kafka::OutgoingRecord record;
+      record.topic = config.tasks_topic;
+      record.key = task["task_id"].get<std::string>();
+      record.value = task.dump();
+      record.headers = {{std::string(kafka::headers::kContentType), "application/json"},
+                        {std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)},
+                        {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"}};
+      producer.send(record, [&](const kafka::DeliveryReport& r) {
+        if (r.ok) return;
+        ++failed;
+        std::lock_guard lock(error_mutex);
+        if (first_error.empty()) first_error = r.error;
+      });
+    }
+    // The callbacks refer to this frame: wait for every one of them.
+    while (!producer.flush(std::chrono::seconds(10))) {
+    }
+    if (failed > 0) {
+      return error(req, "submit", 503, "Kafka did not acknowledge " + std::to_string(failed.load()) + " of " +
+                                           std::to_string(tasks.size()) + " tasks: " + first_error);
+    }
+    submitted_tasks->Increment(static_cast<double>(tasks.size()));
+    std::set<std::string> jobs;
+    for (const auto& t : tasks) jobs.insert(t["job_id"].get<std::string>());
+    Json links = Json::array();
+    for (const auto& j : jobs) {
+      links.push_back({{"job_id", j}, {"job", "/api/jobs/" + j}, {"progress", "/api/jobs/" + j + "/progress"},
+                       {"stream", "/api/progress/stream/" + j}});
+    }
+    return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"jobs", links}});
+  }
+
+  // GET /api/progress/stream/{id}: "progress" events with the job's document (id: its
+  // version), "final" once every file reached its end, "error" for a job that never appears;
+  // a comment line as heartbeat. Last-Event-ID (header or ?last_event_id=) resumes: nothing
+  // the client has already seen is sent again.
+  int stream(const Request& req, const std::string& job_id) {
+    if (streams.load() >= config.max_streams) return error(req, "stream", 503, "too many open streams");
+    std::int64_t last = -1;
+    std::string resume = req.header("Last-Event-ID");
+    if (resume.empty()) resume = req.param("last_event_id");
+    if (!resume.empty()) {
+      try {
+        last = std::stoll(resume);
+      } catch (const std::exception&) {
+        return error(req, "stream", 400, "Last-Event-ID must be a number");
+      }
+    }
+    ++streams;
+    open_streams->Increment();
+    struct Closer {
+      Impl* self;
+      ~Closer() {
+        --self->streams;
+        self->open_streams->Decrement();
+      }
+    } closer{this};
+    const std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+        "X-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
+    requests->Add({{"route", "stream"}, {"code", "200"}}).Increment();
+    if (mg_write(req.conn, head.data(), head.size()) <= 0) return 200;
+    auto write = [&](const std::string& text) { return mg_write(req.conn, text.data(), text.size()) > 0; };
+    const auto appear_deadline = std::chrono::steady_clock::now() + config.unknown_job_wait;
+    auto next_beat = std::chrono::steady_clock::now() + config.heartbeat;
+    while (!stopping.load()) {
+      const auto now = std::chrono::steady_clock::now();
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(next_beat - now, std::chrono::steady_clock::duration::zero()));
+      auto snap = view.wait_for_change(job_id, last, std::min(wait, std::chrono::milliseconds(1000)));
+      if (stopping.load()) break;
+      if (snap && snap->version > last) {
+        last = snap->version;
+        const char* type = snap->complete ? "final" : "progress";
+        if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n")) return 200;
+        next_beat = std::chrono::steady_clock::now() + config.heartbeat;
+        if (snap->complete) return 200;
+        continue;
+      }
+      if (snap && snap->complete && last >= snap->version) {
+        // Resumed after the final event: say so once more and end.
+        write("id: " + std::to_string(snap->version) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
+        return 200;
+      }
+      if (!snap && std::chrono::steady_clock::now() >= appear_deadline) {
+        write("event: error\ndata: " + dump(Json{{"error", "no job " + job_id + " on jobs.progress"}}) + "\n\n");
+        return 200;
+      }
+      if (std::chrono::steady_clock::now() >= next_beat) {
+        if (!write(": heartbeat\n\n")) return 200;  // the client went away
+        next_beat = std::chrono::steady_clock::now() + config.heartbeat;
+      }
+    }
+    write("event: error\ndata: {\"error\": \"the gateway is shutting down\"}\n\n");
+    return 200;
+  }
+};
+
+namespace {
+int handle(mg_connection* conn, void* cbdata) { return static_cast<Gateway::Impl*>(cbdata)->dispatch(conn); }
+}  // namespace
+
+Gateway::Gateway(GatewayConfig config, ProgressView& view, kafka::Producer& producer,
+                 const events::MessageValidator& validator, std::shared_ptr<prometheus::Registry> registry,
+                 std::shared_ptr<observability::HealthState> health)
+    : impl_(std::make_unique<Impl>(std::move(config), view, producer, validator, std::move(registry), std::move(health))) {}
+
+Gateway::~Gateway() { stop(); }
+
+void Gateway::start() {
+  static std::once_flag init;
+  std::call_once(init, [] { mg_init_library(0); });
+  const std::string ports = impl_->config.host + ":" + std::to_string(impl_->config.port);
+  const std::string threads = std::to_string(impl_->config.max_streams + 16);
+  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", threads.c_str(), "enable_keep_alive", "yes",
+                           "request_timeout_ms", "3600000", nullptr};
+  mg_callbacks callbacks{};
+  impl_->ctx = mg_start(&callbacks, nullptr, options);
+  if (impl_->ctx == nullptr) throw std::runtime_error("cannot listen on " + ports);
+  mg_set_request_handler(impl_->ctx, "/", handle, impl_.get());
+  mg_server_port bound[4];
+  const int n = mg_get_server_ports(impl_->ctx, 4, bound);
+  impl_->bound_port = n > 0 ? bound[0].port : impl_->config.port;
+}
+
+void Gateway::stop() {
+  if (impl_->ctx == nullptr) return;
+  impl_->stopping.store(true);
+  impl_->view.stop();
+  mg_stop(impl_->ctx);
+  impl_->ctx = nullptr;
+}
+
+int Gateway::port() const { return impl_->bound_port; }
+
+}  // namespace agentline::gateway

@@ -1,0 +1,99 @@
+// gateway: job API (submit, list, details, ETag polling), Server-Sent Events per job, the DLQ
+// through dlq-escalator, the live job page, /metrics, /healthz and /readyz -- one HTTP port.
+// It reads the compacted jobs.progress topic as a table (every partition, no consumer group),
+// so replicas need no coordination. The consumer options of the common set do not apply.
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "agentline/config/options.h"
+#include "agentline/events/message_validator.h"
+#include "agentline/kafka/producer.h"
+#include "agentline/kafka/topic_follower.h"
+#include "agentline/observability/health.h"
+#include "agentline/service/service_host.h"
+#include "gateway.h"
+#include "progress_view.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace agentline;
+  service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.", {"jobs.progress"});
+  gateway::GatewayConfig config;
+  std::string token_file;
+  int heartbeat_ms = 15000, unknown_job_wait_ms = 30000;
+  auto& o = host.options();
+  o.add("api-token-file", &token_file, "File holding the bearer token the API requires (or env AGENTLINE_API_TOKEN; empty: no token)");
+  o.add("dlq-url", &config.dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
+  o.add("sse-heartbeat-ms", &heartbeat_ms, "Heartbeat comment on idle event streams");
+  o.add("unknown-job-wait-ms", &unknown_job_wait_ms, "How long a stream waits for a job that is not on jobs.progress yet");
+  o.add("max-streams", &config.max_streams, "Open event streams at most");
+  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
+  try {
+    config.api_token = config::read_secret(token_file, "AGENTLINE_API_TOKEN");
+    if (heartbeat_ms < 100) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
+    if (config.max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
+  } catch (const std::exception& e) {
+    std::cerr << "gateway: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  while (!config.dlq_url.empty() && config.dlq_url.back() == '/') config.dlq_url.pop_back();
+  config.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  config.unknown_job_wait = std::chrono::milliseconds(unknown_job_wait_ms);
+  config.host = host.common().http_host;
+  config.port = host.common().http_port;
+  config.tasks_topic = host.catalog().topic("tasks.submitted");
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  try {
+    auto health = host.health();
+    health->set_condition("jobs_progress", false, "reading jobs.progress");
+    const auto settings = host.kafka_settings();
+    gateway::ProgressView view;
+    kafka::Producer producer(settings, "gateway");
+    events::MessageValidator validator;
+    gateway::Gateway server(config, view, producer, validator, host.registry(), health);
+    server.start();
+    spdlog::info("gateway on http://{}:{}/ (API under /api, token {})", config.host, server.port(),
+                 config.api_token.empty() ? "off" : "required");
+    const std::string topic = host.catalog().topic("jobs.progress");
+    kafka::TopicFollower follower(settings, topic, "agentline-gateway");
+    auto apply = [&](const kafka::InboundRecord& r) { view.apply(r); };
+    while (!g_stop.load()) {
+      health->beat();
+      try {
+        const auto n = follower.catch_up(apply, std::chrono::seconds(10));
+        spdlog::info("read {} records of {}: {} jobs", n, topic, view.size());
+        break;
+      } catch (const std::exception& e) {
+        spdlog::warn("cannot read {} yet: {}", topic, e.what());
+      }
+    }
+    follower.follow(apply);
+    health->set_condition("jobs_progress", true);
+    while (!g_stop.load()) {
+      health->beat();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    spdlog::info("stopping");
+    server.stop();
+    follower.stop();
+    producer.flush(std::chrono::seconds(5));
+    spdlog::info("exiting with 0");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("fatal: {}", e.what());
+    return 1;
+  }
+}
