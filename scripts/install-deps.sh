@@ -10,6 +10,7 @@ packages=(
   libvalijson-dev libbenchmark-dev
   kcat bubblewrap curl python3 python3-yaml procps openssl prometheus
   openjdk-17-jdk-headless maven
+  chromium
 )
 
 missing=()
@@ -31,6 +32,14 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js and npm drive the browser test (playwright-core with Debian's chromium). The machines
+# have them; Debian's packages are the fallback.
+if ! command -v npm >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends nodejs npm
 fi
 
 # Helm, for the chart checks (helm lint / helm template), built from the Go module proxy into

@@ -31,6 +31,9 @@ done
 [ -s "$state/bootstrap" ] || { cat "$state/up.log"; echo "the embedded broker did not start" >&2; exit 1; }
 bootstrap=$(cat "$state/bootstrap")
 echo "== embedded broker at $bootstrap (state in $state, logs in $state/up.log)"
+page="http://127.0.0.1:$((port + 6))/"
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "${page}readyz" 2>/dev/null && break; sleep 0.1; done
+echo "== job page: $page  (open it to watch the jobs live; the API is under ${page}api, docs/openapi.yaml)"
 
 echo "== submitting examples/tasks.jsonl"
 "$bin/agentline" submit --state-dir "$state" "$root/examples/tasks.jsonl"
@@ -80,10 +83,12 @@ if [ -n "${AGENTLINE_SCRAPE_DIR:-}" ]; then
     i=$((i + 1))
   done
 fi
+echo "== the jobs as the gateway serves them (GET ${page}api/jobs)"
+curl -fsS "${page}api/jobs" | python3 -c 'import json,sys; [print("  %-10s %3d%%  %d/%d files, version %d" % (j["job_id"], j["percent"], j["files_done"], j["files_total"], j["version"])) for j in json.load(sys.stdin)["jobs"]]' || true
 echo "== dev-fix-worker /stats"
 curl -fsS "http://127.0.0.1:$((port + 1))/stats"; echo
 
 if [ "${AGENTLINE_KEEP_RUNNING:-0}" = 1 ]; then
-  echo "== running; try: kcat -b $bootstrap -L   (Ctrl-C stops)"
+  echo "== running; the job page is $page ; try: kcat -b $bootstrap -L   (Ctrl-C stops)"
   wait "$up_pid"
 fi

@@ -57,6 +57,8 @@ count() { awk -v t="agentline.$1" '$1 == t { print $3 }' "$work/demo.out"; }
 [ "$(count dlq)" = 4 ] || fail "dlq: $(count dlq), expected 4 (3 rejected tasks + 1 file after 3 fixes)"
 [ "$(count deploy.requests)" = 20 ] || fail "deploy.requests: $(count deploy.requests), expected 20"
 grep -q "job todo-api: 100% (20/20 files done)" "$work/demo.out" || fail "job todo-api did not complete"
+grep -q "== job page: http://127.0.0.1:$((port + 6))/" "$work/demo.out" || fail "make run did not print the job page's URL"
+grep -Eq "^  todo-api +100%  20/20 files" "$work/demo.out" || fail "the gateway did not serve job todo-api at 100%"
 grep -q "delivered      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once and delivered"
 grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
   fail "examples/client.py did not end in the DLQ after 3 fixes"

@@ -25,6 +25,7 @@
 #include "status.h"
 #include "submit.h"
 #include "supervisor.h"
+#include "watch.h"
 
 namespace fs = std::filesystem;
 using namespace agentline;
@@ -170,7 +171,13 @@ int cmd_lag(const GlobalOptions& g, const std::string& group, const std::string&
 
 // The embedded broker drops the oldest records of a partition past ~100k messages, so
 // submit waits while priority-assigner's backlog on tasks.submitted exceeds `max_backlog`.
-int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog) {
+struct WaitOptions {
+  int seconds = 0;  // 0: do not wait
+  std::string gateway;
+  std::string token_file;
+};
+
+int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog, const WaitOptions& wait) {
   auto catalog = g.load_catalog();
   std::ifstream in(file);
   if (!in) {
@@ -205,7 +212,22 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   auto result = cli::submit_tasks(in, producer, topic, raw, std::cerr, hold_back);
   std::cout << "submitted " << result.submitted << ", rejected " << result.rejected << ", failed " << result.failed
             << " (to " << catalog.topic("tasks.submitted") << ")\n";
-  return (result.rejected == 0 && result.failed == 0) ? 0 : 1;
+  const int rc = (result.rejected == 0 && result.failed == 0) ? 0 : 1;
+  if (wait.seconds <= 0 || result.jobs.empty()) return rc;
+  const std::vector<std::string> jobs(result.jobs.begin(), result.jobs.end());
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  int waited;
+  if (!wait.gateway.empty()) {
+    std::string gateway = wait.gateway;
+    while (!gateway.empty() && gateway.back() == '/') gateway.pop_back();
+    waited = cli::watch_over_sse(jobs, gateway, config::read_secret(wait.token_file, "AGENTLINE_API_TOKEN"), wait.seconds,
+                                 std::cout, tty);
+  } else {
+    const auto progress_topic = catalog.topic("jobs.progress");
+    waited = cli::watch_by_polling(jobs, [&] { return cli::read_progress(g.settings(), progress_topic); }, wait.seconds,
+                                   std::cout, tty && jobs.size() == 1);
+  }
+  return rc != 0 ? rc : waited;
 }
 
 // A job is complete when every file reached an end (QA passed or dead-lettered); with
@@ -338,6 +360,11 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Validate tasks (JSON Lines) and publish them to tasks.submitted");
   submit->add_option("file", file, "Tasks, one JSON object per line")->required();
   submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
+  WaitOptions wait;
+  submit->add_option("--wait", wait.seconds, "Then follow the jobs for up to this many seconds with a progress bar (exit 3 if unfinished)");
+  submit->add_option("--gateway", wait.gateway, "With --wait: the gateway's URL; its event stream drives the bar (else jobs.progress is polled)")
+      ->envname("AGENTLINE_GATEWAY_URL");
+  submit->add_option("--gateway-token-file", wait.token_file, "With --gateway: file holding its API token (or env AGENTLINE_API_TOKEN)");
   long max_backlog = 200000;
   submit->add_option("--max-backlog", max_backlog,
                      "Wait while priority-assigner has more unconsumed tasks than this (0: never wait)")
@@ -372,7 +399,7 @@ int main(int argc, char** argv) {
   try {
     if (*broker) return cmd_broker(g, brokers);
     if (*up) return cmd_up(g, services, base_port, grace_ms);
-    if (*submit) return cmd_submit(g, file, raw, max_backlog);
+    if (*submit) return cmd_submit(g, file, raw, max_backlog, wait);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
     if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered);

@@ -47,6 +47,7 @@ SubmitResult submit_tasks(std::istream& in, kafka::Producer& producer, const std
         continue;
       }
       record.key = task["task_id"].get<std::string>();
+      result.jobs.insert(task["job_id"].get<std::string>());
       record.value = task.dump();
     }
     record.headers = {{std::string(kafka::headers::kContentType), "application/json"},

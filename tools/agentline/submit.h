@@ -4,6 +4,7 @@
 // valid ones to tasks.submitted (key task_id), waiting for Kafka's acknowledgement.
 #include <functional>
 #include <iosfwd>
+#include <set>
 #include <string>
 
 namespace agentline::kafka {
@@ -16,6 +17,7 @@ struct SubmitResult {
   int submitted = 0;
   int rejected = 0;
   int failed = 0;  // valid, but Kafka did not acknowledge them
+  std::set<std::string> jobs;  // job ids of the validated tasks
 };
 
 // `raw`: send every non-blank line as it is, unvalidated (to exercise the DLQ path).

@@ -1,0 +1,191 @@
+#include "watch.h"
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+namespace agentline::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int count_status(const nlohmann::json& job, std::initializer_list<const char*> statuses) {
+  int n = 0;
+  if (!job.contains("files") || !job["files"].is_object()) return 0;
+  for (const auto& [path, f] : job["files"].items()) {
+    const std::string s = f.value("status", "");
+    for (const char* want : statuses) n += s == want;
+  }
+  return n;
+}
+
+// Draws `line` for a job: in place on a terminal, as a new line (only when it changed) otherwise.
+class Painter {
+ public:
+  Painter(std::ostream& out, bool tty) : out_(out), tty_(tty) {}
+  void draw(const std::string& job, const std::string& line, bool final) {
+    if (!tty_) {
+      if (last_[job] != line) out_ << line << "\n" << std::flush;
+      last_[job] = line;
+      return;
+    }
+    out_ << "\r" << line << "\x1b[K" << (final ? "\n" : "") << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  bool tty_;
+  std::map<std::string, std::string> last_;
+};
+
+struct SseState {
+  std::string buffer;
+  std::string event;
+  std::string data;
+  std::string last_id;
+  bool finished = false;
+  bool failed = false;
+  std::string error;
+  std::function<void(const nlohmann::json&, bool)> on_doc;
+};
+
+void on_line(SseState& s, const std::string& line) {
+  if (line.empty()) {
+    if (!s.event.empty() && !s.data.empty()) {
+      auto doc = nlohmann::json::parse(s.data, nullptr, false);
+      if (s.event == "error") {
+        s.failed = true;
+        s.error = doc.is_object() ? doc.value("error", s.data) : s.data;
+      } else if (!doc.is_discarded()) {
+        s.on_doc(doc, s.event == "final");
+        if (s.event == "final") s.finished = true;
+      }
+    }
+    s.event.clear();
+    s.data.clear();
+  } else if (line.rfind("event: ", 0) == 0) {
+    s.event = line.substr(7);
+  } else if (line.rfind("data: ", 0) == 0) {
+    s.data += line.substr(6);
+  } else if (line.rfind("id: ", 0) == 0) {
+    s.last_id = line.substr(4);
+  }
+}
+
+size_t on_bytes(char* ptr, size_t size, size_t n, void* user) {
+  auto& s = *static_cast<SseState*>(user);
+  s.buffer.append(ptr, size * n);
+  for (auto pos = s.buffer.find('\n'); pos != std::string::npos; pos = s.buffer.find('\n')) {
+    std::string line = s.buffer.substr(0, pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    s.buffer.erase(0, pos + 1);
+    on_line(s, line);
+    if (s.finished || s.failed) return 0;  // ends the transfer
+  }
+  return size * n;
+}
+
+}  // namespace
+
+bool job_finished(const nlohmann::json& job) {
+  if (job.contains("complete") && job["complete"].is_boolean()) return job["complete"].get<bool>();
+  const int total = std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
+  return total > 0 && count_status(job, {"delivered", "dead_lettered", "upload_failed"}) == total;
+}
+
+std::string progress_line(const nlohmann::json& job, int width) {
+  const int total = std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
+  const int delivered = count_status(job, {"delivered"});
+  const int dlq = count_status(job, {"dead_lettered", "upload_failed"});
+  const int done = delivered + dlq;
+  const int percent = total == 0 ? 0 : 100 * done / total;
+  const auto& c = job.contains("counts") ? job["counts"] : nlohmann::json::object();
+  std::ostringstream line;
+  const int filled = total == 0 ? 0 : width * done / total;
+  line << job.value("job_id", "?") << " [" << std::string(static_cast<std::size_t>(filled), '#')
+       << std::string(static_cast<std::size_t>(width - filled), '-') << "] " << percent << "%  " << done << "/" << total
+       << " files  generated " << c.value("generated", 0) << "  QA passed " << c.value("qa_passed", 0) << "  fixes "
+       << c.value("fixes", 0) << "  delivered " << delivered << "  DLQ " << dlq;
+  return line.str();
+}
+
+int watch_over_sse(const std::vector<std::string>& jobs, const std::string& gateway_url, const std::string& token,
+                   int wait_seconds, std::ostream& out, bool tty) {
+  const auto deadline = Clock::now() + std::chrono::seconds(wait_seconds);
+  Painter painter(out, tty);
+  bool all = true;
+  for (const auto& job : jobs) {
+    SseState state;
+    state.on_doc = [&](const nlohmann::json& doc, bool final) { painter.draw(job, progress_line(doc), final); };
+    // Reconnects (with Last-Event-ID) until the final event or the deadline.
+    while (!state.finished && !state.failed && Clock::now() < deadline) {
+      CURL* curl = curl_easy_init();
+      char* escaped = curl_easy_escape(curl, job.c_str(), static_cast<int>(job.size()));
+      const std::string url = gateway_url + "/api/progress/stream/" + escaped;
+      curl_free(escaped);
+      curl_slist* headers = curl_slist_append(nullptr, "Accept: text/event-stream");
+      if (!token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+      if (!state.last_id.empty()) headers = curl_slist_append(headers, ("Last-Event-ID: " + state.last_id).c_str());
+      curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+      curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_bytes);
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+      curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<long long>(left, 1)));
+      const CURLcode rc = curl_easy_perform(curl);
+      long status = 0;
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(curl);
+      if (status == 401) {
+        state.failed = true;
+        state.error = "the gateway wants a token (--gateway-token-file or AGENTLINE_API_TOKEN)";
+      } else if (!state.finished && !state.failed && rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));  // dropped: resume from the last id
+      }
+    }
+    if (state.failed) out << (tty ? "\n" : "") << job << ": " << state.error << "\n";
+    if (!state.finished) {
+      all = false;
+      if (!state.failed) out << (tty ? "\n" : "") << job << ": not finished within " << wait_seconds << " s\n";
+    }
+  }
+  return all ? 0 : 3;
+}
+
+int watch_by_polling(const std::vector<std::string>& jobs,
+                     const std::function<std::map<std::string, nlohmann::json>()>& read, int wait_seconds,
+                     std::ostream& out, bool tty) {
+  const auto deadline = Clock::now() + std::chrono::seconds(wait_seconds);
+  Painter painter(out, tty);
+  std::map<std::string, bool> finished;
+  while (Clock::now() < deadline) {
+    const auto docs = read();
+    bool all = true;
+    for (const auto& job : jobs) {
+      auto it = docs.find(job);
+      if (it == docs.end()) {
+        all = false;
+        continue;
+      }
+      const bool done = job_finished(it->second);
+      if (!finished[job]) painter.draw(job, progress_line(it->second), done && !tty ? false : done);
+      finished[job] = finished[job] || done;
+      all = all && done;
+    }
+    if (all) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  for (const auto& job : jobs) {
+    if (!finished[job]) out << (tty ? "\n" : "") << job << ": not finished within " << wait_seconds << " s\n";
+  }
+  return 3;
+}
+
+}  // namespace agentline::cli
