@@ -213,6 +213,8 @@ int main(int argc, char** argv) {
     options.filter = filter_from(body);
     options.dry_run = body.value("dry_run", false);
     options.max_replays = body.value("max_replays", options.max_replays);
+    if (options.max_replays < 1) throw std::invalid_argument("max_replays must be at least 1");
+    if (body.contains("dry_run") && !body["dry_run"].is_boolean()) throw std::invalid_argument("dry_run must be true or false");
     std::lock_guard lock(replay_mutex);
     if (!options.dry_run && !replay_producer) {
       replay_producer = std::make_unique<agentline::kafka::Producer>(host.kafka_settings(), "dlq-escalator-replay");

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -85,6 +86,12 @@ std::string random_hex(std::size_t bytes) {
     out += digits[b & 15];
   }
   return out;
+}
+
+// A job id as schemas/task.json allows it: 1 to 128 of A-Z a-z 0-9 . _ : -
+bool valid_job_id(const std::string& id) {
+  return !id.empty() && id.size() <= 128 &&
+         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == std::string::npos;
 }
 
 // "/api/jobs/{id}/progress" -> {"api", "jobs", id, "progress"}; ids are URL-decoded by civetweb.
@@ -205,6 +212,8 @@ struct Gateway::Impl {
       auto page = config::embedded_resource("services/gateway/page/index.html");
       return send(req, "page", 200, "text/html; charset=utf-8", std::string(page.value_or("")));
     }
+    const bool fixed = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" || req.path == "/api/openapi.yaml";
+    if (fixed && !get) return error(req, "method", 405, "use GET");
     if (req.path == "/healthz") {
       const bool live = health->live();
       return send(req, "healthz", live ? 200 : 503, "text/plain", live ? "ok\n" : "not live\n");
@@ -230,8 +239,16 @@ struct Gateway::Impl {
       return json(req, "unauthorized", 401, Json{{"error", "a bearer token is required"}},
                   {{"WWW-Authenticate", "Bearer realm=\"agentline\""}});
     }
+    const bool names_job = (seg.size() >= 3 && seg[1] == "jobs") || (seg.size() == 4 && seg[1] == "progress");
+    if (names_job && !valid_job_id(seg.size() == 4 && seg[1] == "progress" ? seg[3] : seg[2])) {
+      return error(req, "job_id", 400, "not a job id: 1 to 128 of A-Z a-z 0-9 . _ : -");
+    }
     if (seg.size() == 2 && seg[1] == "jobs") {
-      if (req.method == "POST") return submit(req);
+      // civetweb's workers run on small fixed stacks (Debian builds it with 100 KiB), and
+      // schema validation (std::regex in valijson) recurses per character: a task id of 120
+      // characters overflowed it (found by schemathesis). Submissions run on a thread of
+      // normal size.
+      if (req.method == "POST") return std::async(std::launch::async, [&] { return submit(req); }).get();
       if (!get) return error(req, "jobs", 405, "use GET or POST");
       return json(req, "jobs", 200, Json{{"jobs", view.jobs()}});
     }
@@ -264,11 +281,15 @@ struct Gateway::Impl {
         if (auto v = req.param(key); !v.empty()) filter[key] = v;
       }
       if (auto v = req.param("limit"); !v.empty()) {
+        int limit = 0;
         try {
-          filter["limit"] = std::stoi(v);
+          std::size_t used = 0;
+          limit = std::stoi(v, &used);
+          if (used != v.size()) limit = 0;
         } catch (const std::exception&) {
-          return error(req, "dlq", 400, "limit must be a number");
         }
+        if (limit < 1 || limit > 10000) return error(req, "dlq", 400, "limit must be a number from 1 to 10000");
+        filter["limit"] = limit;
       }
       return proxy_dlq(req, "dlq", "/dlq/list", filter);
     }
@@ -314,33 +335,34 @@ struct Gateway::Impl {
       return error(req, "submit", 400, "\"tasks\" must be a non-empty array");
     }
     if (doc["tasks"].size() > 10000) return error(req, "submit", 400, "at most 10000 tasks per request");
-    std::string job_id;
-    if (doc.contains("job_id")) {
-      if (!doc["job_id"].is_string()) return error(req, "submit", 400, "\"job_id\" must be a string");
-      job_id = doc["job_id"];
+    if (!doc.contains("job_id") || !doc["job_id"].is_string()) {
+      return error(req, "submit", 400, "\"job_id\" (a string) names the job of the tasks");
+    }
+    const std::string job_id = doc["job_id"];
+    if (job_id.empty() || job_id.size() > 120 ||
+        job_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != std::string::npos) {
+      return error(req, "submit", 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
     }
     for (const auto& [key, value] : doc.items()) {
       if (key != "job_id" && key != "tasks") return error(req, "submit", 400, "unknown key \"" + key + "\"");
     }
     Json problems = Json::array();
     std::vector<Json> tasks;
-    const std::string batch = random_hex(4);
+    const std::string batch = random_hex(8);
     for (std::size_t i = 0; i < doc["tasks"].size(); ++i) {
       Json task = doc["tasks"][i];
       if (!task.is_object()) {
         problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "a task must be an object"}});
         continue;
       }
-      if (!task.contains("job_id") && !job_id.empty()) task["job_id"] = job_id;
-      if (!job_id.empty() && task["job_id"] != job_id) {
+      if (!task.contains("job_id")) task["job_id"] = job_id;
+      if (task["job_id"] != job_id) {
         problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "job_id differs from the request's"}});
         continue;
       }
       const std::string job = task.value("job_id", "");
       if (!task.contains("task_id")) task["task_id"] = job + "-" + std::to_string(i + 1);
-      if (!task.contains("id") && task["task_id"].is_string()) {
-        task["id"] = task["task_id"].get<std::string>() + "-" + batch;
-      }
+      if (!task.contains("id")) task["id"] = "gw-" + batch + "-" + std::to_string(i + 1);
       if (!task.contains("type")) task["type"] = "DEV_TASK";
       if (!task.contains("created_at")) task["created_at"] = events::now_iso8601();
       if (auto failure = validator.validate_task(task)) {
@@ -400,11 +422,10 @@ struct Gateway::Impl {
     std::string resume = req.header("Last-Event-ID");
     if (resume.empty()) resume = req.param("last_event_id");
     if (!resume.empty()) {
-      try {
-        last = std::stoll(resume);
-      } catch (const std::exception&) {
-        return error(req, "stream", 400, "Last-Event-ID must be a number");
+      if (resume.size() > 18 || resume.find_first_not_of("0123456789") != std::string::npos) {
+        return error(req, "stream", 400, "Last-Event-ID must be an event id (digits)");
       }
+      last = std::stoll(resume);
     }
     ++streams;
     open_streams->Increment();

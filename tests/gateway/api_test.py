@@ -118,7 +118,9 @@ def main():
         status, _, doc = api.call("POST", "/api/jobs", bad)
         problems = {p["index"]: p["error_class"] for p in (doc or {}).get("problems", [])}
         check(status == 400 and problems == {1: "unsafe_path", 2: "schema_violation"}, f"invalid job: {status} {doc}")
-        for body in [b"not json", {"tasks": []}, {"tasks": [1]}, {"tasks": [{}], "extra": 1}]:
+        for body in [b"not json", {"job_id": "x", "tasks": []}, {"job_id": "x", "tasks": [1]},
+                     {"job_id": "x", "tasks": [{}], "extra": 1}, {"tasks": [{"payload": {"path": "a.py", "description": "d"}}]},
+                     {"job_id": "x", "tasks": [{"job_id": "y", "payload": {"path": "a.py", "description": "d"}}]}]:
             status, _, doc = api.call("POST", "/api/jobs", body)
             check(status == 400 and "error" in (doc or {}), f"bad body {body!r}: {status} {doc}")
 
@@ -197,6 +199,18 @@ def main():
         check(status == 400, f"replay without a filter: {status}")
         status, _, doc = api.call("POST", "/api/dlq/replay", {"task": task, "bogus": 1})
         check(status == 400, f"replay with an unknown key: {status} {doc}")
+
+        # -- agentline submit --wait: the progress bar from the same stream ----------------------
+        tasks_file = os.path.join(work, "cli.jsonl")
+        with open(tasks_file, "w") as f:
+            for i in range(4):
+                f.write(json.dumps({"id": f"cli-{i}", "task_id": f"cli-t{i}", "job_id": "cli-wait", "type": "DEV_TASK",
+                                    "created_at": "2026-11-30T10:00:00Z",
+                                    "payload": {"path": f"cli/f{i}.py", "description": "x"}}) + "\n")
+        r = stack.cli("submit", tasks_file, "--wait", "90", "--gateway", f"http://127.0.0.1:{api.port}", check=False)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("cli-wait [")]
+        check(r.returncode == 0 and lines and "] 100%  4/4 files" in lines[-1] and "delivered 4" in lines[-1],
+              f"submit --wait: exit {r.returncode}, {r.stdout[-600:]} {r.stderr[-300:]}")
 
         # -- operations and errors ---------------------------------------------------------------
         status, _, text = api.call("GET", "/metrics", token=None)
