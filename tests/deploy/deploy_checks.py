@@ -74,8 +74,26 @@ def check_objects(objs, label, all_features):
                 fail("%s: %s %s has no label %s" % (label, o["kind"], o["metadata"]["name"], key))
     workloads = kinds.get("Deployment", []) + kinds.get("StatefulSet", [])
     names = {w["metadata"]["labels"]["app.kubernetes.io/component"]: w for w in workloads}
-    if sorted(names) != sorted(SERVICES):
-        fail("%s: workloads %s, expected one per service" % (label, sorted(names)))
+    if sorted(names) != sorted(SERVICES + ["gateway"]):
+        fail("%s: workloads %s, expected one per service and the gateway" % (label, sorted(names)))
+    gw = names.get("gateway")
+    if gw:
+        c = gw["spec"]["template"]["spec"]["containers"][0]
+        if c["command"] != ["gateway"] or not any(a.startswith("--dlq-url=http://t-agentline-dlq-escalator:9400") for a in c.get("args", [])):
+            fail("%s: the gateway must run `gateway --dlq-url` pointing at dlq-escalator: %s" % (label, c.get("args")))
+        services = [o for o in kinds.get("Service", []) if o["metadata"]["name"] == "t-agentline-gateway"]
+        if not services:
+            fail("%s: no Service for the gateway" % label)
+        token = [e for e in c["env"] if e["name"] == "AGENTLINE_API_TOKEN"]
+        ingresses = kinds.get("Ingress", [])
+        if all_features:
+            if not token or token[0].get("valueFrom", {}).get("secretKeyRef", {}).get("name") != "agentline-api-token":
+                fail("%s: the gateway's API token does not come from its Secret" % label)
+            if len(ingresses) != 1 or ingresses[0]["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
+                fail("%s: the gateway Ingress (with proxy buffering off for event streams) is missing" % label)
+        elif ingresses or token:
+            fail("%s: no Ingress and no token expected by default" % label)
+    names = {k: v for k, v in names.items() if k != "gateway"}
     for svc in ("outbox-uploader", "dlq-escalator"):
         w = names.get(svc)
         if not w or w["kind"] != "StatefulSet" or not w["spec"].get("volumeClaimTemplates"):
@@ -104,8 +122,8 @@ def check_objects(objs, label, all_features):
             fail("%s: %s container security context is not restricted: %s" % (label, svc, sc))
         if not re.fullmatch(r"[0-9a-f]{64}", spec["template"]["metadata"].get("annotations", {}).get("checksum/config", "")):
             fail("%s: %s has no checksum/config annotation" % (label, svc))
-    if len(kinds.get("PodDisruptionBudget", [])) != len(SERVICES):
-        fail("%s: one PodDisruptionBudget per service expected" % label)
+    if len(kinds.get("PodDisruptionBudget", [])) != len(SERVICES) + 1:
+        fail("%s: one PodDisruptionBudget per service and the gateway expected" % label)
     catalog = json.load(open(os.path.join(ROOT, "topics", "catalog.json")))
     if all_features:
         if len(kinds.get("ScaledObject", [])) != len(SERVICES) or kinds.get("HorizontalPodAutoscaler"):
