@@ -38,13 +38,13 @@ bench: deps
 test-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTLINE_SANITIZE=address,undefined
 	cmake --build build-asan -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 AGENTLINE_TEST_TIME_SCALE=2 \
 	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration'
 
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTLINE_SANITIZE=thread
 	cmake --build build-tsan -j $(JOBS)
-	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/support/tsan.supp:halt_on_error=1:second_deadlock_stack=1 \
+	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/support/tsan.supp:halt_on_error=1:second_deadlock_stack=1 AGENTLINE_TEST_TIME_SCALE=4 \
 	  ctest --test-dir build-tsan --output-on-failure -L 'unit|integration'
 
 # The long chaos run (tests/chaos/chaos.py): 5,000 tasks on Apache Kafka (KRaft, loopback) with

@@ -212,8 +212,17 @@ std::string http_request(int port, const std::string& method, const std::string&
   return start == std::string::npos ? "" : resp.substr(start + 4);
 }
 
+std::chrono::milliseconds scaled(std::chrono::milliseconds timeout) {
+  static const double scale = [] {
+    const char* v = std::getenv("AGENTLINE_TEST_TIME_SCALE");
+    const double s = v ? std::atof(v) : 1.0;
+    return s >= 1.0 ? s : 1.0;
+  }();
+  return std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(timeout.count()) * scale));
+}
+
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

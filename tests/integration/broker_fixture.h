@@ -78,6 +78,10 @@ std::string http_get(int port, const std::string& path, int* status = nullptr);
 std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
                          int* status = nullptr);
 // Polls `condition` every 50 ms until true or timeout.
+// A test's wait, stretched by AGENTLINE_TEST_TIME_SCALE (the sanitizer tiers set it: their
+// binaries run several times slower; what is checked stays the same).
+std::chrono::milliseconds scaled(std::chrono::milliseconds timeout);
+// Polls `condition` until it holds or the (scaled) timeout passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace agentline::testing

@@ -43,7 +43,7 @@ class PriorityAssignerTest : public ::testing::Test {
   // Unique task ids across the four priority topics and tasks.fix.
   std::set<std::string> routed_task_ids(std::size_t expected, std::chrono::milliseconds timeout) {
     std::set<std::string> ids;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto deadline = std::chrono::steady_clock::now() + agentline::testing::scaled(timeout);
     while (ids.size() < expected && std::chrono::steady_clock::now() < deadline) {
       ids.clear();
       for (const char* t : {"tasks.critical", "tasks.high", "tasks.normal", "tasks.low", "tasks.fix"}) {
