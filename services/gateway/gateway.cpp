@@ -449,17 +449,17 @@ struct Gateway::Impl {
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(next_beat - now, std::chrono::steady_clock::duration::zero()));
       auto snap = view.wait_for_change(job_id, last, std::min(wait, std::chrono::milliseconds(1000)));
       if (stopping.load()) break;
-      if (snap && snap->version > last) {
-        last = snap->version;
+      if (snap && snap->sequence > last) {
+        last = snap->sequence;
         const char* type = snap->complete ? "final" : "progress";
         if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n")) return 200;
         next_beat = std::chrono::steady_clock::now() + config.heartbeat;
         if (snap->complete) return 200;
         continue;
       }
-      if (snap && snap->complete && last >= snap->version) {
+      if (snap && snap->complete && last >= snap->sequence) {
         // Resumed after the final event: say so once more and end.
-        write("id: " + std::to_string(snap->version) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
+        write("id: " + std::to_string(snap->sequence) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
         return 200;
       }
       if (!snap && std::chrono::steady_clock::now() >= appear_deadline) {

@@ -40,7 +40,7 @@ void ProgressView::apply(const kafka::InboundRecord& record) {
         jobs_.erase(job_id);
       } else if (auto it = jobs_.find(job_id); it != jobs_.end()) {
         it->second.files.erase(record.key->substr(slash + 1));
-        ++it->second.version;
+        ++it->second.sequence;  // stays monotonic
       }
     } else {
       auto state = nlohmann::json::parse(record.value, nullptr, false);
@@ -49,12 +49,16 @@ void ProgressView::apply(const kafka::InboundRecord& record) {
       const std::int64_t version = version_of(state);
       if (state.contains("path") && state["path"].is_string()) {
         auto& known = job.files[state["path"].get<std::string>()];
-        if (!known.is_null() && version_of(known) > version) return;
+        const std::int64_t before = known.is_null() ? 0 : version_of(known);
+        if (!known.is_null() && before >= version) return;  // older or already applied
         known = std::move(state);
+        job.sequence += version - before;
       } else {
-        if (!job.summary.is_null() && version_of(job.summary) > version) return;
+        const std::int64_t before = job.summary.is_null() ? 0 : version_of(job.summary);
+        if (!job.summary.is_null() && before >= version) return;
         state.erase("files");
         job.summary = std::move(state);
+        job.sequence += version - before;
       }
       job.version = std::max(job.version, version);
     }
@@ -77,6 +81,7 @@ JobSnapshot ProgressView::snapshot(const Job& job) {
   s.doc["files_delivered_or_failed"] = done;
   s.doc["complete"] = s.complete;
   s.version = job.version;
+  s.sequence = job.sequence;
   s.etag = etag_of(s.doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return s;
 }
@@ -104,13 +109,13 @@ std::vector<nlohmann::json> ProgressView::jobs() const {
   return out;
 }
 
-std::optional<JobSnapshot> ProgressView::wait_for_change(const std::string& job_id, std::int64_t after_version,
+std::optional<JobSnapshot> ProgressView::wait_for_change(const std::string& job_id, std::int64_t after_sequence,
                                                          std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] {
     if (stopped_) return true;
     auto it = jobs_.find(job_id);
-    return it != jobs_.end() && it->second.version > after_version;
+    return it != jobs_.end() && it->second.sequence > after_sequence;
   });
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;

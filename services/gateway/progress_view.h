@@ -20,7 +20,11 @@ namespace agentline::gateway {
 
 struct JobSnapshot {
   nlohmann::json doc;         // summary + "files": {path: file}
-  std::int64_t version = 0;   // the router's version of the job: ids of the SSE events
+  std::int64_t version = 0;   // the router's version of the job
+  // Ids of the SSE events: the summary's version plus every file's. It grows with every
+  // change and is the same on every replica that has read the same records (files and the
+  // summary are on different keys, so they may arrive in either order).
+  std::int64_t sequence = 0;
   std::string etag;           // strong ETag of `doc`
   bool complete = false;      // every file delivered, failed delivery or dead-lettered
 };
@@ -33,9 +37,9 @@ class ProgressView {
   std::optional<JobSnapshot> job(const std::string& job_id) const;
   // Summaries (without files), newest update first.
   std::vector<nlohmann::json> jobs() const;
-  // Waits until the job's version is above `after_version` (or it appears), or until `timeout`
+  // Waits until the job's sequence is above `after_sequence` (or it appears), or until `timeout`
   // or stop(); the snapshot then, if the job exists.
-  std::optional<JobSnapshot> wait_for_change(const std::string& job_id, std::int64_t after_version,
+  std::optional<JobSnapshot> wait_for_change(const std::string& job_id, std::int64_t after_sequence,
                                              std::chrono::milliseconds timeout) const;
   std::size_t size() const;
   void stop();
@@ -45,6 +49,7 @@ class ProgressView {
     nlohmann::json summary;
     std::map<std::string, nlohmann::json> files;
     std::int64_t version = 0;
+    std::int64_t sequence = 0;
   };
   static JobSnapshot snapshot(const Job& job);
 

@@ -100,10 +100,21 @@ def main():
         stack.wait_ready()
         first_pids = stack.children()
         tasks = write_tasks(os.path.join(work, "tasks.jsonl"), args.tasks, args.jobs, "chaos")
+        # Two thirds go in at once; the last third when the LLM outage starts, so there is
+        # generation to hold during the outage and to resume after it however fast the rest ran.
+        lines = open(os.path.join(work, "tasks.jsonl")).read().splitlines(keepends=True)
+        cut = (2 * len(lines)) // 3
+        open(os.path.join(work, "tasks-a.jsonl"), "w").writelines(lines[:cut])
+        open(os.path.join(work, "tasks-b.jsonl"), "w").writelines(lines[cut:])
+        submit_out = open(os.path.join(work, "submit.out"), "w")
+
+        def submit_file(name):
+            return subprocess.Popen([os.path.join(args.bin, "agentline"), "submit", *stack.globals,
+                                     os.path.join(work, name)], env=stack.env, stdout=submit_out,
+                                    stderr=subprocess.STDOUT)
+
         started = time.time()
-        submit = subprocess.Popen([os.path.join(args.bin, "agentline"), "submit", *stack.globals,
-                                   os.path.join(work, "tasks.jsonl")], env=stack.env,
-                                  stdout=open(os.path.join(work, "submit.out"), "w"), stderr=subprocess.STDOUT)
+        submits = [submit_file("tasks-a.jsonl")]
 
         kills = {s: 0 for s in SERVICES}
         outage = {}
@@ -157,6 +168,7 @@ def main():
             llm_before = llm.stats()["by_mode"].get("503", 0)
             llm.admin({"mode": "503"})
             outage["start"] = time.time()
+            submits.append(submit_file("tasks-b.jsonl"))
             log(f"LLM outage: 503 for {args.llm_outage_s} s")
             samples.append(before)
             while time.time() < outage["start"] + args.llm_outage_s:
@@ -193,7 +205,8 @@ def main():
         last_progress, last_count = time.time(), -1
         while time.time() < deadline:
             time.sleep(2)
-            if not stop_chaos.is_set() and submit.poll() is not None and not threads[1].is_alive() \
+            if not stop_chaos.is_set() and len(submits) == 2 and all(p.poll() is not None for p in submits) \
+                    and not threads[1].is_alive() \
                     and not threads[2].is_alive() and last_count >= 0.9 * args.tasks:
                 stop_chaos.set()
                 report["chaos_s"] = round(time.time() - started, 1)
@@ -211,7 +224,7 @@ def main():
         for t in threads[1:]:
             t.join()
         report["elapsed_s"] = round(time.time() - started, 1)
-        if submit.wait() != 0:
+        if any(p.wait() != 0 for p in submits):
             failures.append("agentline submit failed: " + open(os.path.join(work, "submit.out")).read()[-2000:])
 
         # Let late duplicates show up if there were any: the uploader is idle once its lag is 0.
