@@ -49,6 +49,9 @@ def main():
     ap.add_argument("--webhook-fail-rate", type=float, default=0.2)
     ap.add_argument("--breaker-open-wait-ms", type=int, default=2000)
     ap.add_argument("--deadline-s", type=float, default=900, help="give up waiting for the tasks after this")
+    ap.add_argument("--chaos-max-s", type=float, default=600,
+                    help="stop killing after this long even if 90%% is not through (the supervisor's restart "
+                         "backoff grows to 30 s, so endless kills can starve the run)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--report", help="write the counts as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -206,8 +209,8 @@ def main():
         while time.time() < deadline:
             time.sleep(2)
             if not stop_chaos.is_set() and len(submits) == 2 and all(p.poll() is not None for p in submits) \
-                    and not threads[1].is_alive() \
-                    and not threads[2].is_alive() and last_count >= 0.9 * args.tasks:
+                    and not threads[1].is_alive() and not threads[2].is_alive() \
+                    and (last_count >= 0.9 * args.tasks or time.time() - started >= args.chaos_max_s):
                 stop_chaos.set()
                 report["chaos_s"] = round(time.time() - started, 1)
                 log("chaos over; waiting for the rest")
