@@ -39,6 +39,7 @@ void WorkerPool::spawn_locked() {
   workers_.emplace_back();
   Worker* w = &workers_.back();
   ++threads_;
+  ++starting_;
   stats_.peak_threads = std::max(stats_.peak_threads, threads_);
   w->thread = std::thread([this, w] { run(w); });
 }
@@ -50,10 +51,12 @@ bool WorkerPool::submit(std::function<void()> task) {
     return false;
   }
   queue_.push_back(std::move(task));
-  const int available = idle_ - retire_;
+  // Tasks no thread is on its way to: an idle thread may not have woken up yet for the task
+  // before this one, so counting idle threads alone would leave a burst queued behind one thread.
+  const int on_the_way = idle_ + starting_ - retire_;
+  const int unclaimed = static_cast<int>(queue_.size()) - std::max(0, on_the_way);
   if (threads_ < config_.min_threads ||
-      (available <= 0 && threads_ < config_.max_threads &&
-       static_cast<int>(queue_.size()) >= config_.scale_up_queue_depth)) {
+      (unclaimed >= config_.scale_up_queue_depth && threads_ < config_.max_threads)) {
     spawn_locked();
     ++stats_.scale_ups;
   }
@@ -63,6 +66,7 @@ bool WorkerPool::submit(std::function<void()> task) {
 
 void WorkerPool::run(Worker* self) {
   std::unique_lock lock(mu_);
+  --starting_;
   for (;;) {
     while (queue_.empty() && !stopping_ && retire_ == 0) {
       self->idle = true;

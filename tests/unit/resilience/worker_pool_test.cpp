@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -91,6 +92,40 @@ TEST(WorkerPool, GrowsWithTheQueueAndShrinksWhenIdle) {
   s = pool.stats();
   EXPECT_EQ(s.threads, 1) << "back to min_threads";
   EXPECT_EQ(s.scale_downs, 3);
+}
+
+// A burst submitted faster than an idle thread wakes up must still start threads: the idle
+// thread that was notified for the first task cannot take the second. (This raced: the pool
+// once counted the notified thread as idle for every task of the burst and ran them one by one.)
+TEST(WorkerPool, ABurstFasterThanAWakeUpStillGrowsThePool) {
+  for (int round = 0; round < 200; ++round) {
+    WorkerPoolConfig c;
+    c.min_threads = 1;
+    c.max_threads = 4;
+    WorkerPool pool("burst", c);
+    while (pool.stats().idle < 1) std::this_thread::yield();
+    std::mutex mu;
+    std::condition_variable cv;
+    int running = 0;
+    bool release = false;
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_TRUE(pool.submit([&] {
+        std::unique_lock lock(mu);
+        ++running;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+      }));
+    }
+    {
+      std::unique_lock lock(mu);
+      const bool all_four = cv.wait_for(lock, 10s, [&] { return running == 4; });
+      release = true;
+      cv.notify_all();
+      ASSERT_TRUE(all_four) << "round " << round << ": only " << running << " of 4 threads ran the burst";
+    }
+    pool.stop();
+    ASSERT_EQ(pool.stats().completed, 6);
+  }
 }
 
 TEST(WorkerPool, LimitsChangeAtRunTimeAndAFullQueueRefuses) {

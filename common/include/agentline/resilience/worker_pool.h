@@ -1,8 +1,8 @@
 #pragma once
 // A thread pool that grows with its queue and shrinks when idle.
 //
-// submit() starts a new thread (up to max_threads) when no thread is idle and the queue holds
-// at least scale_up_queue_depth tasks; tick() retires threads idle for idle_timeout (by the
+// submit() starts a new thread (up to max_threads) when at least scale_up_queue_depth queued
+// tasks have no idle (or just started) thread to take them; tick() retires threads idle for idle_timeout (by the
 // injected clock) down to min_threads. Limits and thresholds can be changed while it runs.
 // stop() runs what is queued, then joins every thread. Thread-safe; tasks must not throw (a
 // throwing task is counted as failed and the worker carries on).
@@ -82,7 +82,8 @@ class WorkerPool {
   std::deque<std::function<void()>> queue_;
   std::list<Worker> workers_;
   int threads_ = 0;
-  int idle_ = 0;
+  int idle_ = 0;      // waiting threads, including those notified but not yet awake
+  int starting_ = 0;  // spawned threads that have not taken the lock yet
   int retire_ = 0;
   bool stopping_ = false;
   Stats stats_;
