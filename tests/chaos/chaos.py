@@ -42,6 +42,9 @@ def main():
     ap.add_argument("--jobs", type=int, default=50)
     ap.add_argument("--kafka-state", help="state dir of tests/kafka/kafka-local.sh (default: the embedded broker)")
     ap.add_argument("--kill-every-s", type=float, default=4.0, help="mean time between SIGKILLs")
+    ap.add_argument("--min-uptime-s", type=float, default=8.0,
+                    help="only kill a service that has been up this long (killing one in its first seconds only "
+                         "grows the supervisor's restart backoff)")
     ap.add_argument("--llm-outage-s", type=float, default=30.0)
     ap.add_argument("--outage-at-s", type=float, default=20.0, help="when the LLM outage starts")
     ap.add_argument("--broker-at-s", type=float, default=8.0, help="when the broker restarts")
@@ -122,7 +125,9 @@ def main():
         kills = {s: 0 for s in SERVICES}
         outage = {}
         stop_chaos = threading.Event()
-        devfix_guard = threading.Event()  # set: dev-fix-worker is not killed (around the outage)
+        # Not killed around the LLM outage: dev-fix-worker (the breaker whose budget is checked)
+        # and priority-assigner (which feeds it the tasks submitted when the outage starts).
+        protected = set()
         samples = []  # (time, llm calls, ok calls, dlq records from dev-fix-worker)
 
         def scrape_devfix():
@@ -135,11 +140,16 @@ def main():
 
         def killer():
             while not stop_chaos.wait(rng.uniform(0.5, 1.5) * args.kill_every_s):
-                choices = [s for s in SERVICES if not (s == "dev-fix-worker" and devfix_guard.is_set())]
+                if time.time() - started >= args.chaos_max_s:
+                    return
+                up = stack.uptimes()
+                choices = [s for s in SERVICES if s not in protected and up.get(s, 0.0) >= args.min_uptime_s]
+                if not choices:
+                    continue
                 victim = rng.choice(choices)
                 if stack.kill(victim):
                     kills[victim] += 1
-                    log(f"SIGKILL {victim}")
+                    log(f"SIGKILL {victim} (up {up[victim]:.0f} s)")
 
         def broker_restart():
             time.sleep(args.broker_at_s)
@@ -159,14 +169,21 @@ def main():
 
         def llm_outage():
             time.sleep(max(0.0, args.outage_at_s - (time.time() - started)))
-            devfix_guard.set()
-            # The budget counts one breaker's calls: the outage starts with dev-fix-worker up and
-            # ready, and it is not killed until generation has resumed after the outage.
-            while not stack.ready("dev-fix-worker"):
+            protected.update({"dev-fix-worker", "priority-assigner"})
+            # The budget counts one breaker's calls: the outage starts with dev-fix-worker and its
+            # feeder up and ready, and neither is killed until generation has resumed after it.
+            ready_by = time.time() + 120
+            while not (stack.ready("dev-fix-worker") and stack.ready("priority-assigner")):
+                if time.time() > ready_by:
+                    outage["error"] = "dev-fix-worker or priority-assigner not ready within 120 s"
+                    return
                 time.sleep(0.2)
             time.sleep(1.0)
             before = None
             while before is None:
+                if time.time() > ready_by:
+                    outage["error"] = "dev-fix-worker's /metrics did not answer"
+                    return
                 before = scrape_devfix()
             llm_before = llm.stats()["by_mode"].get("503", 0)
             llm.admin({"mode": "503"})
@@ -194,10 +211,10 @@ def main():
                     outage["resumed_after_s"] = round(s[0] - outage["end"], 2)
                     break
                 time.sleep(0.1)
-            devfix_guard.clear()
+            protected.clear()
 
-        threads = [threading.Thread(target=killer, daemon=True), threading.Thread(target=broker_restart),
-                   threading.Thread(target=llm_outage)]
+        threads = [threading.Thread(target=killer, daemon=True), threading.Thread(target=broker_restart, daemon=True),
+                   threading.Thread(target=llm_outage, daemon=True)]
         for t in threads:
             t.start()
 
@@ -208,9 +225,9 @@ def main():
         last_progress, last_count = time.time(), -1
         while time.time() < deadline:
             time.sleep(2)
-            if not stop_chaos.is_set() and len(submits) == 2 and all(p.poll() is not None for p in submits) \
-                    and not threads[1].is_alive() and not threads[2].is_alive() \
-                    and (last_count >= 0.9 * args.tasks or time.time() - started >= args.chaos_max_s):
+            if not stop_chaos.is_set() and (time.time() - started >= args.chaos_max_s or (
+                    len(submits) == 2 and all(p.poll() is not None for p in submits)
+                    and not threads[1].is_alive() and not threads[2].is_alive() and last_count >= 0.9 * args.tasks)):
                 stop_chaos.set()
                 report["chaos_s"] = round(time.time() - started, 1)
                 log("chaos over; waiting for the rest")
@@ -224,10 +241,16 @@ def main():
             if done >= args.tasks and stop_chaos.is_set():
                 break
         stop_chaos.set()
-        for t in threads[1:]:
-            t.join()
+        for t in threads:
+            t.join(timeout=max(1.0, deadline + 90 - time.time()))
         report["elapsed_s"] = round(time.time() - started, 1)
-        if any(p.wait() != 0 for p in submits):
+        for p in submits:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if any(p.returncode != 0 for p in submits):
             failures.append("agentline submit failed: " + open(os.path.join(work, "submit.out")).read()[-2000:])
 
         # Let late duplicates show up if there were any: the uploader is idle once its lag is 0.
@@ -276,7 +299,7 @@ def main():
                   + (math.floor(args.llm_outage_s / wait_s) + 1) * breaker["probes"])
         report["llm_outage"]["probe_budget"] = budget
         if "calls_during" not in outage:
-            failures.append("the LLM outage did not run")
+            failures.append("the LLM outage did not run" + (f": {outage['error']}" if "error" in outage else ""))
         else:
             if outage["calls_during"] > budget:
                 failures.append(f"{outage['calls_during']:.0f} LLM calls during the {args.llm_outage_s} s outage, "

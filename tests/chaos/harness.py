@@ -162,6 +162,21 @@ class Stack:
             found[name] = int(entry)
         return found
 
+    def uptimes(self):
+        """{name: seconds since the process started} for the processes `agentline up` runs now."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            now = float(f.read().split()[0])
+        found = {}
+        for name, pid in self.children().items():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    start = int(f.read().rsplit(")", 1)[1].split()[19])
+            except (OSError, ValueError, IndexError):
+                continue
+            found[name] = now - start / ticks
+        return found
+
     def ready(self, service):
         try:
             return http("GET", f"http://127.0.0.1:{self.port(service)}/readyz", timeout=2)[0] == 200
