@@ -176,6 +176,7 @@ def main():
             while not (stack.ready("dev-fix-worker") and stack.ready("priority-assigner")):
                 if time.time() > ready_by:
                     outage["error"] = "dev-fix-worker or priority-assigner not ready within 120 s"
+                    submits.append(submit_file("tasks-b.jsonl"))  # still counted at the end
                     return
                 time.sleep(0.2)
             time.sleep(1.0)
@@ -183,6 +184,7 @@ def main():
             while before is None:
                 if time.time() > ready_by:
                     outage["error"] = "dev-fix-worker's /metrics did not answer"
+                    submits.append(submit_file("tasks-b.jsonl"))  # still counted at the end
                     return
                 before = scrape_devfix()
             llm_before = llm.stats()["by_mode"].get("503", 0)

@@ -107,6 +107,11 @@ std::vector<kafka::InboundRecord> BrokerFixture::read(const std::string& topic, 
   return out;
 }
 
+void BrokerFixture::set_broker_down(bool down) {
+  if (broker_ == nullptr) throw std::logic_error("set_broker_down needs the embedded broker");
+  broker_->set_down(down);
+}
+
 std::int64_t BrokerFixture::lag(const std::string& group, const std::string& topic) {
   kafka::ClusterAdmin admin(kafka::KafkaSettings{bootstrap(), {}, ""});
   return admin.group_lag(group, topic);

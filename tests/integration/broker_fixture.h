@@ -45,6 +45,8 @@ class BrokerFixture {
                                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Records of `topic` the group has not committed.
   std::int64_t lag(const std::string& group, const std::string& topic);
+  // Embedded broker only: refuse every connection (down) or accept them again.
+  void set_broker_down(bool down);
 
  private:
   kafka::TopicCatalog catalog_;

@@ -49,9 +49,10 @@ class ConsumerRuntimeTest : public ::testing::Test {
     options.shutdown_grace = grace;
     options.commit_interval = 200ms;
     options.session_timeout = 6000ms;
+    options.statistics_interval = 1000ms;
+    health_ = std::make_shared<observability::HealthState>();
     runtime_ = std::make_unique<kafka::ConsumerRuntime>(settings, options, broker_.catalog(), producer_,
-                                                        std::make_shared<prometheus::Registry>(),
-                                                        std::make_shared<observability::HealthState>());
+                                                        std::make_shared<prometheus::Registry>(), health_);
     thread_ = std::thread([this] { exit_code_ = runtime_->run(handler_); });
   }
 
@@ -73,6 +74,7 @@ class ConsumerRuntimeTest : public ::testing::Test {
   BrokerFixture broker_;
   kafka::Handler handler_;
   std::shared_ptr<kafka::Producer> producer_;
+  std::shared_ptr<observability::HealthState> health_;
   std::unique_ptr<kafka::ConsumerRuntime> runtime_;
   std::thread thread_;
   int exit_code_ = -1;
@@ -225,5 +227,19 @@ TEST_F(ConsumerRuntimeTest, AnExceptionInAHandlerIsATransientFailureNotACrash) {
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "unhandled_exception");
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorMessage), "boom");
+  EXPECT_EQ(stop(), 0);
+}
+
+// A service with nothing to consume must turn ready again when the broker comes back, not only
+// when its next record arrives (an idle priority-assigner stayed "all brokers down" for good).
+TEST_F(ConsumerRuntimeTest, ReadinessReturnsWhenTheBrokerComesBackEvenWithNothingToConsume) {
+  if (broker_.real_kafka()) GTEST_SKIP() << "needs the embedded broker's down switch";
+  start([](const kafka::InboundRecord&, kafka::Emitter&) -> std::optional<kafka::Failure> { return std::nullopt; });
+  ASSERT_TRUE(agentline::testing::eventually([&] { return health_->ready(); }, 30s)) << health_->not_ready_reasons();
+  broker_.set_broker_down(true);
+  ASSERT_TRUE(agentline::testing::eventually([&] { return !health_->ready(); }, 60s)) << "never noticed the outage";
+  EXPECT_NE(health_->not_ready_reasons().find("all brokers down"), std::string::npos) << health_->not_ready_reasons();
+  broker_.set_broker_down(false);
+  EXPECT_TRUE(agentline::testing::eventually([&] { return health_->ready(); }, 60s)) << health_->not_ready_reasons();
   EXPECT_EQ(stop(), 0);
 }

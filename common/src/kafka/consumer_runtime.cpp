@@ -70,6 +70,7 @@ struct ConsumerRuntime::Impl {
   // Mirrors the "kafka" readiness condition. Written only on the poll thread (error and
   // rebalance callbacks are served from consumer_poll there).
   std::atomic<bool> kafka_ok{false};
+  std::atomic<bool> brokers_down{false};  // "all brokers down" was reported and no broker is back yet
 
   // Guards partitions, in_flight and the work queue.
   std::mutex mutex;
@@ -783,7 +784,19 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
 
 void ConsumerRuntime::Impl::on_stats(const char* json, size_t len) {
   auto doc = nlohmann::json::parse(json, json + len, nullptr, false);
-  if (doc.is_discarded() || !doc.contains("topics")) return;
+  if (doc.is_discarded()) return;
+  // A broker back UP ends "all brokers down" even when no record arrives (an idle service
+  // would otherwise stay not ready until its next record). Bootstrap entries have nodeid -1.
+  if (brokers_down.load() && doc.contains("brokers") && doc["brokers"].is_object()) {
+    for (const auto& [name, b] : doc["brokers"].items()) {
+      if (b.is_object() && b.value("nodeid", -1) >= 0 && b.value("state", "") == "UP") {
+        brokers_down.store(false);
+        mark_connected();
+        break;
+      }
+    }
+  }
+  if (!doc.contains("topics")) return;
   for (const auto& [topic, t] : doc["topics"].items()) {
     if (!t.contains("partitions")) continue;
     for (const auto& [partition, p] : t["partitions"].items()) {
@@ -810,6 +823,7 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
   auto* self = static_cast<Impl*>(opaque);
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
     self->kafka_ok.store(false);
+    self->brokers_down.store(true);
     self->health->set_condition("kafka", false, "all brokers down");
   } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
              err == RD_KAFKA_RESP_ERR__SSL) {
