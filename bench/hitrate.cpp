@@ -43,8 +43,8 @@ void run(const std::string& name, const std::vector<std::string>& keys, const st
       for (const auto& k : keys) {
         if (!cache.get(k)) cache.put(k, "", "");
       }
-      std::printf("{\"trace\": \"%s\", \"policy\": \"%s\", \"size\": %zu, \"hit_rate\": %.6f}\n", name.c_str(), label, size,
-                  cache.stats().hit_rate());
+      std::printf("{\"trace\": \"%s\", \"policy\": \"%s\", \"size\": %zu, \"hit_rate\": %.6f}\n", name.c_str(), label,
+                  size, cache.stats().hit_rate());
     }
   }
 }
@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     run(a[1], read_trace(a[2]), sizes);
     return 0;
   }
-  std::cerr << "usage: agentline_hitrate zipf NAME KEYS ACCESSES SKEW SEED OUT_TRACE SIZE... | file NAME TRACE SIZE...\n";
+  std::cerr
+      << "usage: agentline_hitrate zipf NAME KEYS ACCESSES SKEW SEED OUT_TRACE SIZE... | file NAME TRACE SIZE...\n";
   return 2;
 }

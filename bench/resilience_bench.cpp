@@ -35,9 +35,10 @@ class AllocCounter {
  public:
   explicit AllocCounter(benchmark::State& state) : state_(state), start_(g_allocations.load()) {}
   ~AllocCounter() {
-    state_.counters["allocs_per_op"] = benchmark::Counter(
-        static_cast<double>(g_allocations.load() - start_) / static_cast<double>(std::max<std::int64_t>(1, state_.iterations())),
-        benchmark::Counter::kAvgThreads);
+    state_.counters["allocs_per_op"] =
+        benchmark::Counter(static_cast<double>(g_allocations.load() - start_) /
+                               static_cast<double>(std::max<std::int64_t>(1, state_.iterations())),
+                           benchmark::Counter::kAvgThreads);
   }
 
  private:
@@ -172,8 +173,14 @@ void BM_CacheMiss(benchmark::State& state) {
   AllocCounter allocs(state);
   for (auto _ : state) benchmark::DoNotOptimize(c.get(keys[i++ & (kKeys - 1)]));
 }
-BENCHMARK(BM_CacheHit<cache::ResultCacheConfig::Policy::kWTinyLfu>)->Name("BM_CacheHit/wtinylfu")->Threads(1)->Threads(2);
-BENCHMARK(BM_CacheMiss<cache::ResultCacheConfig::Policy::kWTinyLfu>)->Name("BM_CacheMiss/wtinylfu")->Threads(1)->Threads(2);
+BENCHMARK(BM_CacheHit<cache::ResultCacheConfig::Policy::kWTinyLfu>)
+    ->Name("BM_CacheHit/wtinylfu")
+    ->Threads(1)
+    ->Threads(2);
+BENCHMARK(BM_CacheMiss<cache::ResultCacheConfig::Policy::kWTinyLfu>)
+    ->Name("BM_CacheMiss/wtinylfu")
+    ->Threads(1)
+    ->Threads(2);
 BENCHMARK(BM_CacheHit<cache::ResultCacheConfig::Policy::kLru>)->Name("BM_CacheHit/lru")->Threads(1)->Threads(2);
 BENCHMARK(BM_CacheMiss<cache::ResultCacheConfig::Policy::kLru>)->Name("BM_CacheMiss/lru")->Threads(1)->Threads(2);
 

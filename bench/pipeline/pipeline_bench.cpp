@@ -84,8 +84,11 @@ std::string pad(std::size_t size, std::size_t used) {
 // A FILE_COMPLETED event (what the router handles most) or a DEV_TASK, of about `size` bytes.
 std::string message(const std::string& kind, const std::string& id, int i, std::size_t size, const std::string& job,
                     const std::string& priority) {
-  json m = {{"id", (kind == "event" ? "fc-" : "m-") + id + "-0"}, {"task_id", id}, {"job_id", job},
-            {"type", kind == "event" ? "FILE_COMPLETED" : "DEV_TASK"}, {"created_at", agentline::events::now_iso8601()}};
+  json m = {{"id", (kind == "event" ? "fc-" : "m-") + id + "-0"},
+            {"task_id", id},
+            {"job_id", job},
+            {"type", kind == "event" ? "FILE_COMPLETED" : "DEV_TASK"},
+            {"created_at", agentline::events::now_iso8601()}};
   if (kind == "event") {
     m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"content", ""}, {"fix_attempt", 0}};
   } else {
@@ -108,8 +111,11 @@ int fill(const Args& a) {
   std::atomic<long long> failed{0};
   const auto t0 = Clock::now();
   for (long long i = 0; i < count; ++i) {
-    if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
-    const std::string job = jobs_of > 0 ? a.get("job", "bench") + "-" + std::to_string(i / jobs_of) : a.get("job", "bench");
+    if (rate > 0)
+      std::this_thread::sleep_until(
+          t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
+    const std::string job =
+        jobs_of > 0 ? a.get("job", "bench") + "-" + std::to_string(i / jobs_of) : a.get("job", "bench");
     ak::OutgoingRecord r;
     r.topic = a.get("topic");
     r.key = prefix + std::to_string(first + i);
@@ -118,7 +124,10 @@ int fill(const Args& a) {
     producer.send(r, [&](const ak::DeliveryReport& d) { failed += d.ok ? 0 : 1; });
   }
   producer.flush(std::chrono::minutes(5));
-  std::cout << json{{"produced", count}, {"failed", failed.load()}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}}.dump()
+  std::cout << json{{"produced", count},
+                    {"failed", failed.load()},
+                    {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}}
+                   .dump()
             << std::endl;
   return failed ? 1 : 0;
 }
@@ -127,10 +136,12 @@ int fill(const Args& a) {
 int bare(const Args& a) {
   using namespace ak::detail;
   const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
-  auto producer = make_client(RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
+  auto producer = make_client(
+      RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
   // The consumer runtime's fetch settings (fetch.wait.max.ms 100), so only the loop differs.
-  auto consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
-                                                           {{"group.id", a.get("group")}, {"enable.auto.commit", "false"}}));
+  auto consumer = make_client(RD_KAFKA_CONSUMER,
+                              make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
+                                        {{"group.id", a.get("group")}, {"enable.auto.commit", "false"}}));
   rd_kafka_poll_set_consumer(consumer.get());
   PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(subs.get(), a.get("in").c_str(), RD_KAFKA_PARTITION_UA);
@@ -168,8 +179,12 @@ int bare(const Args& a) {
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double cpu = cpu_seconds() - cpu0;
   rd_kafka_consumer_close(consumer.get());
-  std::cout << json{{"messages", done}, {"seconds", seconds}, {"msgs_per_s", done / seconds}, {"cpu_seconds", cpu},
-                    {"cpu_us_per_msg", cpu * 1e6 / done}}.dump()
+  std::cout << json{{"messages", done},
+                    {"seconds", seconds},
+                    {"msgs_per_s", done / seconds},
+                    {"cpu_seconds", cpu},
+                    {"cpu_us_per_msg", cpu * 1e6 / done}}
+                   .dump()
             << std::endl;
   return 0;
 }
@@ -186,9 +201,11 @@ int drain(const Args& a) {
     for (const auto& o : admin.offsets(topics)) end += o.high_watermark_sum;
     for (const auto& t : topics) lag += admin.group_lag(a.get("group"), t);
     if (end - lag >= count || Clock::now() > deadline) {
-      std::cout << json{{"committed", end - lag}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()},
+      std::cout << json{{"committed", end - lag},
+                        {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()},
                         {"end_ms", agentline::events::now_ms()},
-                        {"timed_out", end - lag < count}}.dump()
+                        {"timed_out", end - lag < count}}
+                       .dump()
                 << std::endl;
       return end - lag >= count ? 0 : 1;
     }
@@ -203,14 +220,20 @@ int span(const Args& a) {
   ak::TopicFollower follower(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, a.get("topic"), "span-bench");
   std::int64_t first = std::numeric_limits<std::int64_t>::max(), last = 0;
   long long n = 0;
-  follower.catch_up([&](const ak::InboundRecord& r) {
-    first = std::min(first, r.timestamp_ms);
-    last = std::max(last, r.timestamp_ms);
-    ++n;
-  }, std::chrono::seconds(60));
+  follower.catch_up(
+      [&](const ak::InboundRecord& r) {
+        first = std::min(first, r.timestamp_ms);
+        last = std::max(last, r.timestamp_ms);
+        ++n;
+      },
+      std::chrono::seconds(60));
   const double seconds = std::max<std::int64_t>(1, last - first) / 1000.0;
-  std::cout << json{{"records", n}, {"span_seconds", seconds}, {"msgs_per_s", n > 1 ? (n - 1) / seconds : 0.0},
-                    {"first_ms", first}, {"last_ms", last}}.dump()
+  std::cout << json{{"records", n},
+                    {"span_seconds", seconds},
+                    {"msgs_per_s", n > 1 ? (n - 1) / seconds : 0.0},
+                    {"first_ms", first},
+                    {"last_ms", last}}
+                   .dump()
             << std::endl;
   return 0;
 }
@@ -243,7 +266,8 @@ int retry(const Args& a) {
     props["debug"] = debug;
     spdlog::set_level(spdlog::level::debug);
   }
-  ak::ConsumerRuntime runtime(ak::KafkaSettings{a.get("bootstrap"), props, ""}, options, catalog, producer, registry, health);
+  ak::ConsumerRuntime runtime(ak::KafkaSettings{a.get("bootstrap"), props, ""}, options, catalog, producer, registry,
+                              health);
   std::mutex mu;
   std::vector<double> late_ms;
   std::thread stopper([&] {
@@ -266,9 +290,13 @@ int retry(const Args& a) {
     return std::nullopt;
   });
   stopper.join();
-  std::cout << json{{"retried", late_ms.size()}, {"late_ms_p50", percentile(late_ms, 0.5)}, {"late_ms_p90", percentile(late_ms, 0.9)},
-                    {"late_ms_p95", percentile(late_ms, 0.95)}, {"late_ms_p99", percentile(late_ms, 0.99)},
-                    {"late_ms_max", percentile(late_ms, 1.0)}, {"delay_ms", catalog.retry_tiers("dev-fix-worker").at(0).delay.count()}}
+  std::cout << json{{"retried", late_ms.size()},
+                    {"late_ms_p50", percentile(late_ms, 0.5)},
+                    {"late_ms_p90", percentile(late_ms, 0.9)},
+                    {"late_ms_p95", percentile(late_ms, 0.95)},
+                    {"late_ms_p99", percentile(late_ms, 0.99)},
+                    {"late_ms_max", percentile(late_ms, 1.0)},
+                    {"delay_ms", catalog.retry_tiers("dev-fix-worker").at(0).delay.count()}}
                    .dump()
             << std::endl;
   return 0;
@@ -283,21 +311,26 @@ int latency(const Args& a) {
   const std::string job = a.get("job", "bench");
   std::map<std::string, std::int64_t> submitted;
   ak::TopicFollower tasks(settings, catalog.topic("tasks.submitted"), "latency-bench");
-  tasks.catch_up([&](const ak::InboundRecord& r) {
-    auto m = json::parse(r.value, nullptr, false);
-    if (m.is_object() && m.value("job_id", "").rfind(job, 0) == 0) submitted[m.value("task_id", "")] = r.timestamp_ms;
-  }, std::chrono::seconds(60));
+  tasks.catch_up(
+      [&](const ak::InboundRecord& r) {
+        auto m = json::parse(r.value, nullptr, false);
+        if (m.is_object() && m.value("job_id", "").rfind(job, 0) == 0)
+          submitted[m.value("task_id", "")] = r.timestamp_ms;
+      },
+      std::chrono::seconds(60));
   std::map<std::string, std::int64_t> delivered;
   const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
   while (static_cast<long long>(delivered.size()) < count && Clock::now() < deadline) {
     delivered.clear();
     ak::TopicFollower events(settings, catalog.topic("events"), "latency-bench");
-    events.catch_up([&](const ak::InboundRecord& r) {
-      auto m = json::parse(r.value, nullptr, false);
-      if (m.is_object() && m.value("type", "") == "UPLOADED" && m.value("job_id", "").rfind(job, 0) == 0) {
-        delivered.emplace(m.value("task_id", ""), r.timestamp_ms);
-      }
-    }, std::chrono::seconds(60));
+    events.catch_up(
+        [&](const ak::InboundRecord& r) {
+          auto m = json::parse(r.value, nullptr, false);
+          if (m.is_object() && m.value("type", "") == "UPLOADED" && m.value("job_id", "").rfind(job, 0) == 0) {
+            delivered.emplace(m.value("task_id", ""), r.timestamp_ms);
+          }
+        },
+        std::chrono::seconds(60));
     if (static_cast<long long>(delivered.size()) < count) std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   std::vector<double> ms;
@@ -309,8 +342,11 @@ int latency(const Args& a) {
     first = std::min(first, it->second);
     last = std::max(last, t);
   }
-  std::cout << json{{"delivered", delivered.size()}, {"matched", ms.size()}, {"p50_ms", percentile(ms, 0.5)},
-                    {"p95_ms", percentile(ms, 0.95)}, {"p99_ms", percentile(ms, 0.99)},
+  std::cout << json{{"delivered", delivered.size()},
+                    {"matched", ms.size()},
+                    {"p50_ms", percentile(ms, 0.5)},
+                    {"p95_ms", percentile(ms, 0.95)},
+                    {"p99_ms", percentile(ms, 0.99)},
                     {"span_s", ms.empty() ? 0.0 : static_cast<double>(last - first) / 1000.0}}
                    .dump()
             << std::endl;
@@ -327,7 +363,10 @@ int wait(const Args& a) {
   {
     ak::Producer p(settings, "wait-bench");
     for (long long i = 0; i < count; ++i) {
-      ak::OutgoingRecord r{a.get("topic"), "crit-" + std::to_string(i), message("task", "crit-" + std::to_string(i), static_cast<int>(i), 300, "crit", "critical"), {}};
+      ak::OutgoingRecord r{a.get("topic"),
+                           "crit-" + std::to_string(i),
+                           message("task", "crit-" + std::to_string(i), static_cast<int>(i), 300, "crit", "critical"),
+                           {}};
       const auto report = p.send_and_wait(r);
       if (!report.ok) throw std::runtime_error("produce: " + report.error);
       sent[r.key] = agentline::events::now_ms();
@@ -340,7 +379,8 @@ int wait(const Args& a) {
   std::mutex mu;
   auto on = [&](const ak::InboundRecord& r) {
     auto m = json::parse(r.value, nullptr, false);
-    if (!m.is_object() || m.value("type", "") != "FILE_COMPLETED" || m.value("task_id", "").rfind("crit-", 0) != 0) return;
+    if (!m.is_object() || m.value("type", "") != "FILE_COMPLETED" || m.value("task_id", "").rfind("crit-", 0) != 0)
+      return;
     std::lock_guard lock(mu);
     done.emplace(m.value("task_id", ""), r.timestamp_ms);
   };
@@ -358,8 +398,11 @@ int wait(const Args& a) {
   for (const auto& [task, t] : done) waits.push_back(static_cast<double>(t - sent[task]));
   double mean = 0;
   for (double w : waits) mean += w / static_cast<double>(std::max<std::size_t>(1, waits.size()));
-  std::cout << json{{"completed", waits.size()}, {"wait_ms_mean", mean}, {"wait_ms_p50", percentile(waits, 0.5)},
-                    {"wait_ms_p99", percentile(waits, 0.99)}}.dump()
+  std::cout << json{{"completed", waits.size()},
+                    {"wait_ms_mean", mean},
+                    {"wait_ms_p50", percentile(waits, 0.5)},
+                    {"wait_ms_p99", percentile(waits, 0.99)}}
+                   .dump()
             << std::endl;
   return static_cast<long long>(waits.size()) >= count ? 0 : 1;
 }

@@ -47,8 +47,8 @@ Generation BatchCoalescer::submit(const std::string& job, const GenerationReques
       if (i < generated.size()) {
         batch->results[i].set_value(std::move(generated[i]));
       } else {
-        batch->results[i].set_exception(std::make_exception_ptr(
-            GenerationError(GenerationError::Kind::kUnavailable, "the batched reply has no file " + batch->requests[i].path)));
+        batch->results[i].set_exception(std::make_exception_ptr(GenerationError(
+            GenerationError::Kind::kUnavailable, "the batched reply has no file " + batch->requests[i].path)));
       }
     }
   } catch (...) {

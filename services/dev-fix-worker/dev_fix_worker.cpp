@@ -39,8 +39,8 @@ struct DevFixWorker::Metrics {
   prometheus::Counter* batched_files;
 };
 
-DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator, WorkerConfig config,
-                           prometheus::Registry& registry, const resilience::Clock& clock)
+DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator,
+                           WorkerConfig config, prometheus::Registry& registry, const resilience::Clock& clock)
     : generator_(std::move(generator)),
       config_(std::move(config)),
       events_topic_(catalog.topic("events")),
@@ -63,7 +63,8 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
                  .Name("agentline_llm_calls_total")
                  .Help("Generator backend calls by outcome (ok, rate_limited, unavailable, rejected)")
                  .Register(registry);
-  auto& tokens = prometheus::BuildCounter().Name("agentline_llm_tokens_total").Help("Tokens used, by kind").Register(registry);
+  auto& tokens =
+      prometheus::BuildCounter().Name("agentline_llm_tokens_total").Help("Tokens used, by kind").Register(registry);
   m.prompt_tokens = &tokens.Add({{"kind", "prompt"}});
   m.completion_tokens = &tokens.Add({{"kind", "completion"}});
   m.cost = &prometheus::BuildCounter()
@@ -82,14 +83,16 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
                          .Register(registry)
                          .Add({});
   if (config_.batch_max_files > 1) {
-    batches_ = std::make_unique<BatchCoalescer>(config_.batch_max_files, config_.batch_max_tokens, config_.batch_linger,
-                                                [this](const std::vector<GenerationRequest>& r) { return call_backend(r); });
+    batches_ =
+        std::make_unique<BatchCoalescer>(config_.batch_max_files, config_.batch_max_tokens, config_.batch_linger,
+                                         [this](const std::vector<GenerationRequest>& r) { return call_backend(r); });
   }
-  m.call_seconds = &prometheus::BuildHistogram()
-                        .Name("agentline_llm_call_seconds")
-                        .Help("Duration of generator backend calls")
-                        .Register(registry)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
+  m.call_seconds =
+      &prometheus::BuildHistogram()
+           .Name("agentline_llm_call_seconds")
+           .Help("Duration of generator backend calls")
+           .Register(registry)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
 }
 
 DevFixWorker::~DevFixWorker() = default;
@@ -103,7 +106,9 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   const std::string kind = fix ? "dev_fix" : "dev";
   const std::string priority = fix ? "fix" : payload.value("priority", "normal");
   if (record.timestamp_ms > 0) {
-    metrics_->wait->Add({{"priority", priority}}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800})
+    metrics_->wait
+        ->Add({{"priority", priority}},
+              prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800})
         .Observe(std::max<double>(0, static_cast<double>(events::now_ms() - record.timestamp_ms) / 1000.0));
   }
 
@@ -140,9 +145,13 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   try {
     result = cache_.get_or_compute(key, cache_namespace_, [&]() -> std::string {
       const bool small = batches_ && request.max_tokens <= config_.batch_small_tokens;
-      Generation g = small ? batches_->submit(task["job_id"].get<std::string>(), request) : call_backend({request}).at(0);
-      return nlohmann::json{{"content", g.content}, {"prompt_tokens", g.prompt_tokens},
-                            {"completion_tokens", g.completion_tokens}, {"cost_usd", g.cost_usd}, {"model", g.model}}
+      Generation g =
+          small ? batches_->submit(task["job_id"].get<std::string>(), request) : call_backend({request}).at(0);
+      return nlohmann::json{{"content", g.content},
+                            {"prompt_tokens", g.prompt_tokens},
+                            {"completion_tokens", g.completion_tokens},
+                            {"cost_usd", g.cost_usd},
+                            {"model", g.model}}
           .dump();
     });
   } catch (const Backoff& b) {
@@ -159,13 +168,18 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
       return kafka::Failure::transient("llm_unavailable", e.what());
     }
     // The backend refused this task: report it (the router dead-letters it with the reason).
-    nlohmann::json failed = {{"id", "ff-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
-                             {"task_id", task["task_id"]},
-                             {"job_id", task["job_id"]},
-                             {"type", "FILE_FAILED"},
-                             {"created_at", events::now_iso8601()},
-                             {"payload", {{"path", path}, {"error_class", "llm_rejected"}, {"error", std::string(e.what()).substr(0, 4000)},
-                                          {"fix_attempt", request.fix_attempt}, {"backend", generator_->backend()}}}};
+    nlohmann::json failed = {
+        {"id", "ff-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
+        {"task_id", task["task_id"]},
+        {"job_id", task["job_id"]},
+        {"type", "FILE_FAILED"},
+        {"created_at", events::now_iso8601()},
+        {"payload",
+         {{"path", path},
+          {"error_class", "llm_rejected"},
+          {"error", std::string(e.what()).substr(0, 4000)},
+          {"fix_attempt", request.fix_attempt},
+          {"backend", generator_->backend()}}}};
     kafka::OutgoingRecord r;
     r.topic = events_topic_;
     r.key = task["job_id"];
@@ -178,32 +192,35 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
 
   const auto generated = nlohmann::json::parse(*result.value);
   const std::string content = generated.value("content", "");
-  nlohmann::json event = {{"id", "fc-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
-                          {"task_id", task["task_id"]},
-                          {"job_id", task["job_id"]},
-                          {"type", "FILE_COMPLETED"},
-                          {"created_at", events::now_iso8601()},
-                          {"payload",
-                           {{"path", path},
-                            {"content", content},
-                            {"content_sha256", cache::sha256_hex(content)},
-                            {"backend", generator_->backend()},
-                            {"model", generated.value("model", generator_->model())},
-                            {"cached", result.cached},
-                            {"prompt_tokens", result.cached ? 0 : generated.value("prompt_tokens", 0)},
-                            {"completion_tokens", result.cached ? 0 : generated.value("completion_tokens", 0)},
-                            {"cost_usd", result.cached ? 0.0 : generated.value("cost_usd", 0.0)},
-                            {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()},
-                            {"fix_attempt", request.fix_attempt},
-                            {"description", payload.value("description", "")}}}};
+  nlohmann::json event = {
+      {"id", "fc-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
+      {"task_id", task["task_id"]},
+      {"job_id", task["job_id"]},
+      {"type", "FILE_COMPLETED"},
+      {"created_at", events::now_iso8601()},
+      {"payload",
+       {{"path", path},
+        {"content", content},
+        {"content_sha256", cache::sha256_hex(content)},
+        {"backend", generator_->backend()},
+        {"model", generated.value("model", generator_->model())},
+        {"cached", result.cached},
+        {"prompt_tokens", result.cached ? 0 : generated.value("prompt_tokens", 0)},
+        {"completion_tokens", result.cached ? 0 : generated.value("completion_tokens", 0)},
+        {"cost_usd", result.cached ? 0.0 : generated.value("cost_usd", 0.0)},
+        {"duration_ms",
+         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()},
+        {"fix_attempt", request.fix_attempt},
+        {"description", payload.value("description", "")}}}};
   for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
   // When the task entered the pipeline (its prioritized record's time; a fix task carries the
   // original's), for the end-to-end latency measured at delivery.
   event["payload"]["submitted_at_ms"] =
-      payload.contains("submitted_at_ms") && payload["submitted_at_ms"].is_number_integer() ? payload["submitted_at_ms"].get<std::int64_t>()
-                                                                                           : record.timestamp_ms;
+      payload.contains("submitted_at_ms") && payload["submitted_at_ms"].is_number_integer()
+          ? payload["submitted_at_ms"].get<std::int64_t>()
+          : record.timestamp_ms;
   if (auto failure = validator_.validate_event(event)) {
     return kafka::Failure::bad_input("invalid_output", "the generated FILE_COMPLETED is invalid: " + failure->message);
   }
@@ -212,7 +229,8 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   r.key = task["job_id"];
   r.value = event.dump();
   r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = record.header(kafka::headers::kTraceparent)) r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  if (auto trace = record.header(kafka::headers::kTraceparent))
+    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
   out.emit(std::move(r));
   metrics_->tasks->Add({{"kind", kind}, {"outcome", result.cached ? "cached" : "completed"}}).Increment();
   return std::nullopt;
@@ -221,7 +239,8 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
 std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationRequest>& requests) {
   auto permit = breaker_.try_acquire();
   if (!permit) {
-    throw Backoff{kafka::Failure::backoff("breaker_open", "the " + generator_->backend() + " backend's circuit breaker is open",
+    throw Backoff{kafka::Failure::backoff("breaker_open",
+                                          "the " + generator_->backend() + " backend's circuit breaker is open",
                                           clamp_wait(breaker_.retry_after()))};
   }
   std::int64_t reserve = 0;
@@ -231,14 +250,15 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
   auto lease = limiter_.try_acquire(reserve);
   if (!lease) {
     permit.ignore();
-    throw Backoff{kafka::Failure::backoff("rate_limited",
-                                          "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
-                                          clamp_wait(lease.retry_after()))};
+    throw Backoff{kafka::Failure::backoff(
+        "rate_limited", "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
+        clamp_wait(lease.retry_after()))};
   }
   const auto call_start = std::chrono::steady_clock::now();
   try {
     std::vector<Generation> out = generator_->generate_batch(requests);
-    metrics_->call_seconds->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
+    metrics_->call_seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
     permit.success();
     std::int64_t used = 0;
     for (const auto& g : out) {
@@ -276,30 +296,46 @@ nlohmann::json DevFixWorker::stats() {
   const auto c = cache_.stats();
   const auto b = breaker_.snapshot();
   auto l = limiter_.stats();
-  return {{"backend", generator_->backend()},
-          {"model", generator_->model()},
-          {"cache", {{"hits", c.hits}, {"misses", c.misses}, {"hit_rate", c.hit_rate()}, {"entries", c.entries},
-                     {"evictions", c.evictions}, {"expirations", c.expirations}, {"invalidations", c.invalidations},
-                     {"single_flight_shared", c.single_flight_shared}}},
-          {"breaker", {{"state", std::string(resilience::to_string(b.state))}, {"failure_rate", b.failure_rate},
-                       {"slow_call_rate", b.slow_call_rate}, {"times_opened", b.times_opened},
-                       {"not_permitted", b.not_permitted_calls},
-                       {"open_remaining_ms", std::chrono::duration_cast<std::chrono::milliseconds>(b.open_remaining).count()}}},
-          {"limiter", {{"admitted", l.admitted}, {"rejected", l.rejected}, {"in_flight", l.in_flight},
-                       {"requests_last_minute", l.requests_in_window}, {"tokens_last_minute", l.tokens_in_window},
-                       {"tokens_refunded", l.tokens_refunded}}},
-          {"batches", {{"calls", batches_ ? batches_->batches() : 0}, {"files", batches_ ? batches_->batched_files() : 0}}},
-          {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
+  return {
+      {"backend", generator_->backend()},
+      {"model", generator_->model()},
+      {"cache",
+       {{"hits", c.hits},
+        {"misses", c.misses},
+        {"hit_rate", c.hit_rate()},
+        {"entries", c.entries},
+        {"evictions", c.evictions},
+        {"expirations", c.expirations},
+        {"invalidations", c.invalidations},
+        {"single_flight_shared", c.single_flight_shared}}},
+      {"breaker",
+       {{"state", std::string(resilience::to_string(b.state))},
+        {"failure_rate", b.failure_rate},
+        {"slow_call_rate", b.slow_call_rate},
+        {"times_opened", b.times_opened},
+        {"not_permitted", b.not_permitted_calls},
+        {"open_remaining_ms", std::chrono::duration_cast<std::chrono::milliseconds>(b.open_remaining).count()}}},
+      {"limiter",
+       {{"admitted", l.admitted},
+        {"rejected", l.rejected},
+        {"in_flight", l.in_flight},
+        {"requests_last_minute", l.requests_in_window},
+        {"tokens_last_minute", l.tokens_in_window},
+        {"tokens_refunded", l.tokens_refunded}}},
+      {"batches", {{"calls", batches_ ? batches_->batches() : 0}, {"files", batches_ ? batches_->batched_files() : 0}}},
+      {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
 }
 
 std::pair<int, std::string> DevFixWorker::invalidate(const std::string& body) {
   auto doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
+  if (doc.is_discarded() || !doc.is_object())
+    return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
   if (doc.contains("key") && doc["key"].is_string()) {
     return {200, nlohmann::json{{"invalidated", cache_.invalidate(doc["key"].get<std::string>()) ? 1 : 0}}.dump()};
   }
   if (doc.contains("namespace") && doc["namespace"].is_string()) {
-    return {200, nlohmann::json{{"invalidated", cache_.invalidate_namespace(doc["namespace"].get<std::string>())}}.dump()};
+    return {200,
+            nlohmann::json{{"invalidated", cache_.invalidate_namespace(doc["namespace"].get<std::string>())}}.dump()};
   }
   return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
 }

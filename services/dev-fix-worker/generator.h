@@ -78,7 +78,7 @@ struct Price {
 
 struct OpenAiConfig {
   std::string base_url = "https://api.openai.com/v1";
-  std::string api_key;             // from --llm-api-key-file or AGENTLINE_LLM_API_KEY
+  std::string api_key;                        // from --llm-api-key-file or AGENTLINE_LLM_API_KEY
   std::string auth_header = "Authorization";  // Azure OpenAI: "api-key"
   std::string model = "gpt-4o-mini";
   double temperature = 0.2;

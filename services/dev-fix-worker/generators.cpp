@@ -52,7 +52,8 @@ std::map<std::string, Price> parse_prices(const std::string& json_text) {
   auto doc = nlohmann::json::parse(json_text);
   for (const auto& [model, p] : doc.items()) {
     for (const auto& [k, v] : p.items()) {
-      if (k != "prompt_per_1k" && k != "completion_per_1k") throw std::invalid_argument("prices: unknown key '" + k + "'");
+      if (k != "prompt_per_1k" && k != "completion_per_1k")
+        throw std::invalid_argument("prices: unknown key '" + k + "'");
     }
     out[model] = {p.value("prompt_per_1k", 0.0), p.value("completion_per_1k", 0.0)};
   }
@@ -130,7 +131,9 @@ class OpenAiGenerator final : public Generator {
       g.model = r.model;
       // Usage is per call: shared out by prompt count and content size.
       g.prompt_tokens = r.prompt_tokens / static_cast<std::int64_t>(requests.size());
-      g.completion_tokens = total == 0 ? 0 : static_cast<std::int64_t>(static_cast<double>(r.completion_tokens) * it->second.size() / total);
+      g.completion_tokens =
+          total == 0 ? 0
+                     : static_cast<std::int64_t>(static_cast<double>(r.completion_tokens) * it->second.size() / total);
       g.cost_usd = cost(g.prompt_tokens, g.completion_tokens);
       out.push_back(std::move(g));
     }
@@ -153,12 +156,11 @@ class OpenAiGenerator final : public Generator {
   }
 
   Reply complete(const std::string& system_prompt, const std::string& user_prompt, int max_tokens) {
-    nlohmann::json body = {{"model", config_.model},
-                           {"temperature", config_.temperature},
-                           {"max_tokens", max_tokens},
-                           {"messages",
-                            {{{"role", "system"}, {"content", system_prompt}},
-                             {{"role", "user"}, {"content", user_prompt}}}}};
+    nlohmann::json body = {
+        {"model", config_.model},
+        {"temperature", config_.temperature},
+        {"max_tokens", max_tokens},
+        {"messages", {{{"role", "system"}, {"content", system_prompt}}, {{"role", "user"}, {"content", user_prompt}}}}};
     const std::string payload = body.dump();
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw GenerationError(GenerationError::Kind::kUnavailable, "curl_easy_init failed");
@@ -169,7 +171,7 @@ class OpenAiGenerator final : public Generator {
     headers = curl_slist_append(headers, "Content-Type: application/json");
     if (!config_.api_key.empty()) {
       const std::string auth = config_.auth_header == "Authorization" ? "Authorization: Bearer " + config_.api_key
-                                                                       : config_.auth_header + ": " + config_.api_key;
+                                                                      : config_.auth_header + ": " + config_.api_key;
       headers = curl_slist_append(headers, auth.c_str());
     }
     std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers, curl_slist_free_all);
@@ -188,7 +190,8 @@ class OpenAiGenerator final : public Generator {
     curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
     const CURLcode rc = curl_easy_perform(curl.get());
     if (rc != CURLE_OK) {
-      throw GenerationError(GenerationError::Kind::kUnavailable, std::string("LLM call failed: ") + curl_easy_strerror(rc));
+      throw GenerationError(GenerationError::Kind::kUnavailable,
+                            std::string("LLM call failed: ") + curl_easy_strerror(rc));
     }
     long status = 0;
     curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
@@ -197,7 +200,8 @@ class OpenAiGenerator final : public Generator {
       throw GenerationError(GenerationError::Kind::kRateLimited, "LLM API answered 429 (rate limited)", feedback);
     }
     if (status >= 500 || status == 408) {
-      throw GenerationError(GenerationError::Kind::kUnavailable, "LLM API answered " + std::to_string(status), feedback);
+      throw GenerationError(GenerationError::Kind::kUnavailable, "LLM API answered " + std::to_string(status),
+                            feedback);
     }
     if (status >= 400) {
       throw GenerationError(GenerationError::Kind::kRejected,
@@ -205,7 +209,8 @@ class OpenAiGenerator final : public Generator {
     }
     auto doc = nlohmann::json::parse(reply, nullptr, false);
     if (doc.is_discarded() || !doc.contains("choices") || !doc["choices"].is_array() || doc["choices"].empty() ||
-        !doc["choices"][0].contains("message") || !doc["choices"][0]["message"].value("content", nlohmann::json()).is_string()) {
+        !doc["choices"][0].contains("message") ||
+        !doc["choices"][0]["message"].value("content", nlohmann::json()).is_string()) {
       throw GenerationError(GenerationError::Kind::kUnavailable, "LLM API reply has no message content");
     }
     Reply r;
@@ -218,7 +223,6 @@ class OpenAiGenerator final : public Generator {
     return r;
   }
 
-
   OpenAiConfig config_;
 };
 
@@ -226,7 +230,8 @@ class OpenAiGenerator final : public Generator {
 
 class ExecGenerator final : public Generator {
  public:
-  ExecGenerator(std::vector<std::string> argv, std::chrono::milliseconds timeout) : argv_(std::move(argv)), timeout_(timeout) {
+  ExecGenerator(std::vector<std::string> argv, std::chrono::milliseconds timeout)
+      : argv_(std::move(argv)), timeout_(timeout) {
     if (argv_.empty()) throw std::invalid_argument("exec generator: the command is empty");
   }
   std::string backend() const override { return "exec"; }
@@ -257,12 +262,14 @@ class ExecGenerator final : public Generator {
     if (err != 0) {
       ::close(in_pipe[1]);
       ::close(out_pipe[0]);
-      throw GenerationError(GenerationError::Kind::kRejected, "exec generator: cannot start " + argv_[0] + ": " + std::strerror(err));
+      throw GenerationError(GenerationError::Kind::kRejected,
+                            "exec generator: cannot start " + argv_[0] + ": " + std::strerror(err));
     }
-    const std::string input = nlohmann::json{{"task", request.task},
-                                             {"system_prompt", request.system_prompt},
-                                             {"user_prompt", request.user_prompt}}
-                                  .dump();
+    const std::string input = nlohmann::json{
+        {"task", request.task},
+        {"system_prompt", request.system_prompt},
+        {"user_prompt",
+         request.user_prompt}}.dump();
     std::string output;
     std::size_t written = 0;
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
@@ -275,7 +282,8 @@ class ExecGenerator final : public Generator {
         in_fd = -1;
       }
       pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         timed_out = true;
         break;
@@ -300,8 +308,8 @@ class ExecGenerator final : public Generator {
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (timed_out) {
-      throw GenerationError(GenerationError::Kind::kUnavailable,
-                            "exec generator: " + argv_[0] + " timed out after " + std::to_string(timeout_.count()) + " ms");
+      throw GenerationError(GenerationError::Kind::kUnavailable, "exec generator: " + argv_[0] + " timed out after " +
+                                                                     std::to_string(timeout_.count()) + " ms");
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       throw GenerationError(GenerationError::Kind::kUnavailable,
@@ -362,22 +370,24 @@ class TemplateGenerator final : public Generator {
   static std::string render(const std::string& lang, const std::string& path, const std::string& summary, bool broken) {
     const std::string stem = std::filesystem::path(path).stem().string();
     if (lang == "python") {
-      return "\"\"\"" + summary + "\"\"\"\n\n\ndef " + (broken ? "main(:\n" : "main():\n") +
-             "    print(\"" + stem + "\")\n\n\nif __name__ == \"__main__\":\n    main()\n";
+      return "\"\"\"" + summary + "\"\"\"\n\n\ndef " + (broken ? "main(:\n" : "main():\n") + "    print(\"" + stem +
+             "\")\n\n\nif __name__ == \"__main__\":\n    main()\n";
     }
     if (lang == "javascript" || lang == "typescript") {
-      return "// " + summary + "\n" + (broken ? "function main( {\n" : "function main() {\n") + "  console.log('" + stem +
-             "');\n}\n\nmain();\n";
+      return "// " + summary + "\n" + (broken ? "function main( {\n" : "function main() {\n") + "  console.log('" +
+             stem + "');\n}\n\nmain();\n";
     }
     if (lang == "c" || lang == "cpp") {
       return "/* " + summary + " */\n#include <stdio.h>\n\nint main(void) {\n  puts(\"" + stem + "\");\n  return 0" +
              (broken ? "\n" : ";\n") + "}\n";
     }
     if (lang == "shell") {
-      return "#!/bin/sh\n# " + summary + "\n" + (broken ? "if true; then\n  echo " + stem + "\n" : "echo " + stem + "\n");
+      return "#!/bin/sh\n# " + summary + "\n" +
+             (broken ? "if true; then\n  echo " + stem + "\n" : "echo " + stem + "\n");
     }
     if (lang == "json") {
-      return broken ? "{\"name\": \"" + stem + "\",}\n" : "{\n  \"name\": \"" + stem + "\",\n  \"description\": \"" + summary + "\"\n}\n";
+      return broken ? "{\"name\": \"" + stem + "\",}\n"
+                    : "{\n  \"name\": \"" + stem + "\",\n  \"description\": \"" + summary + "\"\n}\n";
     }
     if (lang == "yaml") {
       return broken ? "name: [" + stem + "\n" : "name: " + stem + "\ndescription: \"" + summary + "\"\n";

@@ -24,7 +24,8 @@ std::string read_file(const std::string& path) {
 int main(int argc, char** argv) {
   using namespace agentline;
   const std::vector<std::string> priorities{"tasks.fix", "tasks.critical", "tasks.high", "tasks.normal", "tasks.low"};
-  service::ServiceHost host("dev-fix-worker", "Generates files for dev and fix tasks, highest priority first.", priorities);
+  service::ServiceHost host("dev-fix-worker", "Generates files for dev and fix tasks, highest priority first.",
+                            priorities);
   std::string backend = "template";
   devfix::OpenAiConfig openai;
   std::string api_key_file;
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
   o.add("llm-temperature", &openai.temperature, "Sampling temperature");
   o.add("llm-timeout-ms", &llm_timeout_ms, "Timeout of one LLM call");
   o.add("llm-prices", &prices_file, "Price table (JSON: model -> prompt_per_1k, completion_per_1k in USD)");
-  o.add("exec-command", &exec_command, "exec backend: the command and its arguments (task JSON on stdin, file on stdout)");
+  o.add("exec-command", &exec_command,
+        "exec backend: the command and its arguments (task JSON on stdin, file on stdout)");
   o.add("exec-timeout-ms", &exec_timeout_ms, "exec backend: timeout of one run");
   o.add("max-tokens", &max_tokens, "Completion tokens per call unless the task sets max_tokens");
   o.add("llm-requests-per-minute", &rpm, "Rate limit: requests per minute (0: none)");
@@ -84,7 +86,8 @@ int main(int argc, char** argv) {
     } else if (backend == "openai") {
       if (!api_key_file.empty()) {
         openai.api_key = read_file(api_key_file);
-        while (!openai.api_key.empty() && std::isspace(static_cast<unsigned char>(openai.api_key.back()))) openai.api_key.pop_back();
+        while (!openai.api_key.empty() && std::isspace(static_cast<unsigned char>(openai.api_key.back())))
+          openai.api_key.pop_back();
       }
       openai.timeout = std::chrono::milliseconds(llm_timeout_ms);
       if (!prices_file.empty()) openai.prices = devfix::parse_prices(read_file(prices_file));
@@ -137,7 +140,8 @@ int main(int argc, char** argv) {
   host.add_route("GET /stats", [&](const std::string&) { return std::pair{200, worker->stats().dump()}; });
   host.add_route("POST /cache/invalidate", [&](const std::string& body) { return worker->invalidate(body); });
   host.add_metrics([&](std::vector<prometheus::MetricFamily>& families) { worker->collect(families); });
-  const int rc = host.run([&](const kafka::InboundRecord& record, kafka::Emitter& out) { return worker->handle(record, out); });
+  const int rc =
+      host.run([&](const kafka::InboundRecord& record, kafka::Emitter& out) { return worker->handle(record, out); });
   if (replicator) replicator->stop();
   return rc;
 }

@@ -21,8 +21,8 @@ std::string compact_source(const std::string& path, const std::string& content) 
   std::istringstream in(content);
   std::string line;
   std::string out;
-  bool in_block = false;       // /* ... */
-  std::string in_docstring;    // """ or '''
+  bool in_block = false;     // /* ... */
+  std::string in_docstring;  // """ or '''
   bool last_blank = false;
   while (std::getline(in, line)) {
     const std::string t = trim_left(line);

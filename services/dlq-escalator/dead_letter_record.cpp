@@ -106,7 +106,8 @@ DeadLetter describe(const kafka::InboundRecord& r) {
     if (value.contains("job_id") && value["job_id"].is_string()) d.job_id = value["job_id"];
     if (value.contains("task_id") && value["task_id"].is_string()) d.task_id = value["task_id"];
   }
-  if (d.task_id.empty() && r.key && is_id(*r.key) && d.original_topic.find("deploy.requests") == std::string::npos) d.task_id = *r.key;
+  if (d.task_id.empty() && r.key && is_id(*r.key) && d.original_topic.find("deploy.requests") == std::string::npos)
+    d.task_id = *r.key;
   if (!is_id(d.job_id)) d.job_id.clear();
   if (!is_id(d.task_id)) d.task_id.clear();
   return d;
@@ -116,8 +117,8 @@ kafka::Headers replay_headers(const kafka::Headers& in, int replay_count, const 
   kafka::Headers out;
   for (const auto& hdr : in) {
     const std::string_view k = hdr.key;
-    const bool bookkeeping = (k.rfind("agentline-", 0) == 0 && k != kafka::headers::kSchema) || k.rfind("kafka_dlt-", 0) == 0 ||
-                             k.rfind("__connect.errors.", 0) == 0;
+    const bool bookkeeping = (k.rfind("agentline-", 0) == 0 && k != kafka::headers::kSchema) ||
+                             k.rfind("kafka_dlt-", 0) == 0 || k.rfind("__connect.errors.", 0) == 0;
     if (!bookkeeping) out.push_back(hdr);
   }
   out.push_back({std::string(kafka::headers::kReplayCount), std::to_string(replay_count)});

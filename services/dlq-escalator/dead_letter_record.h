@@ -34,7 +34,8 @@ DeadLetter describe(const kafka::InboundRecord& record);
 
 // The headers a replayed copy carries: the record's own headers without the DLQ bookkeeping
 // of any dialect, plus agentline-replay-count = replay_count and agentline-replayed-from.
-kafka::Headers replay_headers(const kafka::Headers& dead_letter_headers, int replay_count, const std::string& replayed_from);
+kafka::Headers replay_headers(const kafka::Headers& dead_letter_headers, int replay_count,
+                              const std::string& replayed_from);
 
 // Error classes are metric labels: anything unexpected is folded into a bounded token.
 std::string label_safe(std::string_view text);

@@ -129,11 +129,20 @@ bool DlqStore::store(const kafka::InboundRecord& record, const DeadLetter& d, st
       "failed_service, consumer_group, job_id, task_id, replay_count, dead_lettered_ms, stored_ms) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
       "ON CONFLICT DO NOTHING");
-  s.bind(1, record.topic).bind(2, static_cast<std::int64_t>(record.partition)).bind(3, record.offset).bind(4, record.key);
-  s.bind(5, record.value).bind(6, headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).bind(7, d.dialect);
+  s.bind(1, record.topic)
+      .bind(2, static_cast<std::int64_t>(record.partition))
+      .bind(3, record.offset)
+      .bind(4, record.key);
+  s.bind(5, record.value)
+      .bind(6, headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .bind(7, d.dialect);
   s.bind(8, d.original_topic).bind(9, static_cast<std::int64_t>(d.original_partition)).bind(10, d.original_offset);
   s.bind(11, d.original_timestamp_ms).bind(12, d.error_class).bind(13, d.error_message).bind(14, d.failed_service);
-  s.bind(15, d.consumer_group).bind(16, d.job_id).bind(17, d.task_id).bind(18, d.replay_count).bind(19, d.dead_lettered_ms);
+  s.bind(15, d.consumer_group)
+      .bind(16, d.job_id)
+      .bind(17, d.task_id)
+      .bind(18, d.replay_count)
+      .bind(19, d.dead_lettered_ms);
   s.bind(20, now_ms);
   return s.run() == 1;
 }
@@ -146,7 +155,12 @@ std::vector<StoredRecord> DlqStore::query(const Filter& f) {
                        " AND (?4 = '' OR original_topic = ?4 OR original_topic LIKE '%.' || ?4)"
                        " AND dead_lettered_ms >= ?5 AND (?6 = 0 OR dead_lettered_ms < ?6) AND (?7 = 1 OR replays = 0)"
                        " ORDER BY id LIMIT ?8");
-  s.bind(1, f.job_id).bind(2, f.task_id).bind(3, f.reason).bind(4, f.original_topic).bind(5, f.since_ms).bind(6, f.until_ms);
+  s.bind(1, f.job_id)
+      .bind(2, f.task_id)
+      .bind(3, f.reason)
+      .bind(4, f.original_topic)
+      .bind(5, f.since_ms)
+      .bind(6, f.until_ms);
   s.bind(7, static_cast<std::int64_t>(f.include_replayed ? 1 : 0)).bind(8, static_cast<std::int64_t>(f.limit));
   std::vector<StoredRecord> out;
   while (s.step()) out.push_back(read_row(s));

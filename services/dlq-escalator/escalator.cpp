@@ -8,8 +8,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "agentline/events/timestamps.h"
 #include "agentline/cache/result_cache.h"
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/net/http_client.h"
 
@@ -21,7 +21,8 @@ std::string top(const std::map<std::string, std::int64_t>& counts, std::size_t n
   for (const auto& [k, v] : counts) sorted.emplace_back(v, k);
   std::sort(sorted.rbegin(), sorted.rend());
   std::string out;
-  for (std::size_t i = 0; i < sorted.size() && i < n; ++i) out += "\n• `" + sorted[i].second + "`: " + std::to_string(sorted[i].first);
+  for (std::size_t i = 0; i < sorted.size() && i < n; ++i)
+    out += "\n• `" + sorted[i].second + "`: " + std::to_string(sorted[i].first);
   if (sorted.size() > n) out += "\n• … and " + std::to_string(sorted.size() - n) + " more";
   return out;
 }
@@ -32,7 +33,9 @@ Escalator::Escalator(EscalatorConfig config, DlqStore& store, prometheus::Regist
     : config_(std::move(config)), store_(store) {
   records_ = &prometheus::BuildCounter()
                   .Name("agentline_dlq_records_total")
-                  .Help("Dead-lettered records stored, by reason (error class) and dialect (agentline, spring, connect, unknown)")
+                  .Help(
+                      "Dead-lettered records stored, by reason (error class) and dialect (agentline, spring, connect, "
+                      "unknown)")
                   .Register(registry);
   escalated_ = &prometheus::BuildCounter()
                     .Name("agentline_escalations_total")
@@ -56,7 +59,8 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
     return kafka::Failure::backoff("dlq_store_unavailable", e.what(), std::chrono::seconds(5));
   }
   if (fresh) records_->Add({{"reason", d.error_class}, {"dialect", d.dialect}}).Increment();
-  const std::string position = record.topic + "-" + std::to_string(record.partition) + "-" + std::to_string(record.offset);
+  const std::string position =
+      record.topic + "-" + std::to_string(record.partition) + "-" + std::to_string(record.offset);
   nlohmann::json payload = {{"reason", d.error_message.empty() ? d.error_class : d.error_message},
                             {"error_class", d.error_class},
                             {"original_topic", d.original_topic},
@@ -82,14 +86,16 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
   r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
   r.headers.push_back({std::string(kafka::headers::kSchema), validator_.event_schema_id("ESCALATED")});
-  if (auto trace = record.header(kafka::headers::kTraceparent)) r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  if (auto trace = record.header(kafka::headers::kTraceparent))
+    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
   out.emit(std::move(r));
   escalated_->Add({{"reason", d.error_class}}).Increment();
   if (fresh) wake_.notify_one();
   return std::nullopt;
 }
 
-std::string Escalator::digest_message(const std::vector<StoredRecord>& records, std::int64_t total, const std::string& hint) {
+std::string Escalator::digest_message(const std::vector<StoredRecord>& records, std::int64_t total,
+                                      const std::string& hint) {
   std::map<std::string, std::int64_t> by_reason, by_job, by_topic;
   std::int64_t first = 0, last = 0;
   for (const auto& r : records) {
@@ -107,8 +113,8 @@ std::string Escalator::digest_message(const std::vector<StoredRecord>& records, 
   std::string examples;
   for (std::size_t i = 0; i < records.size() && i < 5; ++i) {
     const auto& r = records[i];
-    examples += "\n• " + (r.info.task_id.empty() ? std::string("(no task id)") : r.info.task_id) + " — `" + r.info.error_class +
-                "`: " + kafka::bounded_message(r.info.error_message, 200);
+    examples += "\n• " + (r.info.task_id.empty() ? std::string("(no task id)") : r.info.task_id) + " — `" +
+                r.info.error_class + "`: " + kafka::bounded_message(r.info.error_message, 200);
   }
   nlohmann::json blocks = nlohmann::json::array();
   blocks.push_back({{"type", "header"}, {"text", {{"type", "plain_text"}, {"text", title}}}});
@@ -118,7 +124,8 @@ std::string Escalator::digest_message(const std::vector<StoredRecord>& records, 
                      {{{"type", "mrkdwn"}, {"text", "*By reason*" + top(by_reason, 8)}},
                       {{"type", "mrkdwn"}, {"text", "*By job*" + top(by_job, 8)}},
                       {{"type", "mrkdwn"}, {"text", "*By original topic*" + top(by_topic, 8)}}}}});
-  if (!examples.empty()) blocks.push_back({{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", "*Examples*" + examples}}}});
+  if (!examples.empty())
+    blocks.push_back({{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", "*Examples*" + examples}}}});
   if (!hint.empty()) blocks.push_back({{"type", "context"}, {"elements", {{{"type", "mrkdwn"}, {"text", hint}}}}});
   nlohmann::json message = {{"text", title + ". " + summary + " By reason:" + top(by_reason, 8)},
                             {"blocks", blocks},
@@ -167,8 +174,9 @@ void Escalator::start_digest() {
         spdlog::error("digest failed: {}", e.what());
       }
       std::unique_lock lock(mu_);
-      wake_.wait_for(lock, std::min<std::chrono::milliseconds>(config_.digest_window / 4 + std::chrono::milliseconds(50),
-                                                                std::chrono::seconds(5)),
+      wake_.wait_for(lock,
+                     std::min<std::chrono::milliseconds>(config_.digest_window / 4 + std::chrono::milliseconds(50),
+                                                         std::chrono::seconds(5)),
                      [this] { return stop_.load(); });
     }
   });

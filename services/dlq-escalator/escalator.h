@@ -53,7 +53,8 @@ class Escalator {
   std::int64_t digest_once(bool force = false);
 
   // The digest message for `records` (of `total` undigested), Slack-compatible.
-  static std::string digest_message(const std::vector<StoredRecord>& records, std::int64_t total, const std::string& hint);
+  static std::string digest_message(const std::vector<StoredRecord>& records, std::int64_t total,
+                                    const std::string& hint);
 
  private:
   EscalatorConfig config_;

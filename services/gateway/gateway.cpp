@@ -36,18 +36,30 @@ std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
@@ -91,7 +103,8 @@ std::string random_hex(std::size_t bytes) {
 // A job id as schemas/task.json allows it: 1 to 128 of A-Z a-z 0-9 . _ : -
 bool valid_job_id(const std::string& id) {
   return !id.empty() && id.size() <= 128 &&
-         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == std::string::npos;
+         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
+             std::string::npos;
 }
 
 // "/api/jobs/{id}/progress" -> {"api", "jobs", id, "progress"}; ids are URL-decoded by civetweb.
@@ -212,7 +225,8 @@ struct Gateway::Impl {
       auto page = config::embedded_resource("services/gateway/page/index.html");
       return send(req, "page", 200, "text/html; charset=utf-8", std::string(page.value_or("")));
     }
-    const bool fixed = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" || req.path == "/api/openapi.yaml";
+    const bool fixed =
+        req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" || req.path == "/api/openapi.yaml";
     if (fixed && !get) return error(req, "method", 405, "use GET");
     if (req.path == "/healthz") {
       const bool live = health->live();
@@ -298,7 +312,8 @@ struct Gateway::Impl {
       auto body = read_body(req);
       if (!body) return error(req, "dlq_replay", 413, "the body is too large");
       Json filter = Json::parse(body->empty() ? "{}" : *body, nullptr, false);
-      if (filter.is_discarded() || !filter.is_object()) return error(req, "dlq_replay", 400, "the body must be a JSON object");
+      if (filter.is_discarded() || !filter.is_object())
+        return error(req, "dlq_replay", 400, "the body must be a JSON object");
       if (!filter.contains("job") && !filter.contains("task") && !filter.contains("reason")) {
         return error(req, "dlq_replay", 400, "name what to replay: job, task or reason");
       }
@@ -340,7 +355,8 @@ struct Gateway::Impl {
     }
     const std::string job_id = doc["job_id"];
     if (job_id.empty() || job_id.size() > 120 ||
-        job_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != std::string::npos) {
+        job_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
+            std::string::npos) {
       return error(req, "submit", 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
     }
     for (const auto& [key, value] : doc.items()) {
@@ -352,12 +368,14 @@ struct Gateway::Impl {
     for (std::size_t i = 0; i < doc["tasks"].size(); ++i) {
       Json task = doc["tasks"][i];
       if (!task.is_object()) {
-        problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "a task must be an object"}});
+        problems.push_back(
+            {{"index", i}, {"error_class", "schema_violation"}, {"message", "a task must be an object"}});
         continue;
       }
       if (!task.contains("job_id")) task["job_id"] = job_id;
       if (task["job_id"] != job_id) {
-        problems.push_back({{"index", i}, {"error_class", "schema_violation"}, {"message", "job_id differs from the request's"}});
+        problems.push_back(
+            {{"index", i}, {"error_class", "schema_violation"}, {"message", "job_id differs from the request's"}});
         continue;
       }
       const std::string job = task.value("job_id", "");
@@ -366,7 +384,8 @@ struct Gateway::Impl {
       if (!task.contains("type")) task["type"] = "DEV_TASK";
       if (!task.contains("created_at")) task["created_at"] = events::now_iso8601();
       if (auto failure = validator.validate_task(task)) {
-        problems.push_back({{"index", i}, {"error_class", failure->error_class},
+        problems.push_back({{"index", i},
+                            {"error_class", failure->error_class},
                             {"message", kafka::bounded_message(failure->message, 400)}});
         continue;
       }
@@ -384,9 +403,10 @@ struct Gateway::Impl {
       record.topic = config.tasks_topic;
       record.key = task["task_id"].get<std::string>();
       record.value = task.dump();
-      record.headers = {{std::string(kafka::headers::kContentType), "application/json"},
-                        {std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)},
-                        {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"}};
+      record.headers = {
+          {std::string(kafka::headers::kContentType), "application/json"},
+          {std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)},
+          {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"}};
       producer.send(record, [&](const kafka::DeliveryReport& r) {
         if (r.ok) return;
         ++failed;
@@ -398,15 +418,18 @@ struct Gateway::Impl {
     while (!producer.flush(std::chrono::seconds(10))) {
     }
     if (failed > 0) {
-      return error(req, "submit", 503, "Kafka did not acknowledge " + std::to_string(failed.load()) + " of " +
-                                           std::to_string(tasks.size()) + " tasks: " + first_error);
+      return error(req, "submit", 503,
+                   "Kafka did not acknowledge " + std::to_string(failed.load()) + " of " +
+                       std::to_string(tasks.size()) + " tasks: " + first_error);
     }
     submitted_tasks->Increment(static_cast<double>(tasks.size()));
     std::set<std::string> jobs;
     for (const auto& t : tasks) jobs.insert(t["job_id"].get<std::string>());
     Json links = Json::array();
     for (const auto& j : jobs) {
-      links.push_back({{"job_id", j}, {"job", "/api/jobs/" + j}, {"progress", "/api/jobs/" + j + "/progress"},
+      links.push_back({{"job_id", j},
+                       {"job", "/api/jobs/" + j},
+                       {"progress", "/api/jobs/" + j + "/progress"},
                        {"stream", "/api/progress/stream/" + j}});
     }
     return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"jobs", links}});
@@ -446,13 +469,15 @@ struct Gateway::Impl {
     auto next_beat = std::chrono::steady_clock::now() + config.heartbeat;
     while (!stopping.load()) {
       const auto now = std::chrono::steady_clock::now();
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(next_beat - now, std::chrono::steady_clock::duration::zero()));
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::max(next_beat - now, std::chrono::steady_clock::duration::zero()));
       auto snap = view.wait_for_change(job_id, last, std::min(wait, std::chrono::milliseconds(1000)));
       if (stopping.load()) break;
       if (snap && snap->sequence > last) {
         last = snap->sequence;
         const char* type = snap->complete ? "final" : "progress";
-        if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n")) return 200;
+        if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n"))
+          return 200;
         next_beat = std::chrono::steady_clock::now() + config.heartbeat;
         if (snap->complete) return 200;
         continue;
@@ -483,7 +508,8 @@ int handle(mg_connection* conn, void* cbdata) { return static_cast<Gateway::Impl
 Gateway::Gateway(GatewayConfig config, ProgressView& view, kafka::Producer& producer,
                  const events::MessageValidator& validator, std::shared_ptr<prometheus::Registry> registry,
                  std::shared_ptr<observability::HealthState> health)
-    : impl_(std::make_unique<Impl>(std::move(config), view, producer, validator, std::move(registry), std::move(health))) {}
+    : impl_(std::make_unique<Impl>(std::move(config), view, producer, validator, std::move(registry),
+                                   std::move(health))) {}
 
 Gateway::~Gateway() { stop(); }
 
@@ -492,8 +518,9 @@ void Gateway::start() {
   std::call_once(init, [] { mg_init_library(0); });
   const std::string ports = impl_->config.host + ":" + std::to_string(impl_->config.port);
   const std::string threads = std::to_string(impl_->config.max_streams + 16);
-  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", threads.c_str(), "enable_keep_alive", "yes",
-                           "request_timeout_ms", "3600000", nullptr};
+  const char* options[] = {"listening_ports",    ports.c_str(),       "num_threads",
+                           threads.c_str(),      "enable_keep_alive", "yes",
+                           "request_timeout_ms", "3600000",           nullptr};
   mg_callbacks callbacks{};
   impl_->ctx = mg_start(&callbacks, nullptr, options);
   if (impl_->ctx == nullptr) throw std::runtime_error("cannot listen on " + ports);

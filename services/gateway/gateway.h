@@ -28,9 +28,9 @@ class ProgressView;
 struct GatewayConfig {
   std::string host = "0.0.0.0";
   int port = 9406;
-  std::string api_token;          // empty: no authentication
-  std::string dlq_url;            // dlq-escalator's HTTP base URL; empty: the DLQ endpoints answer 503
-  std::string tasks_topic;        // full name of tasks.submitted
+  std::string api_token;    // empty: no authentication
+  std::string dlq_url;      // dlq-escalator's HTTP base URL; empty: the DLQ endpoints answer 503
+  std::string tasks_topic;  // full name of tasks.submitted
   std::chrono::milliseconds heartbeat{15000};
   std::chrono::milliseconds unknown_job_wait{30000};  // a stream waits this long for a new job to appear
   int max_streams = 64;

@@ -25,15 +25,18 @@ void on_signal(int) { g_stop.store(true); }
 
 int main(int argc, char** argv) {
   using namespace agentline;
-  service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.", {"jobs.progress"});
+  service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.",
+                            {"jobs.progress"});
   gateway::GatewayConfig config;
   std::string token_file;
   int heartbeat_ms = 15000, unknown_job_wait_ms = 30000;
   auto& o = host.options();
-  o.add("api-token-file", &token_file, "File holding the bearer token the API requires (or env AGENTLINE_API_TOKEN; empty: no token)");
+  o.add("api-token-file", &token_file,
+        "File holding the bearer token the API requires (or env AGENTLINE_API_TOKEN; empty: no token)");
   o.add("dlq-url", &config.dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
   o.add("sse-heartbeat-ms", &heartbeat_ms, "Heartbeat comment on idle event streams");
-  o.add("unknown-job-wait-ms", &unknown_job_wait_ms, "How long a stream waits for a job that is not on jobs.progress yet");
+  o.add("unknown-job-wait-ms", &unknown_job_wait_ms,
+        "How long a stream waits for a job that is not on jobs.progress yet");
   o.add("max-streams", &config.max_streams, "Open event streams at most");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   try {

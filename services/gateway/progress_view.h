@@ -19,14 +19,14 @@
 namespace agentline::gateway {
 
 struct JobSnapshot {
-  nlohmann::json doc;         // summary + "files": {path: file}
-  std::int64_t version = 0;   // the router's version of the job
+  nlohmann::json doc;        // summary + "files": {path: file}
+  std::int64_t version = 0;  // the router's version of the job
   // Ids of the SSE events: the summary's version plus every file's. It grows with every
   // change and is the same on every replica that has read the same records (files and the
   // summary are on different keys, so they may arrive in either order).
   std::int64_t sequence = 0;
-  std::string etag;           // strong ETag of `doc`
-  bool complete = false;      // every file delivered, failed delivery or dead-lettered
+  std::string etag;       // strong ETag of `doc`
+  bool complete = false;  // every file delivered, failed delivery or dead-lettered
 };
 
 class ProgressView {

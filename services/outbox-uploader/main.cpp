@@ -30,7 +30,8 @@ int recovery_command(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Items of a job by status (all jobs without --job)");
   status->add_option("--job", job, "Job id");
   status->add_flag("--json", json, "Print JSON");
-  auto* retry = app.add_subcommand("retry-failed", "Make a job's failed items pending again; the running service uploads them");
+  auto* retry =
+      app.add_subcommand("retry-failed", "Make a job's failed items pending again; the running service uploads them");
   retry->add_option("--job", job, "Job id")->required();
   for (auto* sub : {status, retry}) sub->add_option("--db", db, "The outbox database (the service's --db)");
   app.require_subcommand(1);
@@ -48,7 +49,8 @@ int recovery_command(int argc, char** argv) {
       nlohmann::json out = {{"job_id", job}, {"total", total}, {"by_status", summary}};
       nlohmann::json failed = nlohmann::json::array();
       for (const auto& item : store.items(job, "failed", 100)) {
-        failed.push_back({{"item_id", item.item_id}, {"path", item.path}, {"attempts", item.attempts}, {"error", item.last_error}});
+        failed.push_back(
+            {{"item_id", item.item_id}, {"path", item.path}, {"attempts", item.attempts}, {"error", item.last_error}});
       }
       out["failed"] = failed;
       std::cout << out.dump(2) << "\n";
@@ -78,25 +80,28 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  agentline::service::ServiceHost host(
-      "outbox-uploader",
-      "Stages deploy.requests in a SQLite outbox and uploads each item exactly once (filesystem, webhook or Azure DevOps).\n"
-      "Recovery: outbox-uploader status --job J | retry-failed --job J (with --db).",
-      {"deploy.requests"});
+  agentline::service::ServiceHost host("outbox-uploader",
+                                       "Stages deploy.requests in a SQLite outbox and uploads each item exactly once "
+                                       "(filesystem, webhook or Azure DevOps).\n"
+                                       "Recovery: outbox-uploader status --job J | retry-failed --job J (with --db).",
+                                       {"deploy.requests"});
   std::string db;
   agentline::outbox::TargetConfig target_config;
   agentline::outbox::UploaderConfig config;
   std::string webhook_token_file, ado_pat_file;
   int timeout_ms = 10000, max_attempts = config.retry.max_attempts, retry_base_ms = 1000, retry_max_ms = 60000;
-  int breaker_open_wait_ms = 10000, breaker_minimum_calls = config.breaker.minimum_calls, breaker_window = config.breaker.window_size;
+  int breaker_open_wait_ms = 10000, breaker_minimum_calls = config.breaker.minimum_calls,
+      breaker_window = config.breaker.window_size;
   double breaker_failure_rate = config.breaker.failure_rate_threshold;
   int min_free_mb = 64;
   auto& o = host.options();
   o.add("db", &db, "Outbox database file (default: <state-dir>/outbox-uploader.db)");
   o.add("target", &target_config.kind, "Where items go: filesystem, webhook or azure-devops");
-  o.add("output-root", &target_config.output_root, "filesystem: the output folder, files land in <root>/<job_id>/<path> (default: <state-dir>/delivered)");
+  o.add("output-root", &target_config.output_root,
+        "filesystem: the output folder, files land in <root>/<job_id>/<path> (default: <state-dir>/delivered)");
   o.add("webhook-url", &target_config.webhook_url, "webhook: the URL items are POSTed to");
-  o.add("webhook-token-file", &webhook_token_file, "webhook: file holding a bearer token (or env AGENTLINE_WEBHOOK_TOKEN)");
+  o.add("webhook-token-file", &webhook_token_file,
+        "webhook: file holding a bearer token (or env AGENTLINE_WEBHOOK_TOKEN)");
   o.add("ado-org-url", &target_config.ado_org_url, "azure-devops: https://dev.azure.com/<org>");
   o.add("ado-project", &target_config.ado_project, "azure-devops: the project");
   o.add("ado-pat-file", &ado_pat_file, "azure-devops: file holding the PAT (or env AGENTLINE_ADO_PAT)");
@@ -118,7 +123,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<agentline::outbox::Target> target;
   try {
     if (db.empty()) db = (std::filesystem::path(host.common().state_dir) / "outbox-uploader.db").string();
-    if (target_config.output_root.empty()) target_config.output_root = (std::filesystem::path(host.common().state_dir) / "delivered").string();
+    if (target_config.output_root.empty())
+      target_config.output_root = (std::filesystem::path(host.common().state_dir) / "delivered").string();
     target_config.timeout = std::chrono::milliseconds(timeout_ms);
     target_config.webhook_token = agentline::config::read_secret(webhook_token_file, "AGENTLINE_WEBHOOK_TOKEN");
     target_config.ado_pat = agentline::config::read_secret(ado_pat_file, "AGENTLINE_ADO_PAT");
@@ -147,16 +153,21 @@ int main(int argc, char** argv) {
   }
   spdlog::info("outbox {} -> target {}", db, target->name());
   auto producer = std::make_shared<agentline::kafka::Producer>(host.kafka_settings(), "outbox-uploader-events");
-  agentline::outbox::Uploader uploader(config, *store, *target, producer, host.catalog(), *host.registry(), "outbox-uploader",
+  agentline::outbox::Uploader uploader(config, *store, *target, producer, host.catalog(), *host.registry(),
+                                       "outbox-uploader",
                                        host.common().group_id.empty() ? "outbox-uploader" : host.common().group_id);
   host.add_metrics([&](auto& families) { uploader.append_metrics(families); });
-  host.add_route("GET /stats", [&](const std::string&) { return std::pair<int, std::string>(200, uploader.stats_json()); });
+  host.add_route("GET /stats",
+                 [&](const std::string&) { return std::pair<int, std::string>(200, uploader.stats_json()); });
 
   // Readiness drops while the outbox's volume is nearly full (staging would fail).
-  agentline::storage::VolumeWatch volume("outbox", db, static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024,
+  agentline::storage::VolumeWatch volume("outbox", db,
+                                         static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024,
                                          host.health(), *host.registry());
   uploader.start();
-  const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter&) { return uploader.stage(record); });
+  const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter&) {
+    return uploader.stage(record);
+  });
   uploader.stop();
   producer->flush(std::chrono::seconds(10));
   return rc;

@@ -1,7 +1,7 @@
 #include "outbox_store.h"
 
-#include "agentline/events/timestamps.h"
 #include <chrono>
+#include "agentline/events/timestamps.h"
 
 namespace agentline::outbox {
 namespace {
@@ -89,7 +89,8 @@ StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
   auto insert = db_.prepare(
       "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, content, "
       "content_sha256, message, headers_json, source_topic, source_partition, source_offset, source_timestamp_ms, "
-      "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18) "
+      "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+      "?18, ?18) "
       "ON CONFLICT (staging_key) DO NOTHING");
   insert.bind(1, item.staging_key).bind(2, item.job_id).bind(3, item.task_id).bind(4, item.item_id);
   if (item.parent_id) {
@@ -112,7 +113,8 @@ StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
 
 int OutboxStore::recover_in_flight() {
   std::lock_guard lock(mu_);
-  auto s = db_.prepare("UPDATE items SET status = 'pending', reconcile = 1, next_attempt_ms = 0 WHERE status = 'in_flight'");
+  auto s =
+      db_.prepare("UPDATE items SET status = 'pending', reconcile = 1, next_attempt_ms = 0 WHERE status = 'in_flight'");
   return static_cast<int>(s.run());
 }
 
@@ -144,7 +146,8 @@ std::optional<std::int64_t> OutboxStore::next_due_ms() {
   return std::nullopt;
 }
 
-void OutboxStore::mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url, std::int64_t now_ms) {
+void OutboxStore::mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
+                                std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   auto s = db_.prepare(
       "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "

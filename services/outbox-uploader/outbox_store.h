@@ -34,7 +34,7 @@ struct OutboxItem {
   std::string title;
   std::string content;
   std::string content_sha256;
-  std::string message;  // the inbound record's value, for the DLQ copy
+  std::string message;       // the inbound record's value, for the DLQ copy
   std::string headers_json;  // its headers, as a JSON array of [name, value]
   std::string source_topic;
   std::int32_t source_partition = 0;
@@ -67,7 +67,8 @@ class OutboxStore {
   // The earliest next attempt among pending items whose parent is uploaded.
   std::optional<std::int64_t> next_due_ms();
 
-  void mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url, std::int64_t now_ms);
+  void mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
+                     std::int64_t now_ms);
   void mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error);
   void mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms);
   // A crashed process may leave an in_flight item whose outcome the next one settles; an

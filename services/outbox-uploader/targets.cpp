@@ -28,7 +28,8 @@ UploadOutcome http_failure(const net::HttpResponse& r, const std::string& what) 
   const std::string detail = what + ": HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 300);
   const std::string error_class = "http_" + std::to_string(r.status);
   // 409: the receiver is still working on a request with this idempotency key.
-  if (net::is_retryable(r) || r.status == 409) return UploadOutcome::failed(Kind::kRetry, error_class, detail, net::retry_after(r));
+  if (net::is_retryable(r) || r.status == 409)
+    return UploadOutcome::failed(Kind::kRetry, error_class, detail, net::retry_after(r));
   return UploadOutcome::failed(Kind::kPermanent, error_class, detail);
 }
 
@@ -59,32 +60,39 @@ class FilesystemTarget final : public Target {
     std::string relative;
     std::string content;
     if (item.kind == "file") {
-      if (auto why = events::unsafe_path_reason(item.path)) return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", *why);
+      if (auto why = events::unsafe_path_reason(item.path))
+        return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", *why);
       relative = item.job_id + "/" + item.path;
       content = item.content;
     } else {
       relative = item.job_id + "/.agentline/items/" + item.item_id + ".json";
-      nlohmann::json doc = {{"item_id", item.item_id}, {"kind", item.kind}, {"title", item.title}, {"job_id", item.job_id}};
+      nlohmann::json doc = {
+          {"item_id", item.item_id}, {"kind", item.kind}, {"title", item.title}, {"job_id", item.job_id}};
       if (item.parent_id) doc["parent_id"] = *item.parent_id;
       if (item.parent_remote_id) doc["parent"] = *item.parent_remote_id;
       content = doc.dump(2) + "\n";
     }
-    if (auto why = events::unsafe_path_reason(item.job_id)) return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", "job id: " + *why);
+    if (auto why = events::unsafe_path_reason(item.job_id))
+      return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", "job id: " + *why);
     const fs::path target = canonical_root_ / relative;
     std::error_code ec;
     fs::create_directories(target.parent_path(), ec);
-    if (ec) return UploadOutcome::failed(Kind::kRetry, "io_error", "cannot create " + target.parent_path().string() + ": " + ec.message());
+    if (ec)
+      return UploadOutcome::failed(Kind::kRetry, "io_error",
+                                   "cannot create " + target.parent_path().string() + ": " + ec.message());
     // A symlink planted under the root must not lead the write outside it.
     const fs::path parent = fs::canonical(target.parent_path(), ec);
     const auto rel = parent.lexically_relative(canonical_root_);
     if (ec || rel.empty() || *rel.begin() == "..") {
       return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " resolves outside the output root");
     }
-    if (fs::is_symlink(target, ec)) return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " is a symlink");
-    if (fs::is_regular_file(target, ec) && read_file(target) == content) return UploadOutcome::uploaded(relative, target.string(), true);
+    if (fs::is_symlink(target, ec))
+      return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " is a symlink");
+    if (fs::is_regular_file(target, ec) && read_file(target) == content)
+      return UploadOutcome::uploaded(relative, target.string(), true);
 
-    const fs::path tmp = target.parent_path() /
-                         ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp-" +
+                                                 std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out.write(content.data(), static_cast<std::streamsize>(content.size()));
@@ -101,7 +109,8 @@ class FilesystemTarget final : public Target {
     fs::rename(tmp, target, ec);
     if (ec) {
       fs::remove(tmp, ec);
-      return UploadOutcome::failed(Kind::kRetry, "io_error", "rename to " + target.string() + " failed: " + ec.message());
+      return UploadOutcome::failed(Kind::kRetry, "io_error",
+                                   "rename to " + target.string() + " failed: " + ec.message());
     }
     sync_fd_path(target.parent_path(), O_RDONLY | O_DIRECTORY);
     return UploadOutcome::uploaded(relative, target.string());
@@ -114,8 +123,11 @@ class FilesystemTarget final : public Target {
 };
 
 nlohmann::json item_json(const OutboxItem& item) {
-  nlohmann::json j = {{"staging_key", item.staging_key}, {"job_id", item.job_id}, {"task_id", item.task_id},
-                      {"item_id", item.item_id}, {"kind", item.kind}};
+  nlohmann::json j = {{"staging_key", item.staging_key},
+                      {"job_id", item.job_id},
+                      {"task_id", item.task_id},
+                      {"item_id", item.item_id},
+                      {"kind", item.kind}};
   if (!item.path.empty()) j["path"] = item.path;
   if (!item.title.empty()) j["title"] = item.title;
   if (item.kind == "file") {
@@ -183,11 +195,20 @@ std::string html_escape(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -206,8 +227,12 @@ class AzureDevOpsTarget final : public Target {
     // Existence check first: a crash, a redelivery to another replica, or a timeout after the
     // create went through all leave a work item carrying this tag.
     net::HttpRequest query = request("POST", project_url() + "/_apis/wit/wiql?api-version=" + config_.ado_api_version);
-    query.body = nlohmann::json{{"query", "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project AND "
-                                          "[System.Tags] CONTAINS '" + tag + "'"}}.dump();
+    query.body = nlohmann::json{
+        {"query",
+         "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project AND "
+         "[System.Tags] CONTAINS '" +
+             tag +
+             "'"}}.dump();
     const auto found = net::http_call(query);
     if (!found.ok()) return http_failure(found, "azure-devops wiql");
     auto hits = nlohmann::json::parse(found.body, nullptr, false);
@@ -273,7 +298,9 @@ class AzureDevOpsTarget final : public Target {
 
 }  // namespace
 
-std::string ado_tag(const std::string& staging_key) { return "agentline-" + cache::sha256_hex(staging_key).substr(0, 24); }
+std::string ado_tag(const std::string& staging_key) {
+  return "agentline-" + cache::sha256_hex(staging_key).substr(0, 24);
+}
 
 std::unique_ptr<Target> make_target(const TargetConfig& c) {
   if (c.kind == "filesystem") {
@@ -288,7 +315,8 @@ std::unique_ptr<Target> make_target(const TargetConfig& c) {
     if (c.ado_org_url.empty() || c.ado_project.empty()) {
       throw std::invalid_argument("the azure-devops target needs --ado-org-url and --ado-project");
     }
-    if (c.ado_pat.empty()) throw std::invalid_argument("the azure-devops target needs a PAT (--ado-pat-file or AGENTLINE_ADO_PAT)");
+    if (c.ado_pat.empty())
+      throw std::invalid_argument("the azure-devops target needs a PAT (--ado-pat-file or AGENTLINE_ADO_PAT)");
     return std::make_unique<AzureDevOpsTarget>(c);
   }
   throw std::invalid_argument("unknown target '" + c.kind + "' (filesystem, webhook, azure-devops)");

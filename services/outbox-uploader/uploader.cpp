@@ -9,8 +9,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "agentline/events/timestamps.h"
 #include "agentline/cache/result_cache.h"
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/metric_families.h"
 
@@ -28,7 +28,8 @@ std::string event_id(const char* prefix, const std::string& target, const Outbox
 }  // namespace
 
 Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, std::shared_ptr<kafka::Producer> producer,
-                   const kafka::TopicCatalog& catalog, prometheus::Registry& registry, std::string service, std::string group)
+                   const kafka::TopicCatalog& catalog, prometheus::Registry& registry, std::string service,
+                   std::string group)
     : config_(std::move(config)),
       store_(store),
       target_(target),
@@ -43,10 +44,11 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
                  .Name("agentline_outbox_staged_total")
                  .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed)")
                  .Register(registry);
-  uploads_ = &prometheus::BuildCounter()
-                  .Name("agentline_outbox_uploads_total")
-                  .Help("Upload attempts, by target and outcome (uploaded, already_there, retry, failed, not_permitted)")
-                  .Register(registry);
+  uploads_ =
+      &prometheus::BuildCounter()
+           .Name("agentline_outbox_uploads_total")
+           .Help("Upload attempts, by target and outcome (uploaded, already_there, retry, failed, not_permitted)")
+           .Register(registry);
   published_ = &prometheus::BuildCounter()
                     .Name("agentline_outbox_events_total")
                     .Help("Events published by the outbox, by type (UPLOADED, UPLOAD_FAILED, dlq)")
@@ -55,13 +57,14 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
                    .Name("agentline_outbox_upload_duration_seconds")
                    .Help("Time one upload took")
                    .Register(registry)
-                   .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+                   .Add({{"target", target_.name()}},
+                        prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   end_to_end_ = &prometheus::BuildHistogram()
                      .Name("agentline_end_to_end_seconds")
                      .Help("From a task's entry into the pipeline (prioritized) to its file's delivery")
                      .Register(registry)
-                     .Add({{"target", target_.name()}},
-                          prometheus::Histogram::BucketBoundaries{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+                     .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{
+                                                            0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
   batch_size_ = &prometheus::BuildGauge()
                      .Name("agentline_outbox_batch_size")
                      .Help("Items the adaptive batcher claims per batch now")
@@ -82,7 +85,8 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
   item.task_id = message["task_id"];
   if (type == "QA_PASSED") {
     if (!payload.contains("content") || !payload["content"].is_string()) {
-      return kafka::Failure::bad_input("missing_content", "QA_PASSED for " + payload.value("path", std::string("?")) + " carries no content");
+      return kafka::Failure::bad_input(
+          "missing_content", "QA_PASSED for " + payload.value("path", std::string("?")) + " carries no content");
     }
     item.kind = "file";
     item.item_id = item.task_id;
@@ -96,11 +100,13 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
     item.title = payload["title"];
     item.content = payload.value("description", "");
   } else {
-    return kafka::Failure::bad_input("unexpected_message_type", "deploy.requests carries QA_PASSED or DEPLOY_ITEM, not " + type);
+    return kafka::Failure::bad_input("unexpected_message_type",
+                                     "deploy.requests carries QA_PASSED or DEPLOY_ITEM, not " + type);
   }
   if (payload.contains("parent_id") && payload["parent_id"].is_string()) {
     item.parent_id = payload["parent_id"].get<std::string>();
-    if (*item.parent_id == item.item_id) return kafka::Failure::bad_input("schema_violation", "an item cannot be its own parent");
+    if (*item.parent_id == item.item_id)
+      return kafka::Failure::bad_input("schema_violation", "an item cannot be its own parent");
   }
   item.staging_key = item.job_id + "/" + item.item_id;
   item.message = record.value;
@@ -118,7 +124,9 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
     // A full disk or a locked file: the offset must not move; hold consumption a while.
     return kafka::Failure::backoff("outbox_unavailable", e.what(), std::chrono::seconds(5));
   }
-  const char* label = outcome == StageOutcome::kStaged ? "staged" : outcome == StageOutcome::kRearmed ? "rearmed" : "duplicate";
+  const char* label = outcome == StageOutcome::kStaged    ? "staged"
+                      : outcome == StageOutcome::kRearmed ? "rearmed"
+                                                          : "duplicate";
   staged_->Add({{"outcome", label}}).Increment();
   if (outcome != StageOutcome::kDuplicate) wake_.notify_one();
   return std::nullopt;
@@ -126,7 +134,8 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
 
 void Uploader::start() {
   const int recovered = store_.recover_in_flight();
-  if (recovered > 0) spdlog::warn("{} item(s) were in flight when the last run stopped; reconciling them with the target", recovered);
+  if (recovered > 0)
+    spdlog::warn("{} item(s) were in flight when the last run stopped; reconciling them with the target", recovered);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -207,7 +216,8 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
       settle(item, outcome, took);
     }
   };
-  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), batch.size());
+  const std::size_t threads =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), batch.size());
   std::vector<std::thread> pool;
   for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
@@ -224,13 +234,15 @@ void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std:
     store_.mark_uploaded(item.seq, outcome.remote_id, outcome.remote_url, now);
     if (item.kind == "file" && !outcome.already_there) {
       const auto message = nlohmann::json::parse(item.message, nullptr, false);
-      if (message.is_object() && message["payload"].contains("submitted_at_ms") && message["payload"]["submitted_at_ms"].is_number_integer()) {
+      if (message.is_object() && message["payload"].contains("submitted_at_ms") &&
+          message["payload"]["submitted_at_ms"].is_number_integer()) {
         const auto since = now - message["payload"]["submitted_at_ms"].get<std::int64_t>();
         if (since >= 0) end_to_end_->Observe(static_cast<double>(since) / 1000.0);
       }
     }
     uploads_->Add({{"target", target}, {"outcome", outcome.already_there ? "already_there" : "uploaded"}}).Increment();
-    if (outcome.already_there) spdlog::info("{} was already at the target ({}): not uploaded again", item.staging_key, outcome.remote_id);
+    if (outcome.already_there)
+      spdlog::info("{} was already at the target ({}): not uploaded again", item.staging_key, outcome.remote_id);
     return;
   }
   const std::string error = outcome.error_class + ": " + kafka::bounded_message(outcome.error, 1000);
@@ -239,7 +251,8 @@ void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std:
       paused_until_ms_ = std::max(paused_until_ms_.load(), now + outcome.retry_after->count());
     }
     const auto delay = retry_.delay(attempts, resilience::Duration{0}, outcome.retry_after);
-    store_.mark_retry(item.seq, attempts, now + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), error);
+    store_.mark_retry(item.seq, attempts, now + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(),
+                      error);
     uploads_->Add({{"target", target}, {"outcome", "retry"}}).Increment();
     return;
   }
@@ -284,7 +297,8 @@ void Uploader::publish_owed_events() {
     r.key = item.task_id;
     r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-    r.headers.push_back({std::string(kafka::headers::kSchema), validator_.event_schema_id(event["type"].get<std::string>())});
+    r.headers.push_back(
+        {std::string(kafka::headers::kSchema), validator_.event_schema_id(event["type"].get<std::string>())});
     records.push_back(std::move(r));
     if (!uploaded) {
       // The failed item's own deploy.requests record goes to the DLQ, with its origin in the
@@ -299,10 +313,12 @@ void Uploader::publish_owed_events() {
       auto headers = nlohmann::json::parse(item.headers_json, nullptr, false);
       if (headers.is_array()) {
         for (const auto& h : headers) {
-          if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) original.headers.push_back({h[0], h[1]});
+          if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string())
+            original.headers.push_back({h[0], h[1]});
         }
       }
-      records.push_back(dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), events::now_ms()));
+      records.push_back(
+          dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), events::now_ms()));
     }
     p->outstanding = static_cast<int>(records.size());
     for (auto& rec : records) {
@@ -328,12 +344,14 @@ void Uploader::publish_owed_events() {
     }
   }
   if (done < static_cast<int>(pending.size())) {
-    spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later", pending.size() - done, pending.size());
+    spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later",
+                 pending.size() - done, pending.size());
   }
 }
 
 void Uploader::append_metrics(std::vector<prometheus::MetricFamily>& families) {
-  auto& items = observability::family(families, "agentline_outbox_items", "Items in the outbox, by status", prometheus::MetricType::Gauge);
+  auto& items = observability::family(families, "agentline_outbox_items", "Items in the outbox, by status",
+                                      prometheus::MetricType::Gauge);
   try {
     for (const auto& [status, count] : store_.summary("")) {
       observability::add_sample(items, {{"status", status}}, static_cast<double>(count));
@@ -347,10 +365,11 @@ void Uploader::append_metrics(std::vector<prometheus::MetricFamily>& families) {
 std::string Uploader::stats_json() {
   const auto b = breaker_.snapshot();
   const auto s = batcher_.stats();
-  nlohmann::json j = {{"target", target_.name()},
-                      {"items", store_.summary("")},
-                      {"breaker", {{"state", std::string(resilience::to_string(b.state))}, {"failure_rate", b.failure_rate}}},
-                      {"batch", {{"size", s.batch_size}, {"batches", s.batches}, {"items", s.items}, {"average", s.average_batch}}}};
+  nlohmann::json j = {
+      {"target", target_.name()},
+      {"items", store_.summary("")},
+      {"breaker", {{"state", std::string(resilience::to_string(b.state))}, {"failure_rate", b.failure_rate}}},
+      {"batch", {{"size", s.batch_size}, {"batches", s.batches}, {"items", s.items}, {"average", s.average_batch}}}};
   return j.dump();
 }
 

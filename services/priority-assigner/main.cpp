@@ -5,9 +5,8 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-  agentline::service::ServiceHost host("priority-assigner",
-                                       "Routes submitted tasks to their priority topics (fix tasks first).",
-                                       {"tasks.submitted"});
+  agentline::service::ServiceHost host(
+      "priority-assigner", "Routes submitted tasks to their priority topics (fix tasks first).", {"tasks.submitted"});
   std::string rules_file;
   host.options().add("rules", &rules_file, "Priority rule file (JSON); empty: the built-in default rules");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;

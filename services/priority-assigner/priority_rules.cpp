@@ -30,10 +30,14 @@ std::vector<std::string> lower_list(const nlohmann::json& rule, const char* key)
 
 std::string_view to_string(Priority p) {
   switch (p) {
-    case Priority::kCritical: return "critical";
-    case Priority::kHigh: return "high";
-    case Priority::kNormal: return "normal";
-    case Priority::kLow: return "low";
+    case Priority::kCritical:
+      return "critical";
+    case Priority::kHigh:
+      return "high";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kLow:
+      return "low";
   }
   return "normal";
 }
@@ -95,9 +99,8 @@ Decision PriorityRules::classify(std::string_view path, std::string_view descrip
     start = slash + 1;
   }
   for (const auto& rule : rules_) {
-    bool hit = std::any_of(rule.directories.begin(), rule.directories.end(), [&](const std::string& d) {
-      return std::find(dirs.begin(), dirs.end(), d) != dirs.end();
-    });
+    bool hit = std::any_of(rule.directories.begin(), rule.directories.end(),
+                           [&](const std::string& d) { return std::find(dirs.begin(), dirs.end(), d) != dirs.end(); });
     hit = hit || std::any_of(rule.filenames.begin(), rule.filenames.end(), [&](const std::string& glob) {
             return ::fnmatch(glob.c_str(), filename.c_str(), 0) == 0;
           });

@@ -57,7 +57,8 @@ CheckTable CheckTable::defaults() {
   const Check js{"node_check", {"node", "--check", "{file}"}, "node"};
   const Check sh{"bash_n", {"bash", "-n", "{file}"}, "bash"};
   const Check json{"json_parse", {"python3", "-c", "import json,sys; json.load(open(sys.argv[1]))", "{file}"}, "json"};
-  const Check yaml{"yaml_parse", {"python3", "-c", "import yaml,sys; yaml.safe_load(open(sys.argv[1]))", "{file}"}, "yaml"};
+  const Check yaml{
+      "yaml_parse", {"python3", "-c", "import yaml,sys; yaml.safe_load(open(sys.argv[1]))", "{file}"}, "yaml"};
   for (const char* e : {".py"}) t.by_extension_[e] = py;
   for (const char* e : {".c", ".h"}) t.by_extension_[e] = c;
   for (const char* e : {".cc", ".cpp", ".cxx", ".hpp", ".hh"}) t.by_extension_[e] = cpp;
@@ -73,7 +74,8 @@ void CheckTable::merge(const std::string& json_text) {
   if (doc.is_discarded() || !doc.is_object()) throw std::invalid_argument("command table: not a JSON object");
   static const std::vector<std::string> kParsers{"gcc", "python", "node", "bash", "json", "yaml", "plain"};
   for (const auto& [ext, entry] : doc.items()) {
-    if (ext.empty() || ext[0] != '.') throw std::invalid_argument("command table: '" + ext + "' is not an extension (.py)");
+    if (ext.empty() || ext[0] != '.')
+      throw std::invalid_argument("command table: '" + ext + "' is not an extension (.py)");
     if (!entry.is_object()) throw std::invalid_argument("command table: " + ext + " must map to an object");
     Check check;
     for (const auto& [k, v] : entry.items()) {
@@ -117,7 +119,8 @@ nlohmann::json diagnostic(const std::string& path, int line, int column, const s
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   if (from.empty()) return s;
-  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
   return s;
 }
 
@@ -132,8 +135,8 @@ std::string last_nonempty_line(const std::string& output) {
 
 }  // namespace
 
-nlohmann::json parse_diagnostics(const std::string& parser, const std::string& raw_output, const std::string& sandbox_name,
-                                 const std::string& path, const std::string& check) {
+nlohmann::json parse_diagnostics(const std::string& parser, const std::string& raw_output,
+                                 const std::string& sandbox_name, const std::string& path, const std::string& check) {
   // Name the task's path, not the sandbox's.
   std::string output = replace_all(valid_utf8(raw_output), "/work/" + sandbox_name, path);
   output = replace_all(output, sandbox_name, path);

@@ -18,13 +18,15 @@ int main(int argc, char** argv) {
   int wall_ms = static_cast<int>(limits.wall.count());
   int memory_mb = static_cast<int>(limits.memory_bytes >> 20);
   auto& o = host.options();
-  o.add("sandbox", &sandbox_mode, "bwrap (bubblewrap), or none: run checks unconfined (UNSAFE: generated code runs as the worker)");
+  o.add("sandbox", &sandbox_mode,
+        "bwrap (bubblewrap), or none: run checks unconfined (UNSAFE: generated code runs as the worker)");
   o.add("checks", &command_table, "Command table (JSON) adding or replacing checks by extension");
   o.add("check-cpu-seconds", &limits.cpu_seconds, "Sandbox: CPU seconds per check");
   o.add("check-memory-mb", &memory_mb, "Sandbox: address space per check (MiB)");
   o.add("check-processes", &limits.processes, "Sandbox: processes (RLIMIT_NPROC of the sandbox user)");
   o.add("check-wall-ms", &wall_ms, "Sandbox: wall-clock time per check");
-  o.add("sandbox-uid-base", &limits.uid_base, "Sandbox, as root: checks run as uids from this one up (one per running check)");
+  o.add("sandbox-uid-base", &limits.uid_base,
+        "Sandbox, as root: checks run as uids from this one up (one per running check)");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   limits.wall = std::chrono::milliseconds(wall_ms);
   limits.memory_bytes = static_cast<std::int64_t>(memory_mb) << 20;

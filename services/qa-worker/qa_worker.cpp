@@ -46,7 +46,8 @@ std::string safe_name(const std::string& path) {
 
 }  // namespace
 
-QaWorker::QaWorker(const kafka::TopicCatalog& catalog, CheckTable checks, Sandbox sandbox, prometheus::Registry& registry)
+QaWorker::QaWorker(const kafka::TopicCatalog& catalog, CheckTable checks, Sandbox sandbox,
+                   prometheus::Registry& registry)
     : checks_(std::move(checks)), sandbox_(std::move(sandbox)), events_topic_(catalog.topic("events")) {
   checks_total_ = &prometheus::BuildCounter()
                        .Name("agentline_qa_checks_total")
@@ -67,7 +68,8 @@ std::optional<kafka::Failure> QaWorker::handle(const kafka::InboundRecord& recor
   if (auto failure = events::MessageValidator::parse(record.value, event)) return failure;
   if (auto failure = validator_.validate_event(event)) return failure;
   if (event["type"] != "FILE_COMPLETED") {
-    return kafka::Failure::bad_input("unexpected_event_type", "qa.requests carries FILE_COMPLETED, not " + event["type"].get<std::string>());
+    return kafka::Failure::bad_input("unexpected_event_type",
+                                     "qa.requests carries FILE_COMPLETED, not " + event["type"].get<std::string>());
   }
   if (!sandbox_problem_.empty()) {
     return kafka::Failure::backoff("sandbox_unavailable", sandbox_problem_, std::chrono::seconds(30));
@@ -89,28 +91,36 @@ std::optional<kafka::Failure> QaWorker::handle(const kafka::InboundRecord& recor
       std::ofstream f(dir.path / name, std::ios::binary);
       f << in.value("content", "");
     }
-    std::filesystem::permissions(dir.path / name, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
-                                                      std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+    std::filesystem::permissions(dir.path / name,
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                     std::filesystem::perms::group_read | std::filesystem::perms::others_read);
     std::vector<std::string> argv;
     for (const auto& a : check->argv) argv.push_back(a == "{file}" ? name : a);
     const SandboxResult r = sandbox_.run(argv, dir.path.string());
     if (r.infrastructure_error) {
-      return kafka::Failure::transient("sandbox_error", "the check " + check->name + " could not run: " + r.output.substr(0, 500));
+      return kafka::Failure::transient("sandbox_error",
+                                       "the check " + check->name + " could not run: " + r.output.substr(0, 500));
     }
-    duration_->Add({{"check", check->name}}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})
+    duration_
+        ->Add({{"check", check->name}},
+              prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})
         .Observe(std::chrono::duration<double>(r.duration).count());
     payload["check"] = check->name;
     payload["check_duration_ms"] = r.duration.count();
     if (!r.limit.empty()) {
       passed = false;
       limit_kills_->Add({{"limit", r.limit}}).Increment();
-      diagnostics.push_back({{"file", path}, {"severity", "error"}, {"check", check->name},
+      diagnostics.push_back({{"file", path},
+                             {"severity", "error"},
+                             {"check", check->name},
                              {"message", "stopped by the sandbox's " + r.limit + " limit"}});
     } else if (r.exit_code != 0) {
       passed = false;
       diagnostics = parse_diagnostics(check->parser, r.output, name, path, check->name);
       if (diagnostics.empty()) {
-        diagnostics.push_back({{"file", path}, {"severity", "error"}, {"check", check->name},
+        diagnostics.push_back({{"file", path},
+                               {"severity", "error"},
+                               {"check", check->name},
                                {"message", check->name + " failed with exit status " + std::to_string(r.exit_code)}});
       }
     }
@@ -129,14 +139,16 @@ std::optional<kafka::Failure> QaWorker::handle(const kafka::InboundRecord& recor
                            {"created_at", events::now_iso8601()},
                            {"payload", payload}};
   if (auto failure = validator_.validate_event(result)) {
-    return kafka::Failure::bad_input("invalid_output", "the " + type + " built for this file is invalid: " + failure->message);
+    return kafka::Failure::bad_input("invalid_output",
+                                     "the " + type + " built for this file is invalid: " + failure->message);
   }
   kafka::OutgoingRecord r;
   r.topic = events_topic_;
   r.key = event["job_id"];
   r.value = result.dump();
   r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = record.header(kafka::headers::kTraceparent)) r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  if (auto trace = record.header(kafka::headers::kTraceparent))
+    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
   out.emit(std::move(r));
   return std::nullopt;
 }

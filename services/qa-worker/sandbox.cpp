@@ -44,19 +44,59 @@ struct Sandbox::UidPool {
   }
 };
 
-Sandbox::Sandbox(Mode mode, SandboxLimits limits)
-    : mode_(mode), limits_(limits), uids_(std::make_shared<UidPool>()) {}
+Sandbox::Sandbox(Mode mode, SandboxLimits limits) : mode_(mode), limits_(limits), uids_(std::make_shared<UidPool>()) {}
 
 SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::string& workdir) const {
   SandboxResult result;
   std::vector<std::string> full;
   if (mode_ == Mode::kBubblewrap) {
-    full = {"bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--ro-bind", "/usr", "/usr", "--ro-bind-try", "/bin", "/bin", "--ro-bind-try", "/sbin", "/sbin",
-            "--ro-bind-try", "/lib", "/lib", "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/etc", "/etc",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workdir, "/work", "--chdir", "/work",
-            "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work",
-            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--"};
+    full = {"bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--ro-bind-try",
+            "/bin",
+            "/bin",
+            "--ro-bind-try",
+            "/sbin",
+            "/sbin",
+            "--ro-bind-try",
+            "/lib",
+            "/lib",
+            "--ro-bind-try",
+            "/lib64",
+            "/lib64",
+            "--ro-bind-try",
+            "/etc",
+            "/etc",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            workdir,
+            "/work",
+            "--chdir",
+            "/work",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/work",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--setenv",
+            "PYTHONDONTWRITEBYTECODE",
+            "1",
+            "--"};
   }
   full.insert(full.end(), argv.begin(), argv.end());
   std::vector<char*> args;
@@ -132,7 +172,8 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   const auto deadline = started + limits_.wall;
   bool truncated = false;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.limit = "wall_clock";
       break;
@@ -145,7 +186,8 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     const ssize_t n = ::read(out[0], buf, sizeof buf);
     if (n <= 0) break;
     if (result.output.size() < limits_.output_bytes) {
-      result.output.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), limits_.output_bytes - result.output.size()));
+      result.output.append(
+          buf, std::min<std::size_t>(static_cast<std::size_t>(n), limits_.output_bytes - result.output.size()));
     } else if (!truncated) {
       truncated = true;
       result.limit = "output";
@@ -170,7 +212,8 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   // with it; bwrap's pid namespace does the same for children that left the session.
   ::kill(-pid, SIGKILL);
   int exec_errno = 0;
-  const bool exec_failed = ::read(exec_error[0], &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno);
+  const bool exec_failed =
+      ::read(exec_error[0], &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno);
   ::close(exec_error[0]);
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   if (WIFEXITED(status)) {

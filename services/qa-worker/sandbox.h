@@ -27,10 +27,10 @@ struct SandboxLimits {
 };
 
 struct SandboxResult {
-  int exit_code = -1;       // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
-  std::string limit;        // "", "wall_clock", "cpu_time", "memory", "processes", "output"
-  std::string output;       // stdout and stderr, interleaved, cut at output_bytes
+  std::string limit;   // "", "wall_clock", "cpu_time", "memory", "processes", "output"
+  std::string output;  // stdout and stderr, interleaved, cut at output_bytes
   std::chrono::milliseconds duration{0};
   bool infrastructure_error = false;  // the sandbox itself could not start
 };

@@ -6,9 +6,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
@@ -17,10 +17,12 @@ namespace agentline::router {
 namespace {
 
 std::string first_diagnostic(const nlohmann::json& payload) {
-  if (!payload.contains("diagnostics") || !payload["diagnostics"].is_array() || payload["diagnostics"].empty()) return "";
+  if (!payload.contains("diagnostics") || !payload["diagnostics"].is_array() || payload["diagnostics"].empty())
+    return "";
   const auto& d = payload["diagnostics"][0];
   std::string out = d.value("message", "");
-  if (d.contains("line") && d["line"].is_number_integer()) out = "line " + std::to_string(d["line"].get<int>()) + ": " + out;
+  if (d.contains("line") && d["line"].is_number_integer())
+    out = "line " + std::to_string(d["line"].get<int>()) + ": " + out;
   return out;
 }
 
@@ -49,10 +51,12 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
   char id[40];
   std::snprintf(id, sizeof id, "router-%08x%08x", random(), random());
   origin_ = id;
-  routed_ = &prometheus::BuildCounter()
-                 .Name("agentline_router_routed_total")
-                 .Help("Events routed, by event type and destination (qa.requests, deploy.requests, tasks.fix, dlq, progress)")
-                 .Register(registry);
+  routed_ =
+      &prometheus::BuildCounter()
+           .Name("agentline_router_routed_total")
+           .Help(
+               "Events routed, by event type and destination (qa.requests, deploy.requests, tasks.fix, dlq, progress)")
+           .Register(registry);
   failed_ = &prometheus::BuildCounter()
                  .Name("agentline_router_failed_total")
                  .Help("Events the router dead-lettered, by reason")
@@ -156,7 +160,9 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   auto lock = progress_.lock(job);
   switch (route->kind) {
     case Route::Kind::kForward: {
-      const Step step = type == "FILE_COMPLETED" ? Step::kGenerated : type == "QA_PASSED" ? Step::kQaPassed : Step::kGenerated;
+      const Step step = type == "FILE_COMPLETED" ? Step::kGenerated
+                        : type == "QA_PASSED"    ? Step::kQaPassed
+                                                 : Step::kGenerated;
       publish(out, job, progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0)));
       count(false, type, route->topic);
       return std::nullopt;
@@ -165,28 +171,34 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       const int attempt = payload.value("fix_attempt", 0);
       progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt);
       if (attempt >= table_.fix_limit()) {
-        const std::string why = "QA still failed after " + std::to_string(attempt) + " fix(es): " + first_diagnostic(payload);
-        publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, "qa_failed_max: " + first_diagnostic(payload)));
+        const std::string why =
+            "QA still failed after " + std::to_string(attempt) + " fix(es): " + first_diagnostic(payload);
+        publish(
+            out, job,
+            progress_.apply(job, task_id, path, Step::kDeadLettered, "qa_failed_max: " + first_diagnostic(payload)));
         count(true, "qa_failed_max", "");
         return kafka::Failure::bad_input("qa_failed_max", why);
       }
-      nlohmann::json fix = {{"id", "fix-" + task_id + "-" + std::to_string(attempt + 1)},
-                            {"task_id", task_id},
-                            {"job_id", job},
-                            {"type", "FIX_TASK"},
-                            {"created_at", events::now_iso8601()},
-                            {"payload",
-                             {{"path", path},
-                              {"description", payload.value("description", "Fix " + path)},
-                              {"fix_attempt", attempt + 1},
-                              {"previous_content", payload.value("content", "")},
-                              {"diagnostics", payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array()}}}};
-      for (const char* carried : {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
+      nlohmann::json fix = {
+          {"id", "fix-" + task_id + "-" + std::to_string(attempt + 1)},
+          {"task_id", task_id},
+          {"job_id", job},
+          {"type", "FIX_TASK"},
+          {"created_at", events::now_iso8601()},
+          {"payload",
+           {{"path", path},
+            {"description", payload.value("description", "Fix " + path)},
+            {"fix_attempt", attempt + 1},
+            {"previous_content", payload.value("content", "")},
+            {"diagnostics", payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array()}}}};
+      for (const char* carried :
+           {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
         if (payload.contains(carried)) fix["payload"][carried] = payload[carried];
       }
       if (auto failure = validator_.validate_task(fix)) {
         count(true, "invalid_fix_task", "");
-        return kafka::Failure::bad_input("invalid_fix_task", "the fix task built from this QA_FAILED is invalid: " + failure->message);
+        return kafka::Failure::bad_input("invalid_fix_task",
+                                         "the fix task built from this QA_FAILED is invalid: " + failure->message);
       }
       out.emit(json_record(route->topic, task_id, fix, record));
       publish(out, job, progress_.apply(job, task_id, path, Step::kFixRequested, "", attempt + 1));
@@ -195,7 +207,9 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     }
     case Route::Kind::kDeadLetter: {
       const std::string error_class = payload.value("error_class", "file_failed");
-      publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, error_class + ": " + payload.value("error", "")));
+      publish(
+          out, job,
+          progress_.apply(job, task_id, path, Step::kDeadLettered, error_class + ": " + payload.value("error", "")));
       count(true, type == "FILE_FAILED" ? "file_failed" : type, "");
       return kafka::Failure::bad_input(type == "FILE_FAILED" ? "file_failed" : "routed_to_dlq",
                                        error_class + ": " + payload.value("error", type));

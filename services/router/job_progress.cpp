@@ -20,8 +20,15 @@ JobProgress::Job& JobProgress::job_locked(const std::string& job_id) {
   if (job.summary.is_null()) {
     job.summary = {{"job_id", job_id},
                    {"counts",
-                    {{"submitted", 0}, {"generated", 0}, {"generation_failed", 0}, {"qa_passed", 0}, {"qa_failed", 0},
-                     {"fixes", 0}, {"delivered", 0}, {"upload_failed", 0}, {"dead_lettered", 0}}},
+                    {{"submitted", 0},
+                     {"generated", 0},
+                     {"generation_failed", 0},
+                     {"qa_passed", 0},
+                     {"qa_failed", 0},
+                     {"fixes", 0},
+                     {"delivered", 0},
+                     {"upload_failed", 0},
+                     {"dead_lettered", 0}}},
                    {"files_total", 0},
                    {"files_done", 0},
                    {"percent", 0},
@@ -52,22 +59,48 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
   auto& counts = job.summary["counts"];
   auto it = job.files.find(path);
   const bool known = it != job.files.end();
-  nlohmann::json file = known ? it->second
-                              : nlohmann::json{{"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"},
-                                               {"fix_attempt", 0}};
+  nlohmann::json file =
+      known
+          ? it->second
+          : nlohmann::json{
+                {"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
   const char* status = nullptr;
   switch (step) {
     case Step::kSubmitted:
       if (!known) bump(counts, "submitted");
       break;
-    case Step::kGenerated: bump(counts, "generated"); status = "generated"; break;
-    case Step::kGenerationFailed: bump(counts, "generation_failed"); status = "generation_failed"; break;
-    case Step::kQaPassed: bump(counts, "qa_passed"); status = "qa_passed"; break;
-    case Step::kQaFailed: bump(counts, "qa_failed"); status = "qa_failed"; break;
-    case Step::kFixRequested: bump(counts, "fixes"); status = "fixing"; break;
-    case Step::kDelivered: bump(counts, "delivered"); status = "delivered"; break;
-    case Step::kUploadFailed: bump(counts, "upload_failed"); status = "upload_failed"; break;
-    case Step::kDeadLettered: bump(counts, "dead_lettered"); status = "dead_lettered"; break;
+    case Step::kGenerated:
+      bump(counts, "generated");
+      status = "generated";
+      break;
+    case Step::kGenerationFailed:
+      bump(counts, "generation_failed");
+      status = "generation_failed";
+      break;
+    case Step::kQaPassed:
+      bump(counts, "qa_passed");
+      status = "qa_passed";
+      break;
+    case Step::kQaFailed:
+      bump(counts, "qa_failed");
+      status = "qa_failed";
+      break;
+    case Step::kFixRequested:
+      bump(counts, "fixes");
+      status = "fixing";
+      break;
+    case Step::kDelivered:
+      bump(counts, "delivered");
+      status = "delivered";
+      break;
+    case Step::kUploadFailed:
+      bump(counts, "upload_failed");
+      status = "upload_failed";
+      break;
+    case Step::kDeadLettered:
+      bump(counts, "dead_lettered");
+      status = "dead_lettered";
+      break;
   }
   if (status) file["status"] = status;
   if (!reason.empty()) file["reason"] = reason;
@@ -91,7 +124,8 @@ void JobProgress::load(const nlohmann::json& record) {
   if (record.contains("path") && record["path"].is_string()) {
     const std::string path = record["path"];
     auto it = job.files.find(path);
-    if (it == job.files.end() || it->second.value("version", std::int64_t{0}) <= version) set_file_locked(job, path, record);
+    if (it == job.files.end() || it->second.value("version", std::int64_t{0}) <= version)
+      set_file_locked(job, path, record);
   } else if (job.summary.value("version", std::int64_t{0}) <= version && record.contains("counts")) {
     job.summary = record;
     job.summary.erase("files");  // a record of the former format carried them inline

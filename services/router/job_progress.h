@@ -12,8 +12,8 @@
 //    reason (when there is one), version (the job's version at that step), updated_at.
 // Job ids never contain '/', so the key tells the kinds apart; so does the "path" field.
 // fold() turns the records back into one JSON document per job (summary + "files").
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -27,8 +27,17 @@ namespace agentline::router {
 
 class JobProgress {
  public:
-  enum class Step { kSubmitted, kGenerated, kGenerationFailed, kQaPassed, kQaFailed, kFixRequested, kDelivered,
-                    kUploadFailed, kDeadLettered };
+  enum class Step {
+    kSubmitted,
+    kGenerated,
+    kGenerationFailed,
+    kQaPassed,
+    kQaFailed,
+    kFixRequested,
+    kDelivered,
+    kUploadFailed,
+    kDeadLettered
+  };
 
   struct Update {
     nlohmann::json summary;  // key: job_id

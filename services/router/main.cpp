@@ -10,8 +10,9 @@
 #include "event_router.h"
 
 int main(int argc, char** argv) {
-  agentline::service::ServiceHost host("router", "Routes events by the routing table, runs the fix loop, and tracks job progress.",
-                                       {"events", "tasks.submitted"});
+  agentline::service::ServiceHost host(
+      "router", "Routes events by the routing table, runs the fix loop, and tracks job progress.",
+      {"events", "tasks.submitted"});
   host.set_observed_topics({"tasks.submitted"});  // priority-assigner dead-letters bad tasks
   std::string routes_file;
   int dedup_window = 100000;
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
                                         static_cast<std::size_t>(std::max(1, dedup_window)));
 
   // Progress survives restarts and rebalances: read it back, then follow other replicas.
-  agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka, host.common().state_dir};
+  agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka,
+                                           host.common().state_dir};
   agentline::kafka::TopicFollower progress(settings, host.catalog().topic("jobs.progress"), "agentline-router");
   auto load = [&](const agentline::kafka::InboundRecord& r) {
     if (r.tombstone) return;

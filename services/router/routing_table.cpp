@@ -29,7 +29,7 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
   for (const auto& [key, value] : doc.items()) {
     if (key != "routes" && key != "fix_limit") throw std::invalid_argument("routing table: unknown key '" + key + "'");
   }
-  static const std::set<std::string> kTypes{"FILE_COMPLETED", "FILE_FAILED", "QA_PASSED", "QA_FAILED",
+  static const std::set<std::string> kTypes{"FILE_COMPLETED", "FILE_FAILED",   "QA_PASSED", "QA_FAILED",
                                             "UPLOADED",       "UPLOAD_FAILED", "ESCALATED"};
   RoutingTable table;
   if (doc.contains("fix_limit")) {
@@ -38,7 +38,8 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
     }
     table.fix_limit_ = doc["fix_limit"].get<int>();
   }
-  if (!doc.contains("routes") || !doc["routes"].is_object()) throw std::invalid_argument("routing table: 'routes' is missing");
+  if (!doc.contains("routes") || !doc["routes"].is_object())
+    throw std::invalid_argument("routing table: 'routes' is missing");
   const std::string fix_topic = catalog.topic("tasks.fix");
   for (const auto& [type, dest] : doc["routes"].items()) {
     if (kTypes.count(type) == 0) throw std::invalid_argument("routing table: unknown event type '" + type + "'");
@@ -54,7 +55,8 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
       try {
         topic = catalog.topic(d);
       } catch (const std::exception&) {
-        throw std::invalid_argument("routing table: " + type + " routes to '" + d + "', which is not in the topic catalog");
+        throw std::invalid_argument("routing table: " + type + " routes to '" + d +
+                                    "', which is not in the topic catalog");
       }
       r.kind = topic == fix_topic ? Route::Kind::kFix : Route::Kind::kForward;
       r.topic = topic;

@@ -36,7 +36,8 @@ BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog) : catalog_(std::move(c
   }
   std::ifstream in(state + "/bootstrap");
   if (!std::getline(in, bootstrap_) || bootstrap_.empty()) {
-    throw std::runtime_error("AGENTLINE_TEST_KAFKA_STATE=" + state + " has no bootstrap file; start tests/kafka/kafka-local.sh");
+    throw std::runtime_error("AGENTLINE_TEST_KAFKA_STATE=" + state +
+                             " has no bootstrap file; start tests/kafka/kafka-local.sh");
   }
   static int counter = 0;
   catalog_.set_prefix(catalog_.prefix() + "p" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".");
@@ -47,13 +48,15 @@ BrokerFixture::~BrokerFixture() = default;
 
 void BrokerFixture::produce(const std::string& topic, const std::string& key, const std::string& value,
                             const kafka::Headers& headers) {
-  if (!producer_) producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
+  if (!producer_)
+    producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
   auto report = producer_->send_and_wait({topic, key, value, headers, std::nullopt});
   if (!report.ok) throw std::runtime_error("produce to " + topic + " failed: " + report.error);
 }
 
 void BrokerFixture::produce_batch(const std::vector<kafka::OutgoingRecord>& records) {
-  if (!producer_) producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
+  if (!producer_)
+    producer_ = std::make_unique<kafka::Producer>(kafka::KafkaSettings{bootstrap(), {}, ""}, "test-producer");
   std::atomic<int> failed{0};
   for (const auto& r : records) {
     producer_->send(r, [&failed](const kafka::DeliveryReport& report) { failed += report.ok ? 0 : 1; });
@@ -189,7 +192,9 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string http_get(int port, const std::string& path, int* status) { return http_request(port, "GET", path, "", status); }
+std::string http_get(int port, const std::string& path, int* status) {
+  return http_request(port, "GET", path, "", status);
+}
 
 std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
                          int* status) {

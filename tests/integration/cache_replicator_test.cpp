@@ -87,8 +87,9 @@ TEST_F(CacheReplicatorTest, ANewReplicaWarmsFromTheTopicAndThenFollowsIt) {
 
 TEST_F(CacheReplicatorTest, GarbageOnTheTopicIsSkippedNotFatal) {
   broker_.produce(topic_, "k-bad", "{not json");
-  broker_.produce(topic_, "k-good",
-                  nlohmann::json{{"ns", "x"}, {"value", "v"}, {"created_at_ms", 1}, {"expires_at_ms", 9999999999999}}.dump());
+  broker_.produce(
+      topic_, "k-good",
+      nlohmann::json{{"ns", "x"}, {"value", "v"}, {"created_at_ms", 1}, {"expires_at_ms", 9999999999999}}.dump());
   cache::ResultCache cache({"c", 100, 1h});
   cache::CacheReplicator replicator(cache, config("replica"));
   EXPECT_EQ(replicator.warm(), 1u);

@@ -141,7 +141,8 @@ TEST_F(ConsumerRuntimeTest, ABurstOfRetriesRunsOnceEachAndNeverBeforeItsDueTime)
   start(
       [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
         if (kafka::attempt_of(r) == 0) return kafka::Failure::transient("backend_unavailable", "first attempt");
-        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+        const auto now =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
         std::lock_guard lock(mutex);
         ++retried[*r.key];
         if (now.count() < kafka::retry_due_ms(r)) ++early;

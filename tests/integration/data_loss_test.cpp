@@ -19,7 +19,8 @@ using namespace agentline;
 
 namespace {
 
-const char* kCatalog = R"({"prefix": "loss.", "topics": [{"name": "in", "partitions": 1}, {"name": "dlq", "partitions": 1}],
+const char* kCatalog =
+    R"({"prefix": "loss.", "topics": [{"name": "in", "partitions": 1}, {"name": "dlq", "partitions": 1}],
                           "dlq": "dlq"})";
 
 // Deletes every record of partition 0 of `topic` before `offset` (the log start moves there).
@@ -81,6 +82,7 @@ TEST(DataLoss, RecordsDeletedBeforeTheGroupReadThemAreCountedAndTurnTheServiceNo
     return metrics.find("agentline_consumer_records_lost_total{service=\"loss-test\",topic=\"" + in + "\"} 5") !=
                std::string::npos &&
            !health.ready();
-  })) << metrics << "\nreasons: " << reasons;
+  })) << metrics
+      << "\nreasons: " << reasons;
   EXPECT_NE(reasons.find("5 records lost on " + in + "[0]"), std::string::npos) << reasons;
 }

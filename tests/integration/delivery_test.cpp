@@ -22,9 +22,9 @@ using namespace std::chrono_literals;
 using namespace agentline;
 using agentline::testing::BrokerFixture;
 using agentline::testing::eventually;
+using agentline::testing::FakeTarget;
 using agentline::testing::http_get;
 using agentline::testing::http_request;
-using agentline::testing::FakeTarget;
 using agentline::testing::run_command;
 using agentline::testing::ServiceProcess;
 using nlohmann::json;
@@ -49,7 +49,8 @@ std::int64_t count_status(const std::string& db, const std::string& status) {
 class DeliveryTest : public ::testing::Test {
  protected:
   DeliveryTest() : broker_(kafka::TopicCatalog::load("")) {
-    work_ = fs::temp_directory_path() / ("agentline-delivery-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    work_ = fs::temp_directory_path() /
+            ("agentline-delivery-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(work_);
     fs::create_directories(work_);
   }
@@ -58,37 +59,54 @@ class DeliveryTest : public ::testing::Test {
   }
 
   std::vector<std::string> common(const std::string& name) {
-    return {"--bootstrap-servers", broker_.bootstrap(), "--topic-prefix", broker_.catalog().prefix(), "--http-port",
-            std::to_string(agentline::testing::free_port()), "--session-timeout-ms", "6000", "--shutdown-grace-ms", "3000",
-            "--state-dir", (work_ / name).string()};
+    return {"--bootstrap-servers",  broker_.bootstrap(),
+            "--topic-prefix",       broker_.catalog().prefix(),
+            "--http-port",          std::to_string(agentline::testing::free_port()),
+            "--session-timeout-ms", "6000",
+            "--shutdown-grace-ms",  "3000",
+            "--state-dir",          (work_ / name).string()};
   }
-  std::unique_ptr<ServiceProcess> start(const std::string& binary, std::vector<std::string> extra = {}, const std::string& name = "") {
+  std::unique_ptr<ServiceProcess> start(const std::string& binary, std::vector<std::string> extra = {},
+                                        const std::string& name = "") {
     auto args = common(name.empty() ? binary : name);
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<ServiceProcess>(agentline::testing::bin(binary), args);
   }
   std::string topic(const std::string& logical) const { return broker_.catalog().topic(logical); }
-  std::string task(const std::string& job, const std::string& id, const std::string& path, json extra = json::object()) const {
+  std::string task(const std::string& job, const std::string& id, const std::string& path,
+                   json extra = json::object()) const {
     json payload = {{"path", path}, {"description", "write " + path}};
     payload.update(extra);
-    return json{{"id", "m-" + id}, {"task_id", id}, {"job_id", job}, {"type", "DEV_TASK"}, {"created_at", "2026-11-22T10:00:00Z"},
+    return json{{"id", "m-" + id},
+                {"task_id", id},
+                {"job_id", job},
+                {"type", "DEV_TASK"},
+                {"created_at", "2026-11-22T10:00:00Z"},
                 {"payload", payload}}
         .dump();
   }
   // QA_PASSED records as the router forwards them to deploy.requests (keyed by job).
-  std::string qa_passed(const std::string& job, const std::string& id, const std::string& path, const std::string& content,
-                        json extra = json::object()) const {
+  std::string qa_passed(const std::string& job, const std::string& id, const std::string& path,
+                        const std::string& content, json extra = json::object()) const {
     json payload = {{"path", path}, {"content", content}};
     payload.update(extra);
-    return json{{"id", "qp-" + id}, {"task_id", id}, {"job_id", job}, {"type", "QA_PASSED"}, {"created_at", "2026-11-22T10:00:00Z"},
+    return json{{"id", "qp-" + id},
+                {"task_id", id},
+                {"job_id", job},
+                {"type", "QA_PASSED"},
+                {"created_at", "2026-11-22T10:00:00Z"},
                 {"payload", payload}}
         .dump();
   }
-  std::string deploy_item(const std::string& job, const std::string& item, const std::string& kind, const std::string& title,
-                          const std::string& parent = "") const {
+  std::string deploy_item(const std::string& job, const std::string& item, const std::string& kind,
+                          const std::string& title, const std::string& parent = "") const {
     json payload = {{"item_id", item}, {"kind", kind}, {"title", title}};
     if (!parent.empty()) payload["parent_id"] = parent;
-    return json{{"id", "di-" + item}, {"task_id", item}, {"job_id", job}, {"type", "DEPLOY_ITEM"}, {"created_at", "2026-11-22T10:00:00Z"},
+    return json{{"id", "di-" + item},
+                {"task_id", item},
+                {"job_id", job},
+                {"type", "DEPLOY_ITEM"},
+                {"created_at", "2026-11-22T10:00:00Z"},
                 {"payload", payload}}
         .dump();
   }
@@ -115,12 +133,32 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
   auto router = start("router");
   const std::string fs_db = (work_ / "fs.db").string();
   const std::string wh_db = (work_ / "wh.db").string();
-  auto to_fs = start("outbox-uploader", {"--target", "filesystem", "--output-root", (work_ / "out").string(), "--db", fs_db,
-                                         "--group-id", "outbox-fs"}, "fs");
-  const std::vector<std::string> webhook_args{
-      "--target", "webhook", "--webhook-url", hook.url("/hook"), "--db", wh_db, "--group-id", "outbox-webhook",
-      "--upload-timeout-ms", "2000", "--retry-base-ms", "100", "--retry-max-ms", "1000", "--max-attempts", "40",
-      "--breaker-open-wait-ms", "500", "--upload-concurrency", "4", "--batch-max", "8"};
+  auto to_fs = start(
+      "outbox-uploader",
+      {"--target", "filesystem", "--output-root", (work_ / "out").string(), "--db", fs_db, "--group-id", "outbox-fs"},
+      "fs");
+  const std::vector<std::string> webhook_args{"--target",
+                                              "webhook",
+                                              "--webhook-url",
+                                              hook.url("/hook"),
+                                              "--db",
+                                              wh_db,
+                                              "--group-id",
+                                              "outbox-webhook",
+                                              "--upload-timeout-ms",
+                                              "2000",
+                                              "--retry-base-ms",
+                                              "100",
+                                              "--retry-max-ms",
+                                              "1000",
+                                              "--max-attempts",
+                                              "40",
+                                              "--breaker-open-wait-ms",
+                                              "500",
+                                              "--upload-concurrency",
+                                              "4",
+                                              "--batch-max",
+                                              "8"};
   auto to_hook = start("outbox-uploader", webhook_args, "wh");
 
   constexpr int kTasks = 40;
@@ -150,10 +188,12 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
     for (int i = 0; i < kTasks; ++i) n += fs::exists(out / "src" / ("mod_" + std::to_string(i) + ".py")) ? 1 : 0;
     return n;
   };
-  ASSERT_TRUE(eventually([&] { return hook.stats().value("created", 0) >= kTasks && files_delivered() == kTasks; }, 150s))
+  ASSERT_TRUE(
+      eventually([&] { return hook.stats().value("created", 0) >= kTasks && files_delivered() == kTasks; }, 150s))
       << "webhook has " << hook.stats().value("created", 0) << ", filesystem " << files_delivered() << "\n"
       << to_hook->log();
-  ASSERT_TRUE(eventually([&] { return count_status(wh_db, "uploaded") == kTasks && count_status(fs_db, "uploaded") == kTasks; }, 30s));
+  ASSERT_TRUE(eventually(
+      [&] { return count_status(wh_db, "uploaded") == kTasks && count_status(fs_db, "uploaded") == kTasks; }, 30s));
   std::this_thread::sleep_for(1s);  // anything late would show up now
 
   // Exactly once at both targets, with the content QA passed.
@@ -166,7 +206,8 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
   const auto s = hook.stats();
   EXPECT_EQ(s["created"].get<int>(), kTasks);
   EXPECT_EQ(s["items"].size(), static_cast<std::size_t>(kTasks));
-  for (const auto& [key, creates] : s["creates_per_key"].items()) EXPECT_EQ(creates.get<int>(), 1) << key << " created twice";
+  for (const auto& [key, creates] : s["creates_per_key"].items())
+    EXPECT_EQ(creates.get<int>(), 1) << key << " created twice";
   for (const auto& [key, stored] : s["items"].items()) {
     const std::string task_id = stored["item"]["task_id"];
     EXPECT_EQ(key, "deliver/" + task_id);
@@ -178,7 +219,8 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
     EXPECT_EQ(read_file(out / "src" / ("mod_" + std::to_string(i) + ".py")), passed[id]) << id;
   }
   int stray = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(out)) stray += entry.path().filename().string().find(".tmp-") != std::string::npos;
+  for (const auto& entry : fs::recursive_directory_iterator(out))
+    stray += entry.path().filename().string().find(".tmp-") != std::string::npos;
   EXPECT_EQ(stray, 0) << "temporary files left in the output root";
   // The webhook failed in every way, and repeats were absorbed by the idempotency key.
   EXPECT_GT(s["failures"].value("500", 0), 0);
@@ -186,7 +228,8 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
   EXPECT_GT(s["failures"].value("timeout", 0), 0);
   EXPECT_GT(s["posts"].get<int>(), kTasks);
   std::cout << "webhook: " << s["posts"] << " POSTs, " << s["created"] << " created (" << created_at_kill
-            << " before the kill, " << in_flight_at_kill << " in flight at the kill), failures " << s["failures"].dump() << "\n";
+            << " before the kill, " << in_flight_at_kill << " in flight at the kill), failures " << s["failures"].dump()
+            << "\n";
   // One UPLOADED per item and target; nothing dead-lettered.
   std::set<std::string> ids;
   for (const auto& e : events_of_type("UPLOADED")) ids.insert(e["id"].get<std::string>());
@@ -200,13 +243,18 @@ TEST_F(DeliveryTest, AzureDevOpsGetsParentsBeforeChildrenAndNoDuplicateOfAnExist
   std::ofstream(pat) << "secret-pat\n";
   // A work item made by an earlier run that crashed before recording it: found, not re-created.
   ado.seed_ado(std::string("agentline-") + cache::sha256_hex("plan/f-3").substr(0, 24), "lib/three.py");
-  auto uploader = start("outbox-uploader", {"--target", "azure-devops", "--ado-org-url", ado.url("/acme"), "--ado-project", "shop",
-                                            "--ado-pat-file", pat.string(), "--db", (work_ / "ado.db").string()});
+  auto uploader =
+      start("outbox-uploader", {"--target", "azure-devops", "--ado-org-url", ado.url("/acme"), "--ado-project", "shop",
+                                "--ado-pat-file", pat.string(), "--db", (work_ / "ado.db").string()});
   // Children first: they must wait for the story, which waits for the epic.
-  broker_.produce(topic("deploy.requests"), "plan", qa_passed("plan", "f-1", "lib/one.py", "print(1)\n", {{"parent_id", "story-1"}}));
-  broker_.produce(topic("deploy.requests"), "plan", qa_passed("plan", "f-2", "lib/two.py", "print(2)\n", {{"parent_id", "story-1"}}));
-  broker_.produce(topic("deploy.requests"), "plan", qa_passed("plan", "f-3", "lib/three.py", "print(3)\n", {{"parent_id", "story-1"}}));
-  broker_.produce(topic("deploy.requests"), "plan", deploy_item("plan", "story-1", "story", "Checkout works", "epic-1"));
+  broker_.produce(topic("deploy.requests"), "plan",
+                  qa_passed("plan", "f-1", "lib/one.py", "print(1)\n", {{"parent_id", "story-1"}}));
+  broker_.produce(topic("deploy.requests"), "plan",
+                  qa_passed("plan", "f-2", "lib/two.py", "print(2)\n", {{"parent_id", "story-1"}}));
+  broker_.produce(topic("deploy.requests"), "plan",
+                  qa_passed("plan", "f-3", "lib/three.py", "print(3)\n", {{"parent_id", "story-1"}}));
+  broker_.produce(topic("deploy.requests"), "plan",
+                  deploy_item("plan", "story-1", "story", "Checkout works", "epic-1"));
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(ado.stats().value("ado_creates", -1), 0) << "something was created before its parent existed";
   broker_.produce(topic("deploy.requests"), "plan", deploy_item("plan", "epic-1", "epic", "Shop v2"));
@@ -224,13 +272,15 @@ TEST_F(DeliveryTest, AzureDevOpsGetsParentsBeforeChildrenAndNoDuplicateOfAnExist
   EXPECT_LT(epic["id"].get<int>(), story["id"].get<int>());
   ASSERT_EQ(story["relations"].size(), 1u);
   EXPECT_EQ(story["relations"][0]["rel"], "System.LinkTypes.Hierarchy-Reverse");
-  EXPECT_EQ(story["relations"][0]["url"], ado.url("/acme") + "/_apis/wit/workItems/" + std::to_string(epic["id"].get<int>()));
+  EXPECT_EQ(story["relations"][0]["url"],
+            ado.url("/acme") + "/_apis/wit/workItems/" + std::to_string(epic["id"].get<int>()));
   for (const std::string file : {"lib/one.py", "lib/two.py"}) {
     const auto& w = by_title.at(file);
     EXPECT_EQ(w["type"], "Task");
     EXPECT_GT(w["id"].get<int>(), story["id"].get<int>());
     ASSERT_EQ(w["relations"].size(), 1u);
-    EXPECT_EQ(w["relations"][0]["url"], ado.url("/acme") + "/_apis/wit/workItems/" + std::to_string(story["id"].get<int>()));
+    EXPECT_EQ(w["relations"][0]["url"],
+              ado.url("/acme") + "/_apis/wit/workItems/" + std::to_string(story["id"].get<int>()));
     EXPECT_NE(w["fields"]["System.Description"].get<std::string>().find("print("), std::string::npos);
   }
   // lib/three.py was already there (seeded as id 1000): linked to it, not created again.
@@ -247,7 +297,8 @@ TEST_F(DeliveryTest, RefusedUploadsAreDeadLetteredAndRetryFailedDeliversThem) {
                                             "--retry-base-ms", "100"});
   for (int i = 1; i <= 3; ++i) {
     const std::string id = "r-" + std::to_string(i);
-    broker_.produce(topic("deploy.requests"), "refused", qa_passed("refused", id, "f" + std::to_string(i) + ".py", "x = 1\n"));
+    broker_.produce(topic("deploy.requests"), "refused",
+                    qa_passed("refused", id, "f" + std::to_string(i) + ".py", "x = 1\n"));
   }
   ASSERT_TRUE(eventually([&] { return events_of_type("UPLOAD_FAILED").size() >= 3; }, 30s)) << uploader->log();
   // A 422 is not worth retrying: one attempt each, then the DLQ with the reason.
@@ -260,18 +311,21 @@ TEST_F(DeliveryTest, RefusedUploadsAreDeadLetteredAndRetryFailedDeliversThem) {
     EXPECT_NE(std::string(r.header("agentline-error-message").value_or("")).find("HTTP 422"), std::string::npos);
   }
   std::string out;
-  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " status --job refused --json --db " + db, &out), 0);
+  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " status --job refused --json --db " + db, &out),
+            0);
   auto summary = json::parse(out);
   EXPECT_EQ(summary["by_status"]["failed"], 3);
   EXPECT_EQ(summary["failed"].size(), 3u);
 
   // The target is fixed: the recovery command makes them pending again; nothing is generated again.
   hook.mode({{"status", 0}});
-  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " retry-failed --job refused --db " + db, &out), 0);
+  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " retry-failed --job refused --db " + db, &out),
+            0);
   EXPECT_NE(out.find("3 failed item(s) pending again"), std::string::npos) << out;
   ASSERT_TRUE(eventually([&] { return hook.stats().value("created", 0) == 3; }, 30s)) << uploader->log();
   ASSERT_TRUE(eventually([&] { return events_of_type("UPLOADED").size() == 3; }, 20s));
-  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " status --job refused --json --db " + db, &out), 0);
+  ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " status --job refused --json --db " + db, &out),
+            0);
   EXPECT_EQ(json::parse(out)["by_status"]["uploaded"], 3);
 }
 

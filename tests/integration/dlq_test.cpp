@@ -30,7 +30,8 @@ namespace {
 class DlqTest : public ::testing::Test {
  protected:
   DlqTest() : broker_(kafka::TopicCatalog::load("")) {
-    work_ = fs::temp_directory_path() / ("agentline-dlq-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    work_ =
+        fs::temp_directory_path() / ("agentline-dlq-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(work_);
     fs::create_directories(work_);
     db_ = (work_ / "dlq.db").string();
@@ -39,9 +40,12 @@ class DlqTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(work_);
   }
   std::unique_ptr<ServiceProcess> start(const std::string& binary, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--bootstrap-servers", broker_.bootstrap(), "--topic-prefix", broker_.catalog().prefix(),
-                                  "--http-port", std::to_string(agentline::testing::free_port()), "--session-timeout-ms", "6000",
-                                  "--shutdown-grace-ms", "3000", "--state-dir", (work_ / binary).string()};
+    std::vector<std::string> args{"--bootstrap-servers",  broker_.bootstrap(),
+                                  "--topic-prefix",       broker_.catalog().prefix(),
+                                  "--http-port",          std::to_string(agentline::testing::free_port()),
+                                  "--session-timeout-ms", "6000",
+                                  "--shutdown-grace-ms",  "3000",
+                                  "--state-dir",          (work_ / binary).string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<ServiceProcess>(agentline::testing::bin(binary), args);
   }
@@ -49,8 +53,10 @@ class DlqTest : public ::testing::Test {
   // `dlq-escalator list --json` with extra filters.
   std::vector<json> list(const std::string& filters = "") {
     std::string out;
-    EXPECT_EQ(run_command(agentline::testing::bin("dlq-escalator") + " list --json --include-replayed --db " + db_ + " " + filters +
-                              " 2>/dev/null", &out), 0);
+    EXPECT_EQ(run_command(agentline::testing::bin("dlq-escalator") + " list --json --include-replayed --db " + db_ +
+                              " " + filters + " 2>/dev/null",
+                          &out),
+              0);
     std::vector<json> records;
     std::istringstream lines(out);
     for (std::string line; std::getline(lines, line);) records.push_back(json::parse(line));
@@ -63,8 +69,9 @@ class DlqTest : public ::testing::Test {
   }
   std::string replay(const std::string& args) {
     std::string out;
-    run_command(agentline::testing::bin("dlq-escalator") + " replay --db " + db_ + " --bootstrap-servers " + broker_.bootstrap() +
-                    " " + args + " 2>&1", &out);
+    run_command(agentline::testing::bin("dlq-escalator") + " replay --db " + db_ + " --bootstrap-servers " +
+                    broker_.bootstrap() + " " + args + " 2>&1",
+                &out);
     return out;
   }
 
@@ -79,15 +86,19 @@ kafka::OutgoingRecord agentline_dead_letter(const std::string& dlq, int i) {
   r.topic = dlq;
   r.key = "t-" + std::to_string(i);
   r.value = json{{"task_id", r.key}, {"job_id", "burst"}}.dump();
-  r.headers = {{"agentline-original-topic", "agentline.tasks.submitted"}, {"agentline-original-partition", "1"},
-               {"agentline-original-offset", std::to_string(i)}, {"agentline-error-class", i % 2 ? "schema_violation" : "unsafe_path"},
-               {"agentline-error-message", "bad task " + std::to_string(i)}, {"agentline-failed-service", "priority-assigner"}};
+  r.headers = {{"agentline-original-topic", "agentline.tasks.submitted"},
+               {"agentline-original-partition", "1"},
+               {"agentline-original-offset", std::to_string(i)},
+               {"agentline-error-class", i % 2 ? "schema_violation" : "unsafe_path"},
+               {"agentline-error-message", "bad task " + std::to_string(i)},
+               {"agentline-failed-service", "priority-assigner"}};
   return r;
 }
 
 TEST_F(DlqTest, RecordsOfEveryDialectAreStoredEscalatedAndDigestedOncePerWindow) {
   FakeTarget chat;
-  auto escalator = start("dlq-escalator", {"--db", db_, "--digest-url", chat.url("/digest"), "--digest-window-ms", "1500"});
+  auto escalator =
+      start("dlq-escalator", {"--db", db_, "--digest-url", chat.url("/digest"), "--digest-window-ms", "1500"});
   std::vector<kafka::OutgoingRecord> burst;
   for (int i = 0; i < 30; ++i) burst.push_back(agentline_dead_letter(topic("dlq"), i));
   // Spring Kafka writes partition and offset as big-endian binary numbers.
@@ -95,16 +106,20 @@ TEST_F(DlqTest, RecordsOfEveryDialectAreStoredEscalatedAndDigestedOncePerWindow)
   spring.topic = topic("dlq");
   spring.key = "order-7";
   spring.value = R"({"order": 7})";
-  spring.headers = {{"kafka_dlt-original-topic", "orders"}, {"kafka_dlt-original-partition", std::string("\0\0\0\2", 4)},
+  spring.headers = {{"kafka_dlt-original-topic", "orders"},
+                    {"kafka_dlt-original-partition", std::string("\0\0\0\2", 4)},
                     {"kafka_dlt-original-offset", std::string("\0\0\0\0\0\0\x01\x2c", 8)},
                     {"kafka_dlt-exception-fqcn", "org.springframework.kafka.listener.ListenerExecutionFailedException"},
-                    {"kafka_dlt-exception-message", "Listener failed"}, {"kafka_dlt-original-consumer-group", "billing"}};
+                    {"kafka_dlt-exception-message", "Listener failed"},
+                    {"kafka_dlt-original-consumer-group", "billing"}};
   burst.push_back(spring);
   kafka::OutgoingRecord connect;
   connect.topic = topic("dlq");
   connect.key = "row-9";
   connect.value = "not json";
-  connect.headers = {{"__connect.errors.topic", "db.rows"}, {"__connect.errors.partition", "0"}, {"__connect.errors.offset", "9"},
+  connect.headers = {{"__connect.errors.topic", "db.rows"},
+                     {"__connect.errors.partition", "0"},
+                     {"__connect.errors.offset", "9"},
                      {"__connect.errors.connector.name", "jdbc-sink"},
                      {"__connect.errors.exception.class.name", "org.apache.kafka.connect.errors.DataException"},
                      {"__connect.errors.exception.message", "Converting byte[] to Kafka Connect data failed"}};
@@ -170,10 +185,14 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
   auto qa = start("qa-worker");
   auto router = start("router");
   auto escalator = start("dlq-escalator", {"--db", db_});
-  auto uploader = start("outbox-uploader", {"--target", "webhook", "--webhook-url", hook.url("/hook"), "--max-attempts", "2",
-                                            "--retry-base-ms", "100"});
+  auto uploader = start("outbox-uploader", {"--target", "webhook", "--webhook-url", hook.url("/hook"), "--max-attempts",
+                                            "2", "--retry-base-ms", "100"});
   auto task = [](const std::string& id, json payload) {
-    return json{{"id", "m-" + id}, {"task_id", id}, {"job_id", "j"}, {"type", "DEV_TASK"}, {"created_at", "2026-11-22T10:00:00Z"},
+    return json{{"id", "m-" + id},
+                {"task_id", id},
+                {"job_id", "j"},
+                {"type", "DEV_TASK"},
+                {"created_at", "2026-11-22T10:00:00Z"},
                 {"payload", payload}}
         .dump();
   };
@@ -181,12 +200,15 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
       {topic("tasks.submitted"), "ok-1", task("ok-1", {{"path", "a.py"}, {"description", "write a"}})},
       {topic("tasks.submitted"), "ok-2", task("ok-2", {{"path", "b.py"}, {"description", "write b"}})},
       {topic("tasks.submitted"), "ok-3", task("ok-3", {{"path", "c.md"}, {"description", "write c"}})},
-      {topic("tasks.submitted"), "never", task("never", {{"path", "d.py"}, {"description", "broken [demo:never-passes]"}})},
+      {topic("tasks.submitted"), "never",
+       task("never", {{"path", "d.py"}, {"description", "broken [demo:never-passes]"}})},
       {topic("tasks.submitted"), "no-path", task("no-path", {{"description", "no path"}})},
       {topic("tasks.submitted"), "escape", task("escape", {{"path", "../x.py"}, {"description", "escape"}})},
   });
-  const std::map<std::string, int> expected{{"schema_violation", 1}, {"unsafe_path", 1}, {"qa_failed_max", 1}, {"upload_failed", 3}};
-  ASSERT_TRUE(eventually([&] { return reasons() == expected; }, 90s)) << json(reasons()).dump() << "\n" << escalator->log();
+  const std::map<std::string, int> expected{
+      {"schema_violation", 1}, {"unsafe_path", 1}, {"qa_failed_max", 1}, {"upload_failed", 3}};
+  ASSERT_TRUE(eventually([&] { return reasons() == expected; }, 90s)) << json(reasons()).dump() << "\n"
+                                                                      << escalator->log();
   for (const auto& r : list("--reason upload_failed")) {
     EXPECT_EQ(r["original_topic"], topic("deploy.requests"));
     EXPECT_NE(r["message"].get<std::string>().find("HTTP 503"), std::string::npos);

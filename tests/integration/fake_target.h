@@ -22,12 +22,16 @@ namespace agentline::testing {
 class FakeTarget {
  public:
   explicit FakeTarget(const std::string& pat = "") {
-    const std::string port_file = "/tmp/agentline-fake-target-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    const std::string port_file =
+        "/tmp/agentline-fake-target-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
     std::filesystem::remove(port_file);
-    std::vector<std::string> args{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_target_server.py", port_file};
+    std::vector<std::string> args{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_target_server.py",
+                                  port_file};
     if (!pat.empty()) args.insert(args.end(), {"--pat", pat});
     process_ = std::make_unique<ServiceProcess>("/usr/bin/env", args);
-    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, std::chrono::seconds(10)));
+    EXPECT_TRUE(
+        eventually([&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; },
+                   std::chrono::seconds(10)));
     std::ifstream(port_file) >> port_;
     std::filesystem::remove(port_file);
   }

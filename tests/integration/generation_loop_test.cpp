@@ -27,7 +27,10 @@ using nlohmann::json;
 namespace {
 
 std::string task(const std::string& id, const std::string& path, const std::string& description = "") {
-  return json{{"id", "m-" + id}, {"task_id", id}, {"job_id", "job-1"}, {"type", "DEV_TASK"},
+  return json{{"id", "m-" + id},
+              {"task_id", id},
+              {"job_id", "job-1"},
+              {"type", "DEV_TASK"},
               {"created_at", "2026-11-22T10:00:00Z"},
               {"payload", {{"path", path}, {"description", description.empty() ? "write " + path : description}}}}
       .dump();
@@ -50,11 +53,15 @@ double metric(int port, const std::string& prefix) {
 class FakeLlm {
  public:
   FakeLlm() {
-    const std::string port_file = "/tmp/agentline-fake-llm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    const std::string port_file =
+        "/tmp/agentline-fake-llm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
     std::filesystem::remove(port_file);
     process_ = std::make_unique<ServiceProcess>(
-        "/usr/bin/env", std::vector<std::string>{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_llm_server.py", port_file});
-    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, 10s));
+        "/usr/bin/env",
+        std::vector<std::string>{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_llm_server.py",
+                                 port_file});
+    EXPECT_TRUE(eventually(
+        [&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, 10s));
     std::ifstream(port_file) >> port_;
     std::filesystem::remove(port_file);
   }
@@ -79,9 +86,18 @@ class GenerationLoopTest : public ::testing::Test {
   GenerationLoopTest() : broker_(kafka::TopicCatalog::load("")), http_port_(agentline::testing::free_port()) {}
 
   std::vector<std::string> common_args() const {
-    return {"--bootstrap-servers", broker_.bootstrap(), "--topic-prefix", broker_.catalog().prefix(), "--http-port",
-            std::to_string(http_port_), "--session-timeout-ms", "6000", "--statistics-interval-ms", "1000",
-            "--shutdown-grace-ms", "3000"};
+    return {"--bootstrap-servers",
+            broker_.bootstrap(),
+            "--topic-prefix",
+            broker_.catalog().prefix(),
+            "--http-port",
+            std::to_string(http_port_),
+            "--session-timeout-ms",
+            "6000",
+            "--statistics-interval-ms",
+            "1000",
+            "--shutdown-grace-ms",
+            "3000"};
   }
   std::unique_ptr<ServiceProcess> dev_fix_worker(const FakeLlm& llm, std::vector<std::string> extra) {
     auto args = common_args();
@@ -110,10 +126,13 @@ TEST_F(GenerationLoopTest, OutagesOpenTheBreakerPauseTheWorkerAndNothingReachesT
   llm.mode("503");
   auto worker = dev_fix_worker(llm, {"--breaker-minimum-calls", "3", "--breaker-window", "5", "--breaker-open-wait-ms",
                                      "2000", "--max-in-flight", "4"});
-  for (int i = 0; i < 10; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  for (int i = 0; i < 10; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
 
   // 503s: the breaker opens and consumption is held.
-  ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"open\"}") == 1; }, 30s))
+  ASSERT_TRUE(eventually(
+      [&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"open\"}") == 1; }, 30s))
       << worker->log();
   ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_consumer_held{") == 1; }, 10s));
   const int at_open = llm.requests();
@@ -133,12 +152,17 @@ TEST_F(GenerationLoopTest, OutagesOpenTheBreakerPauseTheWorkerAndNothingReachesT
   std::set<std::string> tasks;
   for (const auto& e : done) tasks.insert(e["task_id"].get<std::string>());
   EXPECT_EQ(tasks.size(), 10u) << worker->log();
-  EXPECT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"closed\"}") == 1; }, 10s));
+  EXPECT_TRUE(eventually(
+      [&] { return metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"closed\"}") == 1; },
+      10s));
 
   // A hanging backend (timeouts) opens it again; recovery again.
   llm.mode("hang");
-  for (int i = 10; i < 15; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
-  ASSERT_TRUE(eventually([&] { return metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}") >= 2; }, 30s))
+  for (int i = 10; i < 15; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  ASSERT_TRUE(eventually(
+      [&] { return metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}") >= 2; }, 30s))
       << worker->log();
   llm.mode("ok");
   EXPECT_EQ(events(15, 40s).size(), 15u);
@@ -147,21 +171,26 @@ TEST_F(GenerationLoopTest, OutagesOpenTheBreakerPauseTheWorkerAndNothingReachesT
   const double opened = metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}");
   llm.mode("429", 2);
   const int before_429 = llm.requests();
-  for (int i = 15; i < 20; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  for (int i = 15; i < 20; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
   std::this_thread::sleep_for(4s);
   const int rate_limited = llm.requests() - before_429;
   EXPECT_GE(rate_limited, 1);
   EXPECT_LE(rate_limited, 8) << "Retry-After: 2 holds the calls (at most 4 in flight per 2 s)";
   llm.mode("ok");
   EXPECT_EQ(events(20, 40s).size(), 20u);
-  EXPECT_EQ(metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}"), opened) << "429 is not an outage";
+  EXPECT_EQ(metric(http_port_, "agentline_breaker_opened_total{breaker=\"llm-openai\"}"), opened)
+      << "429 is not an outage";
   EXPECT_EQ(dlq_size(), 0u) << "no task was dead-lettered because of the outages";
 }
 
 TEST_F(GenerationLoopTest, TheRequestsPerMinuteLimitHolds) {
   FakeLlm llm;
   auto worker = dev_fix_worker(llm, {"--llm-requests-per-minute", "6", "--max-in-flight", "4"});
-  for (int i = 0; i < 10; ++i) broker_.produce(topic("tasks.normal"), "t" + std::to_string(i), task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  for (int i = 0; i < 10; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
   EXPECT_EQ(events(6, 30s).size(), 6u) << worker->log();
   std::this_thread::sleep_for(3s);
   EXPECT_EQ(llm.requests(), 6) << "the seventh call waits for the minute to pass";
@@ -186,7 +215,8 @@ TEST_F(GenerationLoopTest, ARepeatedTaskIsServedFromTheCache) {
   const json stats = json::parse(http_get(http_port_, "/stats"));
   EXPECT_EQ(stats["cache"]["hits"], 1);
   int status = 0;
-  const std::string inv = http_request(http_port_, "POST", "/cache/invalidate", R"({"namespace":"openai:gpt-4o-mini"})", &status);
+  const std::string inv =
+      http_request(http_port_, "POST", "/cache/invalidate", R"({"namespace":"openai:gpt-4o-mini"})", &status);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(json::parse(inv)["invalidated"], 1);
 }
@@ -195,10 +225,20 @@ TEST_F(GenerationLoopTest, CriticalTasksOvertakeABacklogOfLowOnes) {
   FakeLlm llm;
   llm.mode("ok", 1, 100);  // 100 ms per call
   std::vector<kafka::OutgoingRecord> batch;
-  for (int i = 0; i < 60; ++i) batch.push_back({topic("tasks.low"), "l" + std::to_string(i), task("l" + std::to_string(i), "low" + std::to_string(i) + ".py"), {}, {}});
+  for (int i = 0; i < 60; ++i)
+    batch.push_back({topic("tasks.low"),
+                     "l" + std::to_string(i),
+                     task("l" + std::to_string(i), "low" + std::to_string(i) + ".py"),
+                     {},
+                     {}});
   broker_.produce_batch(batch);
   batch.clear();
-  for (int i = 0; i < 5; ++i) batch.push_back({topic("tasks.critical"), "c" + std::to_string(i), task("c" + std::to_string(i), "crit" + std::to_string(i) + ".py"), {}, {}});
+  for (int i = 0; i < 5; ++i)
+    batch.push_back({topic("tasks.critical"),
+                     "c" + std::to_string(i),
+                     task("c" + std::to_string(i), "crit" + std::to_string(i) + ".py"),
+                     {},
+                     {}});
   broker_.produce_batch(batch);
   auto worker = dev_fix_worker(llm, {"--max-in-flight", "2"});
   auto done = events(65, 60s);
@@ -230,8 +270,9 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
   std::ofstream(table) << R"({".py": {"name": "run_python", "argv": ["python3", "{file}"], "parser": "python"},
                               ".sh": {"name": "run_shell", "argv": ["bash", "{file}"], "parser": "bash"}})";
   auto args = common_args();
-  for (const auto& a : std::vector<std::string>{"--checks", table, "--check-cpu-seconds", "2", "--check-wall-ms", "5000",
-                                                "--check-memory-mb", "512", "--check-processes", "32", "--max-in-flight", "3"}) {
+  for (const auto& a :
+       std::vector<std::string>{"--checks", table, "--check-cpu-seconds", "2", "--check-wall-ms", "5000",
+                                "--check-memory-mb", "512", "--check-processes", "32", "--max-in-flight", "3"}) {
     args.push_back(a);
   }
   ServiceProcess qa(agentline::testing::bin("qa-worker"), args);
@@ -246,8 +287,12 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
       {"hog.py", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))\n"},
       {"fine.py", "print('hello')\n"}};
   for (const auto& [name, content] : files) {
-    json e = {{"id", "fc-" + name}, {"task_id", name}, {"job_id", "job-1"}, {"type", "FILE_COMPLETED"},
-              {"created_at", "2026-11-22T10:00:00Z"}, {"payload", {{"path", "src/" + name}, {"content", content}}}};
+    json e = {{"id", "fc-" + name},
+              {"task_id", name},
+              {"job_id", "job-1"},
+              {"type", "FILE_COMPLETED"},
+              {"created_at", "2026-11-22T10:00:00Z"},
+              {"payload", {{"path", "src/" + name}, {"content", content}}}};
     broker_.produce(topic("qa.requests"), name, e.dump());
   }
   auto results = events(files.size(), 90s);
@@ -259,9 +304,12 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
     EXPECT_EQ(by_task[hostile]["type"], "QA_FAILED") << hostile << ": " << by_task[hostile].dump();
     EXPECT_FALSE(by_task[hostile]["payload"]["diagnostics"].empty()) << hostile;
   }
-  auto first_message = [&](const char* t) { return by_task[t]["payload"]["diagnostics"][0]["message"].get<std::string>(); };
+  auto first_message = [&](const char* t) {
+    return by_task[t]["payload"]["diagnostics"][0]["message"].get<std::string>();
+  };
   EXPECT_NE(first_message("loop.py").find("limit"), std::string::npos) << first_message("loop.py");
-  EXPECT_TRUE(first_message("hog.py").find("memory") != std::string::npos || first_message("hog.py").find("MemoryError") != std::string::npos)
+  EXPECT_TRUE(first_message("hog.py").find("memory") != std::string::npos ||
+              first_message("hog.py").find("MemoryError") != std::string::npos)
       << first_message("hog.py");
   EXPECT_FALSE(std::filesystem::exists(marker)) << "a write escaped the sandbox";
   EXPECT_FALSE(std::filesystem::exists("/usr/pwned"));
@@ -300,7 +348,8 @@ TEST_F(GenerationLoopTest, SmallFilesOfAJobShareOneLlmCall) {
   ASSERT_EQ(done.size(), 4u) << worker->log();
   for (const auto& e : done) {
     // Each file got its own block back out of the shared reply.
-    EXPECT_NE(e["payload"]["content"].get<std::string>().find(e["payload"]["path"].get<std::string>()), std::string::npos)
+    EXPECT_NE(e["payload"]["content"].get<std::string>().find(e["payload"]["path"].get<std::string>()),
+              std::string::npos)
         << e.dump();
   }
   EXPECT_LT(llm.requests(), 4) << llm.stats().dump();

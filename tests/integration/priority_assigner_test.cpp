@@ -19,8 +19,11 @@ namespace {
 
 std::string task(const std::string& id, const std::string& path, const std::string& type = "DEV_TASK",
                  const std::string& priority = "") {
-  json t = {{"id", "msg-" + id}, {"task_id", id},           {"job_id", "job-1"},
-            {"type", type},      {"created_at", "2026-11-22T10:00:00Z"},
+  json t = {{"id", "msg-" + id},
+            {"task_id", id},
+            {"job_id", "job-1"},
+            {"type", type},
+            {"created_at", "2026-11-22T10:00:00Z"},
             {"payload", {{"path", path}, {"description", "write " + path}}}};
   if (!priority.empty()) t["payload"]["priority"] = priority;
   return t.dump();
@@ -33,10 +36,9 @@ class PriorityAssignerTest : public ::testing::Test {
   std::unique_ptr<ServiceProcess> start() {
     return std::make_unique<ServiceProcess>(
         agentline::testing::bin("priority-assigner"),
-        std::vector<std::string>{"--bootstrap-servers", broker_.bootstrap(), "--http-port",
-                                 std::to_string(http_port_), "--session-timeout-ms", "6000",
-                                 "--statistics-interval-ms", "1000", "--shutdown-grace-ms", "5000",
-                                 "--topic-prefix", broker_.catalog().prefix()});
+        std::vector<std::string>{"--bootstrap-servers", broker_.bootstrap(), "--http-port", std::to_string(http_port_),
+                                 "--session-timeout-ms", "6000", "--statistics-interval-ms", "1000",
+                                 "--shutdown-grace-ms", "5000", "--topic-prefix", broker_.catalog().prefix()});
   }
   std::string topic(const std::string& logical) { return broker_.catalog().topic(logical); }
 
@@ -67,7 +69,8 @@ std::string header(const kafka::InboundRecord& r, std::string_view key) {
 
 TEST_F(PriorityAssignerTest, TasksReachTheirPriorityTopics) {
   const std::string in = topic("tasks.submitted");
-  broker_.produce(in, "t-main", task("t-main", "src/main.py"), {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
+  broker_.produce(in, "t-main", task("t-main", "src/main.py"),
+                  {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
   broker_.produce(in, "t-model", task("t-model", "app/models/user.py"));
   broker_.produce(in, "t-svc", task("t-svc", "app/services/billing.py"));
   broker_.produce(in, "t-test", task("t-test", "tests/test_billing.py"));
@@ -109,8 +112,10 @@ TEST_F(PriorityAssignerTest, TasksReachTheirPriorityTopics) {
   EXPECT_NE(metrics.find("agentline_tasks_prioritized_total{priority=\"fix\"} 1"), std::string::npos);
   EXPECT_NE(metrics.find("agentline_tasks_prioritized_total{priority=\"critical\"} 1"), std::string::npos);
   EXPECT_TRUE(agentline::testing::eventually(
-      [&] { return agentline::testing::http_get(http_port_, "/metrics").find("agentline_consumer_lag_messages{") !=
-                   std::string::npos; },
+      [&] {
+        return agentline::testing::http_get(http_port_, "/metrics").find("agentline_consumer_lag_messages{") !=
+               std::string::npos;
+      },
       10s))
       << "librdkafka statistics become consumer-lag gauges";
   int status = 0;
@@ -160,7 +165,8 @@ TEST_F(PriorityAssignerTest, BadInputReachesTheDlqWithItsReasonAndTheServiceKeep
   EXPECT_TRUE(agentline::testing::eventually(
       [&] {
         metrics = agentline::testing::http_get(http_port_, "/metrics");
-        return metrics.find("agentline_dead_letters_total{service=\"priority-assigner\",error_class=\"unsafe_path\"} 1") !=
+        return metrics.find(
+                   "agentline_dead_letters_total{service=\"priority-assigner\",error_class=\"unsafe_path\"} 1") !=
                std::string::npos;
       },
       10s))
@@ -173,13 +179,17 @@ TEST_F(PriorityAssignerTest, SigkillMidBatchThenRestartLosesNoTask) {
   std::vector<kafka::OutgoingRecord> batch;
   for (int i = 0; i < total; ++i) {
     std::string id = "t-" + std::to_string(i);
-    batch.push_back({in, id, task(id, "src/mod" + std::to_string(i % 17) + "/file" + std::to_string(i) + ".py"), {}, {}});
+    batch.push_back(
+        {in, id, task(id, "src/mod" + std::to_string(i % 17) + "/file" + std::to_string(i) + ".py"), {}, {}});
   }
   broker_.produce_batch(batch);
   auto first = start();
   ASSERT_TRUE(agentline::testing::eventually(
-      [&] { return broker_.read(topic("tasks.critical"), 1, 200ms).size() +
-                   broker_.read(topic("tasks.normal"), 1, 200ms).size() > 0; },
+      [&] {
+        return broker_.read(topic("tasks.critical"), 1, 200ms).size() +
+                   broker_.read(topic("tasks.normal"), 1, 200ms).size() >
+               0;
+      },
       30s))
       << first->log();
   first->signal(SIGKILL);

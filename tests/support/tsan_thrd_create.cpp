@@ -46,7 +46,9 @@ extern "C" int thrd_detach(thrd_t thr) { return pthread_detach(thr) == 0 ? thrd_
 namespace {
 pthread_mutex_t* native(mtx_t* m) { return reinterpret_cast<pthread_mutex_t*>(m); }
 pthread_cond_t* native(cnd_t* c) { return reinterpret_cast<pthread_cond_t*>(c); }
-int result(int rc) { return rc == 0 ? thrd_success : rc == ETIMEDOUT ? thrd_timedout : rc == EBUSY ? thrd_busy : thrd_error; }
+int result(int rc) {
+  return rc == 0 ? thrd_success : rc == ETIMEDOUT ? thrd_timedout : rc == EBUSY ? thrd_busy : thrd_error;
+}
 }  // namespace
 
 extern "C" int mtx_init(mtx_t* m, int type) {
@@ -59,7 +61,9 @@ extern "C" int mtx_init(mtx_t* m, int type) {
 }
 extern "C" int mtx_lock(mtx_t* m) { return result(pthread_mutex_lock(native(m))); }
 extern "C" int mtx_trylock(mtx_t* m) { return result(pthread_mutex_trylock(native(m))); }
-extern "C" int mtx_timedlock(mtx_t* m, const struct timespec* ts) { return result(pthread_mutex_timedlock(native(m), ts)); }
+extern "C" int mtx_timedlock(mtx_t* m, const struct timespec* ts) {
+  return result(pthread_mutex_timedlock(native(m), ts));
+}
 extern "C" int mtx_unlock(mtx_t* m) { return result(pthread_mutex_unlock(native(m))); }
 extern "C" void mtx_destroy(mtx_t* m) { pthread_mutex_destroy(native(m)); }
 extern "C" int cnd_init(cnd_t* c) { return result(pthread_cond_init(native(c), nullptr)); }

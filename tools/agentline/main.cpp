@@ -4,9 +4,9 @@
 //   agentline submit FILE.jsonl   validate and publish tasks
 //   agentline topics apply|list   create the catalog's topics / show them with counts
 //   agentline lag                 records a group has not committed yet (optionally wait for 0)
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -129,8 +129,8 @@ int cmd_broker(const GlobalOptions& g, int brokers) {
 
 int cmd_topics_apply(const GlobalOptions& g, int replication_factor) {
   kafka::ClusterAdmin admin(g.settings());
-  auto result = admin.apply(g.load_catalog(),
-                            replication_factor > 0 ? std::optional<int>(replication_factor) : std::nullopt);
+  auto result =
+      admin.apply(g.load_catalog(), replication_factor > 0 ? std::optional<int>(replication_factor) : std::nullopt);
   for (const auto& t : result.created) std::cout << "created  " << t << "\n";
   for (const auto& t : result.existing) std::cout << "exists   " << t << "\n";
   for (const auto& w : result.warnings) std::cout << "warning  " << w << "\n";
@@ -220,12 +220,13 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
   if (!wait.gateway.empty()) {
     std::string gateway = wait.gateway;
     while (!gateway.empty() && gateway.back() == '/') gateway.pop_back();
-    waited = cli::watch_over_sse(jobs, gateway, config::read_secret(wait.token_file, "AGENTLINE_API_TOKEN"), wait.seconds,
-                                 std::cout, tty);
+    waited = cli::watch_over_sse(jobs, gateway, config::read_secret(wait.token_file, "AGENTLINE_API_TOKEN"),
+                                 wait.seconds, std::cout, tty);
   } else {
     const auto progress_topic = catalog.topic("jobs.progress");
-    waited = cli::watch_by_polling(jobs, [&] { return cli::read_progress(g.settings(), progress_topic); }, wait.seconds,
-                                   std::cout, tty && jobs.size() == 1);
+    waited = cli::watch_by_polling(
+        jobs, [&] { return cli::read_progress(g.settings(), progress_topic); }, wait.seconds, std::cout,
+        tty && jobs.size() == 1);
   }
   return rc != 0 ? rc : waited;
 }
@@ -305,8 +306,9 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
       spdlog::error("no binary {} next to agentline", exe.string());
       return 2;
     }
-    std::vector<std::string> argv{exe.string(), "--bootstrap-servers", bootstrap, "--http-port", std::to_string(port++),
-                                  "--shutdown-grace-ms", std::to_string(grace_ms), "--state-dir", g.state_dir};
+    std::vector<std::string> argv{
+        exe.string(),          "--bootstrap-servers",    bootstrap,     "--http-port", std::to_string(port++),
+        "--shutdown-grace-ms", std::to_string(grace_ms), "--state-dir", g.state_dir};
     if (!g.catalog.empty()) argv.insert(argv.end(), {"--catalog", g.catalog});
     if (!g.topic_prefix.empty()) argv.insert(argv.end(), {"--topic-prefix", g.topic_prefix});
     for (const auto& p : g.kafka) argv.insert(argv.end(), {"-X", p});
@@ -314,7 +316,8 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
       // The gateway reaches the DLQ store through dlq-escalator's HTTP port.
       auto dlq = std::find(services.begin(), services.end(), "dlq-escalator");
       if (dlq != services.end()) {
-        argv.insert(argv.end(), {"--dlq-url", "http://127.0.0.1:" + std::to_string(base_port + (dlq - services.begin()))});
+        argv.insert(argv.end(),
+                    {"--dlq-url", "http://127.0.0.1:" + std::to_string(base_port + (dlq - services.begin()))});
       }
       page_url = "http://127.0.0.1:" + std::to_string(port - 1) + "/";
     }
@@ -343,11 +346,12 @@ int main(int argc, char** argv) {
   add_global_options(app, g);
 
   int brokers = 1;
-  auto* broker = app.add_subcommand("broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
+  auto* broker = app.add_subcommand(
+      "broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
   broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
 
-  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbox-uploader", "dlq-escalator",
-                                    "gateway"};
+  std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router",
+                                    "outbox-uploader",   "dlq-escalator",  "gateway"};
   int base_port = 9400;
   int grace_ms = 20000;
   auto* up = app.add_subcommand("up", "Start the embedded broker (unless --bootstrap-servers) and the services");
@@ -361,13 +365,18 @@ int main(int argc, char** argv) {
   submit->add_option("file", file, "Tasks, one JSON object per line")->required();
   submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
   WaitOptions wait;
-  submit->add_option("--wait", wait.seconds, "Then follow the jobs for up to this many seconds with a progress bar (exit 3 if unfinished)");
-  submit->add_option("--gateway", wait.gateway, "With --wait: the gateway's URL; its event stream drives the bar (else jobs.progress is polled)")
+  submit->add_option("--wait", wait.seconds,
+                     "Then follow the jobs for up to this many seconds with a progress bar (exit 3 if unfinished)");
+  submit
+      ->add_option("--gateway", wait.gateway,
+                   "With --wait: the gateway's URL; its event stream drives the bar (else jobs.progress is polled)")
       ->envname("AGENTLINE_GATEWAY_URL");
-  submit->add_option("--gateway-token-file", wait.token_file, "With --gateway: file holding its API token (or env AGENTLINE_API_TOKEN)");
+  submit->add_option("--gateway-token-file", wait.token_file,
+                     "With --gateway: file holding its API token (or env AGENTLINE_API_TOKEN)");
   long max_backlog = 200000;
-  submit->add_option("--max-backlog", max_backlog,
-                     "Wait while priority-assigner has more unconsumed tasks than this (0: never wait)")
+  submit
+      ->add_option("--max-backlog", max_backlog,
+                   "Wait while priority-assigner has more unconsumed tasks than this (0: never wait)")
       ->capture_default_str();
 
   auto* topics = app.add_subcommand("topics", "Topic catalog commands");
@@ -387,7 +396,8 @@ int main(int argc, char** argv) {
   status->add_option("job", status_job, "Job id; all jobs when empty");
   status->add_option("--wait", status_wait, "Wait up to this many seconds for the job(s) to complete (exit 3 if not)");
   status->add_flag("--files", status_files, "List every file with its status");
-  status->add_flag("--delivered", status_delivered, "With --wait: wait until every file is delivered (or failed / dead-lettered)");
+  status->add_flag("--delivered", status_delivered,
+                   "With --wait: wait until every file is delivered (or failed / dead-lettered)");
   auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
   lag->add_option("--group", group, "Consumer group")->required();
   lag->add_option("--topic", topic, "Logical topic name")->capture_default_str();

@@ -46,11 +46,11 @@ std::map<std::string, nlohmann::json> read_progress(const kafka::KafkaSettings& 
 
 void print_job(const nlohmann::json& job, std::ostream& out, bool files) {
   const auto& c = job["counts"];
-  out << "job " << job.value("job_id", "?") << ": " << job.value("percent", 0) << "% (" << job.value("files_done", 0) << "/"
-      << job.value("files_total", 0) << " files done)  submitted " << c.value("submitted", 0) << ", generated "
-      << c.value("generated", 0) << ", QA passed " << c.value("qa_passed", 0) << ", QA failed " << c.value("qa_failed", 0)
-      << ", fixes " << c.value("fixes", 0) << ", delivered " << c.value("delivered", 0) << ", dead-lettered "
-      << c.value("dead_lettered", 0) << "\n";
+  out << "job " << job.value("job_id", "?") << ": " << job.value("percent", 0) << "% (" << job.value("files_done", 0)
+      << "/" << job.value("files_total", 0) << " files done)  submitted " << c.value("submitted", 0) << ", generated "
+      << c.value("generated", 0) << ", QA passed " << c.value("qa_passed", 0) << ", QA failed "
+      << c.value("qa_failed", 0) << ", fixes " << c.value("fixes", 0) << ", delivered " << c.value("delivered", 0)
+      << ", dead-lettered " << c.value("dead_lettered", 0) << "\n";
   if (!files || !job.contains("files")) return;
   for (const auto& [path, f] : job["files"].items()) {
     out << "  " << std::left << std::setw(14) << f.value("status", "?") << " " << path;

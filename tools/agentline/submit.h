@@ -16,7 +16,7 @@ namespace agentline::cli {
 struct SubmitResult {
   int submitted = 0;
   int rejected = 0;
-  int failed = 0;  // valid, but Kafka did not acknowledge them
+  int failed = 0;              // valid, but Kafka did not acknowledge them
   std::set<std::string> jobs;  // job ids of the validated tasks
 };
 

@@ -2,9 +2,9 @@
 // The process supervisor of `agentline up`: starts child processes, restarts one that exits
 // unexpectedly (exponential backoff, 1 s doubling to 30 s, reset after a minute of uptime),
 // and on stop() sends SIGTERM to all, SIGKILL to those still alive after the grace period.
+#include <sys/types.h>
 #include <chrono>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace agentline::cli {

@@ -93,12 +93,14 @@ size_t on_bytes(char* ptr, size_t size, size_t n, void* user) {
 
 bool job_finished(const nlohmann::json& job) {
   if (job.contains("complete") && job["complete"].is_boolean()) return job["complete"].get<bool>();
-  const int total = std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
+  const int total =
+      std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
   return total > 0 && count_status(job, {"delivered", "dead_lettered", "upload_failed"}) == total;
 }
 
 std::string progress_line(const nlohmann::json& job, int width) {
-  const int total = std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
+  const int total =
+      std::max(job.value("files_total", 0), job.contains("files") ? static_cast<int>(job["files"].size()) : 0);
   const int delivered = count_status(job, {"delivered"});
   const int dlq = count_status(job, {"dead_lettered", "upload_failed"});
   const int done = delivered + dlq;

@@ -1,14 +1,14 @@
-#include "agentline/events/timestamps.h"
 #include "agentline/cache/cache_replicator.h"
+#include "agentline/events/timestamps.h"
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "agentline/kafka/producer.h"
@@ -32,7 +32,8 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
   Impl(ResultCache& c, CacheReplicatorConfig cfg) : cache(c), config(std::move(cfg)) {
     if (config.replica_id.empty()) config.replica_id = default_replica_id();
     if (config.topic.empty()) throw std::invalid_argument("cache replicator: the topic is empty");
-    follower = std::make_unique<kafka::TopicFollower>(config.kafka, config.topic, "agentline-cache-" + config.replica_id);
+    follower =
+        std::make_unique<kafka::TopicFollower>(config.kafka, config.topic, "agentline-cache-" + config.replica_id);
   }
 
   ResultCache& cache;
@@ -142,7 +143,6 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
     applied.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-
 };
 
 CacheReplicator::CacheReplicator(ResultCache& cache, CacheReplicatorConfig config)

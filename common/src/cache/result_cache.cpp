@@ -226,9 +226,12 @@ class ResultCache::Shard {
 
   std::list<Entry*>& list_of(Segment s) {
     switch (s) {
-      case Segment::kWindow: return window_;
-      case Segment::kProbation: return probation_;
-      case Segment::kProtected: return protected_;
+      case Segment::kWindow:
+        return window_;
+      case Segment::kProbation:
+        return probation_;
+      case Segment::kProtected:
+        return protected_;
     }
     return window_;
   }
@@ -293,15 +296,14 @@ ResultCache::ResultCache(ResultCacheConfig config, const Clock& clock)
     : config_((config.validate(), config)), clock_(clock) {
   int shards = config_.shards != 0 ? config_.shards : (config_.max_entries < 4096 ? 1 : 8);
   shards = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(shards), config_.max_entries));
-  const std::size_t per_shard = (config_.max_entries + static_cast<std::size_t>(shards) - 1) / static_cast<std::size_t>(shards);
+  const std::size_t per_shard =
+      (config_.max_entries + static_cast<std::size_t>(shards) - 1) / static_cast<std::size_t>(shards);
   for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>(per_shard, config_.policy));
 }
 
 ResultCache::~ResultCache() = default;
 
-ResultCache::Shard& ResultCache::shard_for(std::size_t hash) const {
-  return *shards_[(hash >> 40) % shards_.size()];
-}
+ResultCache::Shard& ResultCache::shard_for(std::size_t hash) const { return *shards_[(hash >> 40) % shards_.size()]; }
 
 Value ResultCache::get(const std::string& key) {
   const std::size_t hash = std::hash<std::string>{}(key);

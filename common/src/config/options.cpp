@@ -57,8 +57,7 @@ struct OptionSet::Impl {
   std::vector<std::string> names;  // long option names, for the environment pass
 
   Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
-    app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")
-        ->envname("AGENTLINE_CONFIG");
+    app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")->envname("AGENTLINE_CONFIG");
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.get_formatter()->column_width(38);
   }
@@ -70,7 +69,8 @@ OptionSet::~OptionSet() = default;
 
 std::string OptionSet::env_name(const std::string& name) {
   std::string env = kEnvPrefix;
-  for (char c : name) env += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : name)
+    env += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return env;
 }
 
@@ -97,8 +97,9 @@ void OptionSet::add_flag(const std::string& name, bool* target, const std::strin
 
 void OptionSet::add_kafka_properties(std::map<std::string, std::string>* target) {
   impl_->kafka_target = target;
-  impl_->app.add_option("-X,--kafka", impl_->kafka_flags,
-                        "librdkafka property key=value (repeatable); also AGENTLINE_KAFKA_<KEY>")
+  impl_->app
+      .add_option("-X,--kafka", impl_->kafka_flags,
+                  "librdkafka property key=value (repeatable); also AGENTLINE_KAFKA_<KEY>")
       ->type_name("KEY=VALUE")
       ->allow_extra_args(false);
 }
@@ -117,9 +118,8 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
     const char* value = std::getenv(env_name(name).c_str());
     if (value == nullptr) continue;
     const std::string flag = "--" + name;
-    bool on_command_line = std::any_of(args.begin(), args.end(), [&](const std::string& a) {
-      return a == flag || a.rfind(flag + "=", 0) == 0;
-    });
+    bool on_command_line = std::any_of(args.begin(), args.end(),
+                                       [&](const std::string& a) { return a == flag || a.rfind(flag + "=", 0) == 0; });
     if (!on_command_line) all.push_back(flag + "=" + value);
   }
   std::vector<std::string> reversed(all.rbegin(), all.rend());
@@ -140,9 +140,8 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
       auto eq = entry.find('=');
       if (eq == std::string::npos) continue;
       std::string key = entry.substr(std::strlen(kKafkaEnvPrefix), eq - std::strlen(kKafkaEnvPrefix));
-      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) {
-        return c == '_' ? '.' : static_cast<char>(std::tolower(c));
-      });
+      std::transform(key.begin(), key.end(), key.begin(),
+                     [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
       props[key] = entry.substr(eq + 1);
     }
     for (auto& [k, v] : parse_properties(impl_->kafka_flags)) props[k] = v;

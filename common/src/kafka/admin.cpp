@@ -110,8 +110,8 @@ std::vector<TopicOffsets> ClusterAdmin::offsets(const std::vector<std::string>& 
       t.partitions = mt.partition_cnt;
       for (int p = 0; p < mt.partition_cnt; ++p) {
         int64_t low = 0, high = 0;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(impl_->rk.get(), name.c_str(), mt.partitions[p].id, &low, &high, kTimeoutMs);
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(impl_->rk.get(), name.c_str(), mt.partitions[p].id,
+                                                                 &low, &high, kTimeoutMs);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
           throw KafkaError("watermarks of " + name + ": " + rd_kafka_err2str(e));
         }

@@ -14,8 +14,10 @@ std::string KafkaSettings::resolved_bootstrap() const {
   std::ifstream in(path);
   std::string address;
   if (in && std::getline(in, address) && !address.empty()) return address;
-  throw std::runtime_error("no Kafka bootstrap servers: pass --bootstrap-servers (AGENTLINE_BOOTSTRAP_SERVERS) or start "
-                           "the embedded broker with `agentline broker`, which writes " + path);
+  throw std::runtime_error(
+      "no Kafka bootstrap servers: pass --bootstrap-servers (AGENTLINE_BOOTSTRAP_SERVERS) or start "
+      "the embedded broker with `agentline broker`, which writes " +
+      path);
 }
 
 namespace detail {

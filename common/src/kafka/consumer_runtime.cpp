@@ -131,7 +131,10 @@ struct ConsumerRuntime::Impl {
 
   Impl(KafkaSettings s, ConsumerOptions o, const TopicCatalog& catalog, std::shared_ptr<Producer> p,
        std::shared_ptr<prometheus::Registry> reg, std::shared_ptr<observability::HealthState> h)
-      : settings(std::move(s)), options(std::move(o)), producer(std::move(p)), registry(std::move(reg)),
+      : settings(std::move(s)),
+        options(std::move(o)),
+        producer(std::move(p)),
+        registry(std::move(reg)),
         health(std::move(h)),
         router(options.service, options.group_id, catalog.retry_tiers(options.group_id), catalog.dlq_topic()) {
     for (const auto& tier : router.tiers()) options.topics.push_back(tier.topic);
@@ -286,12 +289,13 @@ void ConsumerRuntime::Impl::register_metrics() {
                          .Labels(constant)
                          .Register(*registry)
                          .Add({});
-  handler_seconds = &prometheus::BuildHistogram()
-                         .Name("agentline_handler_duration_seconds")
-                         .Help("Time spent in the service's handler per record")
-                         .Labels(constant)
-                         .Register(*registry)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
+  handler_seconds =
+      &prometheus::BuildHistogram()
+           .Name("agentline_handler_duration_seconds")
+           .Help("Time spent in the service's handler per record")
+           .Labels(constant)
+           .Register(*registry)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
   for (const auto& topic : options.topics) {
     consumed_by_topic[topic] = &consumed_family->Add({{"topic", topic}});
     ok_by_topic[topic] = &outcome_family->Add({{"topic", topic}, {"outcome", "ok"}});
@@ -428,7 +432,8 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
     for (auto& [id, state] : partitions) {
       if (state->retry_paused && state->due_ms <= now) {
         state->retry_paused = false;
-        spdlog::debug("retry tier {}[{}] resumes{}", id.first, id.second, state->flow_paused ? " after flow control" : "");
+        spdlog::debug("retry tier {}[{}] resumes{}", id.first, id.second,
+                      state->flow_paused ? " after flow control" : "");
         if (!state->flow_paused) due.push_back(id);
       }
     }
@@ -538,7 +543,8 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         // before it is due. Records held before it stay in memory.
         state->retry_paused = true;
         state->due_ms = due - retry_lead_ms;
-        spdlog::debug("retry tier {}[{}] waits at offset {}: due in {} ms", rec.topic, rec.partition, rec.offset, due - now);
+        spdlog::debug("retry tier {}[{}] waits at offset {}: due in {} ms", rec.topic, rec.partition, rec.offset,
+                      due - now);
         PartitionId id{rec.topic, rec.partition};
         std::int64_t offset = rec.offset;
         erase_backlog_if([&](const InboundRecord& r) { return r.topic == id.first && r.partition == id.second; });
@@ -563,8 +569,8 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
 // Caller holds the mutex and has checked capacity.
 void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) {
   if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset, state->rank,
-                  wall_ms() - rec.timestamp_ms);
+    spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset,
+                  state->rank, wall_ms() - rec.timestamp_ms);
   }
   state->tracker.start(rec.offset);
   state->last_started = rec.offset;
@@ -677,11 +683,13 @@ void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* par
     if (p.offset < low) {
       std::int64_t lost = low - p.offset;
       lost_family->Add({{"topic", p.topic}}).Increment(static_cast<double>(lost));
-      spdlog::error("DATA LOSS: {}[{}]: {} records between committed offset {} and log start {} were removed before "
-                    "group {} read them (retention or the embedded broker's per-partition cap)",
-                    p.topic, p.partition, lost, p.offset, low, options.group_id);
-      health->set_condition("no-data-loss", false,
-                            std::to_string(lost) + " records lost on " + p.topic + "[" + std::to_string(p.partition) + "]");
+      spdlog::error(
+          "DATA LOSS: {}[{}]: {} records between committed offset {} and log start {} were removed before "
+          "group {} read them (retention or the embedded broker's per-partition cap)",
+          p.topic, p.partition, lost, p.offset, low, options.group_id);
+      health->set_condition(
+          "no-data-loss", false,
+          std::to_string(lost) + " records lost on " + p.topic + "[" + std::to_string(p.partition) + "]");
     }
   }
 }
@@ -739,8 +747,8 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     auto it = partitions.find(id);
     if (it == partitions.end()) continue;
     if (it->second->tracker.in_flight() > 0) {
-      spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first,
-                   id.second, it->second->tracker.in_flight());
+      spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first, id.second,
+                   it->second->tracker.in_flight());
     }
     it->second->revoked = true;
     it->second->held.clear();
@@ -870,16 +878,17 @@ ConsumerRuntime::ConsumerRuntime(KafkaSettings settings, ConsumerOptions options
     : impl_(std::make_unique<Impl>(std::move(settings), std::move(options), catalog, std::move(producer),
                                    std::move(registry), std::move(health))) {
   auto& o = impl_->options;
-  auto conf = make_conf(impl_->settings,
-                        {{"client.id", o.service},
-                         {"auto.offset.reset", "earliest"},
-                         // A resumed partition joins the next fetch request; a shorter long poll
-                         // bounds how late that is (the retry lead covers it). 10 idle fetches/s.
-                         {"fetch.wait.max.ms", "100"},
-                         {"session.timeout.ms", std::to_string(o.session_timeout.count())},
-                         {"heartbeat.interval.ms", std::to_string(std::max<long>(100, o.session_timeout.count() / 4))},
-                         {"statistics.interval.ms", std::to_string(o.statistics_interval.count())}},
-                        {{"group.id", o.group_id}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
+  auto conf =
+      make_conf(impl_->settings,
+                {{"client.id", o.service},
+                 {"auto.offset.reset", "earliest"},
+                 // A resumed partition joins the next fetch request; a shorter long poll
+                 // bounds how late that is (the retry lead covers it). 10 idle fetches/s.
+                 {"fetch.wait.max.ms", "100"},
+                 {"session.timeout.ms", std::to_string(o.session_timeout.count())},
+                 {"heartbeat.interval.ms", std::to_string(std::max<long>(100, o.session_timeout.count() / 4))},
+                 {"statistics.interval.ms", std::to_string(o.statistics_interval.count())}},
+                {{"group.id", o.group_id}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
   rd_kafka_conf_set_stats_cb(conf.get(), &Impl::stats_cb);
@@ -904,7 +913,8 @@ int ConsumerRuntime::run(const Handler& handler) {
   auto& impl = *impl_;
   impl.handler = &handler;
   PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(impl.options.topics.size())));
-  for (const auto& t : impl.options.topics) rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  for (const auto& t : impl.options.topics)
+    rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(impl.rk.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     spdlog::error("cannot subscribe: {}", rd_kafka_err2str(err));
     return 1;

@@ -69,15 +69,15 @@ std::string header_limit_violation(const InboundRecord& record) {
   return {};
 }
 
-int attempt_of(const InboundRecord& record) {
-  return static_cast<int>(to_int(record.header(h::kAttempt), 0));
-}
+int attempt_of(const InboundRecord& record) { return static_cast<int>(to_int(record.header(h::kAttempt), 0)); }
 
 std::int64_t retry_due_ms(const InboundRecord& record) { return to_int(record.header(h::kRetryDue), 0); }
 
 FailureRouter::FailureRouter(std::string service, std::string group, std::vector<RetryTier> tiers,
                              std::string dlq_topic)
-    : service_(std::move(service)), group_(std::move(group)), tiers_(std::move(tiers)),
+    : service_(std::move(service)),
+      group_(std::move(group)),
+      tiers_(std::move(tiers)),
       dlq_topic_(std::move(dlq_topic)) {}
 
 bool FailureRouter::is_retry_topic(std::string_view topic) const {
@@ -87,8 +87,7 @@ bool FailureRouter::is_retry_topic(std::string_view topic) const {
   return false;
 }
 
-OutgoingRecord FailureRouter::route(const InboundRecord& record, const Failure& failure,
-                                    std::int64_t now_ms) const {
+OutgoingRecord FailureRouter::route(const InboundRecord& record, const Failure& failure, std::int64_t now_ms) const {
   const int attempt = attempt_of(record) + 1;  // this failure included
   const bool from_retry_tier = is_retry_topic(record.topic);
 
@@ -124,8 +123,7 @@ OutgoingRecord FailureRouter::route(const InboundRecord& record, const Failure& 
   out.headers.push_back({std::string(h::kErrorMessage), bounded_message(failure.message, h::kMaxErrorMessageBytes)});
   out.headers.push_back({std::string(h::kAttempt), std::to_string(attempt)});
 
-  const bool retry = failure.kind == FailureKind::kTransient &&
-                     attempt <= static_cast<int>(tiers_.size());
+  const bool retry = failure.kind == FailureKind::kTransient && attempt <= static_cast<int>(tiers_.size());
   if (retry) {
     const RetryTier& tier = tiers_[static_cast<std::size_t>(attempt - 1)];
     out.topic = tier.topic;

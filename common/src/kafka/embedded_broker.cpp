@@ -57,8 +57,8 @@ EmbeddedBroker::~EmbeddedBroker() = default;
 
 void EmbeddedBroker::set_down(bool down) {
   for (int id = 1; id <= broker_count_; ++id) {
-    rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(impl_->cluster, id)
-                                 : rd_kafka_mock_broker_set_up(impl_->cluster, id);
+    rd_kafka_resp_err_t e =
+        down ? rd_kafka_mock_broker_set_down(impl_->cluster, id) : rd_kafka_mock_broker_set_up(impl_->cluster, id);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw KafkaError("embedded broker: cannot set broker " + std::to_string(id) + (down ? " down: " : " up: ") +
                        rd_kafka_err2str(e));

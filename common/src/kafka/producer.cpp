@@ -37,7 +37,9 @@ struct Producer::Impl {
 
 Producer::Producer(const KafkaSettings& settings, std::string client_id) : impl_(std::make_unique<Impl>()) {
   auto conf = make_conf(settings,
-                        {{"client.id", client_id}, {"linger.ms", "5"}, {"delivery.timeout.ms", "300000"},
+                        {{"client.id", client_id},
+                         {"linger.ms", "5"},
+                         {"delivery.timeout.ms", "300000"},
                          {"message.max.bytes", "4194304"}},
                         {{"enable.idempotence", "true"}, {"acks", "all"}});
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::on_delivery);
@@ -69,8 +71,7 @@ void Producer::send(const OutgoingRecord& record, DeliveryCallback on_delivery) 
     rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->rk.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()),
         RD_KAFKA_V_PARTITION(record.partition.value_or(RD_KAFKA_PARTITION_UA)),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<void*>(key), record.key.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(const_cast<void*>(key), record.key.size()),
         RD_KAFKA_V_VALUE(record.tombstone ? nullptr : const_cast<char*>(record.value.data()),
                          record.tombstone ? 0 : record.value.size()),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);

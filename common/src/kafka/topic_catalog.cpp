@@ -61,7 +61,8 @@ TopicCatalog TopicCatalog::parse(const std::string& json_text) {
       check_known_keys(t, {"name", "partitions", "configs", "key", "description"}, "catalog topic");
       Logical topic{t.at("name").get<std::string>(), t.value("partitions", 1),
                     read_configs(t.value("configs", nlohmann::json()), "topic " + t.at("name").get<std::string>())};
-      if (!valid_topic_name(topic.name)) throw std::invalid_argument("catalog: invalid topic name '" + topic.name + "'");
+      if (!valid_topic_name(topic.name))
+        throw std::invalid_argument("catalog: invalid topic name '" + topic.name + "'");
       if (topic.partitions < 1) throw std::invalid_argument("catalog: topic " + topic.name + " needs partitions >= 1");
       if (!names.insert(topic.name).second) throw std::invalid_argument("catalog: duplicate topic " + topic.name);
       c.topics_.push_back(std::move(topic));

@@ -4,8 +4,7 @@ namespace agentline::observability {
 
 namespace {
 std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 }  // namespace
@@ -20,9 +19,7 @@ void HealthState::set_condition(const std::string& name, bool ok, const std::str
   conditions_[name] = {ok, reason};
 }
 
-bool HealthState::live() const {
-  return now_ms() - last_beat_ms_.load(std::memory_order_relaxed) <= window_.count();
-}
+bool HealthState::live() const { return now_ms() - last_beat_ms_.load(std::memory_order_relaxed) <= window_.count(); }
 
 bool HealthState::ready() const {
   std::lock_guard lock(mutex_);

@@ -26,8 +26,8 @@ class JsonFormatter final : public spdlog::formatter {
     std::tm tm{};
     gmtime_r(&t, &tm);
     char ts[96];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
     nlohmann::json line = {
         {"ts", ts},
         {"level", spdlog::level::to_string_view(msg.level).data()},
@@ -39,9 +39,7 @@ class JsonFormatter final : public spdlog::formatter {
     dest.append(text.data(), text.data() + text.size());
   }
 
-  std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<JsonFormatter>(service_);
-  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(service_); }
 
  private:
   std::string service_;

@@ -16,8 +16,7 @@ prometheus::MetricFamily& family(std::vector<prometheus::MetricFamily>& families
   return families.back();
 }
 
-void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels,
-                double value) {
+void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels, double value) {
   prometheus::ClientMetric metric;
   metric.label = std::move(labels);
   switch (family.type) {

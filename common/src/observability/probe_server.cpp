@@ -38,8 +38,7 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
-std::string response(int status, const char* reason, const std::string& content_type,
-                     const std::string& body) {
+std::string response(int status, const char* reason, const std::string& content_type, const std::string& body) {
   std::ostringstream out;
   out << "HTTP/1.1 " << status << ' ' << reason << "\r\n"
       << "Content-Type: " << content_type << "\r\n"
@@ -51,8 +50,7 @@ std::string response(int status, const char* reason, const std::string& content_
 
 }  // namespace
 
-ProbeServer::ProbeServer(const std::string& host, int port,
-                         std::shared_ptr<prometheus::Registry> registry,
+ProbeServer::ProbeServer(const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry,
                          std::shared_ptr<HealthState> health, ProbeExtensions extensions)
     : registry_(std::move(registry)), health_(std::move(health)), extensions_(std::move(extensions)) {
   addrinfo hints{};
@@ -68,13 +66,11 @@ ProbeServer::ProbeServer(const std::string& host, int port,
   listen_fd_ = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (listen_fd_ < 0 || ::bind(listen_fd_, res->ai_addr, res->ai_addrlen) != 0 ||
-      ::listen(listen_fd_, 64) != 0) {
+  if (listen_fd_ < 0 || ::bind(listen_fd_, res->ai_addr, res->ai_addrlen) != 0 || ::listen(listen_fd_, 64) != 0) {
     int err = errno;
     ::freeaddrinfo(res);
     if (listen_fd_ >= 0) ::close(listen_fd_);
-    throw std::system_error(err, std::generic_category(),
-                            "probe server: cannot listen on " + host + ":" + port_str);
+    throw std::system_error(err, std::generic_category(), "probe server: cannot listen on " + host + ":" + port_str);
   }
   ::freeaddrinfo(res);
   sockaddr_storage bound{};
@@ -157,7 +153,11 @@ void ProbeServer::handle(int fd) {
   if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
   if (auto route = extensions_.routes.find(method + " " + path); route != extensions_.routes.end()) {
     auto [status, body] = route->second(body_in);
-    write_all(fd, response(status, status < 300 ? "OK" : status == 404 ? "Not Found" : "Error", "application/json", body));
+    write_all(fd, response(status,
+                           status < 300    ? "OK"
+                           : status == 404 ? "Not Found"
+                                           : "Error",
+                           "application/json", body));
   } else if (method != "GET" && method != "HEAD") {
     write_all(fd, response(405, "Method Not Allowed", "text/plain", "GET only\n"));
   } else if (path == "/metrics") {

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -57,17 +57,19 @@ void append_process_metrics(std::vector<prometheus::MetricFamily>& families) {
   }
   std::error_code ec;
   std::size_t fds = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     ++fds;
   }
   if (!ec) gauge(families, "process_open_fds", "Number of open file descriptors.", static_cast<double>(fds));
   // The container's limits (cgroup), for "memory above 80% of the limit"; +Inf when none.
   static const auto resources = resilience::ContainerResources::detect();
   const bool memory_limited = resources.memory_source.rfind("cgroup", 0) == 0;
-  gauge(families, "agentline_container_memory_limit_bytes", "Memory limit of the container (cgroup); +Inf when unlimited",
+  gauge(families, "agentline_container_memory_limit_bytes",
+        "Memory limit of the container (cgroup); +Inf when unlimited",
         memory_limited ? static_cast<double>(resources.memory_bytes) : std::numeric_limits<double>::infinity());
-  gauge(families, "agentline_container_cpu_limit_cores", "CPU limit of the container (cgroup quota), or the host's CPUs", resources.cpus);
+  gauge(families, "agentline_container_cpu_limit_cores",
+        "CPU limit of the container (cgroup quota), or the host's CPUs", resources.cpus);
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     gauge(families, "process_max_fds", "Maximum number of open file descriptors.", static_cast<double>(limit.rlim_cur));

@@ -7,12 +7,14 @@
 namespace agentline::resilience {
 
 void AdaptiveBatcherConfig::validate() const {
-  if (min_batch < 1 || max_batch < min_batch) throw std::invalid_argument("adaptive batcher: need 1 <= min_batch <= max_batch");
+  if (min_batch < 1 || max_batch < min_batch)
+    throw std::invalid_argument("adaptive batcher: need 1 <= min_batch <= max_batch");
   if (target.count() <= 0) throw std::invalid_argument("adaptive batcher: target must be positive");
   if (!(smoothing > 0 && smoothing <= 1)) throw std::invalid_argument("adaptive batcher: smoothing in (0, 1]");
 }
 
-AdaptiveBatcherConfig AdaptiveBatcherConfig::sized_for(const ContainerResources& resources, std::int64_t bytes_per_item) {
+AdaptiveBatcherConfig AdaptiveBatcherConfig::sized_for(const ContainerResources& resources,
+                                                       std::int64_t bytes_per_item) {
   AdaptiveBatcherConfig c;
   if (bytes_per_item > 0 && resources.memory_bytes > 0) {
     const std::int64_t fits = resources.memory_bytes / 16 / bytes_per_item;
@@ -40,7 +42,8 @@ void AdaptiveBatcher::record(int items, Duration elapsed) {
   ++batches_;
   items_ += items;
   last_duration_ = elapsed;
-  const double ideal = per_item_ns_ > 0 ? static_cast<double>(config_.target.count()) / per_item_ns_ : config_.max_batch;
+  const double ideal =
+      per_item_ns_ > 0 ? static_cast<double>(config_.target.count()) / per_item_ns_ : config_.max_batch;
   size_ = std::clamp(size_ + (ideal - size_) / 2, static_cast<double>(config_.min_batch),
                      static_cast<double>(config_.max_batch));
 }
@@ -52,7 +55,8 @@ void AdaptiveBatcher::set_target(Duration target) {
 }
 
 void AdaptiveBatcher::set_bounds(int min_batch, int max_batch) {
-  if (min_batch < 1 || max_batch < min_batch) throw std::invalid_argument("adaptive batcher: need 1 <= min_batch <= max_batch");
+  if (min_batch < 1 || max_batch < min_batch)
+    throw std::invalid_argument("adaptive batcher: need 1 <= min_batch <= max_batch");
   std::lock_guard lock(mu_);
   config_.min_batch = min_batch;
   config_.max_batch = max_batch;

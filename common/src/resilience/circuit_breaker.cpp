@@ -35,11 +35,16 @@ struct Totals {
 
 std::string_view to_string(BreakerState state) {
   switch (state) {
-    case BreakerState::kClosed: return "closed";
-    case BreakerState::kOpen: return "open";
-    case BreakerState::kHalfOpen: return "half_open";
-    case BreakerState::kForcedOpen: return "forced_open";
-    case BreakerState::kDisabled: return "disabled";
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half_open";
+    case BreakerState::kForcedOpen:
+      return "forced_open";
+    case BreakerState::kDisabled:
+      return "disabled";
   }
   return "unknown";
 }
@@ -50,8 +55,10 @@ void CircuitBreakerConfig::validate() const {
   if (window == Window::kCountBased && window_size > (1 << 20) - 1) fail("window_size must be below 1048576 calls");
   if (window == Window::kTimeBased && window_size > 3600) fail("a time-based window_size is at most 3600 seconds");
   if (minimum_calls < 1) fail("minimum_calls must be at least 1");
-  if (!(failure_rate_threshold > 0 && failure_rate_threshold <= 100)) fail("failure_rate_threshold must be in (0, 100]");
-  if (!(slow_call_rate_threshold > 0 && slow_call_rate_threshold <= 100)) fail("slow_call_rate_threshold must be in (0, 100]");
+  if (!(failure_rate_threshold > 0 && failure_rate_threshold <= 100))
+    fail("failure_rate_threshold must be in (0, 100]");
+  if (!(slow_call_rate_threshold > 0 && slow_call_rate_threshold <= 100))
+    fail("slow_call_rate_threshold must be in (0, 100]");
   if (slow_call_duration.count() < 0) fail("slow_call_duration must not be negative");
   if (open_wait.count() <= 0) fail("open_wait must be positive");
   if (!(open_wait_multiplier >= 1.0)) fail("open_wait_multiplier must be at least 1");
@@ -270,8 +277,7 @@ CircuitBreaker::Permit CircuitBreaker::try_acquire() {
 }
 
 void CircuitBreaker::record(const Permit& permit, bool failed, Duration elapsed, bool timed) {
-  const bool slow =
-      timed && config_.slow_call_duration.count() > 0 && elapsed >= config_.slow_call_duration;
+  const bool slow = timed && config_.slow_call_duration.count() > 0 && elapsed >= config_.slow_call_duration;
   // Successes are not counted here: the hot path stays free of atomic writes (callers count
   // their successful calls, e.g. agentline_llm_calls_total).
   if (failed) failed_.fetch_add(1, std::memory_order_relaxed);
@@ -314,12 +320,13 @@ void CircuitBreaker::release_probe(std::uint32_t generation) {
   }
 }
 
-void CircuitBreaker::evaluate(std::uint32_t generation, std::int64_t calls, std::int64_t failures,
-                              std::int64_t slow) {
+void CircuitBreaker::evaluate(std::uint32_t generation, std::int64_t calls, std::int64_t failures, std::int64_t slow) {
   if (calls < config_.minimum_calls) return;
-  const bool too_many_failures = static_cast<double>(failures) * 100.0 >= config_.failure_rate_threshold * static_cast<double>(calls);
-  const bool too_slow = config_.slow_call_duration.count() > 0 &&
-                        static_cast<double>(slow) * 100.0 >= config_.slow_call_rate_threshold * static_cast<double>(calls);
+  const bool too_many_failures =
+      static_cast<double>(failures) * 100.0 >= config_.failure_rate_threshold * static_cast<double>(calls);
+  const bool too_slow =
+      config_.slow_call_duration.count() > 0 &&
+      static_cast<double>(slow) * 100.0 >= config_.slow_call_rate_threshold * static_cast<double>(calls);
   if (too_many_failures || too_slow) transition(generation, BreakerState::kClosed, BreakerState::kOpen);
 }
 
@@ -340,8 +347,8 @@ void CircuitBreaker::apply_locked(std::uint64_t observed, BreakerState to) {
   const BreakerState from = state_of(observed);
   if (to == BreakerState::kOpen) {
     consecutive_opens_ = from == BreakerState::kHalfOpen ? consecutive_opens_ + 1 : 1;
-    double wait = static_cast<double>(config_.open_wait.count()) *
-                  std::pow(config_.open_wait_multiplier, consecutive_opens_ - 1);
+    double wait =
+        static_cast<double>(config_.open_wait.count()) * std::pow(config_.open_wait_multiplier, consecutive_opens_ - 1);
     wait = std::min(wait, static_cast<double>(config_.max_open_wait.count()));
     open_until_ns_.store(ns_of(clock_.now()) + static_cast<std::int64_t>(wait), std::memory_order_release);
     times_opened_.fetch_add(1, std::memory_order_relaxed);
@@ -432,7 +439,9 @@ void CircuitBreaker::append_metrics(std::vector<prometheus::MetricFamily>& famil
              {{"breaker", name_}}, s.slow_call_rate);
   add_sample(family(families, "agentline_breaker_opened_total", "Times the breaker opened", MetricType::Counter),
              {{"breaker", name_}}, static_cast<double>(s.times_opened));
-  auto& calls = family(families, "agentline_breaker_calls_total", "Calls through the breaker by outcome (failure, slow, not_permitted, ignored; successes are counted by the caller)",
+  auto& calls = family(families, "agentline_breaker_calls_total",
+                       "Calls through the breaker by outcome (failure, slow, not_permitted, ignored; successes are "
+                       "counted by the caller)",
                        MetricType::Counter);
   add_sample(calls, {{"breaker", name_}, {"outcome", "failure"}}, static_cast<double>(s.failed_calls));
   add_sample(calls, {{"breaker", name_}, {"outcome", "slow"}}, static_cast<double>(s.slow_calls));

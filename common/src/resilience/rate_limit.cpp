@@ -48,7 +48,8 @@ std::optional<std::int64_t> parse_count(std::string_view text) {
 
 TokenBucket::TokenBucket(double rate_per_second, double burst, const Clock& clock)
     : clock_(clock), rate_(rate_per_second), burst_(burst), tokens_(burst), last_(clock.now()) {
-  if (!(rate_per_second > 0) || !(burst >= 1)) throw std::invalid_argument("token bucket: rate must be > 0 and burst >= 1");
+  if (!(rate_per_second > 0) || !(burst >= 1))
+    throw std::invalid_argument("token bucket: rate must be > 0 and burst >= 1");
 }
 
 void TokenBucket::refill_locked(TimePoint now) {
@@ -90,8 +91,12 @@ double TokenBucket::available() const {
 // ---- WindowCounter ---------------------------------------------------------------------------
 
 WindowCounter::WindowCounter(Duration window, int buckets)
-    : window_(window), slice_(window / buckets), buckets_(buckets), ring_(static_cast<std::size_t>(buckets) + 1, {-1, 0}) {
-  if (window.count() <= 0 || buckets < 1 || slice_.count() <= 0) throw std::invalid_argument("window counter: bad window");
+    : window_(window),
+      slice_(window / buckets),
+      buckets_(buckets),
+      ring_(static_cast<std::size_t>(buckets) + 1, {-1, 0}) {
+  if (window.count() <= 0 || buckets < 1 || slice_.count() <= 0)
+    throw std::invalid_argument("window counter: bad window");
 }
 
 std::int64_t WindowCounter::slice_of(TimePoint now) const { return ns_of(now) / slice_.count(); }
@@ -218,7 +223,8 @@ SlidingWindowLimiter::SlidingWindowLimiter(std::string name, std::vector<WindowL
     : name_(std::move(name)), clock_(clock), limits_(std::move(limits)) {
   for (const auto& l : limits_) {
     if (l.window.count() <= 0 || l.limit <= 0) {
-      throw std::invalid_argument("rate limiter '" + name_ + "': window '" + l.name + "' needs a positive length and limit");
+      throw std::invalid_argument("rate limiter '" + name_ + "': window '" + l.name +
+                                  "' needs a positive length and limit");
     }
     counters_.emplace_back(l.window, 60);
   }
@@ -298,10 +304,12 @@ void Bulkhead::set_max(int max_concurrent) {
 void Bulkhead::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
   using observability::add_sample;
   using observability::family;
-  add_sample(family(families, "agentline_bulkhead_in_flight", "Calls holding a bulkhead lease", prometheus::MetricType::Gauge),
-             {{"bulkhead", name_}}, in_flight());
-  add_sample(family(families, "agentline_bulkhead_max", "The bulkhead's concurrency limit", prometheus::MetricType::Gauge),
-             {{"bulkhead", name_}}, max());
+  add_sample(
+      family(families, "agentline_bulkhead_in_flight", "Calls holding a bulkhead lease", prometheus::MetricType::Gauge),
+      {{"bulkhead", name_}}, in_flight());
+  add_sample(
+      family(families, "agentline_bulkhead_max", "The bulkhead's concurrency limit", prometheus::MetricType::Gauge),
+      {{"bulkhead", name_}}, max());
   add_sample(family(families, "agentline_ratelimit_rejections_total", "Calls refused by the limiter, by reason",
                     prometheus::MetricType::Counter),
              {{"limiter", name_}, {"reason", "concurrency"}}, static_cast<double>(rejected()));
@@ -397,12 +405,18 @@ RateLimitFeedback RateLimitFeedback::from_headers(const std::vector<std::pair<st
 
 std::string_view LlmRateLimiter::to_string(Refusal refusal) {
   switch (refusal) {
-    case Refusal::kNone: return "none";
-    case Refusal::kRequests: return "requests_per_minute";
-    case Refusal::kTokens: return "tokens_per_minute";
-    case Refusal::kInFlight: return "in_flight";
-    case Refusal::kBackoff: return "server_backoff";
-    case Refusal::kTooLarge: return "too_large";
+    case Refusal::kNone:
+      return "none";
+    case Refusal::kRequests:
+      return "requests_per_minute";
+    case Refusal::kTokens:
+      return "tokens_per_minute";
+    case Refusal::kInFlight:
+      return "in_flight";
+    case Refusal::kBackoff:
+      return "server_backoff";
+    case Refusal::kTooLarge:
+      return "too_large";
   }
   return "unknown";
 }
@@ -544,8 +558,10 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
              {{"limiter", name_}}, static_cast<double>(s.admitted));
   auto& rejected = family(families, "agentline_ratelimit_rejections_total", "Calls refused by the limiter, by reason",
                           prometheus::MetricType::Counter);
-  for (const auto& [why, n] : s.rejected) add_sample(rejected, {{"limiter", name_}, {"reason", why}}, static_cast<double>(n));
-  add_sample(family(families, "agentline_ratelimit_in_flight", "Admitted calls not yet finished", prometheus::MetricType::Gauge),
+  for (const auto& [why, n] : s.rejected)
+    add_sample(rejected, {{"limiter", name_}, {"reason", why}}, static_cast<double>(n));
+  add_sample(family(families, "agentline_ratelimit_in_flight", "Admitted calls not yet finished",
+                    prometheus::MetricType::Gauge),
              {{"limiter", name_}}, static_cast<double>(s.in_flight));
   auto& usage = family(families, "agentline_ratelimit_window_usage", "Requests and tokens counted in the last minute",
                        prometheus::MetricType::Gauge);
@@ -557,9 +573,11 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
     std::lock_guard lock(self->mu_);
     limits = limits_;
   }
-  auto limit_of = [](std::int64_t v) { return v > 0 ? static_cast<double>(v) : std::numeric_limits<double>::infinity(); };
-  auto& limit = family(families, "agentline_ratelimit_window_limit", "Requests and tokens allowed per minute (+Inf: no limit)",
-                       prometheus::MetricType::Gauge);
+  auto limit_of = [](std::int64_t v) {
+    return v > 0 ? static_cast<double>(v) : std::numeric_limits<double>::infinity();
+  };
+  auto& limit = family(families, "agentline_ratelimit_window_limit",
+                       "Requests and tokens allowed per minute (+Inf: no limit)", prometheus::MetricType::Gauge);
   add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}}, limit_of(limits.requests_per_minute));
   add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}}, limit_of(limits.tokens_per_minute));
   add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",

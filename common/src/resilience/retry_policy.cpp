@@ -82,7 +82,8 @@ bool RetryBudget::try_spend_retry() {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
   const double window_s = std::chrono::duration<double>(config_.window).count();
-  const double allowed = config_.min_retries_per_second * window_s + config_.retry_ratio * static_cast<double>(calls_.sum(now));
+  const double allowed =
+      config_.min_retries_per_second * window_s + config_.retry_ratio * static_cast<double>(calls_.sum(now));
   if (static_cast<double>(retries_.sum(now) + 1) > allowed) {
     ++refused_;
     return false;
@@ -98,8 +99,10 @@ RetryBudget::Stats RetryBudget::stats() {
 }
 
 void AdaptiveThrottleConfig::validate() const {
-  if (!(min_rate > 0) || !(max_rate >= min_rate)) throw std::invalid_argument("adaptive throttle: need 0 < min_rate <= max_rate");
-  if (!(decrease_factor > 0 && decrease_factor < 1)) throw std::invalid_argument("adaptive throttle: decrease_factor in (0, 1)");
+  if (!(min_rate > 0) || !(max_rate >= min_rate))
+    throw std::invalid_argument("adaptive throttle: need 0 < min_rate <= max_rate");
+  if (!(decrease_factor > 0 && decrease_factor < 1))
+    throw std::invalid_argument("adaptive throttle: decrease_factor in (0, 1)");
   if (!(increase_step > 0)) throw std::invalid_argument("adaptive throttle: increase_step must be positive");
 }
 

@@ -55,8 +55,7 @@ bool WorkerPool::submit(std::function<void()> task) {
   // before this one, so counting idle threads alone would leave a burst queued behind one thread.
   const int on_the_way = idle_ + starting_ - retire_;
   const int unclaimed = static_cast<int>(queue_.size()) - std::max(0, on_the_way);
-  if (threads_ < config_.min_threads ||
-      (unclaimed >= config_.scale_up_queue_depth && threads_ < config_.max_threads)) {
+  if (threads_ < config_.min_threads || (unclaimed >= config_.scale_up_queue_depth && threads_ < config_.max_threads)) {
     spawn_locked();
     ++stats_.scale_ups;
   }

@@ -24,7 +24,9 @@ void on_signal(int) {
 }  // namespace
 
 ServiceHost::ServiceHost(std::string service, std::string description, std::vector<std::string> topics)
-    : service_(std::move(service)), logical_topics_(std::move(topics)), options_(service_, std::move(description)),
+    : service_(std::move(service)),
+      logical_topics_(std::move(topics)),
+      options_(service_, std::move(description)),
       registry_(std::make_shared<prometheus::Registry>()),
       health_(std::make_shared<observability::HealthState>()) {
   auto& c = common_;

@@ -48,8 +48,9 @@ void VolumeWatch::check() {
   free_->Set(static_cast<double>(free));
   capacity_->Set(static_cast<double>(static_cast<std::uint64_t>(s.f_blocks) * s.f_frsize));
   const bool ok = free >= min_free_;
-  health_->set_condition(store_ + "-disk", ok,
-                         ok ? "" : "the volume of " + path_ + " has " + std::to_string(free / (1024 * 1024)) + " MiB free");
+  health_->set_condition(
+      store_ + "-disk", ok,
+      ok ? "" : "the volume of " + path_ + " has " + std::to_string(free / (1024 * 1024)) + " MiB free");
 }
 
 }  // namespace agentline::storage

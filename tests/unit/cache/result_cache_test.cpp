@@ -179,7 +179,8 @@ TEST(ResultCache, AFailedComputationReachesEveryWaiterAndIsNotStored) {
 struct RecordingListener : ResultCache::Listener {
   std::vector<std::string> events;
   void on_put(const std::string& key, const std::string& ns, const Value& value, Duration ttl) override {
-    events.push_back("put " + key + " " + ns + " " + *value + " " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
+    events.push_back("put " + key + " " + ns + " " + *value + " " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
   }
   void on_invalidate(const std::string& key) override { events.push_back("invalidate " + key); }
   void on_invalidate_namespace(const std::string& ns, const std::vector<std::string>& keys) override {
@@ -199,8 +200,8 @@ TEST(ResultCache, TheListenerSeesLocalChangesOnly) {
   cache.put("c", "ns", "3", 5s);
   cache.invalidate_namespace("ns");
   cache.set_listener(nullptr);
-  EXPECT_EQ(listener.events, (std::vector<std::string>{"put a ns 1 3600", "invalidate a", "put c ns 3 5",
-                                                       "invalidate_namespace ns 1"}));
+  EXPECT_EQ(listener.events,
+            (std::vector<std::string>{"put a ns 1 3600", "invalidate a", "put c ns 3 5", "invalidate_namespace ns 1"}));
   EXPECT_EQ(cache.stats().remote_applied, 1);
 }
 

@@ -27,14 +27,19 @@ TEST(Prompt, AFixPromptCarriesThePreviousContentAndTheDiagnostics) {
 }
 
 TEST(Prompt, ContextFilesAreCompactedWithinTheBudget) {
-  std::string big = "\"\"\"Module docstring\nspanning lines.\n\"\"\"\n# a comment\nimport os\n\n\n\ndef f():\n    # inner\n    return 1\n";
+  std::string big =
+      "\"\"\"Module docstring\nspanning lines.\n\"\"\"\n# a comment\nimport os\n\n\n\ndef f():\n    # inner\n    "
+      "return 1\n";
   const std::string compacted = compact_source("m.py", big);
   EXPECT_EQ(compacted, "import os\n\ndef f():\n    return 1\n");
   EXPECT_LT(compacted.size() * 10, big.size() * 7) << "at least 30% smaller";
   EXPECT_EQ(compact_source("a.c", "/* licence\n text */\n// note\nint x;\n"), "int x;\n");
   std::string huge(100000, 'x');
   const json task = {{"type", "DEV_TASK"},
-                     {"payload", {{"path", "a.py"}, {"description", "d"}, {"context_files", json::array({{{"path", "big.txt"}, {"content", huge}}})}}}};
+                     {"payload",
+                      {{"path", "a.py"},
+                       {"description", "d"},
+                       {"context_files", json::array({{{"path", "big.txt"}, {"content", huge}}})}}}};
   const auto p = build_prompt(task, 1000);
   EXPECT_LT(p.user.size(), 1500u);
   EXPECT_NE(p.user.find("cut to the context budget"), std::string::npos);
@@ -82,7 +87,8 @@ namespace {
 
 TEST(SplitBatchReply, OneBlockPerFileMarker) {
   const std::string reply =
-      "Sure.\nFile: a.py\n```python\nx = 1\n```\nFile: a.py.bak\n```\nnope\n```\nFile: lib/b.py\n```python\ny = 2\n```\n";
+      "Sure.\nFile: a.py\n```python\nx = 1\n```\nFile: a.py.bak\n```\nnope\n```\nFile: lib/b.py\n```python\ny = "
+      "2\n```\n";
   const auto files = split_batch_reply(reply, {"a.py", "lib/b.py", "missing.py"});
   ASSERT_EQ(files.size(), 2u);
   EXPECT_EQ(files.at("a.py"), "x = 1\n");
@@ -117,12 +123,13 @@ TEST(BatchCoalescer, SmallFilesOfOneJobShareACall) {
 }
 
 TEST(BatchCoalescer, TheCallsExceptionReachesEveryFileAndJobsDoNotMix) {
-  BatchCoalescer batches(2, 10000, std::chrono::seconds(10), [&](const std::vector<GenerationRequest>& reqs) -> std::vector<Generation> {
-    for (const auto& r : reqs) {
-      if (r.path == "bad") throw GenerationError(GenerationError::Kind::kUnavailable, "503");
-    }
-    return std::vector<Generation>(reqs.size(), Generation{"ok", 0, 0, 0, "m"});
-  });
+  BatchCoalescer batches(2, 10000, std::chrono::seconds(10),
+                         [&](const std::vector<GenerationRequest>& reqs) -> std::vector<Generation> {
+                           for (const auto& r : reqs) {
+                             if (r.path == "bad") throw GenerationError(GenerationError::Kind::kUnavailable, "503");
+                           }
+                           return std::vector<Generation>(reqs.size(), Generation{"ok", 0, 0, 0, "m"});
+                         });
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i) {

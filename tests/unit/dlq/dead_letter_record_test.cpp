@@ -62,11 +62,12 @@ TEST(DeadLetterRecordTest, ReadsSpringBinaryNumbersAndConnectStrings) {
   EXPECT_EQ(spring.task_id, "order-1") << "the key stands in for the task id";
   EXPECT_EQ(spring.dead_lettered_ms, 1700000000000) << "the record's timestamp when no header says";
 
-  auto connect = describe(record({{"__connect.errors.topic", "db.rows"},
-                                  {"__connect.errors.partition", "2"},
-                                  {"__connect.errors.offset", "99"},
-                                  {"__connect.errors.connector.name", "jdbc-sink"},
-                                  {"__connect.errors.exception.class.name", "org.apache.kafka.connect.errors.DataException"}}));
+  auto connect =
+      describe(record({{"__connect.errors.topic", "db.rows"},
+                       {"__connect.errors.partition", "2"},
+                       {"__connect.errors.offset", "99"},
+                       {"__connect.errors.connector.name", "jdbc-sink"},
+                       {"__connect.errors.exception.class.name", "org.apache.kafka.connect.errors.DataException"}}));
   EXPECT_EQ(connect.dialect, "connect");
   EXPECT_EQ(connect.original_partition, 2);
   EXPECT_EQ(connect.original_offset, 99);
@@ -111,8 +112,10 @@ TEST(DlqStoreTest, StoresOncePerPositionFiltersAndCountsReplaysPerTask) {
   fs::remove(path);
   {
     DlqStore store(path.string());
-    auto a = record({{"agentline-original-topic", "agentline.events"}, {"agentline-error-class", "qa_failed_max"},
-                     {"agentline-dead-lettered-at", "1000"}, {"bin", std::string("\xff\x00\x01", 3)}},
+    auto a = record({{"agentline-original-topic", "agentline.events"},
+                     {"agentline-error-class", "qa_failed_max"},
+                     {"agentline-dead-lettered-at", "1000"},
+                     {"bin", std::string("\xff\x00\x01", 3)}},
                     R"({"task_id": "t-1", "job_id": "j"})");
     EXPECT_TRUE(store.store(a, describe(a), 5));
     EXPECT_FALSE(store.store(a, describe(a), 6)) << "a redelivery is stored once";

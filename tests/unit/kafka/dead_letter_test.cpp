@@ -9,10 +9,10 @@ namespace h = agentline::kafka::headers;
 namespace {
 
 FailureRouter make_router() {
-  return FailureRouter("priority-assigner", "priority-assigner",
-                       {{"agentline.retry.pa.1", 1, 2000ms}, {"agentline.retry.pa.2", 2, 4000ms},
-                        {"agentline.retry.pa.3", 3, 8000ms}},
-                       "agentline.dlq");
+  return FailureRouter(
+      "priority-assigner", "priority-assigner",
+      {{"agentline.retry.pa.1", 1, 2000ms}, {"agentline.retry.pa.2", 2, 4000ms}, {"agentline.retry.pa.3", 3, 8000ms}},
+      "agentline.dlq");
 }
 
 InboundRecord source_record() {

@@ -13,13 +13,15 @@ namespace fs = std::filesystem;
 class OutboxStoreTest : public ::testing::Test {
  protected:
   OutboxStoreTest() {
-    path_ = fs::temp_directory_path() / ("outbox-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".db");
+    path_ = fs::temp_directory_path() /
+            ("outbox-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".db");
     fs::remove(path_);
   }
   ~OutboxStoreTest() override {
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_.string() + suffix);
   }
-  static OutboxItem item(const std::string& job, const std::string& id, std::optional<std::string> parent = std::nullopt) {
+  static OutboxItem item(const std::string& job, const std::string& id,
+                         std::optional<std::string> parent = std::nullopt) {
     OutboxItem it;
     it.job_id = job;
     it.task_id = id;

@@ -28,24 +28,26 @@ TEST_P(DiagnosticsTable, ParsesToolOutput) {
 INSTANTIATE_TEST_SUITE_P(
     Tools, DiagnosticsTable,
     ::testing::Values(
-        ParseCase{"gcc", "f.x: In function 'main':\nf.x:5:3: error: expected ';' before '}' token\n    5 |   return 0\n", 5,
+        ParseCase{"gcc",
+                  "f.x: In function 'main':\nf.x:5:3: error: expected ';' before '}' token\n    5 |   return 0\n", 5,
                   "expected ';'"},
-        ParseCase{"python",
-                  "  File \"f.x\", line 4\n    def main(:\n             ^\nSyntaxError: invalid syntax\n", 4,
+        ParseCase{"python", "  File \"f.x\", line 4\n    def main(:\n             ^\nSyntaxError: invalid syntax\n", 4,
                   "SyntaxError: invalid syntax"},
-        ParseCase{"node",
-                  "/work/f.x:2\nfunction main( {\n               ^\n\nSyntaxError: Unexpected token '{'\n    at wrapSafe "
-                  "(node:internal/modules/cjs/loader:1464:18)\n",
-                  2, "SyntaxError: Unexpected token"},
+        ParseCase{
+            "node",
+            "/work/f.x:2\nfunction main( {\n               ^\n\nSyntaxError: Unexpected token '{'\n    at wrapSafe "
+            "(node:internal/modules/cjs/loader:1464:18)\n",
+            2, "SyntaxError: Unexpected token"},
         ParseCase{"bash", "f.x: line 4: syntax error: unexpected end of file\n", 4, "unexpected end of file"},
         ParseCase{"json",
                   "Traceback (most recent call last):\n  File \"<string>\", line 1, in <module>\njson.decoder."
                   "JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 18 (char 17)\n",
                   1, "Expecting property name"},
-        ParseCase{"yaml",
-                  "yaml.parser.ParserError: while parsing a flow sequence\n  in \"f.x\", line 1, column 7\nexpected ',' or "
-                  "']', but got '<stream end>'\n  in \"f.x\", line 2, column 1\n",
-                  2, "expected ','"},
+        ParseCase{
+            "yaml",
+            "yaml.parser.ParserError: while parsing a flow sequence\n  in \"f.x\", line 1, column 7\nexpected ',' or "
+            "']', but got '<stream end>'\n  in \"f.x\", line 2, column 1\n",
+            2, "expected ','"},
         ParseCase{"plain", "lint: 3 problems\n", 0, "3 problems"}));
 
 TEST(CheckTable, ChecksAreChosenByExtension) {
@@ -62,7 +64,8 @@ TEST(CheckTable, ChecksAreChosenByExtension) {
 
 TEST(CheckTable, ACommandTableAddsAndReplaces) {
   auto t = CheckTable::defaults();
-  t.merge(R"({".py": {"name": "run", "argv": ["python3", "{file}"]}, ".rb": {"argv": ["ruby", "-c", "{file}"], "parser": "plain"}})");
+  t.merge(R"({".py": {"name": "run", "argv": ["python3", "{file}"]},)"
+          R"( ".rb": {"argv": ["ruby", "-c", "{file}"], "parser": "plain"}})");
   EXPECT_EQ(t.for_path("x.py")->name, "run");
   EXPECT_EQ(t.for_path("x.rb")->name, "ruby");
   EXPECT_THROW(t.merge(R"({".py": {"argv": ["x"], "shell": true}})"), std::invalid_argument) << "unknown key";
@@ -81,7 +84,8 @@ TEST(Diagnostics, InvalidUtf8AndAbsurdLineNumbersStillGiveWritableDiagnostics) {
     auto d = agentline::qa::parse_diagnostics(parser, junk, "file.py", "app/file.py", "check");
     EXPECT_NO_THROW((void)d.dump()) << parser;
   }
-  auto d = agentline::qa::parse_diagnostics("gcc", "file.c:99999999999999999999:3: error: x\n", "file.c", "app/file.c", "gcc");
+  auto d = agentline::qa::parse_diagnostics("gcc", "file.c:99999999999999999999:3: error: x\n", "file.c", "app/file.c",
+                                            "gcc");
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0]["line"], 1 << 30);
 }

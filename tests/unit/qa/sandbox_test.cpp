@@ -41,7 +41,8 @@ bool process_gone(pid_t pid) {
 
 TEST(Sandbox, ACommandThatCannotStartIsTheSandboxsProblemNotTheFiles) {
   WorkDir dir;
-  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{}).run({"/nonexistent/agentline-check", "file.py"}, dir.path.string());
+  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{})
+                     .run({"/nonexistent/agentline-check", "file.py"}, dir.path.string());
   EXPECT_TRUE(r.infrastructure_error) << "a check that never ran must not become a QA verdict on the file";
   EXPECT_NE(r.output.find("cannot execute /nonexistent/agentline-check"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("No such file"), std::string::npos) << r.output;
@@ -49,8 +50,8 @@ TEST(Sandbox, ACommandThatCannotStartIsTheSandboxsProblemNotTheFiles) {
 
 TEST(Sandbox, ACheckThatItselfExits127IsTheFilesVerdict) {
   WorkDir dir;
-  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{}).run({"sh", "-c", "echo 'missing-tool: not found' >&2; exit 127"},
-                                                                   dir.path.string());
+  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{})
+                     .run({"sh", "-c", "echo 'missing-tool: not found' >&2; exit 127"}, dir.path.string());
   EXPECT_FALSE(r.infrastructure_error) << r.output;
   EXPECT_EQ(r.exit_code, 127);
   EXPECT_NE(r.output.find("missing-tool: not found"), std::string::npos);
@@ -58,8 +59,9 @@ TEST(Sandbox, ACheckThatItselfExits127IsTheFilesVerdict) {
 
 TEST(Sandbox, WhatACheckLeavesRunningInTheBackgroundIsKilledWithIt) {
   WorkDir dir;
-  const auto r = Sandbox(Sandbox::Mode::kNone, SandboxLimits{})
-                     .run({"sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $! > sleeper.pid; echo done"}, dir.path.string());
+  const auto r =
+      Sandbox(Sandbox::Mode::kNone, SandboxLimits{})
+          .run({"sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $! > sleeper.pid; echo done"}, dir.path.string());
   ASSERT_FALSE(r.infrastructure_error) << r.output;
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.limit, "") << "the check itself finished at once";
@@ -68,6 +70,7 @@ TEST(Sandbox, WhatACheckLeavesRunningInTheBackgroundIsKilledWithIt) {
   ASSERT_GT(sleeper, 0);
   // SIGKILL is delivered at once; reaping by init may lag a moment.
   bool gone = false;
-  for (int i = 0; i < 100 && !(gone = process_gone(sleeper)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && !(gone = process_gone(sleeper)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(gone) << "the background sleep " << sleeper << " outlived its check";
 }

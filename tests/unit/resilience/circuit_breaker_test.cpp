@@ -45,10 +45,10 @@ TEST_P(TripTable, FailureRateTripsOnlyAfterMinimumCalls) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CountWindow, TripTable,
-                         ::testing::Values(TripCase{"FFFF", BreakerState::kClosed},     // below minimum_calls
-                                           TripCase{"FFFFF", BreakerState::kOpen},      // 100% of 5
-                                           TripCase{"SSSFF", BreakerState::kClosed},    // 40%
-                                           TripCase{"SSFFF", BreakerState::kOpen},      // 60%
+                         ::testing::Values(TripCase{"FFFF", BreakerState::kClosed},       // below minimum_calls
+                                           TripCase{"FFFFF", BreakerState::kOpen},        // 100% of 5
+                                           TripCase{"SSSFF", BreakerState::kClosed},      // 40%
+                                           TripCase{"SSFFF", BreakerState::kOpen},        // 60%
                                            TripCase{"SSSSSFFFF", BreakerState::kClosed},  // 44%
                                            TripCase{"SSSSSFFFFF", BreakerState::kOpen},   // exactly 50%
                                            // The window slides: the old successes leave it.
@@ -212,7 +212,8 @@ TEST(CircuitBreaker, ListenersSeeEveryTransitionInOrder) {
   for (int i = 0; i < 5; ++i) call(cb, false);
   clock.advance(30s);
   for (int i = 0; i < 3; ++i) call(cb, true);
-  EXPECT_EQ(seen, (std::vector<std::string>{"openai:closed->open", "openai:open->half_open", "openai:half_open->closed"}));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"openai:closed->open", "openai:open->half_open", "openai:half_open->closed"}));
 }
 
 TEST(CircuitBreakerRegistry, PerNameConfigAndMetrics) {
@@ -245,7 +246,8 @@ TEST(CircuitBreakerRegistry, PerNameConfigAndMetrics) {
   };
   EXPECT_EQ(value("agentline_breaker_state", {{"breaker", "webhook"}, {"state", "open"}}), 1);
   EXPECT_EQ(value("agentline_breaker_state", {{"breaker", "openai"}, {"state", "open"}}), 0);
-  EXPECT_EQ(value("agentline_breaker_transitions_total", {{"breaker", "webhook"}, {"from", "closed"}, {"to", "open"}}), 1);
+  EXPECT_EQ(value("agentline_breaker_transitions_total", {{"breaker", "webhook"}, {"from", "closed"}, {"to", "open"}}),
+            1);
   EXPECT_EQ(value("agentline_breaker_opened_total", {{"breaker", "webhook"}}), 1);
   EXPECT_EQ(value("agentline_breaker_failure_rate_percent", {{"breaker", "webhook"}}), 100);
   EXPECT_EQ(value("agentline_breaker_failure_rate_percent", {{"breaker", "openai"}}), -1) << "below minimum_calls";

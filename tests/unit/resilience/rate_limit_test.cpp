@@ -196,15 +196,15 @@ TEST(LlmRateLimiter, ServerFeedbackBacksOff) {
   EXPECT_TRUE(limiter.try_acquire(10));
 
   // The server says 0 requests left until its reset: nothing goes until then.
-  limiter.on_feedback(RateLimitFeedback::from_headers(
-      {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "5s"}}));
+  limiter.on_feedback(
+      RateLimitFeedback::from_headers({{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "5s"}}));
   EXPECT_EQ(limiter.try_acquire(10).refusal(), LlmRateLimiter::Refusal::kBackoff);
   clock.advance(5s);
   EXPECT_TRUE(limiter.try_acquire(10));
 
   // 500 tokens left on the server: a 400-token call fits, the next one does not.
-  limiter.on_feedback(RateLimitFeedback::from_headers(
-      {{"x-ratelimit-remaining-tokens", "500"}, {"x-ratelimit-reset-tokens", "10s"}}));
+  limiter.on_feedback(
+      RateLimitFeedback::from_headers({{"x-ratelimit-remaining-tokens", "500"}, {"x-ratelimit-reset-tokens", "10s"}}));
   EXPECT_TRUE(limiter.try_acquire(400));
   EXPECT_EQ(limiter.try_acquire(400).refusal(), LlmRateLimiter::Refusal::kBackoff);
   clock.advance(10s);

@@ -27,13 +27,12 @@ TEST_P(BackoffTable, DelaysPerRetry) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Policies, BackoffTable,
-    ::testing::Values(
-        // The seed's 2, 4, 8 s, then capped.
-        BackoffCase{RetryPolicyConfig::Backoff::kExponential, {2s, 4s, 8s, 16s, 20s, 20s}},
-        BackoffCase{RetryPolicyConfig::Backoff::kLinear, {2s, 4s, 6s, 8s, 10s}},
-        BackoffCase{RetryPolicyConfig::Backoff::kFixed, {2s, 2s, 2s}}));
+INSTANTIATE_TEST_SUITE_P(Policies, BackoffTable,
+                         ::testing::Values(
+                             // The seed's 2, 4, 8 s, then capped.
+                             BackoffCase{RetryPolicyConfig::Backoff::kExponential, {2s, 4s, 8s, 16s, 20s, 20s}},
+                             BackoffCase{RetryPolicyConfig::Backoff::kLinear, {2s, 4s, 6s, 8s, 10s}},
+                             BackoffCase{RetryPolicyConfig::Backoff::kFixed, {2s, 2s, 2s}}));
 
 TEST(RetryPolicy, RetryAfterOverridesTheScheduleWithinItsCap) {
   RetryPolicyConfig c;
@@ -164,7 +163,7 @@ TEST(AdaptiveThrottle, AdmitsAtTheCurrentRate) {
   AdaptiveThrottle throttle(c, clock);
   int admitted = 0;
   for (int i = 0; i < 100; ++i) admitted += throttle.try_acquire() ? 1 : 0;
-  EXPECT_EQ(admitted, 4);  // the burst
+  EXPECT_EQ(admitted, 4);   // the burst
   throttle.on_throttled();  // 2/s
   clock.advance(5s);
   admitted = 0;

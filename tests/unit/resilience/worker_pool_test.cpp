@@ -2,12 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <latch>
-#include <unistd.h>
 
 #include "agentline/resilience/adaptive_batcher.h"
 #include "agentline/resilience/container_resources.h"

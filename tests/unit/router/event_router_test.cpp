@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <prometheus/registry.h>
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -27,22 +27,30 @@ struct Collect : kafka::Emitter {
 class RouterTest : public ::testing::Test {
  protected:
   RouterTest()
-      : catalog_(kafka::TopicCatalog::load("")),
-        router_(catalog_, RoutingTable::load("", catalog_), registry_, 1000) {}
+      : catalog_(kafka::TopicCatalog::load("")), router_(catalog_, RoutingTable::load("", catalog_), registry_, 1000) {}
 
-  kafka::InboundRecord event(const std::string& id, const std::string& type, json payload, const std::string& task = "t1") {
+  kafka::InboundRecord event(const std::string& id, const std::string& type, json payload,
+                             const std::string& task = "t1") {
     kafka::InboundRecord r;
     r.topic = catalog_.topic("events");
-    r.value = json{{"id", id}, {"task_id", task}, {"job_id", "job-1"}, {"type", type},
-                   {"created_at", "2026-11-22T10:00:00Z"}, {"payload", payload}}
+    r.value = json{{"id", id},
+                   {"task_id", task},
+                   {"job_id", "job-1"},
+                   {"type", type},
+                   {"created_at", "2026-11-22T10:00:00Z"},
+                   {"payload", payload}}
                   .dump();
     return r;
   }
   kafka::InboundRecord task(const std::string& task_id, const std::string& path) {
     kafka::InboundRecord r;
     r.topic = catalog_.topic("tasks.submitted");
-    r.value = json{{"id", "m-" + task_id}, {"task_id", task_id}, {"job_id", "job-1"}, {"type", "DEV_TASK"},
-                   {"created_at", "2026-11-22T10:00:00Z"}, {"payload", {{"path", path}, {"description", "write it"}}}}
+    r.value = json{{"id", "m-" + task_id},
+                   {"task_id", task_id},
+                   {"job_id", "job-1"},
+                   {"type", "DEV_TASK"},
+                   {"created_at", "2026-11-22T10:00:00Z"},
+                   {"payload", {{"path", path}, {"description", "write it"}}}}
                   .dump();
     return r;
   }
@@ -67,7 +75,8 @@ TEST_F(RouterTest, RoutingTableDefaults) {
   EXPECT_FALSE(router_.handle(event("e2", "QA_PASSED", {{"path", "a.py"}, {"content", "x = 1\n"}}), out));
   ASSERT_EQ(out.to(catalog_.topic("deploy.requests")).size(), 1u);
   EXPECT_EQ(out.to(catalog_.topic("deploy.requests"))[0].key, "job-1") << "deploy.requests is keyed by job";
-  auto failed = router_.handle(event("e3", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "llm_4xx"}, {"error", "400"}}, "t2"), out);
+  auto failed = router_.handle(
+      event("e3", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "llm_4xx"}, {"error", "400"}}, "t2"), out);
   ASSERT_TRUE(failed);
   EXPECT_EQ(failed->kind, kafka::FailureKind::kBadInput);
   EXPECT_EQ(failed->error_class, "file_failed");
@@ -81,8 +90,12 @@ TEST_F(RouterTest, QaFailuresBecomeFixTasksUntilTheLimitThenTheDlq) {
   const json diag = json::array({{{"line", 3}, {"message", "SyntaxError: invalid syntax"}, {"severity", "error"}}});
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto f = router_.handle(event("qa" + std::to_string(attempt), "QA_FAILED",
-                                  {{"path", "a.py"}, {"diagnostics", diag}, {"fix_attempt", attempt},
-                                   {"content", "def x(:\n"}, {"description", "write a"}, {"tenant", "acme"}}),
+                                  {{"path", "a.py"},
+                                   {"diagnostics", diag},
+                                   {"fix_attempt", attempt},
+                                   {"content", "def x(:\n"},
+                                   {"description", "write a"},
+                                   {"tenant", "acme"}}),
                             out);
     EXPECT_FALSE(f) << attempt;
   }
@@ -94,7 +107,8 @@ TEST_F(RouterTest, QaFailuresBecomeFixTasksUntilTheLimitThenTheDlq) {
   EXPECT_EQ(fix["payload"]["previous_content"], "def x(:\n");
   EXPECT_EQ(fix["payload"]["diagnostics"][0]["line"], 3);
   EXPECT_EQ(fix["payload"]["tenant"], "acme");
-  auto limit = router_.handle(event("qa3", "QA_FAILED", {{"path", "a.py"}, {"diagnostics", diag}, {"fix_attempt", 3}}), out);
+  auto limit =
+      router_.handle(event("qa3", "QA_FAILED", {{"path", "a.py"}, {"diagnostics", diag}, {"fix_attempt", 3}}), out);
   ASSERT_TRUE(limit);
   EXPECT_EQ(limit->error_class, "qa_failed_max");
   EXPECT_NE(limit->message.find("line 3: SyntaxError"), std::string::npos) << limit->message;
@@ -127,8 +141,10 @@ TEST_F(RouterTest, ProgressFollowsTheJob) {
   EXPECT_EQ(p["percent"], 50);
   EXPECT_EQ(p["files"]["a.py"]["status"], "qa_passed");
   EXPECT_EQ(p["files"]["b.py"]["status"], "submitted");
-  EXPECT_FALSE(router_.handle(event("u1", "UPLOADED", {{"path", "a.py"}, {"target", "filesystem"}, {"remote_id", "out/a.py"}}, "t1"), out));
-  router_.handle(event("f2", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "timeout"}, {"error", "slow"}}, "t2"), out);
+  EXPECT_FALSE(router_.handle(
+      event("u1", "UPLOADED", {{"path", "a.py"}, {"target", "filesystem"}, {"remote_id", "out/a.py"}}, "t1"), out));
+  router_.handle(event("f2", "FILE_FAILED", {{"path", "b.py"}, {"error_class", "timeout"}, {"error", "slow"}}, "t2"),
+                 out);
   p = last_progress(out);
   EXPECT_EQ(p["percent"], 100);
   EXPECT_EQ(p["counts"]["delivered"], 1);
@@ -155,13 +171,15 @@ TEST(JobProgressTest, EachStepPublishesSmallRecordsWhateverTheJobSize) {
   std::vector<json> published;
   constexpr int kFiles = 3000;
   for (int i = 0; i < kFiles; ++i) {
-    auto u = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py", JobProgress::Step::kSubmitted);
+    auto u = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py",
+                            JobProgress::Step::kSubmitted);
     published.push_back(u.summary);
     published.push_back(u.file);
   }
   JobProgress::Update last;
   for (int i = 0; i < kFiles; ++i) {
-    last = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py", JobProgress::Step::kQaPassed);
+    last = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py",
+                          JobProgress::Step::kQaPassed);
     published.push_back(last.summary);
     published.push_back(last.file);
   }
@@ -182,8 +200,12 @@ TEST(JobProgressTest, EachStepPublishesSmallRecordsWhateverTheJobSize) {
 
 TEST(JobProgressTest, ReadsTheFormerInlineFormatBack) {
   JobProgress progress;
-  progress.load(json{{"job_id", "old"}, {"counts", {{"submitted", 2}, {"qa_passed", 1}}}, {"version", 4},
-                     {"files", {{"a.py", {{"task_id", "t1"}, {"status", "qa_passed"}}}, {"b.py", {{"task_id", "t2"}, {"status", "generated"}}}}}});
+  progress.load(json{{"job_id", "old"},
+                     {"counts", {{"submitted", 2}, {"qa_passed", 1}}},
+                     {"version", 4},
+                     {"files",
+                      {{"a.py", {{"task_id", "t1"}, {"status", "qa_passed"}}},
+                       {"b.py", {{"task_id", "t2"}, {"status", "generated"}}}}}});
   auto doc = progress.get("old");
   ASSERT_TRUE(doc);
   EXPECT_EQ((*doc)["files"].size(), 2u);

@@ -74,13 +74,15 @@ class ResultCache {
     std::int64_t hits = 0;
     std::int64_t misses = 0;
     std::int64_t puts = 0;
-    std::int64_t evictions = 0;      // dropped for size (or refused admission)
-    std::int64_t expirations = 0;    // found past their TTL
+    std::int64_t evictions = 0;    // dropped for size (or refused admission)
+    std::int64_t expirations = 0;  // found past their TTL
     std::int64_t invalidations = 0;
     std::int64_t single_flight_shared = 0;  // misses served by another caller's computation
     std::int64_t remote_applied = 0;        // entries received from other replicas
     std::size_t entries = 0;
-    double hit_rate() const { return hits + misses == 0 ? 0 : static_cast<double>(hits) / static_cast<double>(hits + misses); }
+    double hit_rate() const {
+      return hits + misses == 0 ? 0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
+    }
   };
 
   struct Result {
@@ -95,7 +97,8 @@ class ResultCache {
 
   Value get(const std::string& key);
   // Stores under `key`; `ttl` defaults to the config's.
-  void put(const std::string& key, const std::string& ns, std::string value, std::optional<Duration> ttl = std::nullopt);
+  void put(const std::string& key, const std::string& ns, std::string value,
+           std::optional<Duration> ttl = std::nullopt);
   // get(), else compute() once for all concurrent callers of this key, then put(). An exception
   // from compute() reaches every waiting caller and nothing is stored.
   Result get_or_compute(const std::string& key, const std::string& ns, const std::function<std::string()>& compute);

@@ -80,8 +80,7 @@ struct ConsumerOptions {
 class ConsumerRuntime {
  public:
   ConsumerRuntime(KafkaSettings settings, ConsumerOptions options, const TopicCatalog& catalog,
-                  std::shared_ptr<Producer> producer,
-                  std::shared_ptr<prometheus::Registry> registry,
+                  std::shared_ptr<Producer> producer, std::shared_ptr<prometheus::Registry> registry,
                   std::shared_ptr<observability::HealthState> health);
   ~ConsumerRuntime();
   ConsumerRuntime(const ConsumerRuntime&) = delete;

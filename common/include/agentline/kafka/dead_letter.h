@@ -65,13 +65,11 @@ std::int64_t retry_due_ms(const InboundRecord& record);
 // Decides where a failed record goes and builds that record.
 class FailureRouter {
  public:
-  FailureRouter(std::string service, std::string group, std::vector<RetryTier> tiers,
-                std::string dlq_topic);
+  FailureRouter(std::string service, std::string group, std::vector<RetryTier> tiers, std::string dlq_topic);
 
   // The record to produce for `record` failing with `failure` at `now_ms`: the next retry
   // tier for a transient failure with tiers left, otherwise the DLQ.
-  OutgoingRecord route(const InboundRecord& record, const Failure& failure,
-                       std::int64_t now_ms) const;
+  OutgoingRecord route(const InboundRecord& record, const Failure& failure, std::int64_t now_ms) const;
   bool is_retry_topic(std::string_view topic) const;
   const std::vector<RetryTier>& tiers() const { return tiers_; }
   const std::string& dlq_topic() const { return dlq_topic_; }

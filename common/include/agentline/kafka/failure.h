@@ -18,8 +18,8 @@ enum class FailureKind { kBadInput, kTransient, kBackoff };
 
 struct Failure {
   FailureKind kind = FailureKind::kTransient;
-  std::string error_class;  // short, stable, low-cardinality: "schema_violation", "timeout"
-  std::string message;      // human-readable detail, bounded when written to headers
+  std::string error_class;                   // short, stable, low-cardinality: "schema_violation", "timeout"
+  std::string message;                       // human-readable detail, bounded when written to headers
   std::chrono::milliseconds retry_after{0};  // kBackoff only
 
   static Failure bad_input(std::string error_class, std::string message) {

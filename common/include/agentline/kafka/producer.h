@@ -14,7 +14,7 @@ namespace agentline::kafka {
 
 struct DeliveryReport {
   bool ok = false;
-  std::string error;        // empty when ok
+  std::string error;  // empty when ok
   std::int32_t partition = -1;
   std::int64_t offset = -1;
 };

@@ -25,7 +25,7 @@ struct OutgoingRecord {
   std::string value;
   Headers headers;
   std::optional<std::int32_t> partition;  // empty: partitioned by key
-  bool tombstone = false;  // a null value (deletes the key from a compacted topic); value ignored
+  bool tombstone = false;                 // a null value (deletes the key from a compacted topic); value ignored
 };
 
 struct InboundRecord {
@@ -38,9 +38,7 @@ struct InboundRecord {
   Headers headers;
   bool tombstone = false;  // the value was null
 
-  std::optional<std::string_view> header(std::string_view name) const {
-    return find_header(headers, name);
-  }
+  std::optional<std::string_view> header(std::string_view name) const { return find_header(headers, name); }
 };
 
 }  // namespace agentline::kafka

@@ -12,8 +12,7 @@ namespace agentline::observability {
 // The family called `name` in `families`, appended (with help and type) if absent.
 prometheus::MetricFamily& family(std::vector<prometheus::MetricFamily>& families, const std::string& name,
                                  const std::string& help, prometheus::MetricType type);
-void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels,
-                double value);
+void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels, double value);
 
 // Something whose samples are gathered at scrape time (a prometheus::Collectable without the
 // registration machinery). The probe server serializes these beside its registry.

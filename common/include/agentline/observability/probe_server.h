@@ -15,7 +15,7 @@
 namespace prometheus {
 class Registry;
 struct MetricFamily;
-}
+}  // namespace prometheus
 
 namespace agentline::observability {
 

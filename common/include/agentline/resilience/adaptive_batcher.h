@@ -35,7 +35,7 @@ class AdaptiveBatcher {
     int batch_size = 0;
     std::int64_t batches = 0;
     std::int64_t items = 0;
-    Duration per_item{0};        // moving average
+    Duration per_item{0};  // moving average
     Duration last_duration{0};
     double average_batch = 0;
   };

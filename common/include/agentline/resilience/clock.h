@@ -26,9 +26,12 @@ class SystemClock final : public Clock {
 // others read it.
 class ManualClock final : public Clock {
  public:
-  explicit ManualClock(TimePoint start = TimePoint{} + std::chrono::hours(1)) : now_(start.time_since_epoch().count()) {}
+  explicit ManualClock(TimePoint start = TimePoint{} + std::chrono::hours(1))
+      : now_(start.time_since_epoch().count()) {}
   TimePoint now() const override { return TimePoint(TimePoint::duration(now_.load(std::memory_order_acquire))); }
-  void advance(Duration d) { now_.fetch_add(std::chrono::duration_cast<TimePoint::duration>(d).count(), std::memory_order_acq_rel); }
+  void advance(Duration d) {
+    now_.fetch_add(std::chrono::duration_cast<TimePoint::duration>(d).count(), std::memory_order_acq_rel);
+  }
   void set(TimePoint t) { now_.store(t.time_since_epoch().count(), std::memory_order_release); }
 
  private:

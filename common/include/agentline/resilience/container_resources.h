@@ -9,9 +9,9 @@
 namespace agentline::resilience {
 
 struct ContainerResources {
-  double cpus = 1;                 // may be fractional (a quota of 1.5 CPUs)
-  std::int64_t memory_bytes = 0;   // the limit, or physical memory when unlimited
-  std::string cpu_source;          // "cgroup2 cpu.max", "cgroup1 cfs quota", "host"
+  double cpus = 1;                // may be fractional (a quota of 1.5 CPUs)
+  std::int64_t memory_bytes = 0;  // the limit, or physical memory when unlimited
+  std::string cpu_source;         // "cgroup2 cpu.max", "cgroup1 cfs quota", "host"
   std::string memory_source;
 
   // Reads the real files; `cgroup_root` and `proc_root` exist for tests.

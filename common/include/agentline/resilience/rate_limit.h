@@ -90,7 +90,8 @@ struct KeyedRateLimiterConfig {
 
 class KeyedRateLimiter {
  public:
-  explicit KeyedRateLimiter(std::string name, KeyedRateLimiterConfig config, const Clock& clock = SystemClock::instance());
+  explicit KeyedRateLimiter(std::string name, KeyedRateLimiterConfig config,
+                            const Clock& clock = SystemClock::instance());
   Admission try_acquire(std::string_view key, double tokens = 1);
   void set_limit(const std::string& key, double rate_per_second, double burst);
   std::size_t keys() const;

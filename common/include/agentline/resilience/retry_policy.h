@@ -81,11 +81,11 @@ class RetryBudget {
 };
 
 struct AdaptiveThrottleConfig {
-  double max_rate = 10;        // calls per second when all is well
-  double min_rate = 0.5;       // the floor halving stops at
+  double max_rate = 10;   // calls per second when all is well
+  double min_rate = 0.5;  // the floor halving stops at
   double decrease_factor = 0.5;
   Duration decrease_cooldown = std::chrono::seconds(1);  // one burst of 429s halves once
-  double increase_step = 1;    // added per increase_interval without a 429
+  double increase_step = 1;                              // added per increase_interval without a 429
   Duration increase_interval = std::chrono::seconds(10);
 
   void validate() const;

@@ -8,11 +8,9 @@
 namespace agentline::resilience {
 
 // The delay before attempt `attempt` (1-based): base * 2^(attempt-1), at most `cap`.
-std::chrono::milliseconds exponential_delay(int attempt, std::chrono::milliseconds base,
-                                            std::chrono::milliseconds cap);
+std::chrono::milliseconds exponential_delay(int attempt, std::chrono::milliseconds base, std::chrono::milliseconds cap);
 // `tiers` delays of exponential_delay(1..tiers, base, cap).
-std::vector<std::chrono::milliseconds> exponential_schedule(int tiers,
-                                                            std::chrono::milliseconds base,
+std::vector<std::chrono::milliseconds> exponential_schedule(int tiers, std::chrono::milliseconds base,
                                                             std::chrono::milliseconds cap);
 
 }  // namespace agentline::resilience

@@ -24,7 +24,7 @@ namespace agentline::service {
 struct CommonOptions {
   std::string bootstrap_servers;  // empty: the embedded broker's address from state-dir
   std::string state_dir = ".agentline";
-  std::string catalog;  // empty: the catalog compiled into the binary
+  std::string catalog;       // empty: the catalog compiled into the binary
   std::string topic_prefix;  // empty: the catalog's
   std::string group_id;      // empty: the service name
   std::string http_host = "0.0.0.0";
