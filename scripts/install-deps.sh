@@ -1,17 +1,55 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of Agentline from Debian's packages.
-# Idempotent: packages already present are skipped. Runs as root or through sudo.
+# Installs what Agentline needs from Debian's packages, in one of two profiles:
+#   install-deps.sh run    what `make run` needs: the build tools and libraries, and the tools
+#                          the demo's services call (kcat, bubblewrap, curl, python3)
+#   install-deps.sh test   (the default) everything `make test` and CI need on top: the JDK and
+#                          Maven (Apache Kafka), Chromium, Prometheus' promtool, clang and its
+#                          runtime (ASan/UBSan tier, libFuzzer), clang-format, Node.js, Helm
+# Idempotent: packages already present are skipped. Once a profile is complete, a marker keyed
+# by this script's hash (in the machine-wide cache, scripts/lib/cache.sh) makes later runs
+# return at once; editing this file invalidates it. Runs as root or through sudo.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/cache.sh
+. "$here/lib/cache.sh"
 
-packages=(
+profile=${1:-test}
+run_packages=(
   build-essential cmake ninja-build pkg-config ccache
   librdkafka-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
-  libvalijson-dev libbenchmark-dev
-  kcat bubblewrap curl python3 python3-yaml procps openssl prometheus
+  prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev
+  kcat bubblewrap curl python3 procps
+)
+test_packages=(
+  libbenchmark-dev python3-yaml openssl prometheus
   openjdk-17-jdk-headless maven
   chromium
+  clang libclang-rt-14-dev clang-format
 )
+case "$profile" in
+  run) packages=("${run_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [run|test]" >&2; exit 2 ;;
+esac
+
+HELM_VERSION=v3.16.4
+helm_dir=$agentline_cache/helm-$HELM_VERSION
+marker=$agentline_cache/deps/$profile-$(sha256sum "$0" | cut -c1-16).ok
+if [ -f "$marker" ]; then
+  echo "install-deps: $profile profile complete (marker $marker)"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install packages" >&2; exit 1; }
+  sudo="sudo"
+fi
+apt_install() {
+  echo "install-deps: installing $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" ||
+    { $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"; }
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,38 +57,33 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
 else
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-    sudo="sudo"
-  fi
-  echo "install-deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine's package lists may be stale or empty: update before the first install.
   $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
 fi
 
-# Node.js and npm drive the browser test (playwright-core with Debian's chromium). The machines
-# have them; Debian's packages are the fallback.
-if ! command -v npm >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends nodejs npm
-fi
+if [ "$profile" = test ]; then
+  # Node.js and npm drive the browser test (playwright-core with Debian's chromium). The
+  # machines have them; Debian's packages are the fallback.
+  command -v npm >/dev/null || apt_install nodejs npm
 
-# Helm, for the chart checks (helm lint / helm template), built from the Go module proxy into
-# ~/go/bin. Go itself is on the machines (/usr/local/go); Debian's golang-go is the fallback.
-HELM_VERSION=v3.16.4
-gobin=$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin
-if ! command -v helm >/dev/null && ! [ -x "$gobin/helm" ]; then
-  if ! command -v go >/dev/null; then
-    [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+  # Helm, for the chart checks (helm lint / helm template), built from the Go module proxy into
+  # the machine-wide cache. Go itself is on the machines (/usr/local/go); golang-go is the fallback.
+  if ! [ -x "$helm_dir/helm" ]; then
+    if ! command -v go >/dev/null; then
+      [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+    fi
+    command -v go >/dev/null || apt_install golang-go
+    echo "install-deps: building helm $HELM_VERSION with go install (a few minutes, once per machine)"
+    mkdir -p "$helm_dir"
+    GOBIN="$helm_dir" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   fi
-  command -v go >/dev/null || { echo "install-deps: Go is needed to build helm (apt-get install golang-go)" >&2; exit 1; }
-  echo "install-deps: building helm $HELM_VERSION with go install (a few minutes, once)"
-  go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  [ "$(readlink /usr/local/bin/helm 2>/dev/null)" = "$helm_dir/helm" ] || $sudo ln -sfn "$helm_dir/helm" /usr/local/bin/helm
 fi
+
+mkdir -p "$(dirname "$marker")"
+touch "$marker"
+echo "install-deps: $profile profile complete"

@@ -12,8 +12,13 @@ bin=${1:-build/bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${AGENTLINE_STATE_DIR:-$root/.agentline}
 port=${AGENTLINE_BASE_HTTP_PORT:-9400}
+# The embedded broker keeps everything in memory, so each run starts with empty topics: the
+# state it left beside them (outbox and DLQ stores, delivered files, logs) goes too, or a
+# second run would meet an outbox that remembers uploads the new topics never saw.
+if [ -d "$state" ]; then
+  (cd "$state" && rm -rf bootstrap up.log delivered ./*.db ./*.db-wal ./*.db-shm)
+fi
 mkdir -p "$state"
-rm -f "$state/bootstrap"
 
 "$bin/agentline" up --state-dir "$state" --base-http-port "$port" --shutdown-grace-ms 5000 >"$state/up.log" 2>&1 &
 up_pid=$!

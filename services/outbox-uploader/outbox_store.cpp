@@ -1,6 +1,8 @@
 #include "outbox_store.h"
 
 #include <chrono>
+#include <string>
+#include <string_view>
 #include "agentline/events/timestamps.h"
 
 namespace agentline::outbox {
@@ -48,6 +50,13 @@ constexpr const char* kColumns =
     "i.content_sha256, i.message, i.headers_json, i.source_topic, i.source_partition, i.source_offset, "
     "i.source_timestamp_ms, i.status, i.attempts, i.rounds, i.reconcile, i.remote_id, i.remote_url, i.last_error, "
     "p.remote_id";
+
+// SELECT of every item column (and the parent's remote id), followed by `where`.
+std::string select_items(std::string_view where) {
+  std::string query = "SELECT ";
+  query.append(kColumns).append(" FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key ").append(where);
+  return query;
+}
 
 }  // namespace
 
@@ -121,10 +130,9 @@ int OutboxStore::recover_in_flight() {
 std::vector<OutboxItem> OutboxStore::claim(int limit, std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   storage::Database::Transaction tx(db_);
-  auto s = db_.prepare(std::string("SELECT ") + kColumns +
-                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
-                       " WHERE i.status = 'pending' AND i.next_attempt_ms <= ?1"
-                       " AND (i.parent_key IS NULL OR p.status = 'uploaded') ORDER BY i.seq LIMIT ?2");
+  auto s =
+      db_.prepare(select_items("WHERE i.status = 'pending' AND i.next_attempt_ms <= ?1"
+                               " AND (i.parent_key IS NULL OR p.status = 'uploaded') ORDER BY i.seq LIMIT ?2"));
   s.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
   std::vector<OutboxItem> out;
   while (s.step()) out.push_back(read_row(s));
@@ -178,9 +186,7 @@ void OutboxStore::release(std::int64_t seq) {
 
 std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
   std::lock_guard lock(mu_);
-  auto s = db_.prepare(std::string("SELECT ") + kColumns +
-                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
-                       " WHERE i.event_pending = 1 ORDER BY i.seq LIMIT ?1");
+  auto s = db_.prepare(select_items("WHERE i.event_pending = 1 ORDER BY i.seq LIMIT ?1"));
   s.bind(1, static_cast<std::int64_t>(limit));
   std::vector<OutboxItem> out;
   while (s.step()) out.push_back(read_row(s));
@@ -209,9 +215,8 @@ std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_
 
 std::vector<OutboxItem> OutboxStore::items(const std::string& job_id, const std::string& status, int limit) {
   std::lock_guard lock(mu_);
-  auto s = db_.prepare(std::string("SELECT ") + kColumns +
-                       " FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
-                       " WHERE (?1 = '' OR i.job_id = ?1) AND (?2 = '' OR i.status = ?2) ORDER BY i.seq LIMIT ?3");
+  auto s = db_.prepare(
+      select_items("WHERE (?1 = '' OR i.job_id = ?1) AND (?2 = '' OR i.status = ?2) ORDER BY i.seq LIMIT ?3"));
   s.bind(1, job_id).bind(2, status).bind(3, static_cast<std::int64_t>(limit));
   std::vector<OutboxItem> out;
   while (s.step()) out.push_back(read_row(s));

@@ -244,9 +244,11 @@ class Stack:
 
 
 def free_port_block(n):
-    """A base port with the n ports above it free (the services' /metrics ports)."""
+    """A base port with the n ports above it free (the services' /metrics ports). Drawn below
+    Linux's ephemeral range (32768-60999), so that tests running side by side, whose brokers and
+    clients take ephemeral ports, cannot take one of the block between this check and the bind."""
     for _ in range(50):
-        base = random.randint(20000, 60000)
+        base = random.randint(20000, 32000)
         ok = True
         for p in range(base, base + n):
             s = socket.socket()

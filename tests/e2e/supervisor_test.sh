@@ -9,9 +9,13 @@ up_pid=
 cleanup() { [ -n "$up_pid" ] && kill -TERM "$up_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; cat "$work/up.log" >&2 || true; exit 1; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Seven free ports from port on (the services' and the gateway's), shared with the Python tests.
+port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port_block(7))' "$root/tests/chaos")
 
-"$bin/agentline" up --state-dir "$work/state" --base-http-port "$port" --shutdown-grace-ms 3000 >"$work/up.log" 2>&1 &
+# A SIGKILLed member keeps its partitions until its session times out (librdkafka's default
+# is 45 s): the services take a 6 s session timeout from the environment, as every option.
+AGENTLINE_SESSION_TIMEOUT_MS=6000 "$bin/agentline" up --state-dir "$work/state" --base-http-port "$port" \
+  --shutdown-grace-ms 3000 >"$work/up.log" 2>&1 &
 up_pid=$!
 for _ in $(seq 1 150); do grep -q "started priority-assigner" "$work/up.log" 2>/dev/null && break; sleep 0.1; done
 first=$(sed -n 's/.*started priority-assigner (pid \([0-9]*\)).*/\1/p' "$work/up.log" | head -1)

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -178,18 +179,30 @@ std::string ServiceProcess::log() const {
   return s.str();
 }
 
+// The only translation unit that sees the build's paths (tests/CMakeLists.txt), so that the
+// others compile the same in every checkout and ccache serves them to a fresh clone.
 std::string bin(const std::string& name) { return std::string(AGENTLINE_BIN_DIR) + "/" + name; }
 
+std::string source_path(const std::string& relative) { return std::string(AGENTLINE_SOURCE_DIR) + "/" + relative; }
+
+// A port below Linux's ephemeral range (32768-60999): the tests run side by side, and their
+// brokers and clients take ephemeral ports, which could take a port handed out here before the
+// service binds it. The draw is random so that parallel test processes rarely try the same one.
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> draw(20000, 32000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = draw(rng);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  throw std::runtime_error("no free port between 20000 and 32000");
 }
 
 std::string http_get(int port, const std::string& path, int* status) {

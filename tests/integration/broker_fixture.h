@@ -72,6 +72,8 @@ class ServiceProcess {
 };
 
 std::string bin(const std::string& name);
+// A file of the source tree, e.g. source_path("tests/support/fake_llm_server.py").
+std::string source_path(const std::string& relative);
 // The real-Kafka state directory, or "" when the tests run on the embedded broker.
 std::string real_kafka_state();
 int free_port();

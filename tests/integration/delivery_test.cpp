@@ -285,7 +285,9 @@ TEST_F(DeliveryTest, AzureDevOpsGetsParentsBeforeChildrenAndNoDuplicateOfAnExist
   }
   // lib/three.py was already there (seeded as id 1000): linked to it, not created again.
   for (const auto& e : events_of_type("UPLOADED")) {
-    if (e["task_id"] == "f-3") EXPECT_EQ(e["payload"]["remote_id"], "1000");
+    if (e["task_id"] == "f-3") {
+      EXPECT_EQ(e["payload"]["remote_id"], "1000");
+    }
   }
 }
 

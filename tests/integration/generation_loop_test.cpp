@@ -58,7 +58,7 @@ class FakeLlm {
     std::filesystem::remove(port_file);
     process_ = std::make_unique<ServiceProcess>(
         "/usr/bin/env",
-        std::vector<std::string>{"python3", std::string(AGENTLINE_SOURCE_DIR) + "/tests/support/fake_llm_server.py",
+        std::vector<std::string>{"python3", agentline::testing::source_path("tests/support/fake_llm_server.py"),
                                  port_file});
     EXPECT_TRUE(eventually(
         [&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, 10s));

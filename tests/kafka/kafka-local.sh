@@ -11,13 +11,16 @@
 # `start` prints the bootstrap address and writes it to DIR/bootstrap. --secure adds a
 # SASL_SSL listener (certificates made with openssl, SCRAM-SHA-512 user `agentline`) whose
 # address, CA and password land in DIR/secure-bootstrap, DIR/ca.pem and DIR/password.
-# Installs a JDK and Maven with apt-get if they are missing; jars are cached in .cache/kafka.
+# Installs a JDK and Maven with apt-get if they are missing; the jars are resolved once per
+# machine into the machine-wide cache (scripts/lib/cache.sh), kafka-<version>/libs.
 # --version picks another Kafka release than the pom's (the SASL test needs 3.9.x: see
 # docs/security.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/lib/cache.sh
+. "$root/scripts/lib/cache.sh"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 
 cmd=${1:-}
@@ -36,9 +39,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-libs="$root/.cache/kafka/$version/libs"
+libs="$agentline_cache/kafka-$version/libs"
 # restart/tool/status use the version the state was started with.
-[ "$cmd" = start ] || [ ! -f "$state/version" ] || { version=$(cat "$state/version"); libs="$root/.cache/kafka/$version/libs"; }
+[ "$cmd" = start ] || [ ! -f "$state/version" ] || { version=$(cat "$state/version"); libs="$agentline_cache/kafka-$version/libs"; }
 
 die() { echo "kafka-local: $*" >&2; exit 1; }
 

@@ -105,8 +105,7 @@ void ResultCacheConfig::validate() const {
 class ResultCache::Shard {
  public:
   Shard(std::size_t capacity, ResultCacheConfig::Policy policy)
-      : capacity_(capacity),
-        window_cap_(policy == ResultCacheConfig::Policy::kLru ? capacity : std::max<std::size_t>(1, capacity / 100)),
+      : window_cap_(policy == ResultCacheConfig::Policy::kLru ? capacity : std::max<std::size_t>(1, capacity / 100)),
         main_cap_(capacity - window_cap_),
         protected_cap_(main_cap_ * 8 / 10),
         sketch_(capacity) {
@@ -269,7 +268,6 @@ class ResultCache::Shard {
     map_.erase(it);
   }
 
-  const std::size_t capacity_;
   const std::size_t window_cap_;
   const std::size_t main_cap_;
   const std::size_t protected_cap_;

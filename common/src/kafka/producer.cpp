@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -67,14 +68,28 @@ void Producer::send(const OutgoingRecord& record, DeliveryCallback on_delivery) 
       rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
                           static_cast<ssize_t>(h.value.size()));
     }
-    const void* key = record.key.empty() ? nullptr : record.key.data();
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        impl_->rk.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()),
-        RD_KAFKA_V_PARTITION(record.partition.value_or(RD_KAFKA_PARTITION_UA)),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(const_cast<void*>(key), record.key.size()),
-        RD_KAFKA_V_VALUE(record.tombstone ? nullptr : const_cast<char*>(record.value.data()),
-                         record.tombstone ? 0 : record.value.size()),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
+    // rd_kafka_produceva, not rd_kafka_producev: its RD_KAFKA_V_* macros are GNU statement
+    // expressions, which clang rejects with -Wpedantic -Werror.
+    std::array<rd_kafka_vu_t, 7> vus{};
+    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[0].u.cstr = record.topic.c_str();
+    vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+    vus[1].u.i32 = record.partition.value_or(RD_KAFKA_PARTITION_UA);
+    vus[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[2].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[3].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[3].u.mem.ptr = record.key.empty() ? nullptr : const_cast<char*>(record.key.data());
+    vus[3].u.mem.size = record.key.size();
+    vus[4].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[4].u.mem.ptr = record.tombstone ? nullptr : const_cast<char*>(record.value.data());
+    vus[4].u.mem.size = record.tombstone ? 0 : record.value.size();
+    vus[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vus[5].u.headers = hdrs;
+    vus[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[6].u.ptr = callback;
+    rd_kafka_error_t* error = rd_kafka_produceva(impl_->rk.get(), vus.data(), vus.size());
+    const rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error) rd_kafka_error_destroy(error);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // headers now owned by the message
     rd_kafka_headers_destroy(hdrs);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
