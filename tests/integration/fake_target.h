@@ -25,8 +25,7 @@ class FakeTarget {
     const std::string port_file =
         "/tmp/agentline-fake-target-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
     std::filesystem::remove(port_file);
-    std::vector<std::string> args{"python3", source_path("tests/support/fake_target_server.py"),
-                                  port_file};
+    std::vector<std::string> args{"python3", source_path("tests/support/fake_target_server.py"), port_file};
     if (!pat.empty()) args.insert(args.end(), {"--pat", pat});
     process_ = std::make_unique<ServiceProcess>("/usr/bin/env", args);
     EXPECT_TRUE(

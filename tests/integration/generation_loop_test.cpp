@@ -57,9 +57,8 @@ class FakeLlm {
         "/tmp/agentline-fake-llm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
     std::filesystem::remove(port_file);
     process_ = std::make_unique<ServiceProcess>(
-        "/usr/bin/env",
-        std::vector<std::string>{"python3", agentline::testing::source_path("tests/support/fake_llm_server.py"),
-                                 port_file});
+        "/usr/bin/env", std::vector<std::string>{
+                            "python3", agentline::testing::source_path("tests/support/fake_llm_server.py"), port_file});
     EXPECT_TRUE(eventually(
         [&] { return std::filesystem::exists(port_file) && std::filesystem::file_size(port_file) > 0; }, 10s));
     std::ifstream(port_file) >> port_;
