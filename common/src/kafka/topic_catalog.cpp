@@ -38,6 +38,22 @@ bool valid_topic_name(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// A count field: an integer in [1, 1000000], or `fallback` when absent. A float (1e300 made
+// value<int>() undefined behaviour, found by fuzz_topic_catalog) or an out-of-range number is
+// an error naming the field.
+int count_field(const nlohmann::json& obj, const char* key, int fallback, const std::string& what) {
+  if (!obj.is_object() || !obj.contains(key)) return fallback;
+  const auto& v = obj[key];
+  if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 1000000) {
+    throw std::invalid_argument("catalog: " + what + key + " must be an integer from 1 to 1000000");
+  }
+  return static_cast<int>(v.get<long long>());
+}
+
+}  // namespace
+
 TopicCatalog TopicCatalog::parse(const std::string& json_text) {
   nlohmann::json doc;
   try {
@@ -51,7 +67,7 @@ TopicCatalog TopicCatalog::parse(const std::string& json_text) {
   TopicCatalog c;
   try {
     c.prefix_ = doc.value("prefix", "agentline.");
-    c.replication_factor_ = doc.value("replication_factor", 1);
+    c.replication_factor_ = count_field(doc, "replication_factor", 1, "");
     if (c.replication_factor_ < 1) throw std::invalid_argument("catalog: replication_factor must be >= 1");
     if (!doc.contains("topics") || !doc["topics"].is_array() || doc["topics"].empty()) {
       throw std::invalid_argument("catalog: 'topics' must be a non-empty array");
@@ -59,7 +75,7 @@ TopicCatalog TopicCatalog::parse(const std::string& json_text) {
     std::set<std::string> names;
     for (const auto& t : doc["topics"]) {
       check_known_keys(t, {"name", "partitions", "configs", "key", "description"}, "catalog topic");
-      Logical topic{t.at("name").get<std::string>(), t.value("partitions", 1),
+      Logical topic{t.at("name").get<std::string>(), count_field(t, "partitions", 1, "a topic's "),
                     read_configs(t.value("configs", nlohmann::json()), "topic " + t.at("name").get<std::string>())};
       if (!valid_topic_name(topic.name))
         throw std::invalid_argument("catalog: invalid topic name '" + topic.name + "'");
@@ -78,7 +94,7 @@ TopicCatalog TopicCatalog::parse(const std::string& json_text) {
         }
         c.retry_delays_.emplace_back(d.get<long long>());
       }
-      c.retry_partitions_ = r.value("partitions", 1);
+      c.retry_partitions_ = count_field(r, "partitions", 1, "retry.");
       c.retry_groups_ = r.value("groups", std::vector<std::string>{});
       c.retry_configs_ = read_configs(r.value("configs", nlohmann::json()), "retry");
       for (const auto& g : c.retry_groups_) {

@@ -22,12 +22,13 @@ TEST(TopicCatalog, CompactedTopicsCarryTheirConfig) {
   auto c = TopicCatalog::load("");
   int compacted = 0;
   for (const auto& t : c.all_topics()) {
-    if (t.name == "agentline.jobs.progress" || t.name == "agentline.cache.results") {
+    if (t.name == "agentline.jobs.progress" || t.name == "agentline.cache.results" ||
+        t.name == "agentline.jobs.plans") {
       EXPECT_EQ(t.configs.at("cleanup.policy"), "compact") << t.name;
       ++compacted;
     }
   }
-  EXPECT_EQ(compacted, 2);
+  EXPECT_EQ(compacted, 3);
 }
 
 TEST(TopicCatalog, RetryTiersArePerGroupWithTheDefaultTwoFourEightSeconds) {
@@ -69,6 +70,11 @@ TEST(TopicCatalog, RejectsBrokenCatalogsWithAReason) {
       {R"({"topics": [{"name": "a"}], "dlq": "b"})", "dlq"},
       {R"({"topics": [{"name": "a", "partitons": 3}], "dlq": "a"})", "unknown key 'partitons'"},
       {R"({"topics": [{"name": "a"}], "dlq": "a", "retry": {"delays_ms": [-1]}})", "non-negative"},
+      // Found by fuzz_topic_catalog: a float too large for an int was undefined behaviour.
+      {R"({"topics": [{"name": "a", "partitions": 1e300}], "dlq": "a"})", "partitions must be an integer"},
+      {R"({"topics": [{"name": "a", "partitions": 2.5}], "dlq": "a"})", "partitions must be an integer"},
+      {R"({"replication_factor": 99999999999, "topics": [{"name": "a"}], "dlq": "a"})", "replication_factor"},
+      {R"({"topics": [{"name": "a"}], "dlq": "a", "retry": {"delays_ms": [], "partitions": -3}})", "retry.partitions"},
   };
   for (const auto& row : rows) {
     try {
