@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 DEPS ?= test
 CTEST = ctest --output-on-failure -j $(TEST_JOBS) --test-dir
 
-.PHONY: deps configure build binaries test test-unit test-integration test-e2e test-kafka test-asan test-tsan \
+.PHONY: deps configure build binaries test test-unit test-integration test-e2e test-kafka test-llm run-llm test-asan test-tsan \
   asan-build chaos fuzz fuzz-smoke fuzz-build fuzz-merge format-check kafka-up kafka-down run bench clean distclean
 
 deps:
@@ -40,6 +40,11 @@ test-e2e: build
 
 test-kafka: build
 	$(CTEST) $(BUILD_DIR) -L kafka
+
+# The real-model tier: goals through the pipeline against llama.cpp's server with SmolLM2-135M
+# (scripts/install-llm.sh, built once per machine). Part of `make test` too.
+test-llm: build
+	$(CTEST) $(BUILD_DIR) -L llm
 
 # One clang build with ASan+UBSan serves both the sanitizer tier and the libFuzzer targets
 # (tests/fuzz); TSan has a build of its own. No PCH here: ccache cannot map clang's
@@ -95,6 +100,12 @@ kafka-up:
 
 kafka-down:
 	bash tests/kafka/kafka-local.sh stop
+
+# The same demo with a goal and a real model (scripts/run-llm.sh: the local SmolLM2 by default,
+# any OpenAI-compatible endpoint with AGENTLINE_LLM_BASE_URL).
+run-llm: DEPS = run
+run-llm: binaries
+	bash scripts/run-llm.sh $(BUILD_DIR)/bin
 
 run: DEPS = run
 run: binaries

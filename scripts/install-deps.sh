@@ -4,7 +4,8 @@
 #                          the demo's services call (kcat, bubblewrap, curl, python3)
 #   install-deps.sh test   (the default) everything `make test` and CI need on top: the JDK and
 #                          Maven (Apache Kafka), Chromium, Prometheus' promtool, clang and its
-#                          runtime (ASan/UBSan tier, libFuzzer), clang-format, Node.js, Helm
+#                          runtime (ASan/UBSan tier, libFuzzer), clang-format, Node.js, Helm, and the
+#                          real-model tier's llama.cpp server with SmolLM2 (scripts/install-llm.sh)
 # Idempotent: packages already present are skipped. Once a profile is complete, a marker keyed
 # by this script's hash (in the machine-wide cache, scripts/lib/cache.sh) makes later runs
 # return at once; editing this file invalidates it. Runs as root or through sudo.
@@ -21,7 +22,7 @@ run_packages=(
   kcat bubblewrap curl python3 procps
 )
 test_packages=(
-  libbenchmark-dev python3-yaml openssl prometheus
+  libbenchmark-dev python3-yaml python3-venv openssl prometheus
   openjdk-17-jdk-headless maven
   chromium
   clang libclang-rt-14-dev clang-format
@@ -82,6 +83,9 @@ if [ "$profile" = test ]; then
     GOBIN="$helm_dir" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   fi
   [ "$(readlink /usr/local/bin/helm 2>/dev/null)" = "$helm_dir/helm" ] || $sudo ln -sfn "$helm_dir/helm" /usr/local/bin/helm
+
+  # The real-model tier's llama.cpp server and SmolLM2 model (~10 min once per machine).
+  bash "$here/install-llm.sh" >/dev/null
 fi
 
 mkdir -p "$(dirname "$marker")"

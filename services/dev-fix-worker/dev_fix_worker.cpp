@@ -8,8 +8,10 @@
 #include <chrono>
 #include <ctime>
 
+#include "agentline/events/ids.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "plan.h"
 #include "prompt.h"
 
 namespace agentline::devfix {
@@ -19,6 +21,38 @@ namespace {
 struct Backoff {
   kafka::Failure failure;
 };
+
+// An event for the events topic, keyed by its job (one router replica sees a job's events in
+// order), with the cause's trace.
+kafka::OutgoingRecord event_record(const std::string& topic, const nlohmann::json& event,
+                                   const kafka::InboundRecord& cause) {
+  kafka::OutgoingRecord r;
+  r.topic = topic;
+  r.key = event["job_id"].get<std::string>();
+  r.value = event.dump();
+  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+  if (auto trace = cause.header(kafka::headers::kTraceparent))
+    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  return r;
+}
+
+}  // namespace
+
+// What a generation cost, on the event that carries its result: the backend and model, and
+// tokens and cost only for a call made now (a cached result cost nothing this time).
+void DevFixWorker::add_usage(nlohmann::json& payload, const nlohmann::json& generated, bool cached,
+                             std::chrono::steady_clock::time_point started) const {
+  payload["backend"] = generator_->backend();
+  payload["model"] = generated.value("model", generator_->model());
+  payload["cached"] = cached;
+  payload["prompt_tokens"] = cached ? 0 : generated.value("prompt_tokens", 0);
+  payload["completion_tokens"] = cached ? 0 : generated.value("completion_tokens", 0);
+  payload["cost_usd"] = cached ? 0.0 : generated.value("cost_usd", 0.0);
+  payload["duration_ms"] =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+}
+
+namespace {
 
 std::chrono::milliseconds clamp_wait(resilience::Duration d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
@@ -51,10 +85,13 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
       metrics_(std::make_unique<Metrics>()) {
   auto& m = *metrics_;
-  m.tasks = &prometheus::BuildCounter()
-                 .Name("agentline_tasks_generated_total")
-                 .Help("Tasks finished by dev-fix-worker, by kind (dev, fix) and outcome (completed, cached, failed)")
-                 .Register(registry);
+  m.tasks =
+      &prometheus::BuildCounter()
+           .Name("agentline_tasks_generated_total")
+           .Help(
+               "Tasks finished by dev-fix-worker, by kind (dev, dev_fix, plan, replan) and outcome (completed, cached, "
+               "failed; rejected: a plan that failed its checks)")
+           .Register(registry);
   m.wait = &prometheus::BuildHistogram()
                 .Name("agentline_task_wait_seconds")
                 .Help("Time from a task reaching its priority topic to a worker taking it, by priority")
@@ -126,6 +163,9 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
     return std::nullopt;
   }
 
+  const std::string type = task["type"];
+  if (type == "PLAN_TASK" || type == "REPLAN_TASK") return handle_plan(task, record, out);
+
   const std::string path = payload["path"];
   GenerationRequest request;
   request.task = task;
@@ -135,38 +175,11 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   const Prompt prompt = build_prompt(task, config_.context_budget_chars);
   request.system_prompt = prompt.system;
   request.user_prompt = prompt.user;
-  const std::string key = cache::content_key(cache_namespace_, {{"backend", generator_->backend()},
-                                                                {"model", generator_->model()},
-                                                                {"max_tokens", request.max_tokens},
-                                                                {"system", prompt.system},
-                                                                {"user", prompt.user}});
   const auto started = std::chrono::steady_clock::now();
   cache::ResultCache::Result result;
-  try {
-    result = cache_.get_or_compute(key, cache_namespace_, [&]() -> std::string {
-      const bool small = batches_ && request.max_tokens <= config_.batch_small_tokens;
-      Generation g =
-          small ? batches_->submit(task["job_id"].get<std::string>(), request) : call_backend({request}).at(0);
-      return nlohmann::json{{"content", g.content},
-                            {"prompt_tokens", g.prompt_tokens},
-                            {"completion_tokens", g.completion_tokens},
-                            {"cost_usd", g.cost_usd},
-                            {"model", g.model}}
-          .dump();
-    });
-  } catch (const Backoff& b) {
-    return b.failure;
-  } catch (const GenerationError& e) {
-    if (e.kind() == GenerationError::Kind::kUnavailable) {
-      // Once the breaker is open (this failure may have opened it) the backend is known to be
-      // down: the record waits for it without spending a retry attempt, so an outage never
-      // walks records through the retry tiers into the DLQ. Only failures while the breaker
-      // still closes count as the record's attempts.
-      if (breaker_.state() != resilience::BreakerState::kClosed) {
-        return kafka::Failure::backoff("llm_unavailable", e.what(), clamp_wait(breaker_.retry_after()));
-      }
-      return kafka::Failure::transient("llm_unavailable", e.what());
-    }
+  std::optional<GenerationError> rejected;
+  if (auto failure = generate(request, result, rejected)) return failure;
+  if (rejected) {
     // The backend refused this task: report it (the router dead-letters it with the reason).
     nlohmann::json failed = {
         {"id", "ff-" + task["task_id"].get<std::string>() + "-" + std::to_string(request.fix_attempt)},
@@ -176,16 +189,11 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
         {"created_at", events::now_iso8601()},
         {"payload",
          {{"path", path},
-          {"error_class", "llm_rejected"},
-          {"error", std::string(e.what()).substr(0, 4000)},
+          {"error_class", rejected->error_class().empty() ? "llm_rejected" : rejected->error_class()},
+          {"error", std::string(rejected->what()).substr(0, 4000)},
           {"fix_attempt", request.fix_attempt},
           {"backend", generator_->backend()}}}};
-    kafka::OutgoingRecord r;
-    r.topic = events_topic_;
-    r.key = task["job_id"];
-    r.value = failed.dump();
-    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-    out.emit(std::move(r));
+    out.emit(event_record(events_topic_, failed, record));
     metrics_->tasks->Add({{"kind", kind}, {"outcome", "failed"}}).Increment();
     return std::nullopt;
   }
@@ -202,19 +210,13 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
        {{"path", path},
         {"content", content},
         {"content_sha256", cache::sha256_hex(content)},
-        {"backend", generator_->backend()},
-        {"model", generated.value("model", generator_->model())},
-        {"cached", result.cached},
-        {"prompt_tokens", result.cached ? 0 : generated.value("prompt_tokens", 0)},
-        {"completion_tokens", result.cached ? 0 : generated.value("completion_tokens", 0)},
-        {"cost_usd", result.cached ? 0.0 : generated.value("cost_usd", 0.0)},
-        {"duration_ms",
-         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()},
         {"fix_attempt", request.fix_attempt},
         {"description", payload.value("description", "")}}}};
+  add_usage(event["payload"], generated, result.cached, started);
   for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
+  if (generated.value("usage_estimated", false)) event["payload"]["usage_estimated"] = true;
   // When the task entered the pipeline (its prioritized record's time; a fix task carries the
   // original's), for the end-to-end latency measured at delivery.
   event["payload"]["submitted_at_ms"] =
@@ -224,15 +226,134 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   if (auto failure = validator_.validate_event(event)) {
     return kafka::Failure::bad_input("invalid_output", "the generated FILE_COMPLETED is invalid: " + failure->message);
   }
-  kafka::OutgoingRecord r;
-  r.topic = events_topic_;
-  r.key = task["job_id"];
-  r.value = event.dump();
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = record.header(kafka::headers::kTraceparent))
-    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  out.emit(std::move(r));
+  out.emit(event_record(events_topic_, event, record));
   metrics_->tasks->Add({{"kind", kind}, {"outcome", result.cached ? "cached" : "completed"}}).Increment();
+  return std::nullopt;
+}
+
+std::optional<kafka::Failure> DevFixWorker::generate(const GenerationRequest& request,
+                                                     cache::ResultCache::Result& result,
+                                                     std::optional<GenerationError>& rejected) {
+  const std::string key = cache::content_key(cache_namespace_, {{"backend", generator_->backend()},
+                                                                {"model", generator_->model()},
+                                                                {"max_tokens", request.max_tokens},
+                                                                {"raw", request.raw_reply},
+                                                                {"temperature_boost", request.temperature_boost},
+                                                                {"system", request.system_prompt},
+                                                                {"user", request.user_prompt}});
+  try {
+    result = cache_.get_or_compute(key, cache_namespace_, [&]() -> std::string {
+      const bool small = batches_ && !request.raw_reply && request.max_tokens <= config_.batch_small_tokens;
+      Generation g =
+          small ? batches_->submit(request.task["job_id"].get<std::string>(), request) : call_backend({request}).at(0);
+      if (g.finish_reason == "length" && !request.raw_reply) {
+        // Thrown, not returned: a cut reply is not cached.
+        throw GenerationError(
+            GenerationError::Kind::kRejected,
+            "the reply was cut at max_tokens (" + std::to_string(request.max_tokens) + "): not a complete file", {},
+            "llm_truncated");
+      }
+      return nlohmann::json{{"content", g.content},
+                            {"prompt_tokens", g.prompt_tokens},
+                            {"completion_tokens", g.completion_tokens},
+                            {"cost_usd", g.cost_usd},
+                            {"model", g.model},
+                            {"finish_reason", g.finish_reason},
+                            {"usage_estimated", g.usage_estimated}}
+          .dump();
+    });
+  } catch (const Backoff& b) {
+    return b.failure;
+  } catch (const GenerationError& e) {
+    if (e.kind() == GenerationError::Kind::kUnavailable) {
+      // Once the breaker is open (this failure may have opened it) the backend is known to be
+      // down: the record waits for it without spending a retry attempt, so an outage never
+      // walks records through the retry tiers into the DLQ. Only failures while the breaker
+      // still closes count as the record's attempts.
+      if (breaker_.state() != resilience::BreakerState::kClosed) {
+        return kafka::Failure::backoff("llm_unavailable", e.what(), clamp_wait(breaker_.retry_after()));
+      }
+      return kafka::Failure::transient("llm_unavailable", e.what());
+    }
+    rejected = e;
+  }
+  return std::nullopt;
+}
+
+std::optional<kafka::Failure> DevFixWorker::handle_plan(const nlohmann::json& task, const kafka::InboundRecord& record,
+                                                        kafka::Emitter& out) {
+  const auto& payload = task["payload"];
+  const bool replan = task["type"] == "REPLAN_TASK";
+  const std::string kind = replan ? "replan" : "plan";
+  GenerationRequest request;
+  request.task = task;
+  request.path = replan ? payload["path"].get<std::string>() : std::string("plan.json");
+  request.fix_attempt = payload.value("plan_attempt", 0);
+  request.max_tokens = payload.value("max_tokens", config_.plan_max_tokens);
+  request.raw_reply = true;
+  request.reply_schema = plan_reply_schema(config_.plan.max_files);
+  // A plan asked for again with its errors should not come back the same (temperature 0).
+  request.temperature_boost = 0.3 * request.fix_attempt;
+  const Prompt prompt = build_plan_prompt(task, config_.plan);
+  request.system_prompt = prompt.system;
+  request.user_prompt = prompt.user;
+  const auto started = std::chrono::steady_clock::now();
+  cache::ResultCache::Result result;
+  std::optional<GenerationError> rejected;
+  // A plan the submitter supplies (their own planner) is checked like a model's, without a call.
+  const bool supplied = !replan && payload.contains("plan") && payload["plan"].is_object();
+  if (supplied) {
+    result.value = std::make_shared<const std::string>(
+        nlohmann::json{{"content", payload["plan"].dump()}, {"model", "supplied"}}.dump());
+  } else if (auto failure = generate(request, result, rejected)) {
+    return failure;
+  }
+
+  nlohmann::json generated = rejected ? nlohmann::json::object() : nlohmann::json::parse(*result.value);
+  const std::string reply = generated.value("content", "");
+  PlanCheck check;
+  if (rejected) {
+    check.errors.push_back(std::string(rejected->what()).substr(0, 1000));
+  } else {
+    check = check_plan(reply, task, config_.plan);
+    if (generated.value("finish_reason", "") == "length")
+      check.errors.insert(check.errors.begin(), "the reply was cut at max_tokens (" +
+                                                    std::to_string(request.max_tokens) + "): write a shorter plan");
+  }
+  const std::string suffix = (replan ? "-r" : "-") + std::to_string(request.fix_attempt);
+  nlohmann::json event = {{"task_id", task["task_id"]},
+                          {"job_id", task["job_id"]},
+                          {"created_at", events::now_iso8601()},
+                          {"payload", {{"goal", payload["goal"]}, {"plan_attempt", request.fix_attempt}}}};
+  add_usage(event["payload"], generated, result.cached, started);
+  for (const char* carried : {"tenant", "constraints", "max_tokens", "priority"}) {
+    if (payload.contains(carried)) event["payload"][carried] = payload[carried];
+  }
+  if (replan) event["payload"]["replan_of"] = payload["path"];
+  if (supplied) event["payload"]["supplied"] = true;
+  if (check.ok()) {
+    event["id"] = events::derived_id("pc-", task["task_id"].get<std::string>(), suffix);
+    event["type"] = "PLAN_COMPLETED";
+    event["payload"]["plan"] = std::move(check.plan);
+  } else {
+    event["id"] = events::derived_id("pr-", task["task_id"].get<std::string>(), suffix);
+    event["type"] = "PLAN_REJECTED";
+    event["payload"]["reply"] = reply.substr(0, 16384);
+    nlohmann::json diagnostics = nlohmann::json::array();
+    for (const auto& e : check.errors)
+      diagnostics.push_back({{"message", e.substr(0, 4000)}, {"check", "plan"}, {"severity", "error"}});
+    event["payload"]["diagnostics"] = std::move(diagnostics);
+  }
+  if (auto failure = validator_.validate_event(event)) {
+    return kafka::Failure::bad_input("invalid_output", "the " + event["type"].get<std::string>() +
+                                                           " built from the reply is invalid: " + failure->message);
+  }
+  out.emit(event_record(events_topic_, event, record));
+  metrics_->tasks->Add({{"kind", kind},
+                        {"outcome", !check.ok()     ? "rejected"
+                                    : result.cached ? "cached"
+                                                    : "completed"}})
+      .Increment();
   return std::nullopt;
 }
 

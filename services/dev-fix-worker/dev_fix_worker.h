@@ -5,7 +5,11 @@
 // hash of backend, model, parameters and prompt), a per-tenant token bucket, the LLM-aware rate
 // limiter and the circuit breaker. While the breaker is open or the limiter says wait, the
 // handler returns a backoff: the runtime holds consumption, burns no retry and sends nothing to
-// the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task). Thread-safe.
+// the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task or its reply
+// is cut at max_tokens or empty). PLAN_TASK and REPLAN_TASK are LLM work of the same pool: the
+// reply is checked as a plan (plan.h) and emitted as PLAN_COMPLETED or PLAN_REJECTED (with the
+// errors, for the router's plan-fix loop). Thread-safe.
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +24,7 @@
 #include "agentline/resilience/rate_limit.h"
 #include "batch_coalescer.h"
 #include "generator.h"
+#include "plan.h"
 
 namespace prometheus {
 class Registry;
@@ -39,7 +44,9 @@ struct WorkerConfig {
   double tenant_burst = 100;
   resilience::CircuitBreakerConfig breaker;
   cache::ResultCacheConfig cache;
-  std::size_t context_budget_chars = 24000;
+  std::size_t context_budget_chars = 24000;  // --context-budget-tokens x 4
+  PlanLimits plan;
+  int plan_max_tokens = 4096;
   // Small files of one job share a call: a task whose max_tokens is at most batch_small_tokens
   // waits up to batch_linger for others, within batch_max_files and batch_max_tokens.
   int batch_max_files = 4;
@@ -66,6 +73,15 @@ class DevFixWorker {
 
  private:
   struct Metrics;
+  void add_usage(nlohmann::json& payload, const nlohmann::json& generated, bool cached,
+                 std::chrono::steady_clock::time_point started) const;
+  std::optional<kafka::Failure> handle_plan(const nlohmann::json& task, const kafka::InboundRecord& record,
+                                            kafka::Emitter& out);
+  // The generation for `request`, from the cache or the backend. A Failure when the record must
+  // wait (breaker open, rate limited) or be retried (backend unavailable); `rejected` when the
+  // backend refused the task or its reply cannot be used (cut, empty).
+  std::optional<kafka::Failure> generate(const GenerationRequest& request, cache::ResultCache::Result& result,
+                                         std::optional<GenerationError>& rejected);
   // One backend call for `requests` behind the breaker and the limiter.
   std::vector<Generation> call_backend(const std::vector<GenerationRequest>& requests);
   events::MessageValidator validator_;

@@ -6,24 +6,100 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <set>
 
 #include "generator.h"
+#include "plan.h"
 
 extern char** environ;
 
 namespace agentline::devfix {
 
-std::string extract_code(const std::string& reply) {
-  const auto open = reply.find("```");
-  if (open == std::string::npos) return reply;
+namespace {
+
+// The body of the fenced block that opens at `open`, and where the text after it starts.
+std::pair<std::string, std::size_t> fenced_block(const std::string& reply, std::size_t open) {
   const auto line_end = reply.find('\n', open);
-  if (line_end == std::string::npos) return reply;
+  if (line_end == std::string::npos) return {"", std::string::npos};
   const auto close = reply.find("```", line_end + 1);
-  if (close == std::string::npos) return reply.substr(line_end + 1);
-  return reply.substr(line_end + 1, close - line_end - 1);
+  if (close == std::string::npos) return {reply.substr(line_end + 1), std::string::npos};
+  return {reply.substr(line_end + 1, close - line_end - 1), close + 3};
+}
+
+std::string trim_blank_lines(const std::string& s) {
+  std::size_t begin = 0;
+  while (begin < s.size()) {
+    const auto eol = s.find('\n', begin);
+    if (eol == std::string::npos || s.find_first_not_of(" \t\r", begin) < eol) break;
+    begin = eol + 1;
+  }
+  auto end = s.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos || end < begin) return "";
+  return s.substr(begin, end + 1 - begin);
+}
+
+}  // namespace
+
+std::string extract_code(const std::string& reply) {
+  std::string best;
+  bool found = false;
+  for (std::size_t open = reply.find("```"); open != std::string::npos;) {
+    auto [body, next] = fenced_block(reply, open);
+    if (next == std::string::npos && body.empty() && reply.find('\n', open) == std::string::npos) break;
+    if (!found || body.size() > best.size()) best = std::move(body);
+    found = true;
+    if (next == std::string::npos) break;
+    open = reply.find("```", next);
+  }
+  return found ? best : trim_blank_lines(reply);
+}
+
+Generation parse_chat_completion(const std::string& body, const std::string& prompt_text, bool raw_reply,
+                                 const std::string& default_model) {
+  using Kind = GenerationError::Kind;
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) throw GenerationError(Kind::kUnavailable, "LLM API reply is not JSON");
+  if (doc.contains("error") && !doc["error"].is_null()) {
+    const auto& e = doc["error"];
+    const std::string what = e.is_object() ? e.value("message", e.dump()) : e.dump();
+    throw GenerationError(Kind::kUnavailable, "LLM API answered 200 with an error: " + what.substr(0, 300));
+  }
+  if (!doc.contains("choices") || !doc["choices"].is_array() || doc["choices"].empty() ||
+      !doc["choices"][0].is_object() || !doc["choices"][0].contains("message") ||
+      !doc["choices"][0]["message"].is_object() ||
+      !doc["choices"][0]["message"].value("content", nlohmann::json()).is_string()) {
+    throw GenerationError(Kind::kUnavailable, "LLM API reply has no message content");
+  }
+  const auto& choice = doc["choices"][0];
+  const std::string text = choice["message"]["content"].get<std::string>();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw GenerationError(Kind::kRejected, "the model replied with empty content", {}, "llm_empty_reply");
+  }
+  Generation g;
+  g.content = raw_reply ? text : extract_code(text);
+  if (g.content.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw GenerationError(Kind::kRejected, "the model's reply holds an empty code block", {}, "llm_empty_reply");
+  }
+  g.model = doc.value("model", default_model);
+  if (!g.model.size()) g.model = default_model;
+  g.finish_reason =
+      choice.value("finish_reason", nlohmann::json()).is_string() ? choice["finish_reason"].get<std::string>() : "";
+  const auto usage = doc.value("usage", nlohmann::json());
+  if (usage.is_object() && usage.value("prompt_tokens", nlohmann::json()).is_number_integer()) {
+    g.prompt_tokens = usage.value("prompt_tokens", std::int64_t{0});
+    g.completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+  } else {
+    g.usage_estimated = true;
+    g.prompt_tokens = static_cast<std::int64_t>(prompt_text.size() / 4);
+    g.completion_tokens = static_cast<std::int64_t>(text.size() / 4);
+  }
+  return g;
 }
 
 std::map<std::string, std::string> split_batch_reply(const std::string& reply, const std::vector<std::string>& paths) {
@@ -41,8 +117,9 @@ std::map<std::string, std::string> split_batch_reply(const std::string& reply, c
     }
     if (at == std::string::npos) continue;
     const std::string rest = reply.substr(at + marker.size());
-    if (rest.find("```") == std::string::npos) continue;
-    out[path] = extract_code(rest);
+    const auto open = rest.find("```");
+    if (open == std::string::npos) continue;
+    out[path] = fenced_block(rest, open).first;
   }
   return out;
 }
@@ -93,13 +170,11 @@ class OpenAiGenerator final : public Generator {
   std::string model() const override { return config_.model; }
 
   Generation generate(const GenerationRequest& request) override {
-    const Reply r = complete(request.system_prompt, request.user_prompt, request.max_tokens);
-    Generation g;
-    g.content = extract_code(r.text);
-    g.model = r.model;
-    g.prompt_tokens = r.prompt_tokens;
-    g.completion_tokens = r.completion_tokens;
-    g.cost_usd = cost(r.prompt_tokens, r.completion_tokens);
+    const std::string body = complete(request.system_prompt, request.user_prompt, request.max_tokens,
+                                      response_format(request), request.temperature_boost);
+    Generation g =
+        parse_chat_completion(body, request.system_prompt + request.user_prompt, request.raw_reply, config_.model);
+    g.cost_usd = cost(g.prompt_tokens, g.completion_tokens);
     return g;
   }
 
@@ -116,8 +191,12 @@ class OpenAiGenerator final : public Generator {
     const std::string system = requests[0].system_prompt +
                                " Several files are requested: for each one, write a line `File: <path>` and then one "
                                "fenced code block with its complete content.";
-    const Reply r = complete(system, user, max_tokens);
-    const auto files = split_batch_reply(r.text, paths);
+    const Generation r = parse_chat_completion(complete(system, user, max_tokens), system + user, true, config_.model);
+    if (r.finish_reason == "length") {
+      throw GenerationError(GenerationError::Kind::kRejected, "the batched reply was cut at max_tokens", {},
+                            "llm_truncated");
+    }
+    const auto files = split_batch_reply(r.content, paths);
     std::size_t total = 0;
     for (const auto& [p, c] : files) total += c.size();
     std::vector<Generation> out;
@@ -129,6 +208,8 @@ class OpenAiGenerator final : public Generator {
       Generation g;
       g.content = it->second;
       g.model = r.model;
+      g.finish_reason = r.finish_reason;
+      g.usage_estimated = r.usage_estimated;
       // Usage is per call: shared out by prompt count and content size.
       g.prompt_tokens = r.prompt_tokens / static_cast<std::int64_t>(requests.size());
       g.completion_tokens =
@@ -141,13 +222,6 @@ class OpenAiGenerator final : public Generator {
   }
 
  private:
-  struct Reply {
-    std::string text;
-    std::string model;
-    std::int64_t prompt_tokens = 0;
-    std::int64_t completion_tokens = 0;
-  };
-
   double cost(std::int64_t prompt, std::int64_t completion) const {
     auto price = config_.prices.find(config_.model);
     if (price == config_.prices.end()) return 0;
@@ -155,12 +229,24 @@ class OpenAiGenerator final : public Generator {
            static_cast<double>(completion) / 1000 * price->second.completion_per_1k;
   }
 
-  Reply complete(const std::string& system_prompt, const std::string& user_prompt, int max_tokens) {
-    nlohmann::json body = {
+  // The reply body of one chat-completions call with status 2xx; errors classified.
+  // What a reply with a schema (a plan) asks the server for: --llm-structured-output.
+  nlohmann::ordered_json response_format(const GenerationRequest& request) const {
+    if (request.reply_schema.empty() || config_.structured_output == "none") return nullptr;
+    if (config_.structured_output == "json_object") return {{"type", "json_object"}};
+    const auto schema = nlohmann::ordered_json::parse(request.reply_schema);
+    if (config_.structured_output == "json_object_schema") return {{"type", "json_object"}, {"schema", schema}};
+    return {{"type", "json_schema"}, {"json_schema", {{"name", "reply"}, {"schema", schema}}}};
+  }
+
+  std::string complete(const std::string& system_prompt, const std::string& user_prompt, int max_tokens,
+                       const nlohmann::ordered_json& response_format = nullptr, double temperature_boost = 0) {
+    nlohmann::ordered_json body = {
         {"model", config_.model},
-        {"temperature", config_.temperature},
+        {"temperature", std::min(1.0, config_.temperature + temperature_boost)},
         {"max_tokens", max_tokens},
         {"messages", {{{"role", "system"}, {"content", system_prompt}}, {{"role", "user"}, {"content", user_prompt}}}}};
+    if (!response_format.is_null()) body["response_format"] = response_format;
     const std::string payload = body.dump();
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw GenerationError(GenerationError::Kind::kUnavailable, "curl_easy_init failed");
@@ -207,20 +293,7 @@ class OpenAiGenerator final : public Generator {
       throw GenerationError(GenerationError::Kind::kRejected,
                             "LLM API answered " + std::to_string(status) + ": " + reply.substr(0, 300));
     }
-    auto doc = nlohmann::json::parse(reply, nullptr, false);
-    if (doc.is_discarded() || !doc.contains("choices") || !doc["choices"].is_array() || doc["choices"].empty() ||
-        !doc["choices"][0].contains("message") ||
-        !doc["choices"][0]["message"].value("content", nlohmann::json()).is_string()) {
-      throw GenerationError(GenerationError::Kind::kUnavailable, "LLM API reply has no message content");
-    }
-    Reply r;
-    r.text = doc["choices"][0]["message"]["content"].get<std::string>();
-    r.model = doc.value("model", config_.model);
-    if (doc.contains("usage") && doc["usage"].is_object()) {
-      r.prompt_tokens = doc["usage"].value("prompt_tokens", std::int64_t{0});
-      r.completion_tokens = doc["usage"].value("completion_tokens", std::int64_t{0});
-    }
-    return r;
+    return reply;
   }
 
   OpenAiConfig config_;
@@ -328,20 +401,6 @@ class ExecGenerator final : public Generator {
 
 // ---- template (offline stand-in) -----------------------------------------------------------
 
-std::string language_of(const std::string& path) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".py") return "python";
-  if (ext == ".js" || ext == ".mjs") return "javascript";
-  if (ext == ".ts") return "typescript";
-  if (ext == ".c" || ext == ".h") return "c";
-  if (ext == ".cpp" || ext == ".cc" || ext == ".hpp") return "cpp";
-  if (ext == ".sh") return "shell";
-  if (ext == ".json") return "json";
-  if (ext == ".yaml" || ext == ".yml") return "yaml";
-  if (ext == ".md") return "markdown";
-  return "text";
-}
-
 class TemplateGenerator final : public Generator {
  public:
   std::string backend() const override { return "template"; }
@@ -349,24 +408,167 @@ class TemplateGenerator final : public Generator {
 
   Generation generate(const GenerationRequest& request) override {
     const auto& payload = request.task["payload"];
-    const std::string description = payload.value("description", "");
-    const bool never = description.find("[demo:never-passes]") != std::string::npos;
-    const bool once = description.find("[demo:fails-qa-once]") != std::string::npos;
-    const bool broken = never || (once && request.fix_attempt == 0);
-    const std::string lang = language_of(request.path);
-    std::string summary = description;
-    for (auto& c : summary) {
-      if (c == '\n' || c == '"' || c == '\\' || c == '`' || c == '$') c = ' ';
-    }
     Generation g;
     g.model = model();
-    g.content = render(lang, request.path, summary, broken);
+    g.finish_reason = "stop";
+    const std::string type = request.task.value("type", "");
+    if (type == "PLAN_TASK" || type == "REPLAN_TASK") {
+      g.content = type == "PLAN_TASK" ? plan(payload) : replan(payload);
+    } else {
+      const std::string description = payload.value("description", "");
+      const bool never = description.find("[demo:never-passes]") != std::string::npos;
+      const bool once = description.find("[demo:fails-qa-once]") != std::string::npos;
+      const bool broken = never || (once && request.fix_attempt == 0);
+      std::string summary = description;
+      for (auto& c : summary) {
+        if (c == '\n' || c == '"' || c == '\\' || c == '`' || c == '$') c = ' ';
+      }
+      const std::string lang = language_of(request.path);
+      g.content = payload.contains("job") && lang == "python"
+                      ? render_planned_python(request.path, summary, broken, payload)
+                      : render(lang, request.path, summary, broken);
+    }
     g.prompt_tokens = static_cast<std::int64_t>((request.system_prompt.size() + request.user_prompt.size()) / 4);
     g.completion_tokens = static_cast<std::int64_t>(g.content.size() / 4);
     return g;
   }
 
  private:
+  // A package name from the goal's first words ("a calculator CLI" -> "calculator_cli").
+  static std::string package_of(std::string goal) {
+    for (auto at = goal.find("[demo:"); at != std::string::npos; at = goal.find("[demo:")) {
+      goal.erase(at, goal.find(']', at) == std::string::npos ? std::string::npos : goal.find(']', at) - at + 1);
+    }
+    std::vector<std::string> words;
+    std::string word;
+    for (std::size_t i = 0; i <= goal.size(); ++i) {
+      const char c = i < goal.size() ? goal[i] : ' ';
+      if (std::isalnum(static_cast<unsigned char>(c))) {
+        word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      } else if (!word.empty()) {
+        if (word != "a" && word != "an" && word != "the") words.push_back(word);
+        word.clear();
+      }
+    }
+    std::string name;
+    for (std::size_t i = 0; i < words.size() && i < 2; ++i) name += (i ? "_" : "") + words[i];
+    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])))
+      name = "app" + std::string(name.empty() ? "" : "_") + name;
+    return name.substr(0, 40);
+  }
+
+  // The template planner: a small package whose files depend on each other, deterministic for a
+  // goal. "[demo:plan-invalid-once]" in the goal makes the first plan invalid (a cycle, prose
+  // around it); "[demo:replan]" gives the CLI a description that never passes QA until replanned;
+  // "[demo:chain-N]" plans N files, each importing the one before.
+  static std::string plan(const nlohmann::json& payload) {
+    const std::string goal = payload.value("goal", "");
+    const auto constraints = payload.value("constraints", nlohmann::json::object());
+    const std::string lang = constraints.is_object() ? constraints.value("language", "python") : "python";
+    const int max_files = constraints.is_object() ? constraints.value("max_files", 50) : 50;
+    const std::string pkg = package_of(goal);
+    const bool invalid =
+        goal.find("[demo:plan-invalid-once]") != std::string::npos && payload.value("plan_attempt", 0) == 0;
+    const bool replan = goal.find("[demo:replan]") != std::string::npos;
+    nlohmann::json files = nlohmann::json::array();
+    auto add = [&](const std::string& path, const std::string& description, std::vector<std::string> deps) {
+      files.push_back(
+          {{"path", path}, {"description", description}, {"language", language_of(path)}, {"depends_on", deps}});
+    };
+    if (const auto chain = goal.find("[demo:chain-"); chain != std::string::npos) {
+      // A chain of files, each depending on the one before: released strictly one by one.
+      const int n = std::clamp(std::atoi(goal.c_str() + chain + 12), 1, 200);
+      add(pkg + "/__init__.py", "Package marker", {});
+      for (int i = 1; i <= n; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "/step%03d.py", i);
+        char prev[32];
+        std::snprintf(prev, sizeof prev, "/step%03d.py", i - 1);
+        add(pkg + name, "Step " + std::to_string(i) + " of the chain",
+            i == 1 ? std::vector<std::string>{} : std::vector<std::string>{pkg + prev});
+      }
+    } else if (lang == "javascript") {
+      add("src/core.js", "The core logic of " + goal, {});
+      add("src/cli.js", "Command line entry point that calls src/core.js", {"src/core.js"});
+      add("README.md", "How to run it", {"src/cli.js"});
+    } else {
+      add(pkg + "/__init__.py", "Package marker", {});
+      add(pkg + "/core.py", "The core logic of " + goal,
+          invalid ? std::vector<std::string>{pkg + "/cli.py"} : std::vector<std::string>{});
+      add(pkg + "/cli.py",
+          std::string("Command line entry point that calls the core") + (replan ? " [demo:never-passes]" : ""),
+          {pkg + "/core.py"});
+      add("tests/test_core.py", "Tests of the core", {pkg + "/core.py"});
+      add("README.md", "How to run it", {pkg + "/cli.py"});
+    }
+    // Honour max_files: keep the first files and the dependencies among them.
+    if (static_cast<int>(files.size()) > max_files) files.erase(files.begin() + std::max(1, max_files), files.end());
+    std::set<std::string> kept;
+    for (const auto& f : files) kept.insert(f["path"].get<std::string>());
+    for (auto& f : files) {
+      nlohmann::json deps = nlohmann::json::array();
+      for (const auto& d : f["depends_on"])
+        if (kept.count(d.get<std::string>())) deps.push_back(d);
+      f["depends_on"] = deps;
+    }
+    const nlohmann::json doc = {
+        {"files", files},
+        {"interface", "Every module defines <name>_info() returning its name; dependants import it."}};
+    return "Here is the plan for the goal.\n```json\n" + doc.dump(2) + "\n```\nEach file lists what it imports.\n";
+  }
+
+  // The template's replan: the file again without the demo marker, and a helper it uses.
+  static std::string replan(const nlohmann::json& payload) {
+    const std::string path = payload.value("path", "");
+    std::string description = payload.value("description", "");
+    for (const std::string marker : {" [demo:never-passes]", "[demo:never-passes]"}) {
+      if (auto at = description.find(marker); at != std::string::npos) description.erase(at, marker.size());
+    }
+    const std::string helper = std::filesystem::path(path).parent_path().string() + "/helpers.py";
+    nlohmann::json deps = nlohmann::json::array({helper});
+    for (const auto& f : payload.value("plan", nlohmann::json::object()).value("files", nlohmann::json::array())) {
+      if (f.value("path", "") == path)
+        for (const auto& d : f.value("depends_on", nlohmann::json::array())) deps.push_back(d);
+    }
+    const nlohmann::json doc = {
+        {"files",
+         {{{"path", path}, {"description", description + " (smaller, with a helper)"}, {"depends_on", deps}},
+          {{"path", helper}, {"description", "Helpers for " + path}, {"depends_on", nlohmann::json::array()}}}}};
+    return doc.dump();
+  }
+
+  // A planned Python file that uses its dependencies: it imports the <name>_info() function it
+  // finds in each dependency's content (the context its prompt carried), and calls it.
+  static std::string render_planned_python(const std::string& path, const std::string& summary, bool broken,
+                                           const nlohmann::json& payload) {
+    const std::string stem = std::filesystem::path(path).stem().string();
+    if (stem == "__init__") return "\"\"\"" + summary + "\"\"\"\n";
+    std::vector<std::pair<std::string, std::string>> imports;  // module, function
+    for (const auto& f : payload.value("context_files", nlohmann::json::array())) {
+      if (f.value("relation", "") != "dependency") continue;
+      std::string dep = f.value("path", "");
+      if (dep.size() < 4 || dep.substr(dep.size() - 3) != ".py") continue;
+      const std::string content = f.value("content", "");
+      const auto def = content.find("def ");
+      const auto paren = content.find('(', def);
+      if (def == std::string::npos || paren == std::string::npos) continue;
+      std::string module = dep.substr(0, dep.size() - 3);
+      std::replace(module.begin(), module.end(), '/', '.');
+      imports.emplace_back(module, content.substr(def + 4, paren - def - 4));
+    }
+    std::string out = "\"\"\"" + summary + "\"\"\"\n";
+    for (const auto& [module, fn] : imports) out += "from " + module + " import " + fn + "\n";
+    if (stem.rfind("test_", 0) == 0) {
+      for (const auto& [module, fn] : imports) out += "\n\ndef test_" + fn + "():\n    assert " + fn + "()\n";
+      return broken ? out + "\ndef broken(:\n" : out;
+    }
+    out += "\n\ndef " + stem + "_info(" + (broken ? ":\n" : "):\n") + "    return \"" + stem + "\"\n";
+    out += "\n\ndef main():\n    print(" + stem + "_info()";
+    for (const auto& [module, fn] : imports) out += ", " + fn + "()";
+    out += ")\n\n\nif __name__ == \"__main__\":\n    main()\n";
+    return out;
+  }
+
   static std::string render(const std::string& lang, const std::string& path, const std::string& summary, bool broken) {
     const std::string stem = std::filesystem::path(path).stem().string();
     if (lang == "python") {

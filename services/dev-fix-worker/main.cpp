@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   int cache_entries = 10000, cache_ttl_s = 86400, cache_share = 0;
   int max_tokens = 2048;
   int batch_max_files = 4, batch_small_tokens = 1024, batch_max_tokens = 4096, batch_linger_ms = 20;
+  int context_budget_tokens = 6000, plan_max_files = 50, plan_max_tokens = 4096;
   auto& o = host.options();
   o.add("generator", &backend, "Generator backend: template (offline stand-in for an LLM), openai, exec");
   o.add("llm-base-url", &openai.base_url, "OpenAI-compatible API base URL (…/v1)");
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
   o.add("llm-api-key-file", &api_key_file, "File holding the API key");
   o.add("llm-auth-header", &openai.auth_header, "Header carrying the key: Authorization (Bearer) or api-key (Azure)");
   o.add("llm-temperature", &openai.temperature, "Sampling temperature");
+  o.add("llm-structured-output", &openai.structured_output,
+        "How a plan asks for JSON: json_object, json_schema (OpenAI structured outputs), json_object_schema "
+        "(llama.cpp's grammar), none");
   o.add("llm-timeout-ms", &llm_timeout_ms, "Timeout of one LLM call");
   o.add("llm-prices", &prices_file, "Price table (JSON: model -> prompt_per_1k, completion_per_1k in USD)");
   o.add("exec-command", &exec_command,
@@ -74,6 +78,10 @@ int main(int argc, char** argv) {
   o.add("batch-small-tokens", &batch_small_tokens, "A task with max_tokens up to this is small enough to share a call");
   o.add("batch-max-tokens", &batch_max_tokens, "The max_tokens of a shared call's files together");
   o.add("batch-linger-ms", &batch_linger_ms, "How long a small file waits for others of its job");
+  o.add("context-budget-tokens", &context_budget_tokens,
+        "Tokens of job context in a file's prompt: goal, dependencies, interface, file list (docs/planning.md)");
+  o.add("plan-max-files", &plan_max_files, "Most files a plan may have (a goal's constraints.max_files may lower it)");
+  o.add("plan-max-tokens", &plan_max_tokens, "Completion tokens of a planning call unless the task sets max_tokens");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   host.set_priority_order(priorities);
 
@@ -90,6 +98,10 @@ int main(int argc, char** argv) {
           openai.api_key.pop_back();
       }
       openai.timeout = std::chrono::milliseconds(llm_timeout_ms);
+      const auto& so = openai.structured_output;
+      if (so != "json_object" && so != "json_schema" && so != "json_object_schema" && so != "none")
+        throw std::invalid_argument(
+            "--llm-structured-output must be json_object, json_schema, json_object_schema or none");
       if (!prices_file.empty()) openai.prices = devfix::parse_prices(read_file(prices_file));
       generator = devfix::make_openai_generator(openai);
     } else if (backend == "exec") {
@@ -98,6 +110,9 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--generator must be template, openai or exec, not '" + backend + "'");
     }
     config.default_max_tokens = max_tokens;
+    config.context_budget_chars = static_cast<std::size_t>(std::max(0, context_budget_tokens)) * 4;
+    config.plan.max_files = std::max(1, plan_max_files);
+    config.plan_max_tokens = std::max(1, plan_max_tokens);
     config.batch_max_files = batch_max_files;
     config.batch_small_tokens = batch_small_tokens;
     config.batch_max_tokens = batch_max_tokens;

@@ -1,7 +1,9 @@
 #include "prompt.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 namespace agentline::devfix {
 namespace {
@@ -54,6 +56,30 @@ std::string compact_source(const std::string& path, const std::string& content) 
   return out;
 }
 
+namespace {
+
+// One optional part of a prompt, filled in the order of its rank within what is left of the
+// budget (see prompt.h), written in the order of the prompt.
+struct Part {
+  std::string text;
+  bool cut = false;
+};
+
+// Takes up to `budget` characters of `body`; a body that does not fit is cut with a note.
+std::string within(std::string body, std::size_t& budget) {
+  if (body.size() > budget) body = body.substr(0, budget) + "\n... (cut to the context budget)\n";
+  budget -= std::min(budget, body.size());
+  return body;
+}
+
+std::string file_block(const nlohmann::json& f, std::size_t& budget) {
+  const std::string path = f["path"].get<std::string>();
+  const std::string body = within(compact_source(path, f["content"].get<std::string>()), budget);
+  return "\nContext file " + path + ":\n```\n" + body + "```\n";
+}
+
+}  // namespace
+
 Prompt build_prompt(const nlohmann::json& task, std::size_t context_budget_chars) {
   const auto& p = task["payload"];
   const std::string path = p["path"];
@@ -77,16 +103,56 @@ Prompt build_prompt(const nlohmann::json& task, std::size_t context_budget_chars
     }
     user << "Fix every diagnostic; keep what already works.\n";
   }
+
+  // The job's context, by rank: the goal, the dependencies' content, the interface notes, the
+  // plan's file list, then the content of other files (dependants first).
+  const nlohmann::json job = p.contains("job") && p["job"].is_object() ? p["job"] : nlohmann::json::object();
+  std::vector<nlohmann::json> dependencies, others;
   if (p.contains("context_files") && p["context_files"].is_array()) {
-    std::size_t budget = context_budget_chars;
     for (const auto& f : p["context_files"]) {
-      if (!f.is_object() || !f.contains("path") || !f.contains("content") || budget == 0) continue;
-      std::string body = compact_source(f["path"].get<std::string>(), f["content"].get<std::string>());
-      if (body.size() > budget) body = body.substr(0, budget) + "\n... (cut to the context budget)\n";
-      budget -= std::min(budget, body.size());
-      user << "\nContext file " << f["path"].get<std::string>() << ":\n```\n" << body << "```\n";
+      if (!f.is_object() || !f.contains("path") || !f["path"].is_string() || !f.contains("content") ||
+          !f["content"].is_string())
+        continue;
+      (f.value("relation", "") == "dependency" ? dependencies : others).push_back(f);
+    }
+    std::stable_sort(others.begin(), others.end(), [](const auto& a, const auto& b) {
+      return (a.value("relation", "") == "dependant") > (b.value("relation", "") == "dependant");
+    });
+  }
+  std::size_t budget = context_budget_chars;
+  Part goal, deps, interface, plan, rest;
+  if (job.contains("goal") && job["goal"].is_string())
+    goal.text = "\nThe job's goal: " + within(job["goal"].get<std::string>(), budget) + "\n";
+  for (const auto& f : dependencies) deps.text += budget > 0 ? file_block(f, budget) : "";
+  if (job.contains("interface") && job["interface"].is_string() && !job["interface"].get<std::string>().empty())
+    interface.text =
+        "\nInterface notes shared by the job's files:\n" + within(job["interface"].get<std::string>(), budget) + "\n";
+  if (job.contains("files") && job["files"].is_array() && !job["files"].empty()) {
+    std::string list;
+    for (const auto& f : job["files"]) {
+      if (!f.is_object()) continue;
+      list += "- " + f.value("path", "") + ": " + f.value("description", "");
+      const auto d = f.value("depends_on", nlohmann::json::array());
+      if (d.is_array() && !d.empty()) {
+        list += " (imports";
+        for (const auto& x : d) list += " " + (x.is_string() ? x.get<std::string>() : x.dump());
+        list += ")";
+      }
+      list += "\n";
+    }
+    plan.text = "\nThe job's files (this one is " + path + "):\n" + within(list, budget);
+  }
+  for (const auto& f : others) rest.text += budget > 0 ? file_block(f, budget) : "";
+  if (p.contains("dependency_failures") && p["dependency_failures"].is_array()) {
+    for (const auto& d : p["dependency_failures"]) {
+      if (!d.is_object()) continue;
+      deps.text += "\nDependency " + d.value("path", "") + " could not be completed (" + d.value("reason", "") +
+                   "): write this file against its description in the plan.\n";
     }
   }
+  user << goal.text << interface.text << plan.text;
+  if (!dependencies.empty()) user << "\nThe files it depends on, as they were delivered:";
+  user << deps.text << rest.text;
   prompt.user = user.str();
   return prompt;
 }

@@ -19,6 +19,7 @@
 
 #include "agentline/config/resources.h"
 #include "agentline/events/message_validator.h"
+#include "agentline/events/plan_task.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/producer.h"
@@ -338,7 +339,8 @@ struct Gateway::Impl {
 
   // POST /api/jobs {"job_id": J, "tasks": [task, ...]}: fills what a task may leave out (id,
   // task_id, type DEV_TASK, created_at, job_id), validates every task against the schema and
-  // path policy, and publishes all of them or none.
+  // path policy, and publishes all of them or none. POST /api/jobs {"job_id"?, "goal",
+  // "constraints"?, "tenant"?} publishes the goal as one PLAN_TASK (job id goal-<random> if none).
   int submit(const Request& req) {
     auto body = read_body(req);
     if (!body) return error(req, "submit", 413, "the body is too large");
@@ -346,10 +348,13 @@ struct Gateway::Impl {
     if (auto failure = events::MessageValidator::parse(*body, doc)) {
       return error(req, "submit", 400, "the body is not a JSON object: " + failure->message);
     }
-    if (!doc.contains("tasks") || !doc["tasks"].is_array() || doc["tasks"].empty()) {
-      return error(req, "submit", 400, "\"tasks\" must be a non-empty array");
+    const bool goal = doc.contains("goal");
+    if (goal && doc.contains("tasks")) return error(req, "submit", 400, "a job has \"goal\" or \"tasks\", not both");
+    if (!goal && (!doc.contains("tasks") || !doc["tasks"].is_array() || doc["tasks"].empty())) {
+      return error(req, "submit", 400, "\"tasks\" must be a non-empty array (or give a \"goal\")");
     }
-    if (doc["tasks"].size() > 10000) return error(req, "submit", 400, "at most 10000 tasks per request");
+    if (!goal && doc["tasks"].size() > 10000) return error(req, "submit", 400, "at most 10000 tasks per request");
+    if (goal && !doc.contains("job_id")) doc["job_id"] = "goal-" + random_hex(6);
     if (!doc.contains("job_id") || !doc["job_id"].is_string()) {
       return error(req, "submit", 400, "\"job_id\" (a string) names the job of the tasks");
     }
@@ -360,10 +365,25 @@ struct Gateway::Impl {
       return error(req, "submit", 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
     }
     for (const auto& [key, value] : doc.items()) {
-      if (key != "job_id" && key != "tasks") return error(req, "submit", 400, "unknown key \"" + key + "\"");
+      const bool known =
+          key == "job_id" ||
+          (goal ? key == "goal" || key == "constraints" || key == "tenant" || key == "plan" : key == "tasks");
+      if (!known) return error(req, "submit", 400, "unknown key \"" + key + "\"");
     }
     Json problems = Json::array();
     std::vector<Json> tasks;
+    if (goal) {
+      // A goal is one PLAN_TASK (docs/planning.md); the same checks as any task.
+      if (!doc["goal"].is_string() || doc["goal"].get<std::string>().empty())
+        return error(req, "submit", 400, "\"goal\" must be a non-empty string");
+      if (doc.contains("tenant") && !doc["tenant"].is_string())
+        return error(req, "submit", 400, "\"tenant\" must be a string");
+      doc["tasks"] = Json::array(
+          {events::make_plan_task(job_id, doc["goal"], doc.value("constraints", Json()), doc.value("tenant", ""))});
+      // As given, so the schema refuses what is not an object.
+      if (doc.contains("constraints")) doc["tasks"][0]["payload"]["constraints"] = doc["constraints"];
+      if (doc.contains("plan")) doc["tasks"][0]["payload"]["plan"] = doc["plan"];
+    }
     const std::string batch = random_hex(8);
     for (std::size_t i = 0; i < doc["tasks"].size(); ++i) {
       Json task = doc["tasks"][i];
@@ -405,7 +425,7 @@ struct Gateway::Impl {
       record.value = task.dump();
       record.headers = {
           {std::string(kafka::headers::kContentType), "application/json"},
-          {std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)},
+          {std::string(kafka::headers::kSchema), std::string(goal ? events::kPlanTaskSchemaId : events::kTaskSchemaId)},
           {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"}};
       producer.send(record, [&](const kafka::DeliveryReport& r) {
         if (r.ok) return;
@@ -432,7 +452,7 @@ struct Gateway::Impl {
                        {"progress", "/api/jobs/" + j + "/progress"},
                        {"stream", "/api/progress/stream/" + j}});
     }
-    return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"jobs", links}});
+    return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"job_id", job_id}, {"jobs", links}});
   }
 
   // GET /api/progress/stream/{id}: "progress" events with the job's document (id: its

@@ -77,7 +77,10 @@ JobSnapshot ProgressView::snapshot(const Job& job) {
   }
   s.doc["version"] = job.version;
   const int total = std::max(static_cast<int>(job.files.size()), s.doc.value("files_total", 0));
-  s.complete = total > 0 && done == total;
+  // A goal whose plan was dead-lettered (plan_invalid) has no files and is finished too.
+  const bool plan_dead =
+      s.doc.contains("plan") && s.doc["plan"].is_object() && s.doc["plan"].value("status", "") == "dead_lettered";
+  s.complete = (total > 0 && done == total) || plan_dead;
   s.doc["files_delivered_or_failed"] = done;
   s.doc["complete"] = s.complete;
   s.version = job.version;

@@ -35,7 +35,8 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
 
   auto& payload = task["payload"];
   kafka::OutgoingRecord next;
-  if (task["type"] == "FIX_TASK") {
+  const std::string type = task["type"];
+  if (type == "FIX_TASK" || type == "REPLAN_TASK") {
     next.topic = fix_topic_;
     fixes_->Increment();
   } else {
@@ -43,8 +44,14 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
     if (payload.contains("priority")) {
       decision = {priority_from_string(payload["priority"].get<std::string>()), "explicit"};
       explicit_->Increment();
+    } else if (type == "PLAN_TASK") {
+      // Every file of the job waits on its plan.
+      decision = {Priority::kCritical, "plan"};
+      payload["priority"] = to_string(decision.priority);
     } else {
-      decision = rules_.classify(payload["path"].get<std::string>(), payload["description"].get<std::string>());
+      decision = raise_for_dependants(
+          rules_.classify(payload["path"].get<std::string>(), payload["description"].get<std::string>()),
+          payload.value("dependants", 0));
       payload["priority"] = to_string(decision.priority);
     }
     payload["priority_rule"] = decision.rule;
@@ -54,7 +61,9 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
   next.key = task["task_id"].get<std::string>();
   next.value = task.dump();
   next.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  next.headers.push_back({std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)});
+  next.headers.push_back(
+      {std::string(kafka::headers::kSchema),
+       std::string(type == "PLAN_TASK" || type == "REPLAN_TASK" ? events::kPlanTaskSchemaId : events::kTaskSchemaId)});
   if (auto trace = record.header(kafka::headers::kTraceparent)) {
     next.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
   }

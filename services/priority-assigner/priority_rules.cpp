@@ -111,4 +111,12 @@ Decision PriorityRules::classify(std::string_view path, std::string_view descrip
   return {default_, "default"};
 }
 
+Decision raise_for_dependants(Decision decision, int dependants) {
+  if (dependants <= 0) return decision;
+  const int levels = dependants >= kCriticalPathMany ? 2 : 1;
+  const int raised = std::max(0, static_cast<int>(decision.priority) - levels);
+  if (raised == static_cast<int>(decision.priority)) return decision;
+  return {static_cast<Priority>(raised), decision.rule + "+critical_path"};
+}
+
 }  // namespace agentline::priority

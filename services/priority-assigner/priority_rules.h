@@ -18,6 +18,12 @@ struct Decision {
   std::string rule;  // the rule's name, or "default"
 };
 
+// The critical path: a planned file that others wait on goes ahead of its rule's priority, one
+// level when any file depends on it, two when `dependants` is at least kCriticalPathMany
+// (never above critical). The rule name says so: "<rule>+critical_path".
+inline constexpr int kCriticalPathMany = 3;
+Decision raise_for_dependants(Decision decision, int dependants);
+
 class PriorityRules {
  public:
   // Parses the rule-file JSON; throws std::invalid_argument with the reason.

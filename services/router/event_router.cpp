@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "agentline/events/ids.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
@@ -46,6 +47,10 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
     : table_(std::move(table)),
       submitted_topic_(catalog.topic("tasks.submitted")),
       progress_topic_(catalog.topic("jobs.progress")),
+      plans_topic_(catalog.topic("jobs.plans")),
+      fix_topic_(catalog.topic("tasks.fix")),
+      deploy_topic_(catalog.topic("deploy.requests")),
+      escalations_topic_(catalog.topic("escalations")),
       dedup_window_(dedup_window) {
   std::random_device random;
   char id[40];
@@ -99,6 +104,7 @@ void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const 
   // The job's summary and the file's record (see job_progress.h): both small, whatever the
   // job's size.
   for (const auto* doc : {&update.summary, &update.file}) {
+    if (doc->is_null()) continue;
     kafka::OutgoingRecord r;
     r.topic = progress_topic_;
     r.key = doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", "");
@@ -113,9 +119,21 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   // Invalid tasks are priority-assigner's to dead-letter; here they are only not counted.
   nlohmann::json task;
   if (events::MessageValidator::parse(record.value, task) || validator_.validate_task(task)) return std::nullopt;
-  if (task["type"] != "DEV_TASK" || !first_sight("task:" + task["id"].get<std::string>())) return std::nullopt;
+  const std::string type = task["type"];
+  if ((type != "DEV_TASK" && type != "PLAN_TASK") || !first_sight("task:" + task["id"].get<std::string>()))
+    return std::nullopt;
   const std::string job = task["job_id"].get<std::string>();
   auto lock = progress_.lock(job);
+  const std::string path = task["payload"].value("path", "");
+  if (type == "DEV_TASK" && gate_.planned(job, path)) {
+    emit_gate(out, job, gate_.confirm(job, path, task["task_id"]), record);
+  }
+  if (type == "PLAN_TASK") {
+    if (!gate_.has_plan(job)) {
+      publish(out, job, progress_.set_plan(job, {{"status", "planning"}, {"goal", task["payload"]["goal"]}}));
+    }
+    return std::nullopt;
+  }
   publish(out, job, progress_.apply(job, task["task_id"], task["payload"]["path"], JobProgress::Step::kSubmitted));
   return std::nullopt;
 }
@@ -143,6 +161,8 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   const std::string task_id = event["task_id"];
   const auto& payload = event["payload"];
   const std::string path = payload.value("path", "");
+  const bool replay = record.header(kafka::headers::kReplayCount).has_value();
+  if (type == "PLAN_COMPLETED" || type == "PLAN_REJECTED") return handle_plan_event(event, record, out);
   const auto route = table_.route(type);
   if (!route) {
     count(true, "unrouted_event_type", "");
@@ -163,19 +183,27 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       const Step step = type == "FILE_COMPLETED" ? Step::kGenerated
                         : type == "QA_PASSED"    ? Step::kQaPassed
                                                  : Step::kGenerated;
-      publish(out, job, progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0)));
+      publish(out, job,
+              progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay));
+      if (type == "QA_PASSED" && gate_.planned(job, path)) {
+        emit_gate(out, job, gate_.passed(job, path, payload.value("content", "")), record);
+      }
       count(false, type, route->topic);
       return std::nullopt;
     }
     case Route::Kind::kFix: {
       const int attempt = payload.value("fix_attempt", 0);
-      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt);
+      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay);
+      const bool planned = gate_.planned(job, path);
       if (attempt >= table_.fix_limit()) {
+        if (planned && replan(event, record, out)) return std::nullopt;
         const std::string why =
             "QA still failed after " + std::to_string(attempt) + " fix(es): " + first_diagnostic(payload);
-        publish(
-            out, job,
-            progress_.apply(job, task_id, path, Step::kDeadLettered, "qa_failed_max: " + first_diagnostic(payload)));
+        publish(out, job,
+                progress_.apply(job, task_id, path, Step::kDeadLettered, "qa_failed_max: " + first_diagnostic(payload),
+                                -1, nullptr, replay));
+        if (planned)
+          emit_gate(out, job, gate_.failed(job, path, "qa_failed_max: " + first_diagnostic(payload)), record);
         count(true, "qa_failed_max", "");
         return kafka::Failure::bad_input("qa_failed_max", why);
       }
@@ -195,21 +223,29 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
            {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
         if (payload.contains(carried)) fix["payload"][carried] = payload[carried];
       }
+      if (planned) {
+        // The job's context as it is now: the plan, the dependencies' and dependants' content.
+        nlohmann::json context = gate_.context_for(job, path, true);
+        for (auto& [k, v] : context.items()) fix["payload"][k] = std::move(v);
+      }
       if (auto failure = validator_.validate_task(fix)) {
         count(true, "invalid_fix_task", "");
         return kafka::Failure::bad_input("invalid_fix_task",
                                          "the fix task built from this QA_FAILED is invalid: " + failure->message);
       }
       out.emit(json_record(route->topic, task_id, fix, record));
-      publish(out, job, progress_.apply(job, task_id, path, Step::kFixRequested, "", attempt + 1));
+      publish(out, job, progress_.apply(job, task_id, path, Step::kFixRequested, "", attempt + 1, nullptr, replay));
       count(false, type, route->topic);
       return std::nullopt;
     }
     case Route::Kind::kDeadLetter: {
       const std::string error_class = payload.value("error_class", "file_failed");
-      publish(
-          out, job,
-          progress_.apply(job, task_id, path, Step::kDeadLettered, error_class + ": " + payload.value("error", "")));
+      publish(out, job,
+              progress_.apply(job, task_id, path, Step::kDeadLettered, error_class + ": " + payload.value("error", ""),
+                              -1, nullptr, replay));
+      if (gate_.planned(job, path)) {
+        emit_gate(out, job, gate_.failed(job, path, error_class + ": " + payload.value("error", "")), record);
+      }
       count(true, type == "FILE_FAILED" ? "file_failed" : type, "");
       return kafka::Failure::bad_input(type == "FILE_FAILED" ? "file_failed" : "routed_to_dlq",
                                        error_class + ": " + payload.value("error", type));
@@ -218,15 +254,175 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       if (path.empty()) {
         // A structural item (epic, story, ...) is delivered too, but it is not a file of the job.
       } else if (type == "UPLOADED") {
-        publish(out, job, progress_.apply(job, task_id, path, Step::kDelivered));
+        publish(out, job, progress_.apply(job, task_id, path, Step::kDelivered, "", -1, nullptr, replay));
       } else if (type == "UPLOAD_FAILED") {
-        publish(out, job, progress_.apply(job, task_id, path, Step::kUploadFailed, payload.value("error", "")));
+        publish(
+            out, job,
+            progress_.apply(job, task_id, path, Step::kUploadFailed, payload.value("error", ""), -1, nullptr, replay));
       }
       count(false, type, "progress");
       return std::nullopt;
     }
   }
   return std::nullopt;
+}
+
+void EventRouter::emit_gate(kafka::Emitter& out, const std::string& job_id, DependencyGate::Output output,
+                            const kafka::InboundRecord& cause) {
+  for (auto& [key, value] : output.records) {
+    kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
+    r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+    out.emit(std::move(r));
+  }
+  // A released task that is somehow invalid is still published: priority-assigner dead-letters
+  // it with the reason, as it does any task.
+  for (auto& task : output.tasks) {
+    const std::string task_id = task["task_id"];
+    const std::string path = task["payload"]["path"];
+    kafka::OutgoingRecord r = json_record(submitted_topic_, task_id, task, cause);
+    r.headers.push_back({std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)});
+    out.emit(std::move(r));
+    publish(out, job_id, progress_.apply(job_id, task_id, path, JobProgress::Step::kReleased));
+    count(false, "RELEASED", submitted_topic_);
+  }
+}
+
+bool EventRouter::replan(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const std::string job = event["job_id"];
+  const std::string task_id = event["task_id"];
+  const auto& payload = event["payload"];
+  const std::string path = payload.value("path", "");
+  const auto plan = gate_.plan(job);
+  if (!plan || gate_.replans(job, path) >= table_.replan_limit()) return false;
+  nlohmann::json task = {{"id", events::derived_id("replan-", task_id)},
+                         {"task_id", task_id},
+                         {"job_id", job},
+                         {"type", "REPLAN_TASK"},
+                         {"created_at", events::now_iso8601()},
+                         {"payload",
+                          {{"goal", plan->value("goal", "")},
+                           {"path", path},
+                           {"description", payload.value("description", "Write " + path)},
+                           {"content", payload.value("content", "")},
+                           {"diagnostics", payload.value("diagnostics", nlohmann::json::array())},
+                           {"plan", (*plan)["plan"]}}}};
+  for (const char* carried : {"tenant", "language"}) {
+    if (payload.contains(carried)) task["payload"][carried] = payload[carried];
+  }
+  if (validator_.validate_task(task)) return false;  // dead-lettered as today instead
+  const std::string why = "QA still failed after " + std::to_string(payload.value("fix_attempt", 0)) +
+                          " fix(es), back to the planner: " + first_diagnostic(payload);
+  nlohmann::json escalation = {{"id", events::derived_id("esc-replan-", task_id)},
+                               {"task_id", task_id},
+                               {"job_id", job},
+                               {"type", "ESCALATED"},
+                               {"created_at", events::now_iso8601()},
+                               {"payload",
+                                {{"reason", why.substr(0, 4000)},
+                                 {"error_class", "qa_failed_max"},
+                                 {"action", "replan"},
+                                 {"path", path},
+                                 {"service", "router"}}}};
+  out.emit(json_record(fix_topic_, task_id, task, record));
+  if (!validator_.validate_event(escalation)) out.emit(json_record(escalations_topic_, job, escalation, record));
+  publish(out, job, progress_.apply(job, task_id, path, JobProgress::Step::kReplanning, why));
+  count(false, "QA_FAILED", "replan");
+  return true;
+}
+
+std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::json& event,
+                                                             const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const std::string type = event["type"];
+  const std::string job = event["job_id"];
+  const std::string task_id = event["task_id"];
+  const auto& payload = event["payload"];
+  const int attempt = payload.value("plan_attempt", 0);
+  const std::string replan_of = payload.value("replan_of", "");
+  std::string errors;
+  for (const auto& d : payload.value("diagnostics", nlohmann::json::array())) {
+    if (errors.size() < 1500) errors += (errors.empty() ? "" : "; ") + d.value("message", "");
+  }
+  using Step = JobProgress::Step;
+  auto lock = progress_.lock(job);
+  if (type == "PLAN_COMPLETED") {
+    const bool fresh = replan_of.empty();
+    auto output = fresh ? gate_.accept_plan(job, payload) : gate_.accept_replan(job, task_id, payload);
+    if (output.records.empty()) {
+      duplicates_->Increment();  // this job's plan (or this replan) is in place already
+      return std::nullopt;
+    }
+    const auto plan = gate_.plan(job);
+    const auto before = fresh ? std::nullopt : progress_.get(job);
+    for (const auto& f : (*plan)["plan"]["files"]) {
+      const std::string p = f["path"];
+      // A replan touches its file and the files it added; the others keep their state.
+      if (before && p != replan_of && (*before)["files"].contains(p)) continue;
+      publish(out, job,
+              progress_.apply(job, f.value("task_id", ""), p, Step::kPlanned, "", 0,
+                              {{"description", f.value("description", "")},
+                               {"depends_on", f.value("depends_on", nlohmann::json::array())}}));
+    }
+    if (fresh) {
+      publish(out, job,
+              progress_.set_plan(job, {{"status", "accepted"},
+                                       {"attempt", attempt},
+                                       {"files", (*plan)["plan"]["files"].size()},
+                                       {"interface", (*plan)["plan"].value("interface", "")}}));
+      for (const auto& item : (*plan)["plan"].value("items", nlohmann::json::array())) {
+        nlohmann::json deploy = {{"id", events::derived_id("item-", job, ":" + item.value("id", ""))},
+                                 {"task_id", events::derived_id("", job, ":" + item.value("id", ""))},
+                                 {"job_id", job},
+                                 {"type", "DEPLOY_ITEM"},
+                                 {"created_at", events::now_iso8601()},
+                                 {"payload",
+                                  {{"item_id", item.value("id", "")},
+                                   {"kind", item.value("kind", "group")},
+                                   {"title", item.value("title", "")},
+                                   {"description", item.value("description", "")}}}};
+        if (item.contains("parent")) deploy["payload"]["parent_id"] = item["parent"];
+        if (!validator_.validate_event(deploy)) out.emit(json_record(deploy_topic_, job, deploy, record));
+      }
+    }
+    emit_gate(out, job, std::move(output), record);
+    count(false, type, plans_topic_);
+    return std::nullopt;
+  }
+  // PLAN_REJECTED
+  if (!replan_of.empty()) {
+    const std::string why = "plan_invalid: the replan of " + replan_of + " failed its checks: " + errors;
+    publish(out, job, progress_.apply(job, task_id, replan_of, Step::kDeadLettered, why));
+    emit_gate(out, job, gate_.failed(job, replan_of, why), record);
+    count(true, "plan_invalid", "");
+    return kafka::Failure::bad_input("plan_invalid", why);
+  }
+  // A plan the submitter supplied is not asked for again: the same plan would fail the same way.
+  if (attempt < table_.plan_fix_limit() && !payload.value("supplied", false)) {
+    nlohmann::json again = {{"id", events::derived_id("plan-fix-", task_id, "-" + std::to_string(attempt + 1))},
+                            {"task_id", task_id},
+                            {"job_id", job},
+                            {"type", "PLAN_TASK"},
+                            {"created_at", events::now_iso8601()},
+                            {"payload",
+                             {{"goal", payload["goal"]},
+                              {"plan_attempt", attempt + 1},
+                              {"previous_reply", payload.value("reply", "")},
+                              {"diagnostics", payload["diagnostics"]}}}};
+    for (const char* carried : {"tenant", "constraints", "max_tokens", "priority"}) {
+      if (payload.contains(carried)) again["payload"][carried] = payload[carried];
+    }
+    if (auto failure = validator_.validate_task(again)) {
+      count(true, "invalid_fix_task", "");
+      return kafka::Failure::bad_input("invalid_fix_task", "the plan-fix task is invalid: " + failure->message);
+    }
+    out.emit(json_record(fix_topic_, task_id, again, record));
+    publish(out, job, progress_.set_plan(job, {{"status", "fixing"}, {"attempt", attempt + 1}, {"errors", errors}}));
+    count(false, type, fix_topic_);
+    return std::nullopt;
+  }
+  const std::string why = "the plan failed its checks " + std::to_string(attempt + 1) + " time(s); last: " + errors;
+  publish(out, job, progress_.set_plan(job, {{"status", "dead_lettered"}, {"attempt", attempt}, {"reason", why}}));
+  count(true, "plan_invalid", "");
+  return kafka::Failure::bad_input("plan_invalid", why);
 }
 
 }  // namespace agentline::router

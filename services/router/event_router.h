@@ -2,7 +2,11 @@
 // router: reads the events topic (and tasks.submitted, for per-job totals), forwards each event
 // by the routing table, turns QA failures into fix tasks until the fix limit, dead-letters what
 // cannot go on, drops redelivered events (by id, within a bounded window), and publishes each
-// job's progress to the compacted jobs.progress topic. Thread-safe.
+// job's progress to the compacted jobs.progress topic. For a job submitted as a goal it runs the
+// planner's loop (docs/planning.md): a rejected plan is asked for again with its errors
+// (plan_fix_limit), then dead-lettered as plan_invalid; an accepted plan's files are released
+// in dependency order by the DependencyGate; a planned file at the fix limit goes back to the
+// planner once (REPLAN_TASK) before it is dead-lettered. Thread-safe.
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -13,6 +17,7 @@
 #include "agentline/events/message_validator.h"
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "dependency_gate.h"
 #include "job_progress.h"
 #include "routing_table.h"
 
@@ -33,12 +38,21 @@ class EventRouter {
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
   JobProgress& progress() { return progress_; }
+  DependencyGate& gate() { return gate_; }
   // This replica's id, on every progress record it writes (header agentline-origin): reading
   // jobs.progress back, it skips its own records, which it has already applied.
   const std::string& origin() const { return origin_; }
 
  private:
   std::optional<kafka::Failure> handle_task(const kafka::InboundRecord& record, kafka::Emitter& out);
+  std::optional<kafka::Failure> handle_plan_event(const nlohmann::json& event, const kafka::InboundRecord& record,
+                                                  kafka::Emitter& out);
+  // Publishes the gate's records (jobs.plans) and released tasks (tasks.submitted), and marks
+  // the released files in the job's progress. Under the job's lock.
+  void emit_gate(kafka::Emitter& out, const std::string& job_id, DependencyGate::Output output,
+                 const kafka::InboundRecord& cause);
+  // A planned file at the fix limit goes back to the planner; false when it had its replans.
+  bool replan(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out);
   // True the first time an id is seen within the window.
   bool first_sight(const std::string& id);
   void publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update);
@@ -48,7 +62,12 @@ class EventRouter {
   RoutingTable table_;
   std::string submitted_topic_;
   std::string progress_topic_;
+  std::string plans_topic_;
+  std::string fix_topic_;
+  std::string deploy_topic_;
+  std::string escalations_topic_;
   JobProgress progress_;
+  DependencyGate gate_;
   std::string origin_;
 
   std::mutex dedup_mu_;

@@ -1,5 +1,7 @@
 #include "job_progress.h"
 
+#include <map>
+
 #include "agentline/events/timestamps.h"
 
 namespace agentline::router {
@@ -12,6 +14,19 @@ bool is_end(const std::string& status) {
 bool is_end(const nlohmann::json& file) { return file.is_object() && is_end(file.value("status", "")); }
 
 void bump(nlohmann::json& counts, const char* key) { counts[key] = counts.value(key, 0) + 1; }
+
+// How far a file is within one attempt (fix_attempt); with the attempt, the order a file's
+// steps happen in. A step at or behind where the file is can only be a redelivered or replayed
+// event: it changes nothing (a replayed FILE_COMPLETED took a delivered file back to
+// "generated" for good; a replayed QA_PASSED counted twice).
+int rank(const std::string& status) {
+  static const std::map<std::string, int> kRank{{"waiting", 0},       {"submitted", 1},  {"released", 1},
+                                                {"fixing", 1},        {"generated", 2},  {"generation_failed", 2},
+                                                {"qa_failed", 3},     {"replanning", 4}, {"qa_passed", 5},
+                                                {"upload_failed", 6}, {"delivered", 7},  {"dead_lettered", 8}};
+  auto it = kRank.find(status);
+  return it == kRank.end() ? 0 : it->second;
+}
 
 }  // namespace
 
@@ -28,7 +43,9 @@ JobProgress::Job& JobProgress::job_locked(const std::string& job_id) {
                      {"fixes", 0},
                      {"delivered", 0},
                      {"upload_failed", 0},
-                     {"dead_lettered", 0}}},
+                     {"dead_lettered", 0},
+                     {"planned", 0},
+                     {"replans", 0}}},
                    {"files_total", 0},
                    {"files_done", 0},
                    {"percent", 0},
@@ -53,12 +70,31 @@ void JobProgress::refresh_locked(Job& job) {
 }
 
 JobProgress::Update JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
-                                       Step step, const std::string& reason, int fix_attempt) {
+                                       Step step, const std::string& reason, int fix_attempt,
+                                       const nlohmann::json& details, bool replay) {
   std::lock_guard lock(mu_);
   Job& job = job_locked(job_id);
   auto& counts = job.summary["counts"];
   auto it = job.files.find(path);
   const bool known = it != job.files.end();
+  if (known && !replay && step != Step::kSubmitted && step != Step::kPlanned) {
+    const auto& current = it->second;
+    const bool same_task = current.value("task_id", "") == task_id;
+    // A planned file's replan gives it a new task id: events of the round before are stale.
+    if (!same_task && current.contains("depends_on")) return {nullptr, nullptr};
+    static const std::map<Step, const char*> kStatus{
+        {Step::kGenerated, "generated"},        {Step::kGenerationFailed, "generation_failed"},
+        {Step::kQaPassed, "qa_passed"},         {Step::kQaFailed, "qa_failed"},
+        {Step::kFixRequested, "fixing"},        {Step::kDelivered, "delivered"},
+        {Step::kUploadFailed, "upload_failed"}, {Step::kDeadLettered, "dead_lettered"},
+        {Step::kReleased, "released"},          {Step::kReplanning, "replanning"}};
+    const int attempt = current.value("fix_attempt", 0);
+    const int next_attempt = fix_attempt >= 0 ? fix_attempt : attempt;
+    // Another task for the same path (a new version of the file) counts from its own start.
+    if (same_task &&
+        std::pair(next_attempt, rank(kStatus.at(step))) <= std::pair(attempt, rank(current.value("status", ""))))
+      return {nullptr, nullptr};
+  }
   nlohmann::json file =
       known
           ? it->second
@@ -101,7 +137,22 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
       bump(counts, "dead_lettered");
       status = "dead_lettered";
       break;
+    case Step::kPlanned:
+      if (!known) bump(counts, "planned");
+      status = "waiting";
+      break;
+    case Step::kReleased:
+      status = "released";
+      break;
+    case Step::kReplanning:
+      bump(counts, "replans");
+      status = "replanning";
+      break;
   }
+  if (details.is_object()) {
+    for (const auto& [k, v] : details.items()) file[k] = v;
+  }
+  if (known && step != Step::kSubmitted) file["task_id"] = task_id;
   if (status) file["status"] = status;
   if (!reason.empty()) file["reason"] = reason;
   if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
@@ -114,6 +165,19 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
   set_file_locked(job, path, file);
   refresh_locked(job);
   return {job.summary, std::move(file)};
+}
+
+JobProgress::Update JobProgress::set_plan(const std::string& job_id, const nlohmann::json& plan) {
+  std::lock_guard lock(mu_);
+  Job& job = job_locked(job_id);
+  auto& current = job.summary["plan"];
+  if (!current.is_object()) current = nlohmann::json::object();
+  for (const auto& [k, v] : plan.items()) current[k] = v;
+  const std::int64_t version = job.summary.value("version", std::int64_t{0}) + 1;
+  job.summary["version"] = version;
+  job.summary["updated_at"] = events::now_iso8601();
+  refresh_locked(job);
+  return {job.summary, nullptr};
 }
 
 void JobProgress::load(const nlohmann::json& record) {

@@ -7,7 +7,7 @@
 // On the compacted jobs.progress topic a job is two kinds of record, so each step costs the
 // same whatever the job's size:
 //  - the job summary, key `<job_id>`: job_id, counts, files_total, files_done, percent,
-//    updated_at, version;
+//    updated_at, version, and "plan" for a job submitted as a goal;
 //  - one record per file, key `<job_id>/<path>`: job_id, path, task_id, status, fix_attempt,
 //    reason (when there is one), version (the job's version at that step), updated_at.
 // Job ids never contain '/', so the key tells the kinds apart; so does the "path" field.
@@ -36,18 +36,34 @@ class JobProgress {
     kFixRequested,
     kDelivered,
     kUploadFailed,
-    kDeadLettered
+    kDeadLettered,
+    kPlanned,     // a file of an accepted plan, waiting for its dependencies ("waiting")
+    kReleased,    // its dependencies are done: its task is out ("released")
+    kReplanning,  // it reached the fix limit and went back to the planner ("replanning")
   };
 
   struct Update {
     nlohmann::json summary;  // key: job_id
-    nlohmann::json file;     // key: job_id + "/" + path
+    nlohmann::json file;     // key: job_id + "/" + path; null for a summary-only update
   };
 
-  // Records one step of one file and returns the records to publish. Call under lock() when
-  // the publication order matters.
+  // Records one step of one file and returns the records to publish (both null when the step
+  // changes nothing). Call under lock() when the publication order matters. A file's status
+  // only moves forward: a step at or behind where the file is — by fix attempt, then by the
+  // order of the steps (released, generated, qa_failed, replanning, qa_passed, upload_failed,
+  // delivered, dead_lettered) — is a redelivered or replayed event and is ignored, counts
+  // included, unless `replay` (a deliberate replay from the DLQ). Another task for the same
+  // path (a new version of a hand-submitted file) takes the file over from its own start; for a
+  // planned file, events of an earlier task id (before a replan) are ignored.
+  // `details` (an object) is merged into the file's record: a planned file's description and
+  // depends_on, so the job page shows the plan.
   Update apply(const std::string& job_id, const std::string& task_id, const std::string& path, Step step,
-               const std::string& reason = "", int fix_attempt = -1);
+               const std::string& reason = "", int fix_attempt = -1, const nlohmann::json& details = nullptr,
+               bool replay = false);
+  // Sets the summary's "plan": {status: planning | fixing | accepted | dead_lettered, goal,
+  // attempt, interface, files, reason}: a job submitted as a goal shows its plan before it has
+  // files. Merged into what is there.
+  Update set_plan(const std::string& job_id, const nlohmann::json& plan);
   // Loads a record read back from jobs.progress (at start): a summary or a file record.
   void load(const nlohmann::json& record);
   // The job as one document: the summary with "files" {path: file record}.

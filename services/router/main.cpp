@@ -41,10 +41,20 @@ int main(int argc, char** argv) {
     auto state = nlohmann::json::parse(r.value, nullptr, false);
     if (!state.is_discarded()) router.progress().load(state);
   };
+  // The planned jobs' release state likewise (dependency_gate.h).
+  agentline::kafka::TopicFollower plans(settings, host.catalog().topic("jobs.plans"), "agentline-router-plans");
+  auto load_plan = [&](const agentline::kafka::InboundRecord& r) {
+    if (r.tombstone || !r.key || r.header(agentline::kafka::headers::kOrigin) == router.origin()) return;
+    auto state = nlohmann::json::parse(r.value, nullptr, false);
+    if (!state.is_discarded()) router.gate().load(*r.key, state);
+  };
   try {
     const auto n = progress.catch_up(load, std::chrono::seconds(60));
     spdlog::info("read {} progress record(s) back", n);
+    const auto m = plans.catch_up(load_plan, std::chrono::seconds(60));
+    spdlog::info("read {} plan record(s) back", m);
     progress.follow(load);
+    plans.follow(load_plan);
   } catch (const std::exception& e) {
     spdlog::error("cannot read job progress back: {}", e.what());
     return 1;

@@ -19,7 +19,9 @@ const char* RoutingTable::default_json() {
     "UPLOAD_FAILED": "",
     "ESCALATED": ""
   },
-  "fix_limit": 3
+  "fix_limit": 3,
+  "plan_fix_limit": 2,
+  "replan_limit": 1
 })";
 }
 
@@ -27,16 +29,20 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
   auto doc = nlohmann::json::parse(json_text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) throw std::invalid_argument("routing table: not a JSON object");
   for (const auto& [key, value] : doc.items()) {
-    if (key != "routes" && key != "fix_limit") throw std::invalid_argument("routing table: unknown key '" + key + "'");
+    if (key != "routes" && key != "fix_limit" && key != "plan_fix_limit" && key != "replan_limit")
+      throw std::invalid_argument("routing table: unknown key '" + key + "'");
   }
   static const std::set<std::string> kTypes{"FILE_COMPLETED", "FILE_FAILED",   "QA_PASSED", "QA_FAILED",
                                             "UPLOADED",       "UPLOAD_FAILED", "ESCALATED"};
   RoutingTable table;
-  if (doc.contains("fix_limit")) {
-    if (!doc["fix_limit"].is_number_integer() || doc["fix_limit"].get<int>() < 0) {
-      throw std::invalid_argument("routing table: fix_limit must be a non-negative integer");
+  for (auto [key, field] :
+       {std::pair{"fix_limit", &table.fix_limit_}, std::pair{"plan_fix_limit", &table.plan_fix_limit_},
+        std::pair{"replan_limit", &table.replan_limit_}}) {
+    if (!doc.contains(key)) continue;
+    if (!doc[key].is_number_integer() || doc[key].get<int>() < 0) {
+      throw std::invalid_argument(std::string("routing table: ") + key + " must be a non-negative integer");
     }
-    table.fix_limit_ = doc["fix_limit"].get<int>();
+    *field = doc[key].get<int>();
   }
   if (!doc.contains("routes") || !doc["routes"].is_object())
     throw std::invalid_argument("routing table: 'routes' is missing");

@@ -219,6 +219,17 @@ class Stack:
                                   r"(?:killed by signal|exited with)", text))
                 for s in SERVICES}
 
+    def api(self, method, path, body=None):
+        """The gateway's API (no token): (status, JSON body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port('gateway')}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
     def cli(self, *args, check=True, timeout=600):
         return subprocess.run([os.path.join(self.bin, "agentline"), *args, *self.globals], env=self.env,
                               capture_output=True, text=True, check=check, timeout=timeout)

@@ -137,7 +137,7 @@ def check_objects(objs, label, all_features):
         if len(topics) != expected:
             fail("%s: %d KafkaTopics, the catalog has %d" % (label, len(topics), expected))
         compacted = [t["spec"]["topicName"] for t in topics if t["spec"].get("config", {}).get("cleanup.policy") == "compact"]
-        if sorted(compacted) != ["prod.agentline.cache.results", "prod.agentline.jobs.progress"]:
+        if sorted(compacted) != ["prod.agentline.cache.results", "prod.agentline.jobs.plans", "prod.agentline.jobs.progress"]:
             fail("%s: compacted topics %s" % (label, compacted))
         for kind in ("ServiceMonitor", "PrometheusRule", "TriggerAuthentication"):
             if not kinds.get(kind):

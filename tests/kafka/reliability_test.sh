@@ -68,8 +68,8 @@ topics_apply)
   out1=$(apply_topics) || fail "first apply failed"
   out2=$(apply_topics) || fail "second apply failed"
   n=$(grep -c '^created' <<<"$out1")
-  [ "$n" -eq 31 ] || fail "first apply created $n topics, expected 31: $out1"
-  grep -q '^0 created, 31 already present' <<<"$out2" || fail "second apply was not a no-op: $out2"
+  [ "$n" -eq 32 ] || fail "first apply created $n topics, expected 32: $out1"
+  grep -q '^0 created, 32 already present' <<<"$out2" || fail "second apply was not a no-op: $out2"
   parts=$(kcat -b "$B" -L -t "${P}tasks.critical" | grep -c 'partition ')
   [ "$parts" -eq 6 ] || fail "tasks.critical has $parts partitions, expected 6"
   parts=$(kcat -b "$B" -L -t "${P}retry.router.2" | grep -c 'partition ')

@@ -15,9 +15,11 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "agentline/config/options.h"
+#include "agentline/events/plan_task.h"
 #include "agentline/kafka/admin.h"
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/producer.h"
@@ -177,13 +179,42 @@ struct WaitOptions {
   std::string token_file;
 };
 
-int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog, const WaitOptions& wait) {
+// A goal for the planner (--goal): one PLAN_TASK, in place of a file of tasks.
+struct GoalOptions {
+  std::string goal;
+  std::string job_id;
+  std::string tenant;
+  std::string language;
+  std::string layout;
+  int max_files = 0;
+};
+
+int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog, const WaitOptions& wait,
+               const GoalOptions& goal) {
   auto catalog = g.load_catalog();
-  std::ifstream in(file);
-  if (!in) {
-    std::cerr << "cannot read " << file << "\n";
+  if (goal.goal.empty() == file.empty()) {
+    std::cerr << "submit takes a file of tasks or --goal, one of the two\n";
     return 2;
   }
+  std::ifstream file_in;
+  std::istringstream goal_in;
+  if (!goal.goal.empty()) {
+    nlohmann::json constraints = nlohmann::json::object();
+    if (!goal.language.empty()) constraints["language"] = goal.language;
+    if (!goal.layout.empty()) constraints["layout"] = goal.layout;
+    if (goal.max_files > 0) constraints["max_files"] = goal.max_files;
+    std::string job_id = goal.job_id;
+    if (job_id.empty()) job_id = "goal-" + cli::new_traceparent().substr(3, 12);
+    goal_in.str(events::make_plan_task(job_id, goal.goal, constraints, goal.tenant).dump() + "\n");
+    std::cout << "job " << job_id << ": goal submitted for planning\n";
+  } else {
+    file_in.open(file);
+    if (!file_in) {
+      std::cerr << "cannot read " << file << "\n";
+      return 2;
+    }
+  }
+  std::istream& in = goal.goal.empty() ? static_cast<std::istream&>(file_in) : goal_in;
   const std::string topic = catalog.topic("tasks.submitted");
   kafka::Producer producer(g.settings(), "agentline-submit");
   kafka::ClusterAdmin admin(g.settings());
@@ -361,8 +392,16 @@ int main(int argc, char** argv) {
 
   std::string file;
   bool raw = false;
-  auto* submit = app.add_subcommand("submit", "Validate tasks (JSON Lines) and publish them to tasks.submitted");
-  submit->add_option("file", file, "Tasks, one JSON object per line")->required();
+  auto* submit = app.add_subcommand(
+      "submit", "Validate tasks (JSON Lines), or a goal for the planner, and publish them to tasks.submitted");
+  submit->add_option("file", file, "Tasks, one JSON object per line");
+  GoalOptions goal;
+  submit->add_option("--goal", goal.goal, "A goal to plan instead of a file of tasks (docs/planning.md)");
+  submit->add_option("--job-id", goal.job_id, "With --goal: the job's id (default: goal-<random>)");
+  submit->add_option("--tenant", goal.tenant, "With --goal: the tenant whose quota the job uses");
+  submit->add_option("--language", goal.language, "With --goal: constraint: the project's language");
+  submit->add_option("--max-files", goal.max_files, "With --goal: constraint: at most this many files");
+  submit->add_option("--layout", goal.layout, "With --goal: constraint: the layout the files follow");
   submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
   WaitOptions wait;
   submit->add_option("--wait", wait.seconds,
@@ -409,7 +448,7 @@ int main(int argc, char** argv) {
   try {
     if (*broker) return cmd_broker(g, brokers);
     if (*up) return cmd_up(g, services, base_port, grace_ms);
-    if (*submit) return cmd_submit(g, file, raw, max_backlog, wait);
+    if (*submit) return cmd_submit(g, file, raw, max_backlog, wait, goal);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
     if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered);

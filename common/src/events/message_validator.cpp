@@ -71,11 +71,13 @@ std::optional<Failure> check(const CompiledSchema& compiled, const nlohmann::jso
 
 struct MessageValidator::Impl {
   CompiledSchema task;
+  CompiledSchema plan_task;                                   // PLAN_TASK, REPLAN_TASK
   std::map<std::string, CompiledSchema, std::less<>> events;  // by event type
 };
 
 MessageValidator::MessageValidator() : impl_(std::make_unique<Impl>()) {
   compile(impl_->task, "schemas/task.json");
+  compile(impl_->plan_task, "schemas/plan_task.json");
   for (auto name : config::embedded_resource_names()) {
     if (name.rfind("schemas/events/", 0) != 0) continue;
     nlohmann::json doc = nlohmann::json::parse(*config::embedded_resource(name));
@@ -97,10 +99,23 @@ std::optional<Failure> MessageValidator::parse(std::string_view text, nlohmann::
 }
 
 std::optional<Failure> MessageValidator::validate_task(const nlohmann::json& message) const {
-  if (auto failure = check(impl_->task, message)) return failure;
-  const auto& path = message["payload"]["path"].get_ref<const std::string&>();
-  if (auto reason = unsafe_path_reason(path)) {
-    return Failure::bad_input("unsafe_path", *reason + ": " + path.substr(0, 256));
+  const auto type = message.find("type");
+  const bool plan = type != message.end() && type->is_string() && (*type == "PLAN_TASK" || *type == "REPLAN_TASK");
+  if (auto failure = check(plan ? impl_->plan_task : impl_->task, message)) return failure;
+  const auto& payload = message["payload"];
+  const auto path = payload.find("path");
+  if (path == payload.end()) {
+    // Only a PLAN_TASK has no file (task.json requires one of the others).
+    if (*type == "REPLAN_TASK")
+      return Failure::bad_input("schema_violation", "a REPLAN_TASK names its file: payload.path");
+    return std::nullopt;
+  }
+  if (*type == "REPLAN_TASK" && (!payload.contains("description") || !payload.contains("content"))) {
+    return Failure::bad_input("schema_violation", "a REPLAN_TASK carries payload.description and payload.content");
+  }
+  const auto& path_text = path->get_ref<const std::string&>();
+  if (auto reason = unsafe_path_reason(path_text)) {
+    return Failure::bad_input("unsafe_path", *reason + ": " + path_text.substr(0, 256));
   }
   return std::nullopt;
 }

@@ -45,7 +45,71 @@ TEST(Prompt, ContextFilesAreCompactedWithinTheBudget) {
   EXPECT_NE(p.user.find("cut to the context budget"), std::string::npos);
 }
 
-TEST(ExtractCode, TakesTheFirstFencedBlock) {
+// A planned file's prompt: the job's goal, interface notes and file list, and its
+// dependencies' content; a fix also sees the files that import it.
+json planned_task(const std::string& type) {
+  return {
+      {"type", type},
+      {"payload",
+       {{"path", "calc/cli.py"},
+        {"description", "the command line"},
+        {"job",
+         {{"goal", "GOAL: a calculator"},
+          {"interface", "INTERFACE: ops.add(a, b)"},
+          {"files",
+           {{{"path", "calc/ops.py"}, {"description", "OPS-LINE"}},
+            {{"path", "calc/cli.py"}, {"description", "CLI-LINE"}, {"depends_on", {"calc/ops.py"}}}}}}},
+        {"context_files",
+         {{{"path", "tests/test_cli.py"}, {"content", std::string(3000, 'T')}, {"relation", "dependant"}},
+          {{"path", "calc/ops.py"}, {"content", "def add(a, b):\n    return a + b\n"}, {"relation", "dependency"}}}},
+        {"dependency_failures", {{{"path", "calc/errors.py"}, {"reason", "qa_failed_max: SyntaxError"}}}}}}};
+}
+
+TEST(Prompt, APlannedFileKnowsItsJob) {
+  const auto p = build_prompt(planned_task("DEV_TASK"), 24000);
+  for (const char* part : {"GOAL: a calculator", "INTERFACE: ops.add(a, b)", "- calc/ops.py: OPS-LINE",
+                           "- calc/cli.py: CLI-LINE (imports calc/ops.py)", "Context file calc/ops.py:",
+                           "def add(a, b):", "Dependency calc/errors.py could not be completed (qa_failed_max"}) {
+    EXPECT_NE(p.user.find(part), std::string::npos) << part << " is missing from:\n" << p.user;
+  }
+  EXPECT_LT(p.user.find("Context file calc/ops.py"), p.user.find("Context file tests/test_cli.py"))
+      << "dependencies come before the files that import it";
+}
+
+TEST(Prompt, WhatIsCutFirstIsOtherFilesThenTheFileListThenTheInterface) {
+  const json task = planned_task("DEV_TASK");
+  // Room for the goal, the dependency and the interface, not for the file list and the dependant.
+  const std::size_t room =
+      std::string("GOAL: a calculator").size() + 40 + std::string("INTERFACE: ops.add(a, b)").size();
+  const auto small = build_prompt(task, room);
+  EXPECT_NE(small.user.find("GOAL: a calculator"), std::string::npos);
+  EXPECT_NE(small.user.find("def add(a, b):"), std::string::npos) << "dependencies are cut late";
+  EXPECT_EQ(small.user.find("TTTTTTTTTT"), std::string::npos) << "other files are cut first";
+  EXPECT_EQ(small.user.find("CLI-LINE"), std::string::npos) << "then the file list";
+  // No room at all: the file's own task stays; every part of the context is cut.
+  const auto none = build_prompt(task, 0);
+  EXPECT_NE(none.user.find("Task: the command line"), std::string::npos);
+  EXPECT_EQ(none.user.find("def add"), std::string::npos);
+  EXPECT_EQ(none.user.find("OPS-LINE"), std::string::npos);
+  // The budget bounds what the context adds, whatever its size.
+  const auto bare =
+      build_prompt({{"type", "DEV_TASK"}, {"payload", {{"path", "calc/cli.py"}, {"description", "the command line"}}}});
+  EXPECT_LE(build_prompt(task, 500).user.size(), bare.user.size() + 500 + 600)
+      << "500 of context plus headings and notes";
+}
+
+TEST(TemplateGenerator, APlannedPythonFileImportsWhatItsDependenciesDefine) {
+  auto g = make_template_generator();
+  GenerationRequest r;
+  r.path = "calc/cli.py";
+  r.task = planned_task("DEV_TASK");
+  r.task["payload"]["context_files"][1]["content"] = "def ops_info():\n    return \"ops\"\n";
+  const auto content = g->generate(r).content;
+  EXPECT_NE(content.find("from calc.ops import ops_info"), std::string::npos) << content;
+  EXPECT_NE(content.find("def cli_info():"), std::string::npos) << content;
+}
+
+TEST(ExtractCode, TakesTheFencedBlock) {
   EXPECT_EQ(extract_code("Sure!\n```python\nx = 1\n```\nDone."), "x = 1\n");
   EXPECT_EQ(extract_code("```\na\n```"), "a\n");
   EXPECT_EQ(extract_code("no fences"), "no fences");

@@ -1,4 +1,5 @@
 #include "agentline/events/message_validator.h"
+#include "agentline/events/plan_task.h"
 
 #include <gtest/gtest.h>
 
@@ -91,4 +92,31 @@ TEST(MessageValidator, EveryDesignEventTypeHasASchema) {
        {"FILE_COMPLETED", "FILE_FAILED", "QA_PASSED", "QA_FAILED", "UPLOADED", "UPLOAD_FAILED", "ESCALATED"}) {
     EXPECT_FALSE(v.event_schema_id(type).empty()) << type;
   }
+}
+
+TEST(MessageValidator, AGoalIsAPlanTaskWithItsOwnSchema) {
+  MessageValidator v;
+  json plan =
+      agentline::events::make_plan_task("job-1", "a calculator", {{"language", "python"}, {"max_files", 5}}, "acme");
+  EXPECT_FALSE(v.validate_task(plan).has_value());
+  EXPECT_EQ(plan["task_id"], "job-1:plan");
+  plan["payload"]["constraints"]["max_files"] = 0;
+  auto f = v.validate_task(plan);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->message.find("max_files"), std::string::npos) << f->message;
+  json no_goal = agentline::events::make_plan_task("job-1", "g", nullptr, "");
+  no_goal["payload"].erase("goal");
+  EXPECT_TRUE(v.validate_task(no_goal));
+  // A replan names its file, which passes the path policy like any task's.
+  json replan = no_goal;
+  replan["type"] = "REPLAN_TASK";
+  replan["payload"] = {{"goal", "g"}, {"path", "../x.py"}, {"description", "d"}, {"content", ""}};
+  ASSERT_TRUE(v.validate_task(replan));
+  EXPECT_EQ(v.validate_task(replan)->error_class, "unsafe_path");
+  replan["payload"].erase("path");
+  EXPECT_TRUE(v.validate_task(replan));
+  // A DEV_TASK still needs its file.
+  json dev = valid_task();
+  dev["payload"].erase("path");
+  EXPECT_TRUE(v.validate_task(dev));
 }

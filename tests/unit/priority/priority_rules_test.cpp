@@ -69,3 +69,25 @@ TEST(PriorityRules, BadRuleFilesAreRejected) {
   EXPECT_THROW(PriorityRules::parse(R"({"rules": [{"name": "x", "priority": "low"}]})"), std::invalid_argument);
   EXPECT_THROW(PriorityRules::parse(R"({"rules": [], "defualt": "low"})"), std::invalid_argument);
 }
+
+TEST(PriorityRules, FilesOthersWaitOnGoAheadOfTheirRule) {
+  struct Row {
+    Priority rule;
+    int dependants;
+    Priority expected;
+    const char* name;
+  } rows[] = {
+      {Priority::kLow, 0, Priority::kLow, "docs"},
+      {Priority::kLow, 1, Priority::kNormal, "docs+critical_path"},
+      {Priority::kLow, 2, Priority::kNormal, "docs+critical_path"},
+      {Priority::kLow, 3, Priority::kHigh, "docs+critical_path"},
+      {Priority::kNormal, 7, Priority::kCritical, "docs+critical_path"},
+      {Priority::kHigh, 1, Priority::kCritical, "docs+critical_path"},
+      {Priority::kCritical, 9, Priority::kCritical, "docs"},
+  };
+  for (const auto& r : rows) {
+    const auto d = raise_for_dependants({r.rule, "docs"}, r.dependants);
+    EXPECT_EQ(d.priority, r.expected) << r.dependants;
+    EXPECT_EQ(d.rule, r.name) << r.dependants;
+  }
+}

@@ -155,6 +155,147 @@ TEST_F(RouterTest, ProgressFollowsTheJob) {
   EXPECT_FALSE(json::parse(progress[progress.size() - 2].value).contains("files")) << "the summary stays small";
 }
 
+json plan_event_payload() {
+  return {
+      {"goal", "a calculator"},
+      {"plan_attempt", 0},
+      {"plan",
+       {{"files",
+         {{{"path", "calc/core.py"}, {"description", "core"}, {"language", "python"}, {"depends_on", json::array()}},
+          {{"path", "calc/cli.py"},
+           {"description", "cli"},
+           {"language", "python"},
+           {"depends_on", {"calc/core.py"}},
+           {"parent", "s1"}}}},
+        {"interface", "core_info()"},
+        {"items", {{{"id", "s1"}, {"kind", "story"}, {"title", "The CLI"}}}}}}};
+}
+
+TEST_F(RouterTest, AnAcceptedPlanIsShownAndItsFilesAreReleasedInDependencyOrder) {
+  Collect out;
+  EXPECT_FALSE(router_.handle(event("pc-1", "PLAN_COMPLETED", plan_event_payload(), "job-1:plan"), out));
+  auto released = out.to(catalog_.topic("tasks.submitted"));
+  ASSERT_EQ(released.size(), 1u) << "only the file that depends on nothing";
+  auto core = json::parse(released[0].value);
+  EXPECT_EQ(core["payload"]["path"], "calc/core.py");
+  EXPECT_EQ(core["payload"]["dependants"], 1);
+  EXPECT_EQ(released[0].key, core["task_id"]);
+  ASSERT_EQ(out.to(catalog_.topic("deploy.requests")).size(), 1u) << "the plan's story, for the delivery target";
+  EXPECT_EQ(json::parse(out.to(catalog_.topic("deploy.requests"))[0].value)["type"], "DEPLOY_ITEM");
+  EXPECT_FALSE(out.to(catalog_.topic("jobs.plans")).empty());
+  auto job = last_progress(out);
+  EXPECT_EQ(job["plan"]["status"], "accepted");
+  EXPECT_EQ(job["files_total"], 2);
+  EXPECT_EQ(job["files"]["calc/core.py"]["status"], "released");
+  EXPECT_EQ(job["files"]["calc/cli.py"]["status"], "waiting");
+  EXPECT_EQ(job["files"]["calc/cli.py"]["depends_on"], json::array({"calc/core.py"}));
+
+  // core passes QA: cli is released with core's content and its parent item.
+  Collect next;
+  EXPECT_FALSE(router_.handle(
+      event("qp-1", "QA_PASSED", {{"path", "calc/core.py"}, {"content", "def core_info(): ..."}}, core["task_id"]),
+      next));
+  released = next.to(catalog_.topic("tasks.submitted"));
+  ASSERT_EQ(released.size(), 1u);
+  auto cli = json::parse(released[0].value);
+  EXPECT_EQ(cli["payload"]["path"], "calc/cli.py");
+  EXPECT_EQ(cli["payload"]["parent_id"], "s1");
+  EXPECT_EQ(cli["payload"]["context_files"][0]["content"], "def core_info(): ...");
+  EXPECT_EQ(router_.gate().context_for("job-1", "calc/cli.py", false)["job"]["interface"], "core_info()");
+
+  // A redelivered plan or QA_PASSED (new ids, as after a replay with another router) releases nothing.
+  Collect again;
+  EXPECT_FALSE(router_.handle(event("pc-1b", "PLAN_COMPLETED", plan_event_payload(), "job-1:plan"), again));
+  EXPECT_FALSE(router_.handle(
+      event("qp-1b", "QA_PASSED", {{"path", "calc/core.py"}, {"content", "def core_info(): ..."}}, core["task_id"]),
+      again));
+  EXPECT_TRUE(again.to(catalog_.topic("tasks.submitted")).empty());
+}
+
+TEST_F(RouterTest, ARejectedPlanIsAskedForAgainWithItsErrorsThenDeadLettered) {
+  json rejected = {{"goal", "a calculator"},
+                   {"plan_attempt", 0},
+                   {"reply", "no plan here"},
+                   {"constraints", {{"max_files", 3}}},
+                   {"diagnostics", {{{"message", "the reply holds no JSON plan"}, {"check", "plan"}}}}};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    rejected["plan_attempt"] = attempt;
+    Collect out;
+    EXPECT_FALSE(router_.handle(event("pr-" + std::to_string(attempt), "PLAN_REJECTED", rejected, "job-1:plan"), out));
+    auto fixes = out.to(catalog_.topic("tasks.fix"));
+    ASSERT_EQ(fixes.size(), 1u);
+    auto again = json::parse(fixes[0].value);
+    EXPECT_EQ(again["type"], "PLAN_TASK");
+    EXPECT_EQ(again["payload"]["plan_attempt"], attempt + 1);
+    EXPECT_EQ(again["payload"]["previous_reply"], "no plan here");
+    EXPECT_EQ(again["payload"]["constraints"]["max_files"], 3);
+    EXPECT_EQ(last_progress(out)["plan"]["status"], "fixing");
+  }
+  rejected["plan_attempt"] = 2;
+  Collect out;
+  auto failure = router_.handle(event("pr-2", "PLAN_REJECTED", rejected, "job-1:plan"), out);
+  ASSERT_TRUE(failure) << "plan_fix_limit 2: the third rejection is dead-lettered";
+  EXPECT_EQ(failure->error_class, "plan_invalid");
+  EXPECT_NE(failure->message.find("the reply holds no JSON plan"), std::string::npos);
+  EXPECT_EQ(last_progress(out)["plan"]["status"], "dead_lettered");
+}
+
+TEST_F(RouterTest, ARejectedSuppliedPlanIsDeadLetteredAtOnce) {
+  Collect out;
+  auto failure = router_.handle(event("pr-s", "PLAN_REJECTED",
+                                      {{"goal", "g"},
+                                       {"plan_attempt", 0},
+                                       {"supplied", true},
+                                       {"diagnostics", {{{"message", "dependency cycle: a -> b -> a"}}}}},
+                                      "job-1:plan"),
+                                out);
+  ASSERT_TRUE(failure) << "the same plan would fail the same way: no plan-fix attempt";
+  EXPECT_EQ(failure->error_class, "plan_invalid");
+  EXPECT_TRUE(out.to(catalog_.topic("tasks.fix")).empty());
+}
+
+TEST_F(RouterTest, APlannedFileAtTheFixLimitGoesBackToThePlannerOnceThenToTheDlq) {
+  Collect plan;
+  router_.handle(event("pc-1", "PLAN_COMPLETED", plan_event_payload(), "job-1:plan"), plan);
+  const json failed = {{"path", "calc/core.py"},
+                       {"fix_attempt", 3},
+                       {"description", "core"},
+                       {"content", "def core(:"},
+                       {"diagnostics", {{{"line", 1}, {"message", "SyntaxError"}}}}};
+  Collect out;
+  EXPECT_FALSE(router_.handle(event("qf-3", "QA_FAILED", failed, "job-1:0"), out)) << "not the DLQ yet";
+  auto replans = out.to(catalog_.topic("tasks.fix"));
+  ASSERT_EQ(replans.size(), 1u);
+  auto replan = json::parse(replans[0].value);
+  EXPECT_EQ(replan["type"], "REPLAN_TASK");
+  EXPECT_EQ(replan["payload"]["content"], "def core(:");
+  EXPECT_EQ(replan["payload"]["plan"]["files"].size(), 2u);
+  ASSERT_EQ(out.to(catalog_.topic("escalations")).size(), 1u) << "the escalations topic records the replan";
+  EXPECT_EQ(last_progress(out)["files"]["calc/core.py"]["status"], "replanning");
+
+  // The planner revises it: the file is released again under a new task id.
+  json revised = {
+      {"goal", "a calculator"},
+      {"replan_of", "calc/core.py"},
+      {"plan",
+       {{"files", {{{"path", "calc/core.py"}, {"description", "smaller core"}, {"depends_on", json::array()}}}}}}};
+  Collect again;
+  EXPECT_FALSE(router_.handle(event("pc-r", "PLAN_COMPLETED", revised, "job-1:0"), again));
+  auto released = again.to(catalog_.topic("tasks.submitted"));
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(json::parse(released[0].value)["task_id"], "job-1:0r1");
+  EXPECT_EQ(json::parse(released[0].value)["payload"]["description"], "smaller core");
+
+  // A second failure at the limit is dead-lettered, and cli is released with that fact.
+  Collect last;
+  auto dead = router_.handle(event("qf-r3", "QA_FAILED", failed, "job-1:0r1"), last);
+  ASSERT_TRUE(dead);
+  EXPECT_EQ(dead->error_class, "qa_failed_max");
+  released = last.to(catalog_.topic("tasks.submitted"));
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(json::parse(released[0].value)["payload"]["dependency_failures"][0]["path"], "calc/core.py");
+}
+
 TEST(RoutingTable, BadTablesAreRefused) {
   auto catalog = kafka::TopicCatalog::load("");
   EXPECT_THROW(RoutingTable::parse(R"({"routes": {"FILE_COMPLETED": "nowhere"}})", catalog), std::invalid_argument);
@@ -214,6 +355,49 @@ TEST(JobProgressTest, ReadsTheFormerInlineFormatBack) {
   auto u = progress.apply("old", "t2", "b.py", JobProgress::Step::kQaPassed);
   EXPECT_EQ(u.summary["version"], 5);
   EXPECT_EQ(u.summary["percent"], 100);
+}
+
+}  // namespace
+}  // namespace agentline::router
+
+namespace agentline::router {
+namespace {
+
+TEST(JobProgressTest, AFileOnlyMovesForwardRedeliveriesChangeNothing) {
+  using Step = JobProgress::Step;
+  JobProgress p;
+  p.apply("j", "t1", "a.py", Step::kSubmitted);
+  p.apply("j", "t1", "a.py", Step::kGenerated, "", 0);
+  p.apply("j", "t1", "a.py", Step::kQaPassed, "", 0);
+  p.apply("j", "t1", "a.py", Step::kDelivered);
+  // A replayed FILE_COMPLETED and QA_PASSED after a router crash.
+  EXPECT_TRUE(p.apply("j", "t1", "a.py", Step::kGenerated, "", 0).file.is_null());
+  EXPECT_TRUE(p.apply("j", "t1", "a.py", Step::kQaPassed, "", 0).file.is_null());
+  auto doc = *p.get("j");
+  EXPECT_EQ(doc["files"]["a.py"]["status"], "delivered");
+  EXPECT_EQ(doc["counts"]["generated"], 1) << "counters do not pass the file count";
+  EXPECT_EQ(doc["counts"]["qa_passed"], 1);
+  // A fix attempt is later than the attempt before it, whatever its step.
+  p.apply("j", "t2", "b.py", Step::kGenerated, "", 0);
+  p.apply("j", "t2", "b.py", Step::kQaFailed, "", 0);
+  p.apply("j", "t2", "b.py", Step::kFixRequested, "", 1);
+  EXPECT_FALSE(p.apply("j", "t2", "b.py", Step::kGenerated, "", 1).file.is_null());
+  EXPECT_EQ((*p.get("j"))["files"]["b.py"]["status"], "generated");
+  // Another task for the same path takes it over; a deliberate replay always applies.
+  EXPECT_FALSE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0).file.is_null());
+  EXPECT_FALSE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0, nullptr, true).file.is_null());
+}
+
+TEST(JobProgressTest, APlannedFileIgnoresEventsOfItsRoundBeforeAReplan) {
+  using Step = JobProgress::Step;
+  JobProgress p;
+  p.apply("j", "j:0", "a.py", Step::kPlanned, "", 0, {{"depends_on", json::array()}});
+  p.apply("j", "j:0", "a.py", Step::kQaFailed, "", 3);
+  p.apply("j", "j:0", "a.py", Step::kReplanning);
+  p.apply("j", "j:0r1", "a.py", Step::kPlanned, "", 0, {{"depends_on", json::array()}});
+  EXPECT_TRUE(p.apply("j", "j:0", "a.py", Step::kQaFailed, "", 3).file.is_null()) << "the first round's";
+  EXPECT_FALSE(p.apply("j", "j:0r1", "a.py", Step::kGenerated, "", 0).file.is_null());
+  EXPECT_EQ((*p.get("j"))["files"]["a.py"]["task_id"], "j:0r1");
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 namespace agentline::events {
 
 inline constexpr std::string_view kTaskSchemaId = "agentline.task.v1";
+inline constexpr std::string_view kPlanTaskSchemaId = "agentline.plan_task.v1";
 
 class MessageValidator {
  public:
@@ -26,7 +27,8 @@ class MessageValidator {
   // Parses UTF-8 JSON text into `out` (an object); "malformed_json" on failure.
   static std::optional<kafka::Failure> parse(std::string_view text, nlohmann::json& out);
 
-  // A task (DEV_TASK / FIX_TASK): its schema, then the path policy.
+  // A task: DEV_TASK / FIX_TASK against task.json, PLAN_TASK / REPLAN_TASK against
+  // plan_task.json; then the path policy on its file, if it names one.
   std::optional<kafka::Failure> validate_task(const nlohmann::json& message) const;
   // An event: the schema of its `type`; unknown types are "unknown_event_type".
   std::optional<kafka::Failure> validate_event(const nlohmann::json& message) const;
