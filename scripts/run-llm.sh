@@ -16,7 +16,7 @@ bin=${1:-build/bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${AGENTLINE_STATE_DIR:-$root/.agentline-llm}
 port=${AGENTLINE_BASE_HTTP_PORT:-9400}
-goal=${AGENTLINE_DEMO_GOAL:-A Python module calc.py with add(a, b) and sub(a, b), and a test file test_calc.py}
+goal=${AGENTLINE_DEMO_GOAL:-A calculator CLI in Python}
 rm -rf "$state" && mkdir -p "$state"
 pids=()
 stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -32,7 +32,7 @@ if [ -z "${AGENTLINE_LLM_BASE_URL:-}" ]; then
   pids+=($!)
   for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$llm_port/v1/models" 2>/dev/null && break; sleep 0.2; done
   export AGENTLINE_LLM_BASE_URL=http://127.0.0.1:$llm_port/v1 AGENTLINE_LLM_MODEL=smollm2 AGENTLINE_LLM_API_KEY=local
-  export AGENTLINE_MAX_TOKENS=${AGENTLINE_MAX_TOKENS:-300} AGENTLINE_PLAN_MAX_TOKENS=${AGENTLINE_PLAN_MAX_TOKENS:-400}
+  export AGENTLINE_MAX_TOKENS=${AGENTLINE_MAX_TOKENS:-200} AGENTLINE_PLAN_MAX_TOKENS=${AGENTLINE_PLAN_MAX_TOKENS:-300}
   export AGENTLINE_LLM_MAX_IN_FLIGHT=1 AGENTLINE_LLM_TEMPERATURE=0 AGENTLINE_BATCH_MAX_FILES=1
   export AGENTLINE_LLM_STRUCTURED_OUTPUT=json_object_schema  # llama.cpp's grammar keeps a plan valid JSON
 fi
@@ -45,7 +45,7 @@ gateway="http://127.0.0.1:$((port + 6))"
 for _ in $(seq 1 300); do curl -fsS -o /dev/null "$gateway/readyz" 2>/dev/null && break; sleep 0.2; done
 echo "== model: $AGENTLINE_LLM_MODEL at $AGENTLINE_LLM_BASE_URL; job page: $gateway/"
 echo "== goal: $goal"
-"$bin/agentline" submit --state-dir "$state" --goal "$goal" --job-id demo-goal --max-files "${AGENTLINE_DEMO_MAX_FILES:-3}" \
+"$bin/agentline" submit --state-dir "$state" --goal "$goal" --job-id demo-goal --language python --max-files "${AGENTLINE_DEMO_MAX_FILES:-3}" \
   --wait "${AGENTLINE_DEMO_WAIT_S:-1200}" --gateway "$gateway" || echo "(the job did not finish in time)"
 echo "== the plan and each file as the gateway serves them"
 curl -fsS "$gateway/api/jobs/demo-goal" | python3 -c '
