@@ -66,9 +66,12 @@ void ProgressView::apply(const kafka::InboundRecord& record) {
   changed_.notify_all();
 }
 
-JobSnapshot ProgressView::snapshot(const Job& job) {
+JobSnapshot ProgressView::snapshot(const std::string& job_id, const Job& job) {
   JobSnapshot s;
   s.doc = job.summary.is_null() ? nlohmann::json::object() : job.summary;
+  // File records can arrive before the job's summary (other partitions): the document still
+  // names its job (the page keyed an unnamed one as a job of its own).
+  s.doc["job_id"] = job_id;
   s.doc["files"] = nlohmann::json::object();
   int done = 0;
   for (const auto& [path, f] : job.files) {
@@ -93,7 +96,7 @@ std::optional<JobSnapshot> ProgressView::job(const std::string& job_id) const {
   std::lock_guard lock(mutex_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return snapshot(it->second);
+  return snapshot(it->first, it->second);
 }
 
 std::vector<nlohmann::json> ProgressView::jobs() const {
@@ -101,7 +104,7 @@ std::vector<nlohmann::json> ProgressView::jobs() const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, job] : jobs_) {
-      auto s = snapshot(job).doc;
+      auto s = snapshot(id, job).doc;
       s.erase("files");
       out.push_back(std::move(s));
     }
@@ -122,7 +125,7 @@ std::optional<JobSnapshot> ProgressView::wait_for_change(const std::string& job_
   });
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return snapshot(it->second);
+  return snapshot(it->first, it->second);
 }
 
 std::size_t ProgressView::size() const {

@@ -51,7 +51,7 @@ class ProgressView {
     std::int64_t version = 0;
     std::int64_t sequence = 0;
   };
-  static JobSnapshot snapshot(const Job& job);
+  static JobSnapshot snapshot(const std::string& job_id, const Job& job);
 
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;

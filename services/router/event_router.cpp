@@ -365,6 +365,7 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
     if (fresh) {
       publish(out, job,
               progress_.set_plan(job, {{"status", "accepted"},
+                                       {"goal", payload.value("goal", "")},
                                        {"attempt", attempt},
                                        {"files", (*plan)["plan"]["files"].size()},
                                        {"interface", (*plan)["plan"].value("interface", "")}}));
@@ -415,12 +416,20 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
       return kafka::Failure::bad_input("invalid_fix_task", "the plan-fix task is invalid: " + failure->message);
     }
     out.emit(json_record(fix_topic_, task_id, again, record));
-    publish(out, job, progress_.set_plan(job, {{"status", "fixing"}, {"attempt", attempt + 1}, {"errors", errors}}));
+    publish(
+        out, job,
+        progress_.set_plan(
+            job,
+            {{"status", "fixing"}, {"goal", payload.value("goal", "")}, {"attempt", attempt + 1}, {"errors", errors}}));
     count(false, type, fix_topic_);
     return std::nullopt;
   }
   const std::string why = "the plan failed its checks " + std::to_string(attempt + 1) + " time(s); last: " + errors;
-  publish(out, job, progress_.set_plan(job, {{"status", "dead_lettered"}, {"attempt", attempt}, {"reason", why}}));
+  publish(
+      out, job,
+      progress_.set_plan(
+          job,
+          {{"status", "dead_lettered"}, {"goal", payload.value("goal", "")}, {"attempt", attempt}, {"reason", why}}));
   count(true, "plan_invalid", "");
   return kafka::Failure::bad_input("plan_invalid", why);
 }

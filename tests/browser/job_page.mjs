@@ -1,6 +1,7 @@
 // Drives the gateway's live job page in headless Chromium (Debian's /usr/bin/chromium) with
 // playwright-core: loads the page, submits a job through its form, watches the job reach 100%
-// over Server-Sent Events without a reload, and saves a screenshot.
+// over Server-Sent Events without a reload, then a goal whose plan and imports the page shows,
+// and saves a screenshot.
 //   node job_page.mjs PAGE_URL TOKEN SCREENSHOT_PATH
 import { chromium } from "playwright-core";
 
@@ -43,9 +44,26 @@ try {
   }
   await page.click(card);
   const statuses = await page.$$eval("#detail tbody tr .pill", (els) => els.map((e) => e.textContent.trim()));
+  // A goal through the same form: the planned job shows its plan and what each file imports.
+  const goalJob = job + "-goal";
+  await page.fill("#submit-json", JSON.stringify({ job_id: goalJob, goal: "A calculator CLI", constraints: { max_files: 4 } }));
+  await page.click("#submit-button");
+  const goalCard = `.job[data-job="${goalJob}"]`;
+  await page.waitForSelector(goalCard, { timeout: 60000 });
+  await page.waitForFunction((sel) => document.querySelector(sel + " .percent")?.textContent.trim() === "100%", goalCard,
+    { timeout: 120000 });
+  await page.click(goalCard);
+  await page.waitForSelector("#plan", { timeout: 10000 });
+  const plan = (await page.textContent("#plan")).trim();
+  const imports = await page.$$eval("#detail tbody tr .deps", (els) => els.map((e) => e.textContent.trim()));
+  if (!/plan accepted/.test(plan) || !/A calculator CLI/.test(plan)) fail("the goal's plan is not shown: " + plan);
+  if (!imports.some((t) => t.includes("calculator_cli/core.py"))) fail("no file shows what it imports: " + imports.join("; "));
+  // Every card names its job (file records that came before a job's summary made a nameless one).
+  const nameless = await page.$$eval(".job", (els) => els.filter((e) => !e.dataset.job || e.dataset.job === "undefined").length);
+  if (nameless) fail(`${nameless} job card(s) without a job id`);
   const conn = (await page.textContent("#conn")).trim();
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, connection: conn, reloads, errors }));
+  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, plan, imports, connection: conn, reloads, errors }));
   if (statuses.length !== 6 || statuses.some((s) => s !== "delivered")) fail("file statuses: " + statuses.join(", "));
   if (reloads !== 1) fail(`the page navigated ${reloads} times (it must update without reloading)`);
   if (errors.length) fail("page errors: " + errors.join("; "));
