@@ -215,6 +215,7 @@ def main():
         server.wait(timeout=30)
     log(json.dumps(report, indent=1)[:6000])
     if report_path:
+        os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=1)
     if failures:
