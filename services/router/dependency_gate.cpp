@@ -162,7 +162,7 @@ void DependencyGate::release_ready(const std::string& job_id, Job& job, Output& 
                     {"dependants", dependants(path)}};
     if (f.contains("parent")) payload["parent_id"] = f["parent"];
     if (job.plan.contains("tenant")) payload["tenant"] = job.plan["tenant"];
-    json context = context_locked(job_id, job, path, false);
+    json context = context_locked(job, path, false);
     for (auto& [k, v] : context.items()) payload[k] = std::move(v);
     out.tasks.push_back({{"id", events::derived_id("rel-", task_id)},
                          {"task_id", task_id},
@@ -194,9 +194,7 @@ DependencyGate::Output DependencyGate::confirm(const std::string& job_id, const 
   return out;
 }
 
-json DependencyGate::context_locked(const std::string& job_id, const Job& job, const std::string& path,
-                                    bool fix) const {
-  (void)job_id;
+json DependencyGate::context_locked(const Job& job, const std::string& path, bool fix) const {
   const json& files = files_of(job.plan);
   json summary = json::array();
   const json* self = nullptr;
@@ -279,7 +277,7 @@ json DependencyGate::context_for(const std::string& job_id, const std::string& p
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.plan.is_null()) return json::object();
-  return context_locked(job_id, it->second, path, fix);
+  return context_locked(it->second, path, fix);
 }
 
 void DependencyGate::load(const std::string& key, const json& value) {

@@ -81,7 +81,7 @@ class DependencyGate {
   Output settle(const std::string& job_id, const std::string& path, nlohmann::json record);
   // Releases every waiting file whose dependencies are all done. Caller holds mu_.
   void release_ready(const std::string& job_id, Job& job, Output& out);
-  nlohmann::json context_locked(const std::string& job_id, const Job& job, const std::string& path, bool fix) const;
+  nlohmann::json context_locked(const Job& job, const std::string& path, bool fix) const;
   static nlohmann::json file_record(const std::string& job_id, const std::string& path, const char* state);
 
   mutable std::mutex mu_;
