@@ -25,6 +25,14 @@ const json& files_of(const json& plan_record) {
   return files.is_array() ? plan_record["plan"]["files"] : kNone;
 }
 
+// The plan's entry for `path`, null if the plan has none.
+const json* file_of(const json& plan_record, const std::string& path) {
+  for (const auto& f : files_of(plan_record)) {
+    if (f.value("path", "") == path) return &f;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 json DependencyGate::file_record(const std::string& job_id, const std::string& path, const char* state) {
@@ -181,9 +189,8 @@ DependencyGate::Output DependencyGate::confirm(const std::string& job_id, const 
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.plan.is_null()) return out;
   Job& job = it->second;
-  bool current = false;
-  for (const auto& f : files_of(job.plan))
-    current = current || (f.value("path", "") == path && f.value("task_id", "") == task_id);
+  const json* planned = file_of(job.plan, path);
+  const bool current = planned && planned->value("task_id", "") == task_id;
   auto state = job.files.find(path);
   if (!current || (state != job.files.end() && state->second.value("state", "waiting") != "waiting")) return out;
   json record = file_record(job_id, path, "released");
@@ -249,21 +256,14 @@ bool DependencyGate::has_plan(const std::string& job_id) const {
 bool DependencyGate::planned(const std::string& job_id, const std::string& path) const {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return false;
-  for (const auto& f : files_of(it->second.plan)) {
-    if (f.value("path", "") == path) return true;
-  }
-  return false;
+  return it != jobs_.end() && file_of(it->second.plan, path) != nullptr;
 }
 
 int DependencyGate::replans(const std::string& job_id, const std::string& path) const {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return 0;
-  for (const auto& f : files_of(it->second.plan)) {
-    if (f.value("path", "") == path) return f.value("replans", 0);
-  }
-  return 0;
+  const json* f = it == jobs_.end() ? nullptr : file_of(it->second.plan, path);
+  return f ? f->value("replans", 0) : 0;
 }
 
 std::optional<json> DependencyGate::plan(const std::string& job_id) const {

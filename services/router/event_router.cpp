@@ -197,13 +197,11 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       const bool planned = gate_.planned(job, path);
       if (attempt >= table_.fix_limit()) {
         if (planned && replan(event, record, out)) return std::nullopt;
-        const std::string why =
-            "QA still failed after " + std::to_string(attempt) + " fix(es): " + first_diagnostic(payload);
-        publish(out, job,
-                progress_.apply(job, task_id, path, Step::kDeadLettered, "qa_failed_max: " + first_diagnostic(payload),
-                                -1, nullptr, replay));
-        if (planned)
-          emit_gate(out, job, gate_.failed(job, path, "qa_failed_max: " + first_diagnostic(payload)), record);
+        const std::string diagnostic = first_diagnostic(payload);
+        const std::string why = "QA still failed after " + std::to_string(attempt) + " fix(es): " + diagnostic;
+        const std::string reason = "qa_failed_max: " + diagnostic;
+        publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, reason, -1, nullptr, replay));
+        if (planned) emit_gate(out, job, gate_.failed(job, path, reason), record);
         count(true, "qa_failed_max", "");
         return kafka::Failure::bad_input("qa_failed_max", why);
       }
@@ -240,12 +238,9 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     }
     case Route::Kind::kDeadLetter: {
       const std::string error_class = payload.value("error_class", "file_failed");
-      publish(out, job,
-              progress_.apply(job, task_id, path, Step::kDeadLettered, error_class + ": " + payload.value("error", ""),
-                              -1, nullptr, replay));
-      if (gate_.planned(job, path)) {
-        emit_gate(out, job, gate_.failed(job, path, error_class + ": " + payload.value("error", "")), record);
-      }
+      const std::string reason = error_class + ": " + payload.value("error", "");
+      publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, reason, -1, nullptr, replay));
+      if (gate_.planned(job, path)) emit_gate(out, job, gate_.failed(job, path, reason), record);
       count(true, type == "FILE_FAILED" ? "file_failed" : type, "");
       return kafka::Failure::bad_input(type == "FILE_FAILED" ? "file_failed" : "routed_to_dlq",
                                        error_class + ": " + payload.value("error", type));
