@@ -207,6 +207,9 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
   });
   const std::map<std::string, int> expected{
       {"schema_violation", 1}, {"unsafe_path", 1}, {"qa_failed_max", 1}, {"upload_failed", 3}};
+  // `list` refuses a store that does not exist yet (exit 2); under load the escalator can take
+  // seconds to create it.
+  ASSERT_TRUE(eventually([&] { return fs::exists(db_); }, 30s)) << escalator->log();
   ASSERT_TRUE(eventually([&] { return reasons() == expected; }, 90s)) << json(reasons()).dump() << "\n"
                                                                       << escalator->log();
   for (const auto& r : list("--reason upload_failed")) {
