@@ -20,6 +20,7 @@ run_packages=(
   librdkafka-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev
   kcat bubblewrap curl python3 procps
+  python3-pyflakes python3-pytest shellcheck
 )
 test_packages=(
   libbenchmark-dev python3-yaml python3-venv openssl prometheus

@@ -423,10 +423,21 @@ class TemplateGenerator final : public Generator {
       for (auto& c : summary) {
         if (c == '\n' || c == '"' || c == '\\' || c == '`' || c == '$') c = ' ';
       }
+      // "[demo:job-fails-once]": the file passes its own checks but breaks the job (a missing
+      // symbol, a failing test, an undefined function at link time) until its first fix;
+      // "[demo:job-never-passes]": every time.
+      const bool job_broken =
+          description.find("[demo:job-never-passes]") != std::string::npos ||
+          (description.find("[demo:job-fails-once]") != std::string::npos && request.fix_attempt == 0);
       const std::string lang = language_of(request.path);
-      g.content = payload.contains("job") && lang == "python"
-                      ? render_planned_python(request.path, summary, broken, payload)
-                      : render(lang, request.path, summary, broken);
+      if (payload.contains("job") && lang == "python") {
+        g.content = render_planned_python(request.path, summary, broken, job_broken, payload);
+      } else if (payload.contains("job") && (lang == "c" || lang == "cpp")) {
+        g.content = render_planned_c(request.path, summary, job_broken, payload);
+      } else {
+        g.content = (job_broken && lang == "javascript" ? "require('./absent_module');\n" : "") +
+                    render(lang, request.path, summary, broken);
+      }
     }
     g.prompt_tokens = static_cast<std::int64_t>((request.system_prompt.size() + request.user_prompt.size()) / 4);
     g.completion_tokens = static_cast<std::int64_t>(g.content.size() / 4);
@@ -540,7 +551,7 @@ class TemplateGenerator final : public Generator {
   // A planned Python file that uses its dependencies: it imports the <name>_info() function it
   // finds in each dependency's content (the context its prompt carried), and calls it.
   static std::string render_planned_python(const std::string& path, const std::string& summary, bool broken,
-                                           const nlohmann::json& payload) {
+                                           bool job_broken, const nlohmann::json& payload) {
     const std::string stem = std::filesystem::path(path).stem().string();
     if (stem == "__init__") return "\"\"\"" + summary + "\"\"\"\n";
     std::vector<std::pair<std::string, std::string>> imports;  // module, function
@@ -557,9 +568,21 @@ class TemplateGenerator final : public Generator {
       imports.emplace_back(module, content.substr(def + 4, paren - def - 4));
     }
     std::string out = "\"\"\"" + summary + "\"\"\"\n";
-    for (const auto& [module, fn] : imports) out += "from " + module + " import " + fn + "\n";
-    if (stem.rfind("test_", 0) == 0) {
-      for (const auto& [module, fn] : imports) out += "\n\ndef test_" + fn + "():\n    assert " + fn + "()\n";
+    const bool test = stem.rfind("test_", 0) == 0;
+    for (const auto& [module, fn] : imports) {
+      // Broken for the job: a name the dependency does not define (each file alone is fine).
+      out += "from " + module + " import " + fn + (job_broken && !test ? "_missing as " + fn : "") + "\n";
+    }
+    if (job_broken && !test && imports.empty()) {
+      std::string package = std::filesystem::path(path).parent_path().string();
+      std::replace(package.begin(), package.end(), '/', '.');
+      out += "from " + (package.empty() ? std::string() : package + ".") + "absent_module import absent_info\n";
+    }
+    if (test) {
+      for (const auto& [module, fn] : imports) {
+        out +=
+            "\n\ndef test_" + fn + "():\n    assert " + fn + "()" + (job_broken ? " == \"something else\"" : "") + "\n";
+      }
       return broken ? out + "\ndef broken(:\n" : out;
     }
     out += "\n\ndef " + stem + "_info(" + (broken ? ":\n" : "):\n") + "    return \"" + stem + "\"\n";
@@ -567,6 +590,27 @@ class TemplateGenerator final : public Generator {
     for (const auto& [module, fn] : imports) out += ", " + fn + "()";
     out += ")\n\n\nif __name__ == \"__main__\":\n    main()\n";
     return out;
+  }
+
+  // A planned C file: main.c calls <dependency>_info() of each dependency it was given; any other
+  // file defines <stem>_info(). Broken for the job, main calls a function nothing defines.
+  static std::string render_planned_c(const std::string& path, const std::string& summary, bool job_broken,
+                                      const nlohmann::json& payload) {
+    const std::string stem = std::filesystem::path(path).stem().string();
+    std::string out = "/* " + summary + " */\n";
+    if (stem != "main") return out + "int " + stem + "_info(void) { return " + std::to_string(stem.size()) + "; }\n";
+    std::vector<std::string> calls;
+    for (const auto& f : payload.value("context_files", nlohmann::json::array())) {
+      if (f.value("relation", "") != "dependency") continue;
+      const std::string dep = std::filesystem::path(f.value("path", "")).stem().string();
+      calls.push_back(dep + "_info" + (job_broken ? "_missing" : ""));
+    }
+    if (job_broken && calls.empty()) calls.push_back("absent_info");
+    out += "#include <stdio.h>\n\n";
+    for (const auto& c : calls) out += "int " + c + "(void);\n";
+    out += "\nint main(void) {\n  int total = 0;\n";
+    for (const auto& c : calls) out += "  total += " + c + "();\n";
+    return out + "  printf(\"%d\\n\", total);\n  return 0;\n}\n";
   }
 
   static std::string render(const std::string& lang, const std::string& path, const std::string& summary, bool broken) {

@@ -96,10 +96,17 @@ Prompt build_prompt(const nlohmann::json& task, std::size_t context_budget_chars
          << p.value("previous_content", "") << "\n```\nDiagnostics:\n";
     if (p.contains("diagnostics") && p["diagnostics"].is_array()) {
       for (const auto& d : p["diagnostics"]) {
+        if (!d.is_object()) continue;
         user << "- ";
+        const std::string file = d.contains("file") && d["file"].is_string() ? d["file"].get<std::string>() : "";
+        if (!file.empty() && file != path) user << file << " ";
         if (d.contains("line")) user << "line " << d["line"].dump() << ": ";
-        user << d.value("message", "") << "\n";
+        if (d.value("severity", "error") == "warning") user << "(warning) ";
+        if (d.contains("check") && d["check"].is_string()) user << "[" << d["check"].get<std::string>() << "] ";
+        user << (d.contains("message") && d["message"].is_string() ? d["message"].get<std::string>() : "") << "\n";
       }
+      if (p.contains("job_check_attempt"))
+        user << "These come from checking the whole job together: the file alone passed its own checks.\n";
     }
     user << "Fix every diagnostic; keep what already works.\n";
   }

@@ -106,10 +106,11 @@ DependencyGate::Output DependencyGate::accept_replan(const std::string& job_id, 
 }
 
 DependencyGate::Output DependencyGate::passed(const std::string& job_id, const std::string& path,
-                                              const std::string& content) {
+                                              const std::string& content, json delivery) {
   json record = file_record(job_id, path, "passed");
-  record["content"] = content.substr(0, kContextBytes);
-  if (content.size() > kContextBytes) record["content_cut"] = true;
+  record["content"] = content.substr(0, kHoldBytes);
+  if (content.size() > kHoldBytes) record["content_cut"] = true;
+  if (delivery.is_object()) record["delivery"] = std::move(delivery);
   return settle(job_id, path, std::move(record));
 }
 
@@ -219,7 +220,7 @@ json DependencyGate::context_locked(const Job& job, const std::string& path, boo
   json failures = json::array();
   std::size_t budget = kTaskContextBytes;
   auto add = [&](const std::string& p, const json& record, const char* relation) {
-    const std::string content = record.value("content", "");
+    const std::string content = record.value("content", "").substr(0, kContextBytes);
     if (content.size() > budget) return;
     budget -= content.size();
     context.push_back({{"path", p}, {"content", content}, {"relation", relation}});
@@ -278,6 +279,60 @@ json DependencyGate::context_for(const std::string& job_id, const std::string& p
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.plan.is_null()) return json::object();
   return context_locked(it->second, path, fix);
+}
+
+json DependencyGate::job_check(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !it->second.plan.is_object()) return nullptr;
+  return it->second.plan.value("job_check", json());
+}
+
+DependencyGate::Output DependencyGate::set_job_check(const std::string& job_id, json state) {
+  std::lock_guard lock(mu_);
+  Output out;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.plan.is_null()) return out;
+  it->second.plan["job_check"] = std::move(state);
+  out.records.emplace_back(job_id, it->second.plan);
+  return out;
+}
+
+std::optional<std::vector<json>> DependencyGate::ended_files(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.plan.is_null()) return std::nullopt;
+  const Job& job = it->second;
+  auto state = [&](const json& f) {
+    auto s = job.files.find(f.value("path", ""));
+    return s == job.files.end() ? std::string("waiting") : s->second.value("state", "waiting");
+  };
+  // Checked first, copied after: this runs on every step of the job.
+  for (const auto& f : files_of(job.plan)) {
+    const std::string s = state(f);
+    if (s != "passed" && s != "failed") return std::nullopt;
+  }
+  std::vector<json> passed;
+  for (const auto& f : files_of(job.plan)) {
+    if (state(f) != "passed") continue;
+    json record = job.files.at(f.value("path", ""));
+    record["task_id"] = f.value("task_id", "");
+    passed.push_back(std::move(record));
+  }
+  return passed;
+}
+
+DependencyGate::Output DependencyGate::reopen(const std::string& job_id, const std::string& path,
+                                              const std::string& task_id) {
+  std::lock_guard lock(mu_);
+  Output out;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.plan.is_null()) return out;
+  json record = file_record(job_id, path, "released");
+  record["task_id"] = task_id;
+  it->second.files[path] = record;
+  out.records.emplace_back(job_id + "/" + path, std::move(record));
+  return out;
 }
 
 void DependencyGate::load(const std::string& key, const json& value) {

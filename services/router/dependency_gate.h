@@ -9,8 +9,10 @@
 // job's partition to another replica:
 //   key <job_id>         the accepted plan: job_id, goal, plan {files, interface, items},
 //                        tenant, constraints
-//   key <job_id>/<path>  a file's state: waiting | released | passed (with its content, cut to
-//                        kContextBytes) | failed (with the reason)
+//   key <job_id>/<path>  a file's state: waiting | released | passed (with its content, up to
+//                        kHoldBytes, and what its delivery needs) | failed (with the reason)
+// The plan record also holds the job check's state (docs/qa.md): "job_check" {attempt, state:
+// running | fixing | passed | failed | skipped}.
 // A file with no record waits. A file is "released" only once its task was read back from
 // tasks.submitted (confirm): a record written beside the task in one batch could reach Kafka
 // while the task did not (a SIGKILL between the two acknowledgements), and the file would wait
@@ -32,7 +34,8 @@ namespace agentline::router {
 
 class DependencyGate {
  public:
-  static constexpr std::size_t kContextBytes = 64 * 1024;  // of one file's content kept for prompts
+  static constexpr std::size_t kContextBytes = 64 * 1024;  // of one file's content in a prompt
+  static constexpr std::size_t kHoldBytes = 256 * 1024;    // of one file's content kept (job check, delivery)
 
   struct Output {
     std::vector<std::pair<std::string, nlohmann::json>> records;  // jobs.plans: key, value
@@ -49,8 +52,10 @@ class DependencyGate {
   // id moved on and is ignored.
   Output accept_replan(const std::string& job_id, const std::string& task_id, const nlohmann::json& payload);
   // A planned file passed QA: its content is kept for its dependants, which are released
-  // once all their dependencies are done.
-  Output passed(const std::string& job_id, const std::string& path, const std::string& content);
+  // once all their dependencies are done, and for the job check; `delivery` is the QA_PASSED
+  // event without its content (id, task_id, payload), to deliver the file once the job passes.
+  Output passed(const std::string& job_id, const std::string& path, const std::string& content,
+                nlohmann::json delivery = nullptr);
   // A planned file was given up (dead-lettered): its dependants are released with that fact.
   Output failed(const std::string& job_id, const std::string& path, const std::string& reason);
 
@@ -68,6 +73,17 @@ class DependencyGate {
   // "dependency_failures": [...]}; for a fix also the content of passed files that depend on
   // it (relation "dependant").
   nlohmann::json context_for(const std::string& job_id, const std::string& path, bool fix) const;
+
+  // ---- job checks (the router decides; the gate keeps the state) ----
+  // The plan record's "job_check", null when there is none yet.
+  nlohmann::json job_check(const std::string& job_id) const;
+  // Records the job check's state in the plan record (the record to publish).
+  Output set_job_check(const std::string& job_id, nlohmann::json state);
+  // When every planned file has ended (passed or failed): the passed files' records (path,
+  // content, task_id, delivery, content_cut); nullopt while any file is still on its way.
+  std::optional<std::vector<nlohmann::json>> ended_files(const std::string& job_id) const;
+  // A passed file goes back for a fix the job check asked for: "released" again, under its task.
+  Output reopen(const std::string& job_id, const std::string& path, const std::string& task_id);
 
   // A jobs.plans record read back (at start, or from another replica).
   void load(const std::string& key, const nlohmann::json& value);

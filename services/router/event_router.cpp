@@ -27,6 +27,9 @@ std::string first_diagnostic(const nlohmann::json& payload) {
   return out;
 }
 
+// A job check carries the whole job in one record (qa.requests allows 4 MiB).
+constexpr std::size_t kMaxJobCheckBytes = 3 * 1024 * 1024;
+
 kafka::OutgoingRecord json_record(std::string topic, std::string key, const nlohmann::json& value,
                                   const kafka::InboundRecord& cause) {
   kafka::OutgoingRecord r;
@@ -43,7 +46,7 @@ kafka::OutgoingRecord json_record(std::string topic, std::string key, const nloh
 }  // namespace
 
 EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table, prometheus::Registry& registry,
-                         std::size_t dedup_window)
+                         std::size_t dedup_window, JobCheckOptions job_checks)
     : table_(std::move(table)),
       submitted_topic_(catalog.topic("tasks.submitted")),
       progress_topic_(catalog.topic("jobs.progress")),
@@ -51,6 +54,9 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
       fix_topic_(catalog.topic("tasks.fix")),
       deploy_topic_(catalog.topic("deploy.requests")),
       escalations_topic_(catalog.topic("escalations")),
+      qa_topic_(catalog.topic("qa.requests")),
+      job_checks_(job_checks),
+      dead_letters_("router", "router", {}, catalog.dlq_topic()),
       dedup_window_(dedup_window) {
   std::random_device random;
   char id[40];
@@ -163,13 +169,23 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   const std::string path = payload.value("path", "");
   const bool replay = record.header(kafka::headers::kReplayCount).has_value();
   if (type == "PLAN_COMPLETED" || type == "PLAN_REJECTED") return handle_plan_event(event, record, out);
+  if (type == "JOB_QA_PASSED" || type == "JOB_QA_FAILED") return handle_job_check(event, record, out);
   const auto route = table_.route(type);
   if (!route) {
     count(true, "unrouted_event_type", "");
     return kafka::Failure::bad_input("unrouted_event_type", "no route for " + type + " in the routing table");
   }
   using Step = JobProgress::Step;
-  if (route->kind == Route::Kind::kForward) {
+  // A planned job's passed files wait for its job check (docs/qa.md), unless the job check has
+  // ended already (a replayed file) or the file is too large to hold.
+  bool hold = false;
+  if (type == "QA_PASSED" && job_checks_.enabled && !job_checks_.deliver_before && gate_.planned(job, path) &&
+      payload.value("content", "").size() <= DependencyGate::kHoldBytes) {
+    const auto check = gate_.job_check(job);
+    const std::string state = check.is_object() ? check.value("state", "") : "";
+    hold = state != "passed" && state != "failed" && state != "skipped";
+  }
+  if (route->kind == Route::Kind::kForward && !hold) {
     // Forwarded as received (validated, unchanged): no second serialization of the content.
     // Outside the job's lock: only the progress records need its order.
     const std::string key = type == "QA_PASSED" ? job : task_id;
@@ -186,9 +202,12 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       publish(out, job,
               progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay));
       if (type == "QA_PASSED" && gate_.planned(job, path)) {
-        emit_gate(out, job, gate_.passed(job, path, payload.value("content", "")), record);
+        nlohmann::json delivery = {{"id", event["id"]}, {"task_id", task_id}, {"payload", payload}};
+        delivery["payload"].erase("content");
+        if (!hold) delivery["delivered"] = true;
+        emit_gate(out, job, gate_.passed(job, path, payload.value("content", ""), std::move(delivery)), record);
       }
-      count(false, type, route->topic);
+      count(false, type, hold ? "held" : route->topic);
       return std::nullopt;
     }
     case Route::Kind::kFix: {
@@ -262,6 +281,16 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   return std::nullopt;
 }
 
+void EventRouter::emit_plan_records(kafka::Emitter& out,
+                                    const std::vector<std::pair<std::string, nlohmann::json>>& records,
+                                    const kafka::InboundRecord& cause) {
+  for (const auto& [key, value] : records) {
+    kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
+    r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+    out.emit(std::move(r));
+  }
+}
+
 void EventRouter::emit_gate(kafka::Emitter& out, const std::string& job_id, DependencyGate::Output output,
                             const kafka::InboundRecord& cause) {
   for (auto& [key, value] : output.records) {
@@ -280,6 +309,253 @@ void EventRouter::emit_gate(kafka::Emitter& out, const std::string& job_id, Depe
     publish(out, job_id, progress_.apply(job_id, task_id, path, JobProgress::Step::kReleased));
     count(false, "RELEASED", submitted_topic_);
   }
+  check_job_if_ready(out, job_id, cause);
+}
+
+void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job_id,
+                                     const kafka::InboundRecord& cause) {
+  if (!job_checks_.enabled) return;
+  const nlohmann::json state = gate_.job_check(job_id);
+  const std::string now = state.is_object() ? state.value("state", "") : "";
+  if (now == "running" || now == "passed" || now == "failed" || now == "skipped") return;
+  const auto files = gate_.ended_files(job_id);
+  if (!files || files->empty()) return;  // files still on their way, or none passed
+  const int attempt = state.is_object() ? state.value("attempt", 0) : 0;
+  auto set_state = [&](nlohmann::json job_check) {
+    for (auto& [key, value] : gate_.set_job_check(job_id, job_check).records) {
+      kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
+      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+      out.emit(std::move(r));
+    }
+    publish(out, job_id, progress_.set_section(job_id, "job_check", job_check));
+  };
+  // One record carries the whole job: a file too large to hold, or a job too large for one
+  // record, is not checked as a whole; its files are delivered as they are.
+  std::size_t bytes = 0;
+  std::string why_not;
+  nlohmann::json assembled = nlohmann::json::array();
+  for (const auto& f : *files) {
+    const std::string content = f.value("content", "");
+    bytes += content.size();
+    if (f.value("content_cut", false)) why_not = f.value("path", "") + " is larger than a job check holds";
+    assembled.push_back({{"path", f.value("path", "")}, {"content", content}, {"task_id", f.value("task_id", "")}});
+  }
+  if (why_not.empty() && bytes > kMaxJobCheckBytes) {
+    why_not = "the job's files (" + std::to_string(bytes) + " bytes) are more than one job check carries (" +
+              std::to_string(kMaxJobCheckBytes) + ")";
+  }
+  if (!why_not.empty()) {
+    set_state({{"state", "skipped"}, {"attempt", attempt}, {"reason", why_not}});
+    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
+    count(false, "JOB_CHECK_SKIPPED", "progress");
+    return;
+  }
+  nlohmann::json request = {{"id", events::derived_id("jc-", job_id, "-" + std::to_string(attempt))},
+                            {"task_id", events::derived_id("", job_id, ":job-check")},
+                            {"job_id", job_id},
+                            {"type", "JOB_CHECK_REQUESTED"},
+                            {"created_at", events::now_iso8601()},
+                            {"payload", {{"job_check_attempt", attempt}, {"files", std::move(assembled)}}}};
+  if (const auto plan = gate_.plan(job_id); plan && plan->contains("tenant"))
+    request["payload"]["tenant"] = (*plan)["tenant"];
+  if (auto failure = validator_.validate_event(request)) {
+    set_state({{"state", "skipped"},
+               {"attempt", attempt},
+               {"reason", "the job check request is invalid: " + failure->message}});
+    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
+    count(true, "invalid_job_check", "");
+    return;
+  }
+  out.emit(json_record(qa_topic_, job_id, request, cause));
+  set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
+  count(false, "JOB_CHECK_REQUESTED", qa_topic_);
+}
+
+void EventRouter::deliver_held(kafka::Emitter& out, const std::string& job_id, const std::vector<nlohmann::json>& files,
+                               const std::set<std::string>& skip, const kafka::InboundRecord& cause) {
+  for (const auto& f : files) {
+    const std::string path = f.value("path", "");
+    const auto& delivery = f.contains("delivery") ? f["delivery"] : nlohmann::json();
+    // Delivered already: forwarded when it passed (too large to hold, or the job check had ended).
+    if (skip.count(path) || !delivery.is_object() || delivery.value("delivered", false)) continue;
+    nlohmann::json event = {
+        {"id", delivery["id"]}, {"task_id", delivery["task_id"]},      {"job_id", job_id},
+        {"type", "QA_PASSED"},  {"created_at", events::now_iso8601()}, {"payload", delivery["payload"]}};
+    event["payload"]["content"] = f.value("content", "");
+    if (validator_.validate_event(event)) continue;  // it was valid when it passed
+    out.emit(json_record(deploy_topic_, job_id, event, cause));
+    count(false, "QA_PASSED", deploy_topic_);
+  }
+}
+
+std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json& event,
+                                                            const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const std::string type = event["type"];
+  const std::string job = event["job_id"];
+  const auto& payload = event["payload"];
+  const int attempt = payload.value("job_check_attempt", 0);
+  using Step = JobProgress::Step;
+  auto lock = progress_.lock(job);
+  const nlohmann::json state = gate_.job_check(job);
+  const auto files = gate_.ended_files(job);
+  if (!state.is_object() || state.value("state", "") != "running" || state.value("attempt", -1) != attempt || !files) {
+    duplicates_->Increment();  // a redelivered result, or one for a check that is not out
+    return std::nullopt;
+  }
+  const auto diagnostics = payload.value("diagnostics", nlohmann::json::array());
+  nlohmann::json shown = nlohmann::json::array();
+  for (const auto& d : diagnostics) {
+    if (shown.size() < 20) shown.push_back(d);
+  }
+  nlohmann::json summary = {{"attempt", attempt},
+                            {"checks", payload.value("checks", nlohmann::json::array())},
+                            {"diagnostics", shown},
+                            {"duration_ms", payload.value("duration_ms", 0)}};
+  auto set_state = [&](const std::string& s, nlohmann::json extra) {
+    nlohmann::json stored = {{"state", s}, {"attempt", extra.value("attempt", attempt)}};
+    for (auto& [key, value] : gate_.set_job_check(job, stored).records) {
+      kafka::OutgoingRecord r = json_record(plans_topic_, key, value, record);
+      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+      out.emit(std::move(r));
+    }
+    nlohmann::json shown_state = summary;
+    shown_state["state"] = s;
+    for (auto& [key, value] : extra.items()) shown_state[key] = value;
+    publish(out, job, progress_.set_section(job, "job_check", shown_state));
+  };
+  if (type == "JOB_QA_PASSED") {
+    set_state("passed", nlohmann::json::object());
+    if (!job_checks_.deliver_before) deliver_held(out, job, *files, {}, record);
+    count(false, type, deploy_topic_);
+    return std::nullopt;
+  }
+  // The errors, by the file of the job they name.
+  std::map<std::string, const nlohmann::json*> by_path;
+  for (const auto& f : *files) by_path[f.value("path", "")] = &f;
+  std::map<std::string, nlohmann::json> named;  // path -> its diagnostics (errors first)
+  for (const auto& d : diagnostics) {
+    const std::string file = d.value("file", "");
+    if (by_path.count(file) && d.value("severity", "error") == "error") named[file].push_back(d);
+  }
+  for (const auto& d : diagnostics) {
+    const std::string file = d.value("file", "");
+    if (named.count(file) && d.value("severity", "error") != "error") named[file].push_back(d);
+  }
+  auto first_error = [](const nlohmann::json& list) {
+    const auto& d = list.at(0);
+    return (d.contains("line") ? "line " + d["line"].dump() + ": " : std::string()) + d.value("message", "");
+  };
+  if (named.empty()) {
+    // Nothing a fix could be sent to: the job is marked, and its files are delivered as they are.
+    const std::string why = "job_qa_failed: the job check failed without naming a file of the job" +
+                            (diagnostics.empty() ? std::string() : ": " + diagnostics[0].value("message", ""));
+    set_state("failed", {{"reason", why}});
+    if (!job_checks_.deliver_before) deliver_held(out, job, *files, {}, record);
+    count(true, "job_qa_failed", "");
+    return kafka::Failure::bad_input("job_qa_failed", why);
+  }
+  if (attempt < table_.job_fix_limit()) {
+    for (const auto& [path, diags] : named) {
+      const nlohmann::json& f = *by_path[path];
+      const nlohmann::json dp =
+          f.contains("delivery") ? f["delivery"].value("payload", nlohmann::json::object()) : nlohmann::json::object();
+      const std::string task_id = f.value("task_id", "");
+      const int fix_attempt = dp.value("fix_attempt", 0) + 1;
+      nlohmann::json all = diags;
+      for (const auto& w : dp.value("warnings", nlohmann::json::array())) all.push_back(w);
+      nlohmann::json fix = {{"id", "fix-" + task_id + "-" + std::to_string(fix_attempt)},
+                            {"task_id", task_id},
+                            {"job_id", job},
+                            {"type", "FIX_TASK"},
+                            {"created_at", events::now_iso8601()},
+                            {"payload",
+                             {{"path", path},
+                              {"description", dp.value("description", "Fix " + path)},
+                              {"fix_attempt", fix_attempt},
+                              {"job_check_attempt", attempt + 1},
+                              {"previous_content", f.value("content", "")},
+                              {"diagnostics", all}}}};
+      for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id", "submitted_at_ms"}) {
+        if (dp.contains(carried)) fix["payload"][carried] = dp[carried];
+      }
+      // The job's context, and the content of every other file the diagnostics involve.
+      nlohmann::json context = gate_.context_for(job, path, true);
+      for (auto& [k, v] : context.items()) fix["payload"][k] = std::move(v);
+      auto& context_files = fix["payload"]["context_files"];
+      if (!context_files.is_array()) context_files = nlohmann::json::array();
+      for (const auto& d : diags) {
+        for (const auto& related : d.value("related", nlohmann::json::array())) {
+          const std::string other = related.is_string() ? related.get<std::string>() : "";
+          const bool present = std::any_of(context_files.begin(), context_files.end(),
+                                           [&](const nlohmann::json& c) { return c.value("path", "") == other; });
+          if (other == path || present || !by_path.count(other)) continue;
+          context_files.push_back(
+              {{"path", other},
+               {"content", by_path[other]->value("content", "").substr(0, DependencyGate::kContextBytes)},
+               {"relation", "related"}});
+        }
+      }
+      if (context_files.empty()) fix["payload"].erase("context_files");
+      if (auto failure = validator_.validate_task(fix)) {
+        count(true, "invalid_fix_task", "");
+        return kafka::Failure::bad_input("invalid_fix_task",
+                                         "the fix task built from this JOB_QA_FAILED is invalid: " + failure->message);
+      }
+      out.emit(json_record(fix_topic_, task_id, fix, record));
+      for (auto& [key, value] : gate_.reopen(job, path, task_id).records) {
+        kafka::OutgoingRecord r = json_record(plans_topic_, key, value, record);
+        r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+        out.emit(std::move(r));
+      }
+      publish(
+          out, job,
+          progress_.apply(job, task_id, path, Step::kFixRequested, "job check: " + first_error(diags), fix_attempt));
+    }
+    nlohmann::json fixing = nlohmann::json::array();
+    for (const auto& [path, diags] : named) fixing.push_back(path);
+    set_state("fixing", {{"attempt", attempt + 1}, {"fixing", fixing}});
+    count(false, type, fix_topic_);
+    return std::nullopt;
+  }
+  // Out of rounds: the named files are dead-lettered with the diagnostics, the others delivered.
+  std::set<std::string> failed;
+  for (const auto& [path, diags] : named) {
+    const nlohmann::json& f = *by_path[path];
+    const nlohmann::json dp =
+        f.contains("delivery") ? f["delivery"].value("payload", nlohmann::json::object()) : nlohmann::json::object();
+    const std::string task_id = f.value("task_id", "");
+    const std::string reason = "job_qa_failed: " + first_error(diags);
+    nlohmann::json value = {{"id", events::derived_id("jqf-", task_id, "-" + std::to_string(attempt))},
+                            {"task_id", task_id},
+                            {"job_id", job},
+                            {"type", "QA_FAILED"},
+                            {"created_at", events::now_iso8601()},
+                            {"payload", dp}};
+    value["payload"]["path"] = path;
+    value["payload"]["content"] = f.value("content", "");
+    value["payload"]["diagnostics"] = diags;
+    kafka::InboundRecord as_failed = record;
+    as_failed.key = task_id;
+    as_failed.value = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.emit(dead_letters_.route(
+        as_failed,
+        kafka::Failure::bad_input("job_qa_failed", "the job check still failed after " + std::to_string(attempt) +
+                                                       " round(s) of fixes: " + reason.substr(15)),
+        events::now_ms()));
+    publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, reason, -1));
+    for (auto& [key, value2] : gate_.failed(job, path, reason).records) {
+      kafka::OutgoingRecord r = json_record(plans_topic_, key, value2, record);
+      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+      out.emit(std::move(r));
+    }
+    failed.insert(path);
+    count(true, "job_qa_failed", "");
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& p : failed) list.push_back(p);
+  set_state("failed", {{"dead_lettered", list}});
+  if (!job_checks_.deliver_before) deliver_held(out, job, *files, failed, record);
+  return std::nullopt;
 }
 
 bool EventRouter::replan(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out) {

@@ -6,16 +6,21 @@
 // planner's loop (docs/planning.md): a rejected plan is asked for again with its errors
 // (plan_fix_limit), then dead-lettered as plan_invalid; an accepted plan's files are released
 // in dependency order by the DependencyGate; a planned file at the fix limit goes back to the
-// planner once (REPLAN_TASK) before it is dead-lettered. Thread-safe.
+// planner once (REPLAN_TASK) before it is dead-lettered. Once every file of a planned job has
+// ended, the job is checked as a whole (JOB_CHECK_REQUESTED to qa-worker); its files are
+// delivered when the job check passes, and a failure sends fixes to the files it names, up to
+// job_fix_limit rounds, then dead-letters them as job_qa_failed (docs/qa.md). Thread-safe.
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 
 #include "agentline/events/message_validator.h"
 #include "agentline/kafka/consumer_runtime.h"
+#include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/topic_catalog.h"
 #include "dependency_gate.h"
 #include "job_progress.h"
@@ -31,10 +36,15 @@ class Family;
 
 namespace agentline::router {
 
+struct JobCheckOptions {
+  bool enabled = true;          // planned jobs are checked as a whole before delivery
+  bool deliver_before = false;  // deliver files as they pass; the job check still runs
+};
+
 class EventRouter {
  public:
   EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table, prometheus::Registry& registry,
-              std::size_t dedup_window = 100000);
+              std::size_t dedup_window = 100000, JobCheckOptions job_checks = JobCheckOptions());
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
   JobProgress& progress() { return progress_; }
@@ -53,6 +63,16 @@ class EventRouter {
                  const kafka::InboundRecord& cause);
   // A planned file at the fix limit goes back to the planner; false when it had its replans.
   bool replan(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out);
+  // jobs.plans records, marked with this replica's origin.
+  void emit_plan_records(kafka::Emitter& out, const std::vector<std::pair<std::string, nlohmann::json>>& records,
+                         const kafka::InboundRecord& cause);
+  // The job check, when every planned file has ended and none is out (under the job's lock).
+  void check_job_if_ready(kafka::Emitter& out, const std::string& job_id, const kafka::InboundRecord& cause);
+  std::optional<kafka::Failure> handle_job_check(const nlohmann::json& event, const kafka::InboundRecord& record,
+                                                 kafka::Emitter& out);
+  // Delivers the held files of a job (their QA_PASSED events, to deploy.requests), except `skip`.
+  void deliver_held(kafka::Emitter& out, const std::string& job_id, const std::vector<nlohmann::json>& files,
+                    const std::set<std::string>& skip, const kafka::InboundRecord& cause);
   // True the first time an id is seen within the window.
   bool first_sight(const std::string& id);
   void publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update);
@@ -66,6 +86,9 @@ class EventRouter {
   std::string fix_topic_;
   std::string deploy_topic_;
   std::string escalations_topic_;
+  std::string qa_topic_;
+  JobCheckOptions job_checks_;
+  kafka::FailureRouter dead_letters_;
   JobProgress progress_;
   DependencyGate gate_;
   std::string origin_;

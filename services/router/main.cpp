@@ -18,6 +18,12 @@ int main(int argc, char** argv) {
   int dedup_window = 100000;
   host.options().add("routes", &routes_file, "Routing table file (JSON); empty: the built-in table");
   host.options().add("dedup-window", &dedup_window, "Event ids remembered to drop redeliveries");
+  bool no_job_checks = false;
+  agentline::router::JobCheckOptions job_checks;
+  host.options().add_flag("no-job-checks", &no_job_checks,
+                          "Deliver a planned job's files as they pass, without checking the job as a whole");
+  host.options().add_flag("deliver-before-job-checks", &job_checks.deliver_before,
+                          "Deliver files as they pass; the job is still checked as a whole, and marked if it fails");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
 
   std::optional<agentline::router::RoutingTable> table;
@@ -27,8 +33,9 @@ int main(int argc, char** argv) {
     std::cerr << "router: configuration error: " << e.what() << "\n";
     return 2;
   }
+  job_checks.enabled = !no_job_checks;
   agentline::router::EventRouter router(host.catalog(), std::move(*table), *host.registry(),
-                                        static_cast<std::size_t>(std::max(1, dedup_window)));
+                                        static_cast<std::size_t>(std::max(1, dedup_window)), job_checks);
 
   // Progress survives restarts and rebalances: read it back, then follow other replicas.
   agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka,

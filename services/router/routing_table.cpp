@@ -21,7 +21,8 @@ const char* RoutingTable::default_json() {
   },
   "fix_limit": 3,
   "plan_fix_limit": 2,
-  "replan_limit": 1
+  "replan_limit": 1,
+  "job_fix_limit": 2
 })";
 }
 
@@ -29,7 +30,8 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
   auto doc = nlohmann::json::parse(json_text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) throw std::invalid_argument("routing table: not a JSON object");
   for (const auto& [key, value] : doc.items()) {
-    if (key != "routes" && key != "fix_limit" && key != "plan_fix_limit" && key != "replan_limit")
+    if (key != "routes" && key != "fix_limit" && key != "plan_fix_limit" && key != "replan_limit" &&
+        key != "job_fix_limit")
       throw std::invalid_argument("routing table: unknown key '" + key + "'");
   }
   static const std::set<std::string> kTypes{"FILE_COMPLETED", "FILE_FAILED",   "QA_PASSED", "QA_FAILED",
@@ -37,7 +39,7 @@ RoutingTable RoutingTable::parse(const std::string& json_text, const kafka::Topi
   RoutingTable table;
   for (auto [key, field] :
        {std::pair{"fix_limit", &table.fix_limit_}, std::pair{"plan_fix_limit", &table.plan_fix_limit_},
-        std::pair{"replan_limit", &table.replan_limit_}}) {
+        std::pair{"replan_limit", &table.replan_limit_}, std::pair{"job_fix_limit", &table.job_fix_limit_}}) {
     if (!doc.contains(key)) continue;
     if (!doc[key].is_number_integer() || doc[key].get<int>() < 0) {
       throw std::invalid_argument(std::string("routing table: ") + key + " must be a non-negative integer");

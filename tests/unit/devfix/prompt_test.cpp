@@ -26,6 +26,30 @@ TEST(Prompt, AFixPromptCarriesThePreviousContentAndTheDiagnostics) {
   EXPECT_EQ(build_prompt(dev).user.find("Diagnostics"), std::string::npos);
 }
 
+TEST(Prompt, AJobCheckFixNamesTheOtherFilesWarningsAndTheCheck) {
+  const json task = {
+      {"type", "FIX_TASK"},
+      {"payload",
+       {{"path", "calc/cli.py"},
+        {"description", "the CLI"},
+        {"fix_attempt", 1},
+        {"job_check_attempt", 1},
+        {"previous_content", "from calc.core import core_missing\n"},
+        {"diagnostics",
+         json::array({{{"file", "calc/cli.py"},
+                       {"line", 1},
+                       {"check", "imports"},
+                       {"message", "ImportError: cannot import name 'core_missing'"}},
+                      {{"file", "tests/test_cli.py"}, {"line", 4}, {"check", "pytest"}, {"message", "test_cli failed"}},
+                      {{"line", 2}, {"severity", "warning"}, {"message", "'os' imported but unused"}}})}}}};
+  const auto p = build_prompt(task);
+  EXPECT_NE(p.user.find("- line 1: [imports] ImportError: cannot import name 'core_missing'"), std::string::npos)
+      << p.user;
+  EXPECT_NE(p.user.find("- tests/test_cli.py line 4: [pytest] test_cli failed"), std::string::npos) << p.user;
+  EXPECT_NE(p.user.find("- line 2: (warning) 'os' imported but unused"), std::string::npos) << p.user;
+  EXPECT_NE(p.user.find("checking the whole job together"), std::string::npos);
+}
+
 TEST(Prompt, ContextFilesAreCompactedWithinTheBudget) {
   std::string big =
       "\"\"\"Module docstring\nspanning lines.\n\"\"\"\n# a comment\nimport os\n\n\n\ndef f():\n    # inner\n    "

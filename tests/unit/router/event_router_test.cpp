@@ -4,6 +4,8 @@
 
 #include <prometheus/registry.h>
 #include <algorithm>
+#include <functional>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -294,6 +296,177 @@ TEST_F(RouterTest, APlannedFileAtTheFixLimitGoesBackToThePlannerOnceThenToTheDlq
   released = last.to(catalog_.topic("tasks.submitted"));
   ASSERT_EQ(released.size(), 1u);
   EXPECT_EQ(json::parse(released[0].value)["payload"]["dependency_failures"][0]["path"], "calc/core.py");
+}
+
+// Both planned files pass their own checks; returns the JOB_CHECK_REQUESTED that follows.
+json pass_both(
+    EventRouter& router, const kafka::TopicCatalog& catalog,
+    const std::function<kafka::InboundRecord(const std::string&, const std::string&, json, const std::string&)>& event,
+    Collect& out) {
+  router.handle(event("pc-1", "PLAN_COMPLETED", plan_event_payload(), "job-1:plan"), out);
+  router.handle(
+      event("qp-core", "QA_PASSED",
+            {{"path", "calc/core.py"}, {"content", "def core_info(): ..."}, {"description", "core"}}, "job-1:0"),
+      out);
+  router.handle(event("qp-cli", "QA_PASSED",
+                      {{"path", "calc/cli.py"},
+                       {"content", "from calc.core import core_missing"},
+                       {"description", "cli"},
+                       {"tenant", "acme"},
+                       {"warnings",
+                        {{{"file", "calc/cli.py"}, {"severity", "warning"}, {"message", "'os' imported but unused"}}}}},
+                      "job-1:1"),
+                out);
+  const auto checks = out.to(catalog.topic("qa.requests"));
+  return checks.empty() ? json() : json::parse(checks.back().value);
+}
+
+json job_failed(int attempt, const std::string& file) {
+  return {{"job_check_attempt", attempt},
+          {"checks", {{{"name", "python_imports_and_tests"}, {"outcome", "failed"}}}},
+          {"diagnostics",
+           {{{"file", file},
+             {"line", 1},
+             {"severity", "error"},
+             {"check", "imports"},
+             {"message", "ImportError: cannot import name 'core_missing' from 'calc.core'"},
+             {"related", {"calc/core.py"}}}}}};
+}
+
+TEST_F(RouterTest, APlannedJobIsCheckedAsAWholeFixedWhereTheCheckPointsAndDeliveredOnlyOnceItPasses) {
+  using namespace std::placeholders;
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  const json request = pass_both(router_, catalog_, ev, out);
+  ASSERT_EQ(request.value("type", ""), "JOB_CHECK_REQUESTED") << "both files passed: the job is checked";
+  EXPECT_EQ(request["payload"]["job_check_attempt"], 0);
+  ASSERT_EQ(request["payload"]["files"].size(), 2u);
+  EXPECT_EQ(request["payload"]["files"][1]["content"], "from calc.core import core_missing");
+  for (const auto& r : out.to(catalog_.topic("deploy.requests")))
+    EXPECT_NE(json::parse(r.value)["type"], "QA_PASSED") << "no file is delivered before the job check";
+  EXPECT_EQ(last_progress(out)["job_check"]["state"], "running");
+
+  // It fails, naming cli: cli gets a fix with the diagnostics, its warnings and core's content.
+  Collect fail;
+  EXPECT_FALSE(router_.handle(event("jqf-0", "JOB_QA_FAILED", job_failed(0, "calc/cli.py"), "job-1:job-check"), fail));
+  auto fixes = fail.to(catalog_.topic("tasks.fix"));
+  ASSERT_EQ(fixes.size(), 1u);
+  auto fix = json::parse(fixes[0].value);
+  EXPECT_EQ(fix["type"], "FIX_TASK");
+  EXPECT_EQ(fix["task_id"], "job-1:1");
+  EXPECT_EQ(fix["payload"]["path"], "calc/cli.py");
+  EXPECT_EQ(fix["payload"]["fix_attempt"], 1);
+  EXPECT_EQ(fix["payload"]["tenant"], "acme");
+  EXPECT_EQ(fix["payload"]["previous_content"], "from calc.core import core_missing");
+  ASSERT_EQ(fix["payload"]["diagnostics"].size(), 2u) << "the job check's error and the file's own warning";
+  EXPECT_EQ(fix["payload"]["diagnostics"][0]["check"], "imports");
+  EXPECT_EQ(fix["payload"]["diagnostics"][1]["severity"], "warning");
+  bool has_core = false;
+  for (const auto& c : fix["payload"]["context_files"]) has_core = has_core || c["path"] == "calc/core.py";
+  EXPECT_TRUE(has_core) << fix["payload"].dump();
+  auto job = last_progress(fail);
+  EXPECT_EQ(job["job_check"]["state"], "fixing");
+  EXPECT_EQ(job["job_check"]["attempt"], 1);
+  EXPECT_EQ(job["files"]["calc/cli.py"]["status"], "fixing");
+  EXPECT_NE(job["files"]["calc/cli.py"]["reason"].get<std::string>().find("job check: line 1"), std::string::npos);
+
+  Collect again;
+  EXPECT_FALSE(
+      router_.handle(event("jqf-0b", "JOB_QA_FAILED", job_failed(0, "calc/cli.py"), "job-1:job-check"), again));
+  EXPECT_TRUE(again.to(catalog_.topic("tasks.fix")).empty()) << "a redelivered result sends no second fix";
+
+  // The fixed cli passes its own checks: the job is checked again, passes, and both files go out.
+  Collect fixed;
+  router_.handle(
+      event("qp-cli-1", "QA_PASSED",
+            {{"path", "calc/cli.py"}, {"content", "from calc.core import core_info"}, {"fix_attempt", 1}}, "job-1:1"),
+      fixed);
+  auto rechecks = fixed.to(catalog_.topic("qa.requests"));
+  ASSERT_EQ(rechecks.size(), 1u);
+  EXPECT_EQ(json::parse(rechecks[0].value)["payload"]["job_check_attempt"], 1);
+  Collect passed;
+  EXPECT_FALSE(router_.handle(
+      event("jqp-1", "JOB_QA_PASSED",
+            {{"job_check_attempt", 1}, {"checks", json::array()}, {"diagnostics", json::array()}}, "job-1:job-check"),
+      passed));
+  std::map<std::string, std::string> delivered;
+  for (const auto& r : passed.to(catalog_.topic("deploy.requests"))) {
+    auto e = json::parse(r.value);
+    delivered[e["payload"]["path"]] = e["payload"]["content"];
+    EXPECT_EQ(e["type"], "QA_PASSED");
+  }
+  EXPECT_EQ(delivered, (std::map<std::string, std::string>{{"calc/core.py", "def core_info(): ..."},
+                                                           {"calc/cli.py", "from calc.core import core_info"}}));
+  EXPECT_EQ(last_progress(passed)["job_check"]["state"], "passed");
+}
+
+TEST_F(RouterTest, AJobCheckThatStillFailsAfterItsRoundsDeadLettersTheNamedFilesAndDeliversTheRest) {
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  pass_both(router_, catalog_, ev, out);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Collect round;
+    router_.handle(
+        event("jqf-" + std::to_string(attempt), "JOB_QA_FAILED", job_failed(attempt, "calc/cli.py"), "job-1:job-check"),
+        round);
+    ASSERT_EQ(round.to(catalog_.topic("tasks.fix")).size(), 1u) << attempt;
+    router_.handle(
+        event("qp-cli-" + std::to_string(attempt + 1), "QA_PASSED",
+              {{"path", "calc/cli.py"}, {"content", "still broken"}, {"fix_attempt", attempt + 1}}, "job-1:1"),
+        round);
+    ASSERT_EQ(round.to(catalog_.topic("qa.requests")).size(), 1u) << attempt;
+  }
+  Collect last;
+  EXPECT_FALSE(router_.handle(event("jqf-2", "JOB_QA_FAILED", job_failed(2, "calc/cli.py"), "job-1:job-check"), last));
+  EXPECT_TRUE(last.to(catalog_.topic("tasks.fix")).empty()) << "job_fix_limit 2";
+  auto dlq = last.to(catalog_.dlq_topic());
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(kafka::find_header(dlq[0].headers, kafka::headers::kErrorClass), "job_qa_failed");
+  auto value = json::parse(dlq[0].value);
+  EXPECT_EQ(value["payload"]["path"], "calc/cli.py");
+  EXPECT_EQ(value["payload"]["content"], "still broken");
+  EXPECT_EQ(value["payload"]["diagnostics"][0]["check"], "imports");
+  auto deploys = last.to(catalog_.topic("deploy.requests"));
+  ASSERT_EQ(deploys.size(), 1u);
+  EXPECT_EQ(json::parse(deploys[0].value)["payload"]["path"], "calc/core.py");
+  auto job = last_progress(last);
+  EXPECT_EQ(job["job_check"]["state"], "failed");
+  EXPECT_EQ(job["files"]["calc/cli.py"]["status"], "dead_lettered");
+  EXPECT_EQ(job["files"]["calc/cli.py"]["reason"].get<std::string>().rfind("job_qa_failed: line 1", 0), 0u);
+}
+
+TEST_F(RouterTest, AJobCheckThatNamesNoFileOfTheJobIsDeadLetteredAndItsFilesDelivered) {
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  pass_both(router_, catalog_, ev, out);
+  Collect result;
+  auto failure = router_.handle(event("jqf-0", "JOB_QA_FAILED", job_failed(0, ""), "job-1:job-check"), result);
+  ASSERT_TRUE(failure);
+  EXPECT_EQ(failure->error_class, "job_qa_failed");
+  EXPECT_EQ(result.to(catalog_.topic("deploy.requests")).size(), 2u);
+  EXPECT_EQ(last_progress(result)["job_check"]["state"], "failed");
+}
+
+TEST_F(RouterTest, DeliverBeforeJobChecksSendsFilesAsTheyPassAndStillChecksTheJob) {
+  prometheus::Registry registry;
+  JobCheckOptions options;
+  options.deliver_before = true;
+  EventRouter router(catalog_, RoutingTable::load("", catalog_), registry, 1000, options);
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  const json request = pass_both(router, catalog_, ev, out);
+  EXPECT_EQ(request.value("type", ""), "JOB_CHECK_REQUESTED");
+  int files = 0;
+  for (const auto& r : out.to(catalog_.topic("deploy.requests"))) files += json::parse(r.value)["type"] == "QA_PASSED";
+  EXPECT_EQ(files, 2);
 }
 
 TEST(RoutingTable, BadTablesAreRefused) {
