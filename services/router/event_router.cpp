@@ -327,7 +327,7 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
       r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
       out.emit(std::move(r));
     }
-    publish(out, job_id, progress_.set_section(job_id, "job_check", job_check));
+    publish(out, job_id, progress_.set_section(job_id, "job_check", job_check, true));
   };
   // One record carries the whole job: a file too large to hold, or a job too large for one
   // record, is not checked as a whole; its files are delivered as they are.
@@ -421,7 +421,7 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
     nlohmann::json shown_state = summary;
     shown_state["state"] = s;
     for (auto& [key, value] : extra.items()) shown_state[key] = value;
-    publish(out, job, progress_.set_section(job, "job_check", shown_state));
+    publish(out, job, progress_.set_section(job, "job_check", shown_state, true));
   };
   if (type == "JOB_QA_PASSED") {
     set_state("passed", nlohmann::json::object());

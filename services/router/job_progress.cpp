@@ -168,11 +168,11 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
 }
 
 JobProgress::Update JobProgress::set_section(const std::string& job_id, const std::string& section,
-                                             const nlohmann::json& plan) {
+                                             const nlohmann::json& plan, bool replace) {
   std::lock_guard lock(mu_);
   Job& job = job_locked(job_id);
   auto& current = job.summary[section];
-  if (!current.is_object()) current = nlohmann::json::object();
+  if (!current.is_object() || replace) current = nlohmann::json::object();
   for (const auto& [k, v] : plan.items()) current[k] = v;
   const std::int64_t version = job.summary.value("version", std::int64_t{0}) + 1;
   job.summary["version"] = version;

@@ -65,8 +65,10 @@ class JobProgress {
   // files. Merged into what is there.
   Update set_plan(const std::string& job_id, const nlohmann::json& plan) { return set_section(job_id, "plan", plan); }
   // The same for any section of the summary: "job_check" {state: running | fixing | passed |
-  // failed | skipped, attempt, checks, diagnostics, reason} (docs/qa.md).
-  Update set_section(const std::string& job_id, const std::string& section, const nlohmann::json& value);
+  // failed | skipped, attempt, checks, diagnostics, reason} (docs/qa.md). `replace`: the section
+  // becomes `value` instead of taking its keys.
+  Update set_section(const std::string& job_id, const std::string& section, const nlohmann::json& value,
+                     bool replace = false);
   // Loads a record read back from jobs.progress (at start): a summary or a file record.
   void load(const nlohmann::json& record);
   // The job as one document: the summary with "files" {path: file record}.

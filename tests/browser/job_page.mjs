@@ -63,7 +63,26 @@ try {
   if (nameless) fail(`${nameless} job card(s) without a job id`);
   const conn = (await page.textContent("#conn")).trim();
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, plan, imports, connection: conn, reloads, errors }));
+  // A job whose files pass alone but not together: the page shows the job check that failed, what
+  // it found, and the file dead-lettered for it (docs/qa.md).
+  const checkJob = job + "-check";
+  await page.fill("#submit-json", JSON.stringify({ job_id: checkJob, goal: "A CLI over a core", plan: { files: [
+    { path: "shop/__init__.py", description: "Package marker", depends_on: [] },
+    { path: "shop/core.py", description: "The core", depends_on: [] },
+    { path: "shop/cli.py", description: "The CLI [demo:job-never-passes]", depends_on: ["shop/core.py"] }] } }));
+  await page.click("#submit-button");
+  const checkCard = `.job[data-job="${checkJob}"]`;
+  await page.waitForSelector(checkCard, { timeout: 60000 });
+  await page.waitForFunction((sel) => document.querySelector(sel + " .percent")?.textContent.trim() === "100%", checkCard,
+    { timeout: 180000 });
+  await page.click(checkCard);
+  await page.waitForSelector("#job-check", { timeout: 10000 });
+  const jobCheck = (await page.textContent("#job-check")).trim();
+  if (!/job check failed/.test(jobCheck) || !/cannot import name/.test(jobCheck)) fail("the failed job check is not shown: " + jobCheck);
+  const checkStatuses = await page.$$eval("#detail tbody tr", (rows) => rows.map((r) => r.dataset.path + "=" + r.querySelector(".pill").textContent.trim()));
+  if (!checkStatuses.includes("shop/cli.py=dead lettered")) fail("the file the job check named is not dead-lettered: " + checkStatuses.join(", "));
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-job-check.png"), fullPage: true });
+  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, plan, imports, jobCheck, checkStatuses, connection: conn, reloads, errors }));
   if (statuses.length !== 6 || statuses.some((s) => s !== "delivered")) fail("file statuses: " + statuses.join(", "));
   if (reloads !== 1) fail(`the page navigated ${reloads} times (it must update without reloading)`);
   if (errors.length) fail("page errors: " + errors.join("; "));

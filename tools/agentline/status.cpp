@@ -51,6 +51,23 @@ void print_job(const nlohmann::json& job, std::ostream& out, bool files) {
       << c.value("generated", 0) << ", QA passed " << c.value("qa_passed", 0) << ", QA failed "
       << c.value("qa_failed", 0) << ", fixes " << c.value("fixes", 0) << ", delivered " << c.value("delivered", 0)
       << ", dead-lettered " << c.value("dead_lettered", 0) << "\n";
+  if (job.contains("job_check") && job["job_check"].is_object()) {
+    // The job checked as a whole (docs/qa.md).
+    const auto& jc = job["job_check"];
+    out << "  job check " << jc.value("state", "?") << " (round " << jc.value("attempt", 0) + 1 << ")";
+    const char* sep = ": ";
+    for (const auto& check : jc.value("checks", nlohmann::json::array())) {
+      out << sep << check.value("name", "?") << " " << check.value("outcome", "?");
+      if (check.contains("note")) out << " (" << check.value("note", "") << ")";
+      sep = ", ";
+    }
+    if (jc.contains("reason")) out << "  " << jc.value("reason", "");
+    out << "\n";
+    for (const auto& d : jc.value("diagnostics", nlohmann::json::array())) {
+      out << "    " << d.value("file", "") << (d.contains("line") ? ":" + d["line"].dump() : "") << " "
+          << d.value("severity", "error") << " [" << d.value("check", "") << "] " << d.value("message", "") << "\n";
+    }
+  }
   if (!files || !job.contains("files")) return;
   for (const auto& [path, f] : job["files"].items()) {
     out << "  " << std::left << std::setw(14) << f.value("status", "?") << " " << path;
