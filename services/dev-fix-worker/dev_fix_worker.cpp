@@ -13,6 +13,7 @@
 #include "agentline/kafka/dead_letter.h"
 #include "plan.h"
 #include "prompt.h"
+#include "review.h"
 
 namespace agentline::devfix {
 namespace {
@@ -71,6 +72,7 @@ struct DevFixWorker::Metrics {
   prometheus::Counter* tenant_throttled;
   prometheus::Histogram* call_seconds;
   prometheus::Counter* batched_files;
+  prometheus::Family<prometheus::Counter>* reviews;
 };
 
 DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator,
@@ -124,6 +126,10 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
         std::make_unique<BatchCoalescer>(config_.batch_max_files, config_.batch_max_tokens, config_.batch_linger,
                                          [this](const std::vector<GenerationRequest>& r) { return call_backend(r); });
   }
+  m.reviews = &prometheus::BuildCounter()
+                   .Name("agentline_reviews_total")
+                   .Help("Model reviews of files, by reviewer and outcome (passed, failed, unreadable, unavailable)")
+                   .Register(registry);
   m.call_seconds =
       &prometheus::BuildHistogram()
            .Name("agentline_llm_call_seconds")
@@ -165,6 +171,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
 
   const std::string type = task["type"];
   if (type == "PLAN_TASK" || type == "REPLAN_TASK") return handle_plan(task, record, out);
+  if (type == "REVIEW_TASK") return handle_review(task, record, out);
 
   const std::string path = payload["path"];
   GenerationRequest request;
@@ -354,6 +361,94 @@ std::optional<kafka::Failure> DevFixWorker::handle_plan(const nlohmann::json& ta
                                     : result.cached ? "cached"
                                                     : "completed"}})
       .Increment();
+  return std::nullopt;
+}
+
+std::optional<kafka::Failure> DevFixWorker::handle_review(const nlohmann::json& task,
+                                                          const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const auto& payload = task["payload"];
+  const std::string path = payload["path"];
+  const int attempt = payload.value("fix_attempt", 0);
+  nlohmann::json findings = nlohmann::json::array();
+  nlohmann::json usage = {{"prompt_tokens", 0}, {"completion_tokens", 0}, {"cost_usd", 0.0}, {"calls", 0}};
+  std::vector<std::pair<std::string, std::string>> outcomes;  // reviewer, outcome
+  for (const auto& r : payload["reviewers"]) {
+    const std::string reviewer = r;
+    GenerationRequest request;
+    request.task = task;
+    request.task["payload"]["reviewer"] = reviewer;
+    request.path = path;
+    request.fix_attempt = attempt;
+    request.max_tokens = config_.review_max_tokens;
+    request.raw_reply = true;
+    request.reply_schema = review_reply_schema();
+    const Prompt prompt = build_review_prompt(task, reviewer, config_.context_budget_chars);
+    request.system_prompt = prompt.system;
+    request.user_prompt = prompt.user;
+    cache::ResultCache::Result result;
+    std::optional<GenerationError> rejected;
+    // The backend down: the whole review waits (reviews already made come from the cache).
+    if (auto failure = generate(request, result, rejected)) return failure;
+    if (rejected) {
+      findings.push_back(
+          {{"file", path},
+           {"severity", "warning"},
+           {"check", "review:" + reviewer},
+           {"message", "the " + reviewer + " review could not run: " + std::string(rejected->what()).substr(0, 500)}});
+      outcomes.emplace_back(reviewer, "unavailable");
+      continue;
+    }
+    const auto generated = nlohmann::json::parse(*result.value);
+    usage["calls"] = usage["calls"].get<int>() + (result.cached ? 0 : 1);
+    for (const char* k : {"prompt_tokens", "completion_tokens"})
+      usage[k] = usage[k].get<std::int64_t>() + generated.value(k, std::int64_t{0});
+    usage["cost_usd"] = usage["cost_usd"].get<double>() + generated.value("cost_usd", 0.0);
+    bool readable = true;
+    const auto found = parse_review(generated.value("content", ""), path, reviewer, &readable);
+    bool error = false;
+    for (const auto& d : found) {
+      error = error || d["severity"] == "error";
+      findings.push_back(d);
+    }
+    outcomes.emplace_back(reviewer, error ? "failed" : readable ? "passed" : "unreadable");
+  }
+  const bool failed =
+      std::any_of(findings.begin(), findings.end(), [](const auto& d) { return d["severity"] == "error"; });
+  nlohmann::json result_payload = payload;
+  result_payload.erase("reviewers");
+  result_payload["review"] = {{"reviewers", payload["reviewers"]}, {"findings", findings.size()}};
+  for (auto& [k, v] : usage.items()) result_payload["review"][k] = v;
+  nlohmann::json warnings = payload.value("warnings", nlohmann::json::array());
+  if (failed) {
+    // Errors first (the fix prompt leads with them), then the review's and the checks' warnings.
+    nlohmann::json diagnostics = nlohmann::json::array();
+    for (const auto& d : findings)
+      if (d["severity"] == "error") diagnostics.push_back(d);
+    for (const auto& d : findings)
+      if (d["severity"] != "error") diagnostics.push_back(d);
+    for (const auto& d : warnings) diagnostics.push_back(d);
+    result_payload.erase("warnings");
+    result_payload["diagnostics"] = std::move(diagnostics);
+  } else {
+    for (const auto& d : findings) warnings.push_back(d);
+    if (!warnings.empty()) result_payload["warnings"] = std::move(warnings);
+  }
+  const std::string suffix = "-" + std::to_string(attempt) + "-rv";
+  nlohmann::json event = {
+      {"id", events::derived_id(failed ? "qf-" : "qp-", task["task_id"].get<std::string>(), suffix)},
+      {"task_id", task["task_id"]},
+      {"job_id", task["job_id"]},
+      {"type", failed ? "QA_FAILED" : "QA_PASSED"},
+      {"created_at", events::now_iso8601()},
+      {"payload", std::move(result_payload)}};
+  if (auto failure = validator_.validate_event(event)) {
+    return kafka::Failure::bad_input(
+        "invalid_output", "the reviewed " + event["type"].get<std::string>() + " is invalid: " + failure->message);
+  }
+  out.emit(event_record(events_topic_, event, record));
+  for (const auto& [reviewer, outcome] : outcomes)
+    metrics_->reviews->Add({{"reviewer", reviewer}, {"outcome", outcome}}).Increment();
+  metrics_->tasks->Add({{"kind", "review"}, {"outcome", failed ? "rejected" : "completed"}}).Increment();
   return std::nullopt;
 }
 

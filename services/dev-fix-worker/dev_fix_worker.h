@@ -8,7 +8,8 @@
 // the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task or its reply
 // is cut at max_tokens or empty). PLAN_TASK and REPLAN_TASK are LLM work of the same pool: the
 // reply is checked as a plan (plan.h) and emitted as PLAN_COMPLETED or PLAN_REJECTED (with the
-// errors, for the router's plan-fix loop). Thread-safe.
+// errors, for the router's plan-fix loop). REVIEW_TASK is too: each reviewer of the file is a
+// call, and the file comes back as QA_PASSED or QA_FAILED with the findings (review.h). Thread-safe.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -47,6 +48,7 @@ struct WorkerConfig {
   std::size_t context_budget_chars = 24000;  // --context-budget-tokens x 4
   PlanLimits plan;
   int plan_max_tokens = 4096;
+  int review_max_tokens = 512;
   // Small files of one job share a call: a task whose max_tokens is at most batch_small_tokens
   // waits up to batch_linger for others, within batch_max_files and batch_max_tokens.
   int batch_max_files = 4;
@@ -77,6 +79,9 @@ class DevFixWorker {
                  std::chrono::steady_clock::time_point started) const;
   std::optional<kafka::Failure> handle_plan(const nlohmann::json& task, const kafka::InboundRecord& record,
                                             kafka::Emitter& out);
+  // REVIEW_TASK: one call per reviewer; emits QA_PASSED (findings as warnings) or QA_FAILED.
+  std::optional<kafka::Failure> handle_review(const nlohmann::json& task, const kafka::InboundRecord& record,
+                                              kafka::Emitter& out);
   // The generation for `request`, from the cache or the backend. A Failure when the record must
   // wait (breaker open, rate limited) or be retried (backend unavailable); `rejected` when the
   // backend refused the task or its reply cannot be used (cut, empty).

@@ -414,6 +414,8 @@ class TemplateGenerator final : public Generator {
     const std::string type = request.task.value("type", "");
     if (type == "PLAN_TASK" || type == "REPLAN_TASK") {
       g.content = type == "PLAN_TASK" ? plan(payload) : replan(payload);
+    } else if (type == "REVIEW_TASK") {
+      g.content = review(payload, request.fix_attempt);
     } else {
       const std::string description = payload.value("description", "");
       const bool never = description.find("[demo:never-passes]") != std::string::npos;
@@ -438,6 +440,11 @@ class TemplateGenerator final : public Generator {
         g.content = (job_broken && lang == "javascript" ? "require('./absent_module');\n" : "") +
                     render(lang, request.path, summary, broken);
       }
+      // A fix after a review's finding changes the file (an unchanged file would get the same
+      // review, from the cache).
+      if (description.find("[demo:review-error-once]") != std::string::npos && request.fix_attempt > 0 &&
+          lang == "python")
+        g.content += "\n# Input is validated before use (review fix).\n";
     }
     g.prompt_tokens = static_cast<std::int64_t>((request.system_prompt.size() + request.user_prompt.size()) / 4);
     g.completion_tokens = static_cast<std::int64_t>(g.content.size() / 4);
@@ -526,6 +533,21 @@ class TemplateGenerator final : public Generator {
         {"files", files},
         {"interface", "Every module defines <name>_info() returning its name; dependants import it."}};
     return "Here is the plan for the goal.\n```json\n" + doc.dump(2) + "\n```\nEach file lists what it imports.\n";
+  }
+
+  // The template's review: "[demo:review-error-once]" in the description gives an error finding
+  // until the file's first fix, "[demo:review-warning]" a warning; otherwise no findings.
+  static std::string review(const nlohmann::json& payload, int fix_attempt) {
+    const std::string description = payload.value("description", "");
+    const std::string reviewer = payload.value("reviewer", "");
+    nlohmann::json findings = nlohmann::json::array();
+    if (description.find("[demo:review-error-once]") != std::string::npos && fix_attempt == 0)
+      findings.push_back({{"line", 1},
+                          {"severity", "error"},
+                          {"message", "the " + reviewer + " reviewer found input used unchecked"}});
+    if (description.find("[demo:review-warning]") != std::string::npos)
+      findings.push_back({{"line", 1}, {"severity", "warning"}, {"message", "consider a docstring per function"}});
+    return nlohmann::json{{"findings", findings}}.dump();
   }
 
   // The template's replan: the file again without the demo marker, and a helper it uses.

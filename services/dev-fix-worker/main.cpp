@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   int cache_entries = 10000, cache_ttl_s = 86400, cache_share = 0;
   int max_tokens = 2048;
   int batch_max_files = 4, batch_small_tokens = 1024, batch_max_tokens = 4096, batch_linger_ms = 20;
-  int context_budget_tokens = 6000, plan_max_files = 50, plan_max_tokens = 4096;
+  int context_budget_tokens = 6000, plan_max_files = 50, plan_max_tokens = 4096, review_max_tokens = 512;
   auto& o = host.options();
   o.add("generator", &backend, "Generator backend: template (offline stand-in for an LLM), openai, exec");
   o.add("llm-base-url", &openai.base_url, "OpenAI-compatible API base URL (…/v1)");
@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
         "Tokens of job context in a file's prompt: goal, dependencies, interface, file list (docs/planning.md)");
   o.add("plan-max-files", &plan_max_files, "Most files a plan may have (a goal's constraints.max_files may lower it)");
   o.add("plan-max-tokens", &plan_max_tokens, "Completion tokens of a planning call unless the task sets max_tokens");
+  o.add("review-max-tokens", &review_max_tokens, "Completion tokens of one reviewer's call (docs/qa.md)");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   host.set_priority_order(priorities);
 
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
     config.context_budget_chars = static_cast<std::size_t>(std::max(0, context_budget_tokens)) * 4;
     config.plan.max_files = std::max(1, plan_max_files);
     config.plan_max_tokens = std::max(1, plan_max_tokens);
+    config.review_max_tokens = std::max(1, review_max_tokens);
     config.batch_max_files = batch_max_files;
     config.batch_small_tokens = batch_small_tokens;
     config.batch_max_tokens = batch_max_tokens;

@@ -343,10 +343,11 @@ nlohmann::json parse_job_diagnostics(const std::string& parser, const std::strin
       nlohmann::json out = diagnostic(text("file", ""), integer("line"), integer("column"),
                                       severity == "warning" || severity == "info" ? severity : "error",
                                       d["message"].get<std::string>(), text("check", check));
-      if (d.contains("related") && d["related"].is_array()) {
-        out["related"] = nlohmann::json::array();
-        for (const auto& r : d["related"]) {
-          if (r.is_string() && out["related"].size() < 20) out["related"].push_back(r);
+      for (const char* list : {"related", "via"}) {
+        if (!d.contains(list) || !d[list].is_array()) continue;
+        out[list] = nlohmann::json::array();
+        for (const auto& r : d[list]) {
+          if (r.is_string() && out[list].size() < 50) out[list].push_back(r);
         }
       }
       if (d.contains("kind") && d["kind"].is_string()) out["kind"] = d["kind"];

@@ -95,6 +95,9 @@ def check_python():
             modules[name] = path
     job_modules = set(modules)
     failed = set()
+    # One finding per place, however many modules' imports ran into it: "via" lists the modules
+    # whose import failed there (they fail because of it, and are not where a fix goes).
+    import_errors = {}
     scratch = tempfile.mkdtemp()
     for name, path in sorted(modules.items()):
         result = os.path.join(scratch, "result.json")
@@ -135,9 +138,17 @@ def check_python():
                                "checks run (declare it as a dependency, or use the standard library)" % missing)
                 continue
             message += " (no file of the job provides it)"
-        report(file=where, line=line, severity="error", check="imports", kind="import_error", message=message,
-               related=related)
+        finding = import_errors.setdefault((where, line, message), {
+            "file": where, "line": line, "severity": "error", "check": "imports", "kind": "import_error",
+            "message": message, "related": related, "via": []})
+        if path != where:
+            finding["via"].append(path)
         failed.add(where)
+        failed.add(path)
+    for finding in import_errors.values():
+        if not finding["via"]:
+            del finding["via"]
+        report(**finding)
     tests = [p for p in files if re.match(r"(test_.*|.*_test)\.py$", os.path.basename(p))]
     if not tests:
         return
@@ -162,6 +173,9 @@ def check_python():
             for line in f:
                 item = json.loads(line)
                 test_file = relative(item["nodeid"].split("::")[0]) or tests[0]
+                if item["when"] == "collection" and test_file in failed:
+                    reported += 1  # its import failed above, where the finding names the cause
+                    continue
                 crash_file, crash_line = relative(item.get("crash_path")), item.get("crash_line") or 0
                 test_line = 0
                 for p, l in item.get("entries", []):

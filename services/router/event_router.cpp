@@ -27,8 +27,8 @@ std::string first_diagnostic(const nlohmann::json& payload) {
   return out;
 }
 
-// A job check carries the whole job in one record (qa.requests allows 4 MiB).
-constexpr std::size_t kMaxJobCheckBytes = 3 * 1024 * 1024;
+// A job check carries the whole job in one record (qa.requests allows 4 MiB: topics/catalog.json).
+constexpr std::size_t kMaxJobCheckBytes = 3584 * 1024;
 
 kafka::OutgoingRecord json_record(std::string topic, std::string key, const nlohmann::json& value,
                                   const kafka::InboundRecord& cause) {
@@ -41,6 +41,29 @@ kafka::OutgoingRecord json_record(std::string topic, std::string key, const nloh
     r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
   }
   return r;
+}
+
+// A FIX_TASK for the file at `fix_attempt`, carrying what its last event carried (tenant,
+// priority, language, context, limits).
+nlohmann::json fix_task(const std::string& job, const std::string& task_id, const std::string& path,
+                        const nlohmann::json& carried_from, int fix_attempt, nlohmann::json diagnostics,
+                        const std::string& previous_content) {
+  nlohmann::json fix = {{"id", "fix-" + task_id + "-" + std::to_string(fix_attempt)},
+                        {"task_id", task_id},
+                        {"job_id", job},
+                        {"type", "FIX_TASK"},
+                        {"created_at", events::now_iso8601()},
+                        {"payload",
+                         {{"path", path},
+                          {"description", carried_from.value("description", "Fix " + path)},
+                          {"fix_attempt", fix_attempt},
+                          {"previous_content", previous_content},
+                          {"diagnostics", std::move(diagnostics)}}}};
+  for (const char* carried :
+       {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
+    if (carried_from.contains(carried)) fix["payload"][carried] = carried_from[carried];
+  }
+  return fix;
 }
 
 }  // namespace
@@ -77,6 +100,15 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
                      .Help("Redelivered events dropped by id")
                      .Register(registry)
                      .Add({});
+  reviews_requested_ = &prometheus::BuildCounter()
+                            .Name("agentline_router_reviews_requested_total")
+                            .Help("Model reviews asked for, by reviewer")
+                            .Register(registry);
+  review_calls_saved_ = &prometheus::BuildCounter()
+                             .Name("agentline_router_review_calls_saved_total")
+                             .Help("Reviewer calls not made because the review rules chose other reviewers or none")
+                             .Register(registry)
+                             .Add({});
   failure_ratio_ = &prometheus::BuildGauge()
                         .Name("agentline_router_failure_ratio")
                         .Help("Dead-lettered over all events handled since start (the seed's failure rate)")
@@ -176,6 +208,10 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     return kafka::Failure::bad_input("unrouted_event_type", "no route for " + type + " in the routing table");
   }
   using Step = JobProgress::Step;
+  if (type == "QA_PASSED" && reviews_ && !payload.contains("review") && send_to_review(event, record, out)) {
+    count(false, type, "review");
+    return std::nullopt;
+  }
   // A planned job's passed files wait for its job check (docs/qa.md), unless the job check has
   // ended already (a replayed file) or the file is too large to hold.
   bool hold = false;
@@ -224,22 +260,9 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
         count(true, "qa_failed_max", "");
         return kafka::Failure::bad_input("qa_failed_max", why);
       }
-      nlohmann::json fix = {
-          {"id", "fix-" + task_id + "-" + std::to_string(attempt + 1)},
-          {"task_id", task_id},
-          {"job_id", job},
-          {"type", "FIX_TASK"},
-          {"created_at", events::now_iso8601()},
-          {"payload",
-           {{"path", path},
-            {"description", payload.value("description", "Fix " + path)},
-            {"fix_attempt", attempt + 1},
-            {"previous_content", payload.value("content", "")},
-            {"diagnostics", payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array()}}}};
-      for (const char* carried :
-           {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
-        if (payload.contains(carried)) fix["payload"][carried] = payload[carried];
-      }
+      nlohmann::json fix = fix_task(job, task_id, path, payload, attempt + 1,
+                                    payload.contains("diagnostics") ? payload["diagnostics"] : nlohmann::json::array(),
+                                    payload.value("content", ""));
       if (planned) {
         // The job's context as it is now: the plan, the dependencies' and dependants' content.
         nlohmann::json context = gate_.context_for(job, path, true);
@@ -279,6 +302,38 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     }
   }
   return std::nullopt;
+}
+
+bool EventRouter::send_to_review(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out) {
+  const std::string job = event["job_id"];
+  const std::string task_id = event["task_id"];
+  const auto& payload = event["payload"];
+  const std::string path = payload.value("path", "");
+  std::vector<std::string> dependants;
+  if (const auto plan = gate_.plan(job)) {
+    for (const auto& f : (*plan)["plan"].value("files", nlohmann::json::array())) {
+      for (const auto& d : f.value("depends_on", nlohmann::json::array())) {
+        if (d == path) dependants.push_back(f.value("path", ""));
+      }
+    }
+  }
+  const auto reviewers = reviews_->reviewers_for(path, payload.value("content", ""), dependants);
+  review_calls_saved_->Increment(static_cast<double>(reviews_->size() - reviewers.size()));
+  if (reviewers.empty()) return false;
+  const int attempt = payload.value("fix_attempt", 0);
+  nlohmann::json task = {{"id", events::derived_id("rev-", task_id, "-" + std::to_string(attempt))},
+                         {"task_id", task_id},
+                         {"job_id", job},
+                         {"type", "REVIEW_TASK"},
+                         {"created_at", events::now_iso8601()},
+                         {"payload", payload}};
+  task["payload"]["reviewers"] = reviewers;
+  if (!task["payload"].contains("description")) task["payload"]["description"] = "Review " + path;
+  task["payload"].erase("diagnostics");
+  if (validator_.validate_task(task)) return false;  // reviewed by nobody rather than lost
+  out.emit(json_record(fix_topic_, task_id, task, record));
+  for (const auto& r : reviewers) reviews_requested_->Add({{"reviewer", r}}).Increment();
+  return true;
 }
 
 void EventRouter::emit_plan_records(kafka::Emitter& out,
@@ -331,24 +386,12 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
   };
   // One record carries the whole job: a file too large to hold, or a job too large for one
   // record, is not checked as a whole; its files are delivered as they are.
-  std::size_t bytes = 0;
   std::string why_not;
   nlohmann::json assembled = nlohmann::json::array();
   for (const auto& f : *files) {
-    const std::string content = f.value("content", "");
-    bytes += content.size();
     if (f.value("content_cut", false)) why_not = f.value("path", "") + " is larger than a job check holds";
-    assembled.push_back({{"path", f.value("path", "")}, {"content", content}, {"task_id", f.value("task_id", "")}});
-  }
-  if (why_not.empty() && bytes > kMaxJobCheckBytes) {
-    why_not = "the job's files (" + std::to_string(bytes) + " bytes) are more than one job check carries (" +
-              std::to_string(kMaxJobCheckBytes) + ")";
-  }
-  if (!why_not.empty()) {
-    set_state({{"state", "skipped"}, {"attempt", attempt}, {"reason", why_not}});
-    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
-    count(false, "JOB_CHECK_SKIPPED", "progress");
-    return;
+    assembled.push_back(
+        {{"path", f.value("path", "")}, {"content", f.value("content", "")}, {"task_id", f.value("task_id", "")}});
   }
   nlohmann::json request = {{"id", events::derived_id("jc-", job_id, "-" + std::to_string(attempt))},
                             {"task_id", events::derived_id("", job_id, ":job-check")},
@@ -358,6 +401,17 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
                             {"payload", {{"job_check_attempt", attempt}, {"files", std::move(assembled)}}}};
   if (const auto plan = gate_.plan(job_id); plan && plan->contains("tenant"))
     request["payload"]["tenant"] = (*plan)["tenant"];
+  std::string value = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (why_not.empty() && value.size() > kMaxJobCheckBytes) {
+    why_not = "the job (" + std::to_string(value.size()) + " bytes as one record) is more than a job check carries (" +
+              std::to_string(kMaxJobCheckBytes) + ")";
+  }
+  if (!why_not.empty()) {
+    set_state({{"state", "skipped"}, {"attempt", attempt}, {"reason", why_not}});
+    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
+    count(false, "JOB_CHECK_SKIPPED", "progress");
+    return;
+  }
   if (auto failure = validator_.validate_event(request)) {
     set_state({{"state", "skipped"},
                {"attempt", attempt},
@@ -366,7 +420,9 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
     count(true, "invalid_job_check", "");
     return;
   }
-  out.emit(json_record(qa_topic_, job_id, request, cause));
+  kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), cause);
+  r.value = std::move(value);
+  out.emit(std::move(r));
   set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
   count(false, "JOB_CHECK_REQUESTED", qa_topic_);
 }
@@ -463,21 +519,8 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
       const int fix_attempt = dp.value("fix_attempt", 0) + 1;
       nlohmann::json all = diags;
       for (const auto& w : dp.value("warnings", nlohmann::json::array())) all.push_back(w);
-      nlohmann::json fix = {{"id", "fix-" + task_id + "-" + std::to_string(fix_attempt)},
-                            {"task_id", task_id},
-                            {"job_id", job},
-                            {"type", "FIX_TASK"},
-                            {"created_at", events::now_iso8601()},
-                            {"payload",
-                             {{"path", path},
-                              {"description", dp.value("description", "Fix " + path)},
-                              {"fix_attempt", fix_attempt},
-                              {"job_check_attempt", attempt + 1},
-                              {"previous_content", f.value("content", "")},
-                              {"diagnostics", all}}}};
-      for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id", "submitted_at_ms"}) {
-        if (dp.contains(carried)) fix["payload"][carried] = dp[carried];
-      }
+      nlohmann::json fix = fix_task(job, task_id, path, dp, fix_attempt, std::move(all), f.value("content", ""));
+      fix["payload"]["job_check_attempt"] = attempt + 1;
       // The job's context, and the content of every other file the diagnostics involve.
       nlohmann::json context = gate_.context_for(job, path, true);
       for (auto& [k, v] : context.items()) fix["payload"][k] = std::move(v);
@@ -517,14 +560,15 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
     count(false, type, fix_topic_);
     return std::nullopt;
   }
-  // Out of rounds: the named files are dead-lettered with the diagnostics, the others delivered.
+  // Out of rounds: the named files are dead-lettered with the diagnostics, and so are the files
+  // whose import failed only through them ("via"): delivered, they would not import either. The
+  // others are delivered.
   std::set<std::string> failed;
-  for (const auto& [path, diags] : named) {
+  auto dead_letter = [&](const std::string& path, const nlohmann::json& diags, const std::string& reason) {
     const nlohmann::json& f = *by_path[path];
     const nlohmann::json dp =
         f.contains("delivery") ? f["delivery"].value("payload", nlohmann::json::object()) : nlohmann::json::object();
     const std::string task_id = f.value("task_id", "");
-    const std::string reason = "job_qa_failed: " + first_error(diags);
     nlohmann::json value = {{"id", events::derived_id("jqf-", task_id, "-" + std::to_string(attempt))},
                             {"task_id", task_id},
                             {"job_id", job},
@@ -540,16 +584,26 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
     out.emit(dead_letters_.route(
         as_failed,
         kafka::Failure::bad_input("job_qa_failed", "the job check still failed after " + std::to_string(attempt) +
-                                                       " round(s) of fixes: " + reason.substr(15)),
+                                                       " round(s) of fixes: " + reason),
         events::now_ms()));
-    publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, reason, -1));
-    for (auto& [key, value2] : gate_.failed(job, path, reason).records) {
-      kafka::OutgoingRecord r = json_record(plans_topic_, key, value2, record);
-      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-      out.emit(std::move(r));
-    }
+    publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, "job_qa_failed: " + reason, -1));
+    emit_plan_records(out, gate_.failed(job, path, "job_qa_failed: " + reason).records, record);
     failed.insert(path);
     count(true, "job_qa_failed", "");
+  };
+  std::map<std::string, nlohmann::json> through;  // path -> the findings its import failed through
+  for (const auto& [path, diags] : named) {
+    for (const auto& d : diags) {
+      for (const auto& v : d.value("via", nlohmann::json::array())) {
+        const std::string importer = v.is_string() ? v.get<std::string>() : "";
+        if (by_path.count(importer) && !named.count(importer)) through[importer].push_back(d);
+      }
+    }
+  }
+  for (const auto& [path, diags] : named) dead_letter(path, diags, first_error(diags));
+  for (const auto& [path, diags] : through) {
+    dead_letter(path, diags,
+                "it imports " + diags[0].value("file", "") + ", which failed its job check: " + first_error(diags));
   }
   nlohmann::json list = nlohmann::json::array();
   for (const auto& p : failed) list.push_back(p);

@@ -24,6 +24,7 @@
 #include "agentline/kafka/topic_catalog.h"
 #include "dependency_gate.h"
 #include "job_progress.h"
+#include "review_rules.h"
 #include "routing_table.h"
 
 namespace prometheus {
@@ -48,6 +49,9 @@ class EventRouter {
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
   JobProgress& progress() { return progress_; }
+  // Model reviews (docs/qa.md): a file that passed its checks goes to the reviewers these rules
+  // choose (a REVIEW_TASK for dev-fix-worker) before it counts as passed. Off until set.
+  void set_reviews(ReviewRules rules) { reviews_ = std::move(rules); }
   DependencyGate& gate() { return gate_; }
   // This replica's id, on every progress record it writes (header agentline-origin): reading
   // jobs.progress back, it skips its own records, which it has already applied.
@@ -63,6 +67,8 @@ class EventRouter {
                  const kafka::InboundRecord& cause);
   // A planned file at the fix limit goes back to the planner; false when it had its replans.
   bool replan(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out);
+  // A QA_PASSED that the reviews take first: the REVIEW_TASK is emitted, and true returned.
+  bool send_to_review(const nlohmann::json& event, const kafka::InboundRecord& record, kafka::Emitter& out);
   // jobs.plans records, marked with this replica's origin.
   void emit_plan_records(kafka::Emitter& out, const std::vector<std::pair<std::string, nlohmann::json>>& records,
                          const kafka::InboundRecord& cause);
@@ -88,6 +94,7 @@ class EventRouter {
   std::string escalations_topic_;
   std::string qa_topic_;
   JobCheckOptions job_checks_;
+  std::optional<ReviewRules> reviews_;
   kafka::FailureRouter dead_letters_;
   JobProgress progress_;
   DependencyGate gate_;
@@ -101,6 +108,8 @@ class EventRouter {
   prometheus::Family<prometheus::Counter>* routed_;
   prometheus::Family<prometheus::Counter>* failed_;
   prometheus::Counter* duplicates_;
+  prometheus::Family<prometheus::Counter>* reviews_requested_;
+  prometheus::Counter* review_calls_saved_;
   prometheus::Gauge* failure_ratio_;
   std::mutex stats_mu_;
   double routed_count_ = 0;

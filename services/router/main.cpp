@@ -24,11 +24,18 @@ int main(int argc, char** argv) {
                           "Deliver a planned job's files as they pass, without checking the job as a whole");
   host.options().add_flag("deliver-before-job-checks", &job_checks.deliver_before,
                           "Deliver files as they pass; the job is still checked as a whole, and marked if it fails");
+  bool reviews = false;
+  std::string review_rules_file;
+  host.options().add_flag("reviews", &reviews,
+                          "Review passed files by model, with the built-in review rules (docs/qa.md); off by default");
+  host.options().add("review-rules", &review_rules_file, "Review rules file (JSON); implies --reviews");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
 
   std::optional<agentline::router::RoutingTable> table;
+  std::optional<agentline::router::ReviewRules> review_rules;
   try {
     table = agentline::router::RoutingTable::load(routes_file, host.catalog());
+    if (reviews || !review_rules_file.empty()) review_rules = agentline::router::ReviewRules::load(review_rules_file);
   } catch (const std::exception& e) {
     std::cerr << "router: configuration error: " << e.what() << "\n";
     return 2;
@@ -36,6 +43,7 @@ int main(int argc, char** argv) {
   job_checks.enabled = !no_job_checks;
   agentline::router::EventRouter router(host.catalog(), std::move(*table), *host.registry(),
                                         static_cast<std::size_t>(std::max(1, dedup_window)), job_checks);
+  if (review_rules) router.set_reviews(std::move(*review_rules));
 
   // Progress survives restarts and rebalances: read it back, then follow other replicas.
   agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka,

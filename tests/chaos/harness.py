@@ -21,6 +21,20 @@ SERVICES = ["priority-assigner", "dev-fix-worker", "qa-worker", "router", "outbo
 ALL_SERVICES = SERVICES + ["gateway"]
 
 
+# The checks of a test run (check()), so a test reports every failed check, not just the first.
+failures = []
+
+
+def check(cond, what):
+    """Records a failed check (and logs every check); returns the condition."""
+    if not cond:
+        failures.append(what)
+        log("FAIL: " + what)
+    else:
+        log("ok: " + what)
+    return cond
+
+
 def log(msg):
     print(time.strftime("%H:%M:%S ") + msg, flush=True)
 
@@ -229,6 +243,21 @@ class Stack:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+    def topic(self, name):
+        """Every record of agentline.<name> as [(key, value as JSON)], in partition order (kcat)."""
+        out = subprocess.run(["kcat", "-C", "-b", self.bootstrap, "-t", "agentline." + name, "-e", "-q",
+                              "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60).stdout
+        records = []
+        for line in out.splitlines():
+            if "\t" not in line:
+                continue
+            key, value = line.split("\t", 1)
+            try:
+                records.append((key, json.loads(value)))
+            except ValueError:
+                pass
+        return records
 
     def cli(self, *args, check=True, timeout=600):
         return subprocess.run([os.path.join(self.bin, "agentline"), *args, *self.globals], env=self.env,

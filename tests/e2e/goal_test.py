@@ -25,35 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
-from harness import Stack, log  # noqa: E402
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        log("FAIL: " + what)
-    else:
-        log("ok: " + what)
-    return cond
-
-
-def topic(stack, name):
-    """Every record of a topic: [(key, value as JSON)] in partition order."""
-    out = subprocess.run(["kcat", "-C", "-b", stack.bootstrap, "-t", "agentline." + name, "-e", "-q",
-                          "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60).stdout
-    records = []
-    for line in out.splitlines():
-        if "\t" not in line:
-            continue
-        key, value = line.split("\t", 1)
-        try:
-            records.append((key, json.loads(value)))
-        except ValueError:
-            pass
-    return records
-
+import harness  # noqa: E402
+from harness import Stack, check, log  # noqa: E402
 
 def wait_complete(stack, jobs, timeout):
     deadline = time.time() + timeout
@@ -72,7 +45,7 @@ def wait_complete(stack, jobs, timeout):
 
 
 def main():
-    bin_dir, src = sys.argv[1], sys.argv[2]
+    bin_dir = sys.argv[1]
     work = tempfile.mkdtemp(prefix="agentline-goal-")
     stack = Stack(bin_dir, work, {"AGENTLINE_SESSION_TIMEOUT_MS": "6000"})
     try:
@@ -105,7 +78,7 @@ def main():
         check(calc.get("counts", {}).get("replans") == 1, f"calc: one replan: {calc.get('counts')}")
 
         # Release order and content: each released task carries its dependencies' delivered content.
-        released = [v for _, v in topic(stack, "tasks.submitted") if v.get("type") == "DEV_TASK"]
+        released = [v for _, v in stack.topic("tasks.submitted") if v.get("type") == "DEV_TASK"]
         by_job = {}
         for t in released:
             by_job.setdefault(t["job_id"], []).append(t)
@@ -123,10 +96,10 @@ def main():
                         continue
                     if os.path.exists(on_disk):
                         check(open(on_disk).read() == given[d], f"{job}: {d} in {p['path']}'s task is what was delivered")
-        plans = [v for _, v in topic(stack, "events") if v.get("type") in ("PLAN_COMPLETED", "PLAN_REJECTED")]
+        plans = [v for _, v in stack.topic("events") if v.get("type") in ("PLAN_COMPLETED", "PLAN_REJECTED")]
         check([p["type"] for p in plans if p["job_id"] == "calc" and "replan_of" not in p["payload"]] ==
               ["PLAN_REJECTED", "PLAN_COMPLETED"], "calc: the invalid plan was rejected, then one accepted")
-        escalations = [v for _, v in topic(stack, "escalations") if v.get("payload", {}).get("action") == "replan"]
+        escalations = [v for _, v in stack.topic("escalations") if v.get("payload", {}).get("action") == "replan"]
         check(len(escalations) == 1 and escalations[0]["payload"]["path"] == "calculator_cli/cli.py",
               f"the escalations topic records the replan: {escalations}")
 
@@ -160,14 +133,14 @@ def main():
         check(kills >= 3, f"the router was killed mid-job {kills} times")
         check(doc.get("complete") and doc.get("files_done") == chain + 1,
               f"chain: complete after the kills: {doc.get('files_done')}/{doc.get('files_total')}")
-        releases = [v["task_id"] for _, v in topic(stack, "tasks.submitted")
+        releases = [v["task_id"] for _, v in stack.topic("tasks.submitted")
                     if v.get("type") == "DEV_TASK" and v["job_id"] == "chain"]
         planned = {f["task_id"] for f in doc.get("files", {}).values()}
         check(set(releases) == planned and len(planned) == chain + 1,
               f"chain: every file released, under one task id each: {len(set(releases))} of {len(planned)}")
         log(f"chain: {len(releases)} release records for {len(set(releases))} files "
             f"({len(releases) - len(set(releases))} copies with the same ids, absorbed downstream)")
-        uploads = [v["task_id"] for _, v in topic(stack, "events")
+        uploads = [v["task_id"] for _, v in stack.topic("events")
                    if v.get("type") == "UPLOADED" and v["job_id"] == "chain"]
         check(sorted(uploads) == sorted(planned), f"chain: every file delivered exactly once ({len(uploads)} uploads)")
         r = subprocess.run([sys.executable, "-c", f"import chain.step{chain:03d} as m; print(m.step{chain:03d}_info())"],
@@ -175,8 +148,8 @@ def main():
         check(r.returncode == 0, f"the chain's last module imports the whole chain: {r.stdout} {r.stderr}")
     finally:
         stack.stop()
-    if failures:
-        log(f"{len(failures)} check(s) failed; services' log: {stack.log_path}")
+    if harness.failures:
+        log(f"{len(harness.failures)} check(s) failed; services' log: {stack.log_path}")
         sys.exit(1)
     log("all checks passed")
 

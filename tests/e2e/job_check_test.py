@@ -14,8 +14,10 @@ goals with a supplied plan:
   and `agentline status` shows the failed job check.
 - cfix: C sources that compile alone but do not link; fixed once, delivered, and they build.
 - jsfix: a JavaScript module that requires a missing file; fixed once and delivered.
+Reviews by model are on (router --reviews, the built-in rules): only the relevant reviewers run.
+- rev: an auth module whose security review finds an error until its first fix: a QA_FAILED with
+  the review's finding, one fix, reviewed again, delivered; files no rule picks are not reviewed.
 """
-import json
 import os
 import subprocess
 import sys
@@ -23,31 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
-from harness import Stack, log, metric_sum  # noqa: E402
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        log("FAIL: " + what)
-    else:
-        log("ok: " + what)
-    return cond
-
-
-def events(stack):
-    out = subprocess.run(["kcat", "-C", "-b", stack.bootstrap, "-t", "agentline.events", "-e", "-q", "-f", "%s\n"],
-                         capture_output=True, text=True, timeout=60).stdout
-    found = []
-    for line in out.splitlines():
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            pass
-    return found
-
+import harness  # noqa: E402
+from harness import Stack, check, log, metric_sum  # noqa: E402
 
 def plan(*files):
     return {"files": [{"path": p, "description": d, "depends_on": deps} for p, d, deps in files]}
@@ -63,6 +42,8 @@ JOBS = {
                     ("store/cli.py", "The CLI [demo:job-never-passes]", ["store/core.py"])),
     "cfix": plan(("src/util.c", "Helpers", []),
                  ("src/main.c", "The program [demo:job-fails-once]", ["src/util.c"])),
+    "rev": plan(("web/__init__.py", "Package marker", []),
+                ("web/auth.py", "Checks a login [demo:review-error-once]", [])),
     "jsfix": plan(("src/core.js", "The core", []),
                   ("src/cli.js", "The CLI [demo:job-fails-once]", ["src/core.js"])),
 }
@@ -85,7 +66,7 @@ def wait_complete(stack, jobs, timeout):
 def main():
     bin_dir = sys.argv[1]
     work = tempfile.mkdtemp(prefix="agentline-job-check-")
-    stack = Stack(bin_dir, work, {"AGENTLINE_SESSION_TIMEOUT_MS": "6000"})
+    stack = Stack(bin_dir, work, {"AGENTLINE_SESSION_TIMEOUT_MS": "6000", "AGENTLINE_REVIEWS": "true"})
     try:
         stack.wait_ready()
         for job, p in JOBS.items():
@@ -93,7 +74,7 @@ def main():
             check(status == 202, f"{job}: accepted: {status} {body}")
         docs = wait_complete(stack, list(JOBS), 300)
         delivered = os.path.join(stack.state, "delivered")
-        evs = events(stack)
+        evs = [v for _, v in stack.topic("events")]
 
         def of(job, type_):
             return [e for e in evs if e["job_id"] == job and e["type"] == type_]
@@ -159,14 +140,34 @@ def main():
         check(any(d["file"] == "src/cli.js" and "Cannot find module" in d["message"] for d in diags),
               f"jsfix: the missing module named cli.js: {diags}")
 
+        # rev: the security review failed the auth module once; fixed, reviewed again, delivered.
+        doc = docs.get("rev", {})
+        statuses = {p: f["status"] for p, f in doc.get("files", {}).items()}
+        check(set(statuses.values()) == {"delivered"}, f"rev: delivered after its review passed: {statuses}")
+        failed = [e for e in of("rev", "QA_FAILED") if e["payload"]["path"] == "web/auth.py"]
+        check(len(failed) == 1 and failed[0]["payload"]["diagnostics"][0]["check"] == "review:security",
+              f"rev: one QA_FAILED with the security review's finding: {[e['payload']['diagnostics'] for e in failed]}")
+        reviews = [v for _, v in stack.topic("tasks.fix") if v.get("type") == "REVIEW_TASK" and v["job_id"] == "rev"]
+        check(sorted((r["payload"]["path"], tuple(r["payload"]["reviewers"])) for r in reviews) ==
+              [("web/auth.py", ("security",)), ("web/auth.py", ("security",))],
+              f"rev: auth.py reviewed twice by security alone, __init__.py by nobody: "
+              f"{[(r['payload']['path'], r['payload']['reviewers']) for r in reviews]}")
+        devfix = stack.scrape("dev-fix-worker") or {}
+        router = stack.scrape("router") or {}
+        reviewed = {o: metric_sum(devfix, "agentline_reviews_total", reviewer="security", outcome=o)
+                    for o in ("passed", "failed")}
+        saved = metric_sum(router, "agentline_router_review_calls_saved_total")
+        check(reviewed["failed"] >= 1 and reviewed["passed"] >= 1 and saved > 0,
+              f"reviews counted by reviewer and outcome {reviewed}, calls saved {saved}")
+
         # Metrics: job checks by outcome.
         metrics = stack.scrape("qa-worker") or {}
         counted = {o: metric_sum(metrics, "agentline_qa_job_checks_total", outcome=o) for o in ("passed", "failed")}
         check(counted["passed"] >= 3 and counted["failed"] >= 6, f"qa-worker counts job checks by outcome: {counted}")
     finally:
         stack.stop()
-    if failures:
-        log(f"{len(failures)} check(s) failed; services' log: {stack.log_path}")
+    if harness.failures:
+        log(f"{len(harness.failures)} check(s) failed; services' log: {stack.log_path}")
         sys.exit(1)
     log("all checks passed")
 

@@ -14,7 +14,10 @@ A 135M model writes poor code and poorer plans; what is asserted is what the sys
 - the same goal again is answered from the result cache (no new planning request);
 - a file is generated only after the file it depends on reached its end (release order), and
   its prompt as the server received it carries that file's delivered content — or, if it was
-  dead-lettered, says so.
+  dead-lettered, says so;
+- after a job check that passed or failed, every delivered Python module imports. The report
+  compares the jobs whose files imported together as they first passed their own checks (what
+  was delivered before job checks) with the jobs whose delivered modules import now.
 The report (plan, release order, one prompt, outcome per file, time) goes to REPORT.json.
 """
 import json
@@ -26,15 +29,10 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
-from harness import Stack, free_port_block, log, metric_sum  # noqa: E402
+import harness  # noqa: E402
+from harness import Stack, check, free_port_block, log, metric_sum  # noqa: E402
 
-failures = []
 PRICE = {"prompt_per_1k": 0.01, "completion_per_1k": 0.02}
-
-
-def check(cond, what):
-    (log("ok: " + what) if cond else (failures.append(what), log("FAIL: " + what)))
-    return cond
 
 
 def ended(doc):
@@ -139,9 +137,7 @@ def main():
               == 202, "g1-again submitted")
         docs.update(wait_jobs(stack, ["g1-again"], 900))
 
-        events = [json.loads(line.split("\t", 1)[1]) for line in subprocess.run(
-            ["kcat", "-C", "-b", stack.bootstrap, "-t", "agentline.events", "-e", "-q", "-f", "%k\t%s\n"],
-            capture_output=True, text=True, timeout=60).stdout.splitlines() if "\t" in line]
+        events = [v for _, v in stack.topic("events")]
         xs = exchanges(proxy_log)
         plans = [e for e in events if e["type"] in ("PLAN_COMPLETED", "PLAN_REJECTED")]
         for job in ["g1", "g2", "g1-again"]:
@@ -151,7 +147,8 @@ def main():
             for path, f in doc.get("files", {}).items():
                 if f["status"] == "dead_lettered":
                     check(bool(f.get("reason")), f"{job}: {path} dead-lettered with a reason: {f.get('reason')}")
-                check(f.get("fix_attempt", 0) <= 3, f"{job}: {path}: fix loop within its limit ({f.get('fix_attempt')})")
+                check(f.get("fix_attempt", 0) <= 3 + 2,
+                      f"{job}: {path}: fix loops within their limits, 3 + 2 job-check rounds ({f.get('fix_attempt')})")
             attempts = [p["payload"]["plan_attempt"] for p in plans if p["job_id"] == job and "replan_of" not in p["payload"]]
             check(attempts and max(attempts) <= 2, f"{job}: plan-fix loop within its limit: attempts {attempts}")
             if doc.get("plan", {}).get("status") == "dead_lettered":
@@ -179,7 +176,9 @@ def main():
               f"the repeated goal's plan came from the cache ({len(new_plan_calls)} new planning calls)")
 
         # Release order and context on the supplied plan: ops.py, then cli.py with ops.py in its prompt.
-        ops_calls = [i for i, x in enumerate(xs) if "File: mathx/ops.py" in user_prompt(x)]
+        # (A job check's fixes come after every file has ended: they are not part of the release order.)
+        ops_calls = [i for i, x in enumerate(xs) if "File: mathx/ops.py" in user_prompt(x) and
+                     "checking the whole job together" not in user_prompt(x)]
         cli_calls = [i for i, x in enumerate(xs) if "File: mathx/cli.py" in user_prompt(x)]
         check(ops_calls and cli_calls and max(ops_calls) < min(cli_calls),
               f"mathx/cli.py was generated only after mathx/ops.py's last call (calls {ops_calls} then {cli_calls})")
@@ -197,6 +196,47 @@ def main():
                       "cli.py's prompt says its dependency was dead-lettered")
             check("mathx.ops.add(a, b)" in prompt and "A tiny math CLI" in prompt,
                   "cli.py's prompt carries the goal and the interface notes")
+        # Job checks (docs/qa.md): the first job check's verdict is what was delivered before it
+        # existed (the files as they passed their own checks); now, what is delivered must import.
+        job_checks = {}
+        for job in ["g1", "g2", "g1-again"]:
+            results = sorted((e for e in events if e["job_id"] == job and e["type"] in ("JOB_QA_PASSED", "JOB_QA_FAILED")),
+                             key=lambda e: e["payload"]["job_check_attempt"])
+            root = os.path.join(stack.state, "delivered", job)
+            modules = []
+            for folder, _, names in os.walk(root):
+                for name in names:
+                    rel = os.path.relpath(os.path.join(folder, name), root)
+                    parts = rel[:-3].split(os.sep)
+                    if rel.endswith(".py") and all(p.isidentifier() for p in parts):
+                        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+            broken = []
+            for m in modules:
+                r = subprocess.run([sys.executable, "-c", f"import {m}"], cwd=root, capture_output=True, text=True,
+                                   timeout=30, stdin=subprocess.DEVNULL)
+                missing = r.stderr.strip().rsplit("No module named ", 1)[-1].strip("'").split(".")[0] \
+                    if "ModuleNotFoundError" in r.stderr else ""
+                # A third-party module the job needs is reported by the job check, not failed by it.
+                if r.returncode != 0 and not (missing and not os.path.exists(os.path.join(root, missing)) and
+                                              not os.path.exists(os.path.join(root, missing + ".py"))):
+                    broken.append(m)
+            state = docs.get(job, {}).get("job_check", {}).get("state")
+            job_checks[job] = {
+                "first_check": results[0]["type"] if results else None,
+                "first_findings": [f"{d.get('file')}:{d.get('line', 0)} {d['message'][:160]}"
+                                   for d in (results[0]["payload"]["diagnostics"] if results else [])][:8],
+                "rounds": len(results), "final": state,
+                "delivered_modules": len(modules), "delivered_modules_not_importing": broken}
+            if state in ("passed", "failed"):
+                check(not broken, f"{job}: every delivered module imports after the job check ({state}): {broken}")
+        report["job_checks"] = job_checks
+        checked = [j for j in job_checks.values() if j["first_check"]]
+        report["jobs_importing"] = {
+            "checked": len(checked),
+            "before": sum(1 for j in checked if j["first_check"] == "JOB_QA_PASSED"),
+            "now": sum(1 for j in checked if j["delivered_modules"] and not j["delivered_modules_not_importing"])}
+        log(f"jobs whose delivered modules import: before {report['jobs_importing']['before']}, "
+            f"now {report['jobs_importing']['now']} of {len(checked)} checked")
         report.update({
             "plans": {p["job_id"] + "#" + str(p["payload"]["plan_attempt"]): {
                 "type": p["type"], "cached": p["payload"].get("cached"),
@@ -218,8 +258,8 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=1)
-    if failures:
-        log(f"{len(failures)} check(s) failed; logs in {work}")
+    if harness.failures:
+        log(f"{len(harness.failures)} check(s) failed; logs in {work}")
         sys.exit(1)
     log(f"all checks passed in {time.time() - started:.0f} s")
 

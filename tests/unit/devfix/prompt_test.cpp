@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "generator.h"
+#include "review.h"
 
 namespace agentline::devfix {
 namespace {
@@ -48,6 +49,52 @@ TEST(Prompt, AJobCheckFixNamesTheOtherFilesWarningsAndTheCheck) {
   EXPECT_NE(p.user.find("- tests/test_cli.py line 4: [pytest] test_cli failed"), std::string::npos) << p.user;
   EXPECT_NE(p.user.find("- line 2: (warning) 'os' imported but unused"), std::string::npos) << p.user;
   EXPECT_NE(p.user.find("checking the whole job together"), std::string::npos);
+}
+
+TEST(Review, FindingsBecomeDiagnosticsAndAnUnreadableReplyFailsNothing) {
+  bool readable = false;
+  auto d = parse_review(
+      "Here you go:\n```json\n{\"findings\": [{\"line\": 3, \"severity\": \"error\", \"message\": \"SQL built from "
+      "input\"}, {\"severity\": \"note\", \"message\": \"naming\"}, {\"line\": \"x\", \"message\": 5}]}\n```",
+      "app/db.py", "security", &readable);
+  EXPECT_TRUE(readable);
+  ASSERT_EQ(d.size(), 2u) << d.dump();
+  EXPECT_EQ(d[0]["severity"], "error");
+  EXPECT_EQ(d[0]["line"], 3);
+  EXPECT_EQ(d[0]["check"], "review:security");
+  EXPECT_EQ(d[0]["file"], "app/db.py");
+  EXPECT_EQ(d[1]["severity"], "warning") << "anything but error is a warning";
+  d = parse_review("I think it is fine.", "app/db.py", "security", &readable);
+  EXPECT_FALSE(readable);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0]["severity"], "warning");
+  EXPECT_TRUE(parse_review("{\"findings\": []}", "a.py", "correctness").empty());
+}
+
+TEST(Review, ThePromptNamesTheReviewerItsFocusAndTheFile) {
+  const json task = {{"type", "REVIEW_TASK"},
+                     {"payload",
+                      {{"path", "app/auth.py"},
+                       {"description", "Login"},
+                       {"content", "def login(user, password):\n    return True\n"},
+                       {"reviewers", {"security"}}}}};
+  const auto p = build_review_prompt(task, "security", 24000);
+  EXPECT_NE(p.system.find("security reviewer"), std::string::npos);
+  EXPECT_NE(p.user.find("injection"), std::string::npos);
+  EXPECT_NE(p.user.find("def login(user, password)"), std::string::npos);
+  EXPECT_NE(p.user.find("File: app/auth.py"), std::string::npos);
+}
+
+TEST(TemplateGenerator, ReviewsFollowTheirMarkers) {
+  auto g = make_template_generator();
+  GenerationRequest r;
+  r.task = {
+      {"type", "REVIEW_TASK"},
+      {"payload", {{"path", "a/auth.py"}, {"description", "x [demo:review-error-once]"}, {"reviewer", "security"}}}};
+  r.path = "a/auth.py";
+  EXPECT_EQ(parse_review(g->generate(r).content, "a/auth.py", "security")[0]["severity"], "error");
+  r.fix_attempt = 1;
+  EXPECT_TRUE(parse_review(g->generate(r).content, "a/auth.py", "security").empty());
 }
 
 TEST(Prompt, ContextFilesAreCompactedWithinTheBudget) {

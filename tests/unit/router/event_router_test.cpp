@@ -439,6 +439,41 @@ TEST_F(RouterTest, AJobCheckThatStillFailsAfterItsRoundsDeadLettersTheNamedFiles
   EXPECT_EQ(job["files"]["calc/cli.py"]["reason"].get<std::string>().rfind("job_qa_failed: line 1", 0), 0u);
 }
 
+TEST_F(RouterTest, AtTheLastRoundAFileWhoseImportFailedOnlyThroughANamedFileIsNotDeliveredEither) {
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  pass_both(router_, catalog_, ev, out);
+  auto broken_core = [](int attempt) {
+    json p = job_failed(attempt, "calc/core.py");
+    p["diagnostics"][0]["message"] = "ModuleNotFoundError: No module named 'calc.absent'";
+    p["diagnostics"][0]["via"] = {"calc/cli.py"};
+    return p;
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Collect round;
+    router_.handle(event("jqf-" + std::to_string(attempt), "JOB_QA_FAILED", broken_core(attempt), "job-1:job-check"),
+                   round);
+    auto fixes = round.to(catalog_.topic("tasks.fix"));
+    ASSERT_EQ(fixes.size(), 1u) << "the fix goes where the error is, not to the importer";
+    EXPECT_EQ(json::parse(fixes[0].value)["payload"]["path"], "calc/core.py");
+    router_.handle(
+        event("qp-core-" + std::to_string(attempt + 1), "QA_PASSED",
+              {{"path", "calc/core.py"}, {"content", "from calc.absent import x"}, {"fix_attempt", attempt + 1}},
+              "job-1:0"),
+        round);
+  }
+  Collect last;
+  router_.handle(event("jqf-2", "JOB_QA_FAILED", broken_core(2), "job-1:job-check"), last);
+  EXPECT_EQ(last.to(catalog_.dlq_topic()).size(), 2u);
+  EXPECT_TRUE(last.to(catalog_.topic("deploy.requests")).empty()) << "cli would not import without core";
+  auto job = last_progress(last);
+  EXPECT_EQ(job["files"]["calc/cli.py"]["status"], "dead_lettered");
+  EXPECT_NE(job["files"]["calc/cli.py"]["reason"].get<std::string>().find("it imports calc/core.py"),
+            std::string::npos);
+}
+
 TEST_F(RouterTest, AJobCheckThatNamesNoFileOfTheJobIsDeadLetteredAndItsFilesDelivered) {
   auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
     return event(id, type, std::move(payload), task);
@@ -451,6 +486,61 @@ TEST_F(RouterTest, AJobCheckThatNamesNoFileOfTheJobIsDeadLetteredAndItsFilesDeli
   EXPECT_EQ(failure->error_class, "job_qa_failed");
   EXPECT_EQ(result.to(catalog_.topic("deploy.requests")).size(), 2u);
   EXPECT_EQ(last_progress(result)["job_check"]["state"], "failed");
+}
+
+TEST_F(RouterTest, AFileTooLargeToHoldIsDeliveredAtOnceAndItsJobIsNotCheckedAsAWhole) {
+  Collect out;
+  router_.handle(event("pc-1", "PLAN_COMPLETED", plan_event_payload(), "job-1:plan"), out);
+  const std::string big(DependencyGate::kHoldBytes + 1, 'x');
+  Collect core;
+  router_.handle(event("qp-core", "QA_PASSED", {{"path", "calc/core.py"}, {"content", big}}, "job-1:0"), core);
+  int delivered = 0;
+  for (const auto& r : core.to(catalog_.topic("deploy.requests")))
+    delivered += json::parse(r.value)["type"] == "QA_PASSED";
+  EXPECT_EQ(delivered, 1) << "not held: a job check could not carry it";
+  Collect cli;
+  router_.handle(event("qp-cli", "QA_PASSED", {{"path", "calc/cli.py"}, {"content", "import calc.core"}}, "job-1:1"),
+                 cli);
+  EXPECT_TRUE(cli.to(catalog_.topic("qa.requests")).empty());
+  auto deploys = cli.to(catalog_.topic("deploy.requests"));
+  ASSERT_EQ(deploys.size(), 1u) << "the held file goes out when the job check is skipped";
+  EXPECT_EQ(json::parse(deploys[0].value)["payload"]["path"], "calc/cli.py");
+  auto job = last_progress(cli);
+  EXPECT_EQ(job["job_check"]["state"], "skipped");
+  EXPECT_NE(job["job_check"]["reason"].get<std::string>().find("calc/core.py is larger"), std::string::npos);
+}
+
+TEST_F(RouterTest, WithReviewsAFilePassesOnlyThroughTheReviewersItsRulesChoose) {
+  router_.set_reviews(ReviewRules::load(""));
+  Collect out;
+  EXPECT_FALSE(router_.handle(
+      event("qp-auth", "QA_PASSED", {{"path", "app/auth.py"}, {"content", "def login(): ..."}, {"fix_attempt", 0}}),
+      out));
+  auto reviews = out.to(catalog_.topic("tasks.fix"));
+  ASSERT_EQ(reviews.size(), 1u);
+  auto review = json::parse(reviews[0].value);
+  EXPECT_EQ(review["type"], "REVIEW_TASK");
+  EXPECT_EQ(review["payload"]["reviewers"], json::array({"security"})) << "correctness has no test to go by";
+  EXPECT_EQ(review["payload"]["content"], "def login(): ...");
+  EXPECT_TRUE(out.to(catalog_.topic("deploy.requests")).empty()) << "not delivered before its review";
+  // The reviewed pass (it carries "review") goes on like any QA_PASSED.
+  Collect reviewed;
+  EXPECT_FALSE(router_.handle(event("qp-auth-rv", "QA_PASSED",
+                                    {{"path", "app/auth.py"},
+                                     {"content", "def login(): ..."},
+                                     {"review", {{"reviewers", {"security"}}, {"findings", 0}}}}),
+                              reviewed));
+  EXPECT_EQ(reviewed.to(catalog_.topic("deploy.requests")).size(), 1u);
+  // A file no rule picks is not reviewed: both reviewers' calls are saved.
+  Collect plain;
+  router_.handle(event("qp-readme", "QA_PASSED", {{"path", "README.md"}, {"content", "# hi"}}, "t2"), plain);
+  EXPECT_TRUE(plain.to(catalog_.topic("tasks.fix")).empty());
+  EXPECT_EQ(plain.to(catalog_.topic("deploy.requests")).size(), 1u);
+  double saved = 0;
+  for (const auto& family : registry_.Collect()) {
+    if (family.name == "agentline_router_review_calls_saved_total") saved = family.metric.at(0).counter.value;
+  }
+  EXPECT_EQ(saved, 3) << "one for auth.py (correctness), two for README.md";
 }
 
 TEST_F(RouterTest, DeliverBeforeJobChecksSendsFilesAsTheyPassAndStillChecksTheJob) {
