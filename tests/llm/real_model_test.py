@@ -130,7 +130,18 @@ def main():
              "depends_on": ["mathx/ops.py"]}], "interface": "mathx.ops.add(a, b) -> number"}
         check(stack.api("POST", "/api/jobs", {"job_id": "g2", "goal": "A tiny math CLI", "plan": supplied})[0] == 202,
               "g2 submitted with its own plan")
-        docs = wait_jobs(stack, ["g1", "g2"], 1500)
+        # A job whose files must fit together: the job check judges what the model wrote.
+        todo = {"files": [
+            {"path": "todo/__init__.py", "description": "Package marker, empty", "depends_on": []},
+            {"path": "todo/store.py", "description": "class Store: add(item) appends to a list; items() returns it",
+             "depends_on": []},
+            {"path": "todo/cli.py", "description": "main(): Store from todo.store, add 'milk', print items()",
+             "depends_on": ["todo/store.py"]},
+            {"path": "tests/test_store.py", "description": "pytest test: Store().add('a') then items() == ['a']",
+             "depends_on": ["todo/store.py"]}], "interface": "todo.store.Store with add(item) and items()"}
+        check(stack.api("POST", "/api/jobs", {"job_id": "g3", "goal": "A todo list", "plan": todo})[0] == 202,
+              "g3 submitted with its own plan")
+        docs = wait_jobs(stack, ["g1", "g2", "g3"], 1500)
         # The same goal again: answered from the result cache.
         before = len(exchanges(proxy_log))
         check(stack.api("POST", "/api/jobs", {"job_id": "g1-again", "goal": goal, "constraints": constraints})[0]
@@ -140,7 +151,7 @@ def main():
         events = [v for _, v in stack.topic("events")]
         xs = exchanges(proxy_log)
         plans = [e for e in events if e["type"] in ("PLAN_COMPLETED", "PLAN_REJECTED")]
-        for job in ["g1", "g2", "g1-again"]:
+        for job in ["g1", "g2", "g3", "g1-again"]:
             doc = docs.get(job, {})
             check(ended(doc), f"{job}: ended: plan {doc.get('plan', {}).get('status')}, files "
                               f"{ {p: f['status'] for p, f in doc.get('files', {}).items()} }")
@@ -199,7 +210,7 @@ def main():
         # Job checks (docs/qa.md): the first job check's verdict is what was delivered before it
         # existed (the files as they passed their own checks); now, what is delivered must import.
         job_checks = {}
-        for job in ["g1", "g2", "g1-again"]:
+        for job in ["g1", "g2", "g3", "g1-again"]:
             results = sorted((e for e in events if e["job_id"] == job and e["type"] in ("JOB_QA_PASSED", "JOB_QA_FAILED")),
                              key=lambda e: e["payload"]["job_check_attempt"])
             root = os.path.join(stack.state, "delivered", job)
