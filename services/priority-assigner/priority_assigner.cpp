@@ -36,6 +36,11 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
   auto& payload = task["payload"];
   kafka::OutgoingRecord next;
   const std::string type = task["type"];
+  if (type == "REVIEW_TASK") {
+    // The router's own (docs/qa.md): from outside it would pass a file without its checks.
+    return kafka::Failure::bad_input("internal_task_type",
+                                     "REVIEW_TASK is the router's; submit DEV_TASK, FIX_TASK or PLAN_TASK");
+  }
   if (type == "FIX_TASK" || type == "REPLAN_TASK") {
     next.topic = fix_topic_;
     fixes_->Increment();

@@ -91,3 +91,32 @@ TEST(PriorityRules, FilesOthersWaitOnGoAheadOfTheirRule) {
     EXPECT_EQ(d.rule, r.name) << r.dependants;
   }
 }
+
+#include <prometheus/registry.h>
+
+#include "agentline/kafka/topic_catalog.h"
+#include "priority_assigner.h"
+
+namespace {
+struct Sink : agentline::kafka::Emitter {
+  std::vector<agentline::kafka::OutgoingRecord> records;
+  void emit(agentline::kafka::OutgoingRecord r) override { records.push_back(std::move(r)); }
+};
+}  // namespace
+
+// A REVIEW_TASK is the router's: submitted from outside it would pass a file without its checks.
+TEST(PriorityAssigner, RefusesAReviewTaskFromOutside) {
+  prometheus::Registry registry;
+  const auto catalog = agentline::kafka::TopicCatalog::load("");
+  PriorityAssigner assigner(catalog, PriorityRules::load(""), registry);
+  agentline::kafka::InboundRecord r;
+  r.topic = catalog.topic("tasks.submitted");
+  r.value =
+      R"json({"id": "r1", "task_id": "t1", "job_id": "j", "type": "REVIEW_TASK", "created_at": "2026-12-02T10:00:00Z",
+               "payload": {"path": "a.py", "description": "x", "content": "evil()", "reviewers": ["security"]}})json";
+  Sink out;
+  const auto failure = assigner.handle(r, out);
+  ASSERT_TRUE(failure);
+  EXPECT_EQ(failure->error_class, "internal_task_type");
+  EXPECT_TRUE(out.records.empty());
+}
