@@ -288,6 +288,17 @@ json DependencyGate::job_check(const std::string& job_id) const {
   return it->second.plan.value("job_check", json());
 }
 
+std::vector<std::string> DependencyGate::jobs_with_job_check(const std::string& state) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [job_id, job] : jobs_) {
+    if (job.plan.is_object() && job.plan.contains("job_check") && job.plan["job_check"].is_object() &&
+        job.plan["job_check"].value("state", "") == state)
+      out.push_back(job_id);
+  }
+  return out;
+}
+
 DependencyGate::Output DependencyGate::set_job_check(const std::string& job_id, json state) {
   std::lock_guard lock(mu_);
   Output out;

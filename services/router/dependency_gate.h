@@ -77,6 +77,8 @@ class DependencyGate {
   // ---- job checks (the router decides; the gate keeps the state) ----
   // The plan record's "job_check", null when there is none yet.
   nlohmann::json job_check(const std::string& job_id) const;
+  // The jobs whose job check is in `state`.
+  std::vector<std::string> jobs_with_job_check(const std::string& state) const;
   // Records the job check's state in the plan record (the record to publish).
   Output set_job_check(const std::string& job_id, nlohmann::json state);
   // When every planned file has ended (passed or failed): the passed files' records (path,

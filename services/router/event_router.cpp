@@ -377,18 +377,30 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
   if (!files || files->empty()) return;  // files still on their way, or none passed
   const int attempt = state.is_object() ? state.value("attempt", 0) : 0;
   auto set_state = [&](nlohmann::json job_check) {
-    for (auto& [key, value] : gate_.set_job_check(job_id, job_check).records) {
-      kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
-      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-      out.emit(std::move(r));
-    }
+    emit_plan_records(out, gate_.set_job_check(job_id, job_check).records, cause);
     publish(out, job_id, progress_.set_section(job_id, "job_check", job_check, true));
   };
+  std::string why_not;
+  std::string value = job_check_request(job_id, attempt, *files, why_not);
+  if (!why_not.empty()) {
+    set_state({{"state", "skipped"}, {"attempt", attempt}, {"reason", why_not}});
+    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
+    count(false, "JOB_CHECK_SKIPPED", "progress");
+    return;
+  }
+  kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), cause);
+  r.value = std::move(value);
+  out.emit(std::move(r));
+  set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
+  count(false, "JOB_CHECK_REQUESTED", qa_topic_);
+}
+
+std::string EventRouter::job_check_request(const std::string& job_id, int attempt,
+                                           const std::vector<nlohmann::json>& files, std::string& why_not) const {
   // One record carries the whole job: a file too large to hold, or a job too large for one
   // record, is not checked as a whole; its files are delivered as they are.
-  std::string why_not;
   nlohmann::json assembled = nlohmann::json::array();
-  for (const auto& f : *files) {
+  for (const auto& f : files) {
     if (f.value("content_cut", false)) why_not = f.value("path", "") + " is larger than a job check holds";
     assembled.push_back(
         {{"path", f.value("path", "")}, {"content", f.value("content", "")}, {"task_id", f.value("task_id", "")}});
@@ -406,25 +418,27 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
     why_not = "the job (" + std::to_string(value.size()) + " bytes as one record) is more than a job check carries (" +
               std::to_string(kMaxJobCheckBytes) + ")";
   }
-  if (!why_not.empty()) {
-    set_state({{"state", "skipped"}, {"attempt", attempt}, {"reason", why_not}});
-    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
-    count(false, "JOB_CHECK_SKIPPED", "progress");
-    return;
+  if (auto failure = validator_.validate_event(request); failure && why_not.empty())
+    why_not = "the job check request is invalid: " + failure->message;
+  return value;
+}
+
+int EventRouter::resend_job_checks(kafka::Emitter& out) {
+  int sent = 0;
+  for (const auto& job_id : gate_.jobs_with_job_check("running")) {
+    auto lock = progress_.lock(job_id);
+    const nlohmann::json state = gate_.job_check(job_id);
+    const auto files = gate_.ended_files(job_id);
+    if (!files || files->empty() || !state.is_object()) continue;
+    std::string why_not;
+    std::string value = job_check_request(job_id, state.value("attempt", 0), *files, why_not);
+    if (!why_not.empty()) continue;  // it was sent, so it was within bounds
+    kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), kafka::InboundRecord());
+    r.value = std::move(value);
+    out.emit(std::move(r));
+    ++sent;
   }
-  if (auto failure = validator_.validate_event(request)) {
-    set_state({{"state", "skipped"},
-               {"attempt", attempt},
-               {"reason", "the job check request is invalid: " + failure->message}});
-    if (!job_checks_.deliver_before) deliver_held(out, job_id, *files, {}, cause);
-    count(true, "invalid_job_check", "");
-    return;
-  }
-  kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), cause);
-  r.value = std::move(value);
-  out.emit(std::move(r));
-  set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
-  count(false, "JOB_CHECK_REQUESTED", qa_topic_);
+  return sent;
 }
 
 void EventRouter::deliver_held(kafka::Emitter& out, const std::string& job_id, const std::vector<nlohmann::json>& files,

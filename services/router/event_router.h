@@ -49,6 +49,10 @@ class EventRouter {
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
   JobProgress& progress() { return progress_; }
+  // At start, after jobs.plans was read back: a job check recorded as running is asked for
+  // again (its request may not have reached Kafka before a crash; qa-worker's second answer for
+  // the same round is dropped as a duplicate). Returns how many.
+  int resend_job_checks(kafka::Emitter& out);
   // Model reviews (docs/qa.md): a file that passed its checks goes to the reviewers these rules
   // choose (a REVIEW_TASK for dev-fix-worker) before it counts as passed. Off until set.
   void set_reviews(ReviewRules rules) { reviews_ = std::move(rules); }
@@ -73,6 +77,10 @@ class EventRouter {
   void emit_plan_records(kafka::Emitter& out, const std::vector<std::pair<std::string, nlohmann::json>>& records,
                          const kafka::InboundRecord& cause);
   // The job check, when every planned file has ended and none is out (under the job's lock).
+  // The JOB_CHECK_REQUESTED record's value for the job's passed files; `why_not` says why it
+  // cannot be sent (a file too large to hold, the record too large, invalid).
+  std::string job_check_request(const std::string& job_id, int attempt, const std::vector<nlohmann::json>& files,
+                                std::string& why_not) const;
   void check_job_if_ready(kafka::Emitter& out, const std::string& job_id, const kafka::InboundRecord& cause);
   std::optional<kafka::Failure> handle_job_check(const nlohmann::json& event, const kafka::InboundRecord& record,
                                                  kafka::Emitter& out);

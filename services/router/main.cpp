@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/producer.h"
 #include "agentline/kafka/topic_follower.h"
 #include "agentline/service/service_host.h"
 #include "event_router.h"
@@ -70,6 +71,16 @@ int main(int argc, char** argv) {
     spdlog::info("read {} plan record(s) back", m);
     progress.follow(load);
     plans.follow(load_plan);
+    // Job checks that were out when a router stopped: asked for again (docs/qa.md).
+    struct Send : agentline::kafka::Emitter {
+      agentline::kafka::Producer producer;
+      explicit Send(const agentline::kafka::KafkaSettings& s) : producer(s, "router-resend") {}
+      void emit(agentline::kafka::OutgoingRecord r) override {
+        const auto report = producer.send_and_wait(r);
+        if (!report.ok) throw std::runtime_error("cannot resend a job check: " + report.error);
+      }
+    } send(settings);
+    if (const int n = router.resend_job_checks(send)) spdlog::info("asked again for {} job check(s) that were out", n);
   } catch (const std::exception& e) {
     spdlog::error("cannot read job progress back: {}", e.what());
     return 1;

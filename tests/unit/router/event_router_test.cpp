@@ -474,6 +474,37 @@ TEST_F(RouterTest, AtTheLastRoundAFileWhoseImportFailedOnlyThroughANamedFileIsNo
             std::string::npos);
 }
 
+TEST_F(RouterTest, AJobCheckThatWasOutWhenTheRouterStoppedIsAskedForAgainAtStart) {
+  auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
+    return event(id, type, std::move(payload), task);
+  };
+  Collect out;
+  const json first = pass_both(router_, catalog_, ev, out);
+  ASSERT_EQ(first.value("type", ""), "JOB_CHECK_REQUESTED");
+  // A new replica reads jobs.plans back (the request itself may never have reached Kafka).
+  prometheus::Registry registry;
+  EventRouter restarted(catalog_, RoutingTable::load("", catalog_), registry, 1000);
+  for (const auto& r : out.to(catalog_.topic("jobs.plans"))) restarted.gate().load(r.key, json::parse(r.value));
+  Collect again;
+  EXPECT_EQ(restarted.resend_job_checks(again), 1);
+  auto resent = again.to(catalog_.topic("qa.requests"));
+  ASSERT_EQ(resent.size(), 1u);
+  auto request = json::parse(resent[0].value);
+  EXPECT_EQ(request["id"], first["id"]) << "the same request: qa-worker's second answer is a duplicate";
+  EXPECT_EQ(request["payload"]["files"], first["payload"]["files"]);
+  // Its answer is taken once.
+  Collect result;
+  auto passed =
+      event("jqp-0", "JOB_QA_PASSED", {{"job_check_attempt", 0}, {"checks", json::array()}}, "job-1:job-check");
+  EXPECT_FALSE(restarted.handle(passed, result));
+  EXPECT_EQ(result.to(catalog_.topic("deploy.requests")).size(), 2u);
+  Collect twice;
+  auto copy =
+      event("jqp-0-copy", "JOB_QA_PASSED", {{"job_check_attempt", 0}, {"checks", json::array()}}, "job-1:job-check");
+  EXPECT_FALSE(restarted.handle(copy, twice));
+  EXPECT_TRUE(twice.to(catalog_.topic("deploy.requests")).empty());
+}
+
 TEST_F(RouterTest, AJobCheckThatNamesNoFileOfTheJobIsDeadLetteredAndItsFilesDelivered) {
   auto ev = [this](const std::string& id, const std::string& type, json payload, const std::string& task) {
     return event(id, type, std::move(payload), task);
