@@ -43,22 +43,28 @@ kafka::OutgoingRecord json_record(std::string topic, std::string key, const nloh
   return r;
 }
 
+// A task or event: the envelope every message on the topics has (schemas/).
+nlohmann::json message(const std::string& id, const std::string& task_id, const std::string& job_id,
+                       const std::string& type, nlohmann::json payload) {
+  return {{"id", id},
+          {"task_id", task_id},
+          {"job_id", job_id},
+          {"type", type},
+          {"created_at", events::now_iso8601()},
+          {"payload", std::move(payload)}};
+}
+
 // A FIX_TASK for the file at `fix_attempt`, carrying what its last event carried (tenant,
 // priority, language, context, limits).
 nlohmann::json fix_task(const std::string& job, const std::string& task_id, const std::string& path,
                         const nlohmann::json& carried_from, int fix_attempt, nlohmann::json diagnostics,
                         const std::string& previous_content) {
-  nlohmann::json fix = {{"id", "fix-" + task_id + "-" + std::to_string(fix_attempt)},
-                        {"task_id", task_id},
-                        {"job_id", job},
-                        {"type", "FIX_TASK"},
-                        {"created_at", events::now_iso8601()},
-                        {"payload",
-                         {{"path", path},
-                          {"description", carried_from.value("description", "Fix " + path)},
-                          {"fix_attempt", fix_attempt},
-                          {"previous_content", previous_content},
-                          {"diagnostics", std::move(diagnostics)}}}};
+  nlohmann::json fix = message("fix-" + task_id + "-" + std::to_string(fix_attempt), task_id, job, "FIX_TASK",
+                               {{"path", path},
+                                {"description", carried_from.value("description", "Fix " + path)},
+                                {"fix_attempt", fix_attempt},
+                                {"previous_content", previous_content},
+                                {"diagnostics", std::move(diagnostics)}});
   for (const char* carried :
        {"tenant", "priority", "language", "context_files", "max_tokens", "parent_id", "submitted_at_ms"}) {
     if (carried_from.contains(carried)) fix["payload"][carried] = carried_from[carried];
@@ -321,12 +327,8 @@ bool EventRouter::send_to_review(const nlohmann::json& event, const kafka::Inbou
   review_calls_saved_->Increment(static_cast<double>(reviews_->size() - reviewers.size()));
   if (reviewers.empty()) return false;
   const int attempt = payload.value("fix_attempt", 0);
-  nlohmann::json task = {{"id", events::derived_id("rev-", task_id, "-" + std::to_string(attempt))},
-                         {"task_id", task_id},
-                         {"job_id", job},
-                         {"type", "REVIEW_TASK"},
-                         {"created_at", events::now_iso8601()},
-                         {"payload", payload}};
+  nlohmann::json task =
+      message(events::derived_id("rev-", task_id, "-" + std::to_string(attempt)), task_id, job, "REVIEW_TASK", payload);
   task["payload"]["reviewers"] = reviewers;
   if (!task["payload"].contains("description")) task["payload"]["description"] = "Review " + path;
   task["payload"].erase("diagnostics");
@@ -405,12 +407,9 @@ std::string EventRouter::job_check_request(const std::string& job_id, int attemp
     assembled.push_back(
         {{"path", f.value("path", "")}, {"content", f.value("content", "")}, {"task_id", f.value("task_id", "")}});
   }
-  nlohmann::json request = {{"id", events::derived_id("jc-", job_id, "-" + std::to_string(attempt))},
-                            {"task_id", events::derived_id("", job_id, ":job-check")},
-                            {"job_id", job_id},
-                            {"type", "JOB_CHECK_REQUESTED"},
-                            {"created_at", events::now_iso8601()},
-                            {"payload", {{"job_check_attempt", attempt}, {"files", std::move(assembled)}}}};
+  nlohmann::json request = message(events::derived_id("jc-", job_id, "-" + std::to_string(attempt)),
+                                   events::derived_id("", job_id, ":job-check"), job_id, "JOB_CHECK_REQUESTED",
+                                   {{"job_check_attempt", attempt}, {"files", std::move(assembled)}});
   if (const auto plan = gate_.plan(job_id); plan && plan->contains("tenant"))
     request["payload"]["tenant"] = (*plan)["tenant"];
   std::string value = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -448,9 +447,8 @@ void EventRouter::deliver_held(kafka::Emitter& out, const std::string& job_id, c
     const auto& delivery = f.contains("delivery") ? f["delivery"] : nlohmann::json();
     // Delivered already: forwarded when it passed (too large to hold, or the job check had ended).
     if (skip.count(path) || !delivery.is_object() || delivery.value("delivered", false)) continue;
-    nlohmann::json event = {
-        {"id", delivery["id"]}, {"task_id", delivery["task_id"]},      {"job_id", job_id},
-        {"type", "QA_PASSED"},  {"created_at", events::now_iso8601()}, {"payload", delivery["payload"]}};
+    nlohmann::json event = message(delivery.value("id", ""), delivery.value("task_id", ""), job_id, "QA_PASSED",
+                                   delivery.value("payload", nlohmann::json::object()));
     event["payload"]["content"] = f.value("content", "");
     if (validator_.validate_event(event)) continue;  // it was valid when it passed
     out.emit(json_record(deploy_topic_, job_id, event, cause));
@@ -583,12 +581,8 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
     const nlohmann::json dp =
         f.contains("delivery") ? f["delivery"].value("payload", nlohmann::json::object()) : nlohmann::json::object();
     const std::string task_id = f.value("task_id", "");
-    nlohmann::json value = {{"id", events::derived_id("jqf-", task_id, "-" + std::to_string(attempt))},
-                            {"task_id", task_id},
-                            {"job_id", job},
-                            {"type", "QA_FAILED"},
-                            {"created_at", events::now_iso8601()},
-                            {"payload", dp}};
+    nlohmann::json value =
+        message(events::derived_id("jqf-", task_id, "-" + std::to_string(attempt)), task_id, job, "QA_FAILED", dp);
     value["payload"]["path"] = path;
     value["payload"]["content"] = f.value("content", "");
     value["payload"]["diagnostics"] = diags;
@@ -633,35 +627,25 @@ bool EventRouter::replan(const nlohmann::json& event, const kafka::InboundRecord
   const std::string path = payload.value("path", "");
   const auto plan = gate_.plan(job);
   if (!plan || gate_.replans(job, path) >= table_.replan_limit()) return false;
-  nlohmann::json task = {{"id", events::derived_id("replan-", task_id)},
-                         {"task_id", task_id},
-                         {"job_id", job},
-                         {"type", "REPLAN_TASK"},
-                         {"created_at", events::now_iso8601()},
-                         {"payload",
-                          {{"goal", plan->value("goal", "")},
-                           {"path", path},
-                           {"description", payload.value("description", "Write " + path)},
-                           {"content", payload.value("content", "")},
-                           {"diagnostics", payload.value("diagnostics", nlohmann::json::array())},
-                           {"plan", (*plan)["plan"]}}}};
+  nlohmann::json task = message(events::derived_id("replan-", task_id), task_id, job, "REPLAN_TASK",
+                                {{"goal", plan->value("goal", "")},
+                                 {"path", path},
+                                 {"description", payload.value("description", "Write " + path)},
+                                 {"content", payload.value("content", "")},
+                                 {"diagnostics", payload.value("diagnostics", nlohmann::json::array())},
+                                 {"plan", (*plan)["plan"]}});
   for (const char* carried : {"tenant", "language"}) {
     if (payload.contains(carried)) task["payload"][carried] = payload[carried];
   }
   if (validator_.validate_task(task)) return false;  // dead-lettered as today instead
   const std::string why = "QA still failed after " + std::to_string(payload.value("fix_attempt", 0)) +
                           " fix(es), back to the planner: " + first_diagnostic(payload);
-  nlohmann::json escalation = {{"id", events::derived_id("esc-replan-", task_id)},
-                               {"task_id", task_id},
-                               {"job_id", job},
-                               {"type", "ESCALATED"},
-                               {"created_at", events::now_iso8601()},
-                               {"payload",
-                                {{"reason", why.substr(0, 4000)},
-                                 {"error_class", "qa_failed_max"},
-                                 {"action", "replan"},
-                                 {"path", path},
-                                 {"service", "router"}}}};
+  nlohmann::json escalation = message(events::derived_id("esc-replan-", task_id), task_id, job, "ESCALATED",
+                                      {{"reason", why.substr(0, 4000)},
+                                       {"error_class", "qa_failed_max"},
+                                       {"action", "replan"},
+                                       {"path", path},
+                                       {"service", "router"}});
   out.emit(json_record(fix_topic_, task_id, task, record));
   if (!validator_.validate_event(escalation)) out.emit(json_record(escalations_topic_, job, escalation, record));
   publish(out, job, progress_.apply(job, task_id, path, JobProgress::Step::kReplanning, why));
@@ -709,16 +693,12 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
                                        {"files", (*plan)["plan"]["files"].size()},
                                        {"interface", (*plan)["plan"].value("interface", "")}}));
       for (const auto& item : (*plan)["plan"].value("items", nlohmann::json::array())) {
-        nlohmann::json deploy = {{"id", events::derived_id("item-", job, ":" + item.value("id", ""))},
-                                 {"task_id", events::derived_id("", job, ":" + item.value("id", ""))},
-                                 {"job_id", job},
-                                 {"type", "DEPLOY_ITEM"},
-                                 {"created_at", events::now_iso8601()},
-                                 {"payload",
-                                  {{"item_id", item.value("id", "")},
-                                   {"kind", item.value("kind", "group")},
-                                   {"title", item.value("title", "")},
-                                   {"description", item.value("description", "")}}}};
+        nlohmann::json deploy = message(events::derived_id("item-", job, ":" + item.value("id", "")),
+                                        events::derived_id("", job, ":" + item.value("id", "")), job, "DEPLOY_ITEM",
+                                        {{"item_id", item.value("id", "")},
+                                         {"kind", item.value("kind", "group")},
+                                         {"title", item.value("title", "")},
+                                         {"description", item.value("description", "")}});
         if (item.contains("parent")) deploy["payload"]["parent_id"] = item["parent"];
         if (!validator_.validate_event(deploy)) out.emit(json_record(deploy_topic_, job, deploy, record));
       }
@@ -737,16 +717,12 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
   }
   // A plan the submitter supplied is not asked for again: the same plan would fail the same way.
   if (attempt < table_.plan_fix_limit() && !payload.value("supplied", false)) {
-    nlohmann::json again = {{"id", events::derived_id("plan-fix-", task_id, "-" + std::to_string(attempt + 1))},
-                            {"task_id", task_id},
-                            {"job_id", job},
-                            {"type", "PLAN_TASK"},
-                            {"created_at", events::now_iso8601()},
-                            {"payload",
-                             {{"goal", payload["goal"]},
-                              {"plan_attempt", attempt + 1},
-                              {"previous_reply", payload.value("reply", "")},
-                              {"diagnostics", payload["diagnostics"]}}}};
+    nlohmann::json again =
+        message(events::derived_id("plan-fix-", task_id, "-" + std::to_string(attempt + 1)), task_id, job, "PLAN_TASK",
+                {{"goal", payload["goal"]},
+                 {"plan_attempt", attempt + 1},
+                 {"previous_reply", payload.value("reply", "")},
+                 {"diagnostics", payload["diagnostics"]}});
     for (const char* carried : {"tenant", "constraints", "max_tokens", "priority"}) {
       if (payload.contains(carried)) again["payload"][carried] = payload[carried];
     }

@@ -35,6 +35,14 @@ def check(cond, what):
     return cond
 
 
+def finish(where):
+    """Exits 1 when a check failed (saying where the logs are), else says all passed."""
+    if failures:
+        log(f"{len(failures)} check(s) failed; logs: {where}")
+        sys.exit(1)
+    log("all checks passed")
+
+
 def log(msg):
     print(time.strftime("%H:%M:%S ") + msg, flush=True)
 
