@@ -14,6 +14,7 @@ goals with a supplied plan:
   and `agentline status` shows the failed job check.
 - cfix: C sources that compile alone but do not link; fixed once, delivered, and they build.
 - jsfix: a JavaScript module that requires a missing file; fixed once and delivered.
+- cnever: C sources that never link: the caller is dead-lettered with the linker's finding.
 Reviews by model are on (router --reviews, the built-in rules): only the relevant reviewers run.
 - rev: an auth module whose security review finds an error until its first fix: a QA_FAILED with
   the review's finding, one fix, reviewed again, delivered; files no rule picks are not reviewed.
@@ -42,6 +43,8 @@ JOBS = {
                     ("store/cli.py", "The CLI [demo:job-never-passes]", ["store/core.py"])),
     "cfix": plan(("src/util.c", "Helpers", []),
                  ("src/main.c", "The program [demo:job-fails-once]", ["src/util.c"])),
+    "cnever": plan(("src/util.c", "Helpers", []),
+                   ("src/main.c", "The program [demo:job-never-passes]", ["src/util.c"])),
     "rev": plan(("web/__init__.py", "Package marker", []),
                 ("web/auth.py", "Checks a login [demo:review-error-once]", [])),
     "jsfix": plan(("src/core.js", "The core", []),
@@ -136,6 +139,13 @@ def main():
         r = subprocess.run(["gcc", "-o", out, "src/main.c", "src/util.c"], cwd=os.path.join(delivered, "cfix"),
                            capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, f"cfix: the delivered sources build: {r.stderr}")
+        # cnever: C sources that never link: the caller dead-lettered with the linker's finding.
+        doc = docs.get("cnever", {})
+        statuses = {p: f["status"] for p, f in doc.get("files", {}).items()}
+        check(statuses == {"src/main.c": "dead_lettered", "src/util.c": "delivered"} and
+              "undefined reference" in doc.get("files", {}).get("src/main.c", {}).get("reason", ""),
+              f"cnever: main.c dead-lettered with the link error, util.c delivered: {statuses} "
+              f"{doc.get('files', {}).get('src/main.c', {}).get('reason')}")
         diags = [d for e in of("jsfix", "JOB_QA_FAILED") for d in e["payload"]["diagnostics"]]
         check(any(d["file"] == "src/cli.js" and "Cannot find module" in d["message"] for d in diags),
               f"jsfix: the missing module named cli.js: {diags}")
@@ -163,7 +173,7 @@ def main():
         # Metrics: job checks by outcome.
         metrics = stack.scrape("qa-worker") or {}
         counted = {o: metric_sum(metrics, "agentline_qa_job_checks_total", outcome=o) for o in ("passed", "failed")}
-        check(counted["passed"] >= 3 and counted["failed"] >= 6, f"qa-worker counts job checks by outcome: {counted}")
+        check(counted["passed"] >= 3 and counted["failed"] >= 9, f"qa-worker counts job checks by outcome: {counted}")
     finally:
         stack.stop()
     harness.finish(stack.log_path)
