@@ -19,6 +19,7 @@ Reviews by model are on (router --reviews, the built-in rules): only the relevan
 - rev: an auth module whose security review finds an error until its first fix: a QA_FAILED with
   the review's finding, one fix, reviewed again, delivered; files no rule picks are not reviewed.
 """
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,9 @@ def main():
         for job, p in JOBS.items():
             status, body = stack.api("POST", "/api/jobs", {"job_id": job, "goal": f"The {job} job", "plan": p})
             check(status == 202, f"{job}: accepted: {status} {body}")
+        for bad in (".", ".."):
+            status, body = stack.api("POST", "/api/jobs", {"job_id": bad, "goal": "x"})
+            check(status == 400 and "unsafe_id" in json.dumps(body), f"job id {bad!r} refused at the gateway: {status} {body}")
         docs = wait_complete(stack, list(JOBS), 300)
         delivered = os.path.join(stack.state, "delivered")
         evs = [v for _, v in stack.topic("events")]

@@ -67,6 +67,17 @@ std::optional<Failure> check(const CompiledSchema& compiled, const nlohmann::jso
   return Failure::bad_input("schema_violation", reason);
 }
 
+// After the schema: job_id and task_id are strings of the id pattern.
+std::optional<Failure> unsafe_ids(const nlohmann::json& message) {
+  for (const char* key : {"job_id", "task_id"}) {
+    const auto id = message.find(key);
+    if (id == message.end() || !id->is_string()) continue;
+    if (auto reason = unsafe_id_reason(id->get_ref<const std::string&>()))
+      return Failure::bad_input("unsafe_id", std::string(key) + ": " + *reason);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 struct MessageValidator::Impl {
@@ -102,6 +113,7 @@ std::optional<Failure> MessageValidator::validate_task(const nlohmann::json& mes
   const auto type = message.find("type");
   const bool plan = type != message.end() && type->is_string() && (*type == "PLAN_TASK" || *type == "REPLAN_TASK");
   if (auto failure = check(plan ? impl_->plan_task : impl_->task, message)) return failure;
+  if (auto failure = unsafe_ids(message)) return failure;
   const auto& payload = message["payload"];
   const auto path = payload.find("path");
   if (path == payload.end()) {
@@ -131,6 +143,7 @@ std::optional<Failure> MessageValidator::validate_event(const nlohmann::json& me
                               "unknown event type '" + type_it->get<std::string>().substr(0, 64) + "'");
   }
   if (auto failure = check(schema->second, message)) return failure;
+  if (auto failure = unsafe_ids(message)) return failure;
   auto payload = message.find("payload");
   if (auto path = payload->find("path"); path != payload->end()) {
     if (auto reason = unsafe_path_reason(path->get_ref<const std::string&>())) {

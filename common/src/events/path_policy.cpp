@@ -19,8 +19,16 @@ std::optional<std::string> unsafe_path_reason(std::string_view path) {
     if (segment.empty()) return "path has an empty segment";
     if (segment == "..") return "path escapes its root through '..'";
     if (segment == ".") return "path has a '.' segment";
+    // What filesystems refuse (ENAMETOOLONG) is refused here, as bad input, not met later as a
+    // failure that looks transient.
+    if (segment.size() > 255) return "path has a segment longer than 255 bytes";
     start = end + 1;
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> unsafe_id_reason(std::string_view id) {
+  if (id == "." || id == "..") return "an id cannot be '" + std::string(id) + "': it names a folder";
   return std::nullopt;
 }
 

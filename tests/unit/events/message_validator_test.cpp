@@ -66,6 +66,31 @@ TEST(MessageValidator, UnsafePathIsItsOwnClass) {
   EXPECT_NE(f->message.find("../../etc/passwd"), std::string::npos);
 }
 
+TEST(MessageValidator, IdsThatNameAFolderAndSegmentsFilesystemsRefuseAreBadInput) {
+  MessageValidator v;
+  for (const char* id : {".", ".."}) {
+    json t = valid_task();
+    t["job_id"] = id;
+    auto f = v.validate_task(t);
+    ASSERT_TRUE(f.has_value()) << id;
+    EXPECT_EQ(f->error_class, "unsafe_id");
+    json e = {{"id", "e1"},
+              {"task_id", id},
+              {"job_id", "j"},
+              {"type", "UPLOADED"},
+              {"created_at", "2026-11-22T10:00:00Z"},
+              {"payload", {{"path", "a.py"}, {"target", "filesystem"}, {"remote_id", "r"}}}};
+    f = v.validate_event(e);
+    ASSERT_TRUE(f.has_value()) << id;
+    EXPECT_EQ(f->error_class, "unsafe_id") << f->message;
+  }
+  json t = valid_task();
+  t["payload"]["path"] = "src/" + std::string(300, 'x') + ".py";
+  auto f = v.validate_task(t);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->error_class, "unsafe_path") << "refused at the door, not met as ENAMETOOLONG in a check";
+}
+
 TEST(MessageValidator, EventsAreCheckedAgainstTheSchemaOfTheirType) {
   MessageValidator v;
   json e = json::parse(R"({

@@ -28,10 +28,19 @@ TEST(PathPolicy, RejectsPathsThatEscapeOrConfuseTheOutputRoot) {
       {std::string("a\0b", 3), "control"},
       {"a\nb", "control"},
       {std::string(1025, 'a'), "longer"},
+      {"src/" + std::string(256, 'a') + ".py", "longer than 255 bytes"},
   };
   for (const auto& row : rows) {
     auto reason = unsafe_path_reason(row.path);
     ASSERT_TRUE(reason.has_value()) << row.path;
     EXPECT_NE(reason->find(row.reason_part), std::string::npos) << row.path << " -> " << *reason;
   }
+}
+
+TEST(PathPolicy, AFolderNameIsNoId) {
+  EXPECT_TRUE(agentline::events::unsafe_id_reason("."));
+  EXPECT_TRUE(agentline::events::unsafe_id_reason(".."));
+  EXPECT_FALSE(agentline::events::unsafe_id_reason("..a"));
+  EXPECT_FALSE(agentline::events::unsafe_id_reason("job.1"));
+  EXPECT_FALSE(agentline::events::unsafe_id_reason(std::string(255, 'a')));
 }
