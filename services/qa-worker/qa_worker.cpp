@@ -187,14 +187,31 @@ std::optional<kafka::Failure> QaWorker::handle_job(const nlohmann::json& event, 
   const int attempt = in.value("job_check_attempt", 0);
   WorkDir dir;
   std::vector<std::string> paths;
+  nlohmann::json unassembled = nlohmann::json::array();
   for (const auto& f : in["files"]) {
     const std::string path = f["path"];
     if (auto why = events::unsafe_path_reason(path)) {
-      return kafka::Failure::bad_input("unsafe_path", "a file of the job check: " + *why + ": " + path.substr(0, 256));
+      unassembled.push_back({{"file", ""},
+                             {"severity", "error"},
+                             {"check", "assemble"},
+                             {"message", "unsafe path in the job: " + *why + ": " + path.substr(0, 256)}});
+      continue;
     }
     const auto file = dir.path / path;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream(file, std::ios::binary) << f.value("content", "");
+    // A path that is a file in one place and a folder in another cannot be assembled. That is the
+    // plan's doing, not a file's: the job check fails naming no file (the router marks the job
+    // and delivers what passed) instead of being retried or lost.
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    std::ofstream out_file(file, std::ios::binary);
+    if (ec || !(out_file << f.value("content", "")).good()) {
+      unassembled.push_back({{"file", ""},
+                             {"severity", "error"},
+                             {"check", "assemble"},
+                             {"message", "cannot write " + path.substr(0, 256) + " into the assembled job: " +
+                                             (ec ? ec.message() : std::string("write failed"))}});
+      continue;
+    }
     paths.push_back(path);
   }
   // The sandbox's user may be unprivileged: it reads everything, and writes only the root.
@@ -211,7 +228,7 @@ std::optional<kafka::Failure> QaWorker::handle_job(const nlohmann::json& event, 
   nlohmann::json diagnostics = nlohmann::json::array();
   bool failed = false;
   std::chrono::milliseconds total{0};
-  for (const auto& check : job_checks_.for_paths(paths)) {
+  for (const auto& check : unassembled.empty() ? job_checks_.for_paths(paths) : std::vector<Check>{}) {
     const SandboxResult r = job_sandbox_.run(check.argv, dir.path.string());
     if (r.infrastructure_error) {
       return kafka::Failure::transient("sandbox_error",
@@ -259,6 +276,10 @@ std::optional<kafka::Failure> QaWorker::handle_job(const nlohmann::json& event, 
     for (auto& d : found) {
       if (diagnostics.size() < 500) diagnostics.push_back(std::move(d));
     }
+  }
+  if (!unassembled.empty()) {
+    failed = true;
+    diagnostics = std::move(unassembled);
   }
   const std::string type = failed ? "JOB_QA_FAILED" : "JOB_QA_PASSED";
   const std::string suffix = "-" + std::to_string(attempt);

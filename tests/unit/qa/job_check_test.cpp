@@ -8,7 +8,11 @@
 #include <map>
 #include <string>
 
+#include <prometheus/registry.h>
+
+#include "agentline/kafka/topic_catalog.h"
 #include "checks.h"
+#include "qa_worker.h"
 #include "sandbox.h"
 
 namespace fs = std::filesystem;
@@ -122,6 +126,40 @@ TEST(JobChecks, AJobThatWorksTogetherHasNoFindings) {
       {"src/lib/shapes.c", "double area(double r) { return 3.14 * r * r; }\n"},
   });
   EXPECT_TRUE(d.empty()) << d.dump(1);
+}
+
+struct Collect : agentline::kafka::Emitter {
+  std::vector<agentline::kafka::OutgoingRecord> records;
+  void emit(agentline::kafka::OutgoingRecord r) override { records.push_back(std::move(r)); }
+};
+
+// A plan whose paths collide (a file and a folder of one name) cannot be assembled: the job check
+// fails naming no file (the router marks the job and delivers what passed), never retried or lost.
+TEST(JobChecks, AJobThatCannotBeAssembledFailsItsCheckInsteadOfWaitingForever) {
+  prometheus::Registry registry;
+  const auto catalog = agentline::kafka::TopicCatalog::load("");
+  agentline::qa::QaWorker worker(catalog, CheckTable::defaults(), CheckTable::job_defaults(),
+                                 Sandbox(Sandbox::Mode::kNone, {}), Sandbox(Sandbox::Mode::kNone, {}), registry);
+  agentline::kafka::InboundRecord r;
+  r.topic = catalog.topic("qa.requests");
+  r.value = json{{"id", "jc-j-0"},
+                 {"task_id", "j:job-check"},
+                 {"job_id", "j"},
+                 {"type", "JOB_CHECK_REQUESTED"},
+                 {"created_at", "2026-12-02T10:00:00Z"},
+                 {"payload",
+                  {{"job_check_attempt", 0},
+                   {"files", {{{"path", "app"}, {"content", "x"}}, {{"path", "app/main.py"}, {"content", "y"}}}}}}}
+                .dump();
+  Collect out;
+  EXPECT_FALSE(worker.handle(r, out));
+  ASSERT_EQ(out.records.size(), 1u);
+  const auto result = json::parse(out.records[0].value);
+  EXPECT_EQ(result["type"], "JOB_QA_FAILED");
+  ASSERT_EQ(result["payload"]["diagnostics"].size(), 1u);
+  EXPECT_EQ(result["payload"]["diagnostics"][0]["check"], "assemble");
+  EXPECT_EQ(result["payload"]["diagnostics"][0]["file"], "");
+  EXPECT_NE(result["payload"]["diagnostics"][0]["message"].get<std::string>().find("app/main.py"), std::string::npos);
 }
 
 }  // namespace
