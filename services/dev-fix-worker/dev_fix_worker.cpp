@@ -55,6 +55,19 @@ void DevFixWorker::add_usage(nlohmann::json& payload, const nlohmann::json& gene
 
 namespace {
 
+// A call for the backend: the task, the file it is for, its attempt, its token budget and prompt.
+GenerationRequest request_for(nlohmann::json task, std::string path, int attempt, int max_tokens,
+                              const Prompt& prompt) {
+  GenerationRequest request;
+  request.task = std::move(task);
+  request.path = std::move(path);
+  request.fix_attempt = attempt;
+  request.max_tokens = max_tokens;
+  request.system_prompt = prompt.system;
+  request.user_prompt = prompt.user;
+  return request;
+}
+
 std::chrono::milliseconds clamp_wait(resilience::Duration d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
   return std::clamp(ms, std::chrono::milliseconds(100), std::chrono::milliseconds(60000));
@@ -174,14 +187,9 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   if (type == "REVIEW_TASK") return handle_review(task, record, out);
 
   const std::string path = payload["path"];
-  GenerationRequest request;
-  request.task = task;
-  request.path = path;
-  request.fix_attempt = payload.value("fix_attempt", 0);
-  request.max_tokens = payload.value("max_tokens", config_.default_max_tokens);
-  const Prompt prompt = build_prompt(task, config_.context_budget_chars);
-  request.system_prompt = prompt.system;
-  request.user_prompt = prompt.user;
+  const GenerationRequest request =
+      request_for(task, path, payload.value("fix_attempt", 0), payload.value("max_tokens", config_.default_max_tokens),
+                  build_prompt(task, config_.context_budget_chars));
   const auto started = std::chrono::steady_clock::now();
   cache::ResultCache::Result result;
   std::optional<GenerationError> rejected;
@@ -292,18 +300,13 @@ std::optional<kafka::Failure> DevFixWorker::handle_plan(const nlohmann::json& ta
   const auto& payload = task["payload"];
   const bool replan = task["type"] == "REPLAN_TASK";
   const std::string kind = replan ? "replan" : "plan";
-  GenerationRequest request;
-  request.task = task;
-  request.path = replan ? payload["path"].get<std::string>() : std::string("plan.json");
-  request.fix_attempt = payload.value("plan_attempt", 0);
-  request.max_tokens = payload.value("max_tokens", config_.plan_max_tokens);
+  GenerationRequest request = request_for(
+      task, replan ? payload["path"].get<std::string>() : std::string("plan.json"), payload.value("plan_attempt", 0),
+      payload.value("max_tokens", config_.plan_max_tokens), build_plan_prompt(task, config_.plan));
   request.raw_reply = true;
   request.reply_schema = plan_reply_schema(config_.plan.max_files);
   // A plan asked for again with its errors should not come back the same (temperature 0).
   request.temperature_boost = 0.3 * request.fix_attempt;
-  const Prompt prompt = build_plan_prompt(task, config_.plan);
-  request.system_prompt = prompt.system;
-  request.user_prompt = prompt.user;
   const auto started = std::chrono::steady_clock::now();
   cache::ResultCache::Result result;
   std::optional<GenerationError> rejected;
@@ -374,17 +377,11 @@ std::optional<kafka::Failure> DevFixWorker::handle_review(const nlohmann::json& 
   std::vector<std::pair<std::string, std::string>> outcomes;  // reviewer, outcome
   for (const auto& r : payload["reviewers"]) {
     const std::string reviewer = r;
-    GenerationRequest request;
-    request.task = task;
-    request.task["payload"]["reviewer"] = reviewer;
-    request.path = path;
-    request.fix_attempt = attempt;
-    request.max_tokens = config_.review_max_tokens;
+    GenerationRequest request = request_for(task, path, attempt, config_.review_max_tokens,
+                                            build_review_prompt(task, reviewer, config_.context_budget_chars));
+    request.task["payload"]["reviewer"] = reviewer;  // the template backend's reviewer
     request.raw_reply = true;
     request.reply_schema = review_reply_schema();
-    const Prompt prompt = build_review_prompt(task, reviewer, config_.context_budget_chars);
-    request.system_prompt = prompt.system;
-    request.user_prompt = prompt.user;
     cache::ResultCache::Result result;
     std::optional<GenerationError> rejected;
     // The backend down: the whole review waits (reviews already made come from the cache).

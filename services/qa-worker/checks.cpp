@@ -317,8 +317,8 @@ nlohmann::json parse_diagnostics(const std::string& parser, const std::string& r
   return diags;
 }
 
-nlohmann::json parse_job_diagnostics(const std::string& parser, const std::string& raw_output,
-                                     const std::string& check) {
+nlohmann::json parse_job_diagnostics(const std::string& parser, const std::string& raw_output, const std::string& check,
+                                     std::string* skipped) {
   const std::string output = replace_all(valid_utf8(raw_output), "/work/", "");
   auto diags = nlohmann::json::array();
   std::istringstream in(output);
@@ -331,6 +331,7 @@ nlohmann::json parse_job_diagnostics(const std::string& parser, const std::strin
     while (std::getline(in, line) && diags.size() < 500) {
       if (line.rfind(kMarker, 0) != 0) continue;
       auto d = nlohmann::json::parse(line.substr(kMarker.size()), nullptr, false);
+      if (skipped && d.is_object() && d.contains("skipped") && d["skipped"].is_string()) *skipped = d["skipped"];
       if (d.is_discarded() || !d.is_object() || !d.contains("message") || !d["message"].is_string()) continue;
       // Typed reads: a line that is not the driver's shape gives defaults, never an exception.
       auto text = [&](const char* key, const std::string& fallback) {

@@ -65,8 +65,10 @@ std::string pyflakes_severity(const std::string& message);
 nlohmann::json parse_diagnostics(const std::string& parser, const std::string& output, const std::string& sandbox_name,
                                  const std::string& path, const std::string& check);
 // Diagnostics from a job check's output, each naming the file the output names (relative to the
-// job's root, /work in the sandbox); `agentline` reads the driver's JSON lines.
-nlohmann::json parse_job_diagnostics(const std::string& parser, const std::string& output, const std::string& check);
+// job's root, /work in the sandbox); `agentline` reads the driver's JSON lines, and its
+// {"skipped": why} line (its tool is missing) into *skipped.
+nlohmann::json parse_job_diagnostics(const std::string& parser, const std::string& output, const std::string& check,
+                                     std::string* skipped = nullptr);
 // Tool output is untrusted bytes: invalid UTF-8 becomes U+FFFD, so an event (JSON) can always
 // be written.
 std::string valid_utf8(const std::string& s);

@@ -11,7 +11,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "agentline/events/ids.h"
 #include "agentline/events/path_policy.h"
@@ -247,15 +246,8 @@ std::optional<kafka::Failure> QaWorker::handle_job(const nlohmann::json& event, 
                        {"check", check.name},
                        {"message", "the job check was stopped by the sandbox's " + r.limit + " limit"}});
     } else {
-      found = parse_job_diagnostics(check.parser, r.output, check.name);
       // The driver says when its tool is missing: the check is skipped, not failed.
-      static const std::string kMarker = "@@agentline ";
-      std::istringstream lines(r.output);
-      for (std::string line; std::getline(lines, line);) {
-        if (line.rfind(kMarker, 0) != 0) continue;
-        auto d = nlohmann::json::parse(line.substr(kMarker.size()), nullptr, false);
-        if (d.is_object() && d.contains("skipped") && d["skipped"].is_string()) note = d["skipped"];
-      }
+      found = parse_job_diagnostics(check.parser, r.output, check.name, &note);
       if (check.parser != "agentline" && r.exit_code == 0) found = nlohmann::json::array();
       if (check.parser == "agentline" && r.exit_code != 0 && found.empty()) {
         found.push_back({{"file", ""},

@@ -25,6 +25,20 @@ const json& files_of(const json& plan_record) {
   return files.is_array() ? plan_record["plan"]["files"] : kNone;
 }
 
+// The files of the plan that depend on `path` directly.
+std::vector<std::string> dependants_of(const json& plan_record, const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& f : files_of(plan_record)) {
+    for (const auto& d : f.value("depends_on", json::array())) {
+      if (d == path) {
+        out.push_back(f.value("path", ""));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 // The plan's entry for `path`, null if the plan has none.
 const json* file_of(const json& plan_record, const std::string& path) {
   for (const auto& f : files_of(plan_record)) {
@@ -235,12 +249,9 @@ json DependencyGate::context_locked(const Job& job, const std::string& path, boo
     }
   }
   if (fix) {
-    for (const auto& f : files) {
-      bool imports = false;
-      for (const auto& d : f.value("depends_on", json::array())) imports = imports || d == path;
-      auto it = job.files.find(f.value("path", ""));
-      if (imports && it != job.files.end() && it->second.value("state", "") == "passed")
-        add(f["path"], it->second, "dependant");
+    for (const auto& p : dependants_of(job.plan, path)) {
+      auto it = job.files.find(p);
+      if (it != job.files.end() && it->second.value("state", "") == "passed") add(p, it->second, "dependant");
     }
   }
   if (!context.empty()) out["context_files"] = std::move(context);
@@ -258,6 +269,12 @@ bool DependencyGate::planned(const std::string& job_id, const std::string& path)
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);
   return it != jobs_.end() && file_of(it->second.plan, path) != nullptr;
+}
+
+std::vector<std::string> DependencyGate::dependants(const std::string& job_id, const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? std::vector<std::string>() : dependants_of(it->second.plan, path);
 }
 
 int DependencyGate::replans(const std::string& job_id, const std::string& path) const {

@@ -65,6 +65,8 @@ class DependencyGate {
 
   bool has_plan(const std::string& job_id) const;
   bool planned(const std::string& job_id, const std::string& path) const;
+  // The planned files that depend on `path` directly, in the plan's order.
+  std::vector<std::string> dependants(const std::string& job_id, const std::string& path) const;
   // How often the file was planned again (0 for none).
   int replans(const std::string& job_id, const std::string& path) const;
   // The job's accepted plan record (as stored under <job_id>), if any.

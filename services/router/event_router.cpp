@@ -218,11 +218,16 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     count(false, type, "review");
     return std::nullopt;
   }
+  const bool planned = gate_.planned(job, path);
+  const auto content = payload.find("content");
+  const std::string no_content;
+  const std::string& text =
+      content != payload.end() && content->is_string() ? content->get_ref<const std::string&>() : no_content;
   // A planned job's passed files wait for its job check (docs/qa.md), unless the job check has
   // ended already (a replayed file) or the file is too large to hold.
   bool hold = false;
-  if (type == "QA_PASSED" && job_checks_.enabled && !job_checks_.deliver_before && gate_.planned(job, path) &&
-      payload.value("content", "").size() <= DependencyGate::kHoldBytes) {
+  if (type == "QA_PASSED" && job_checks_.enabled && !job_checks_.deliver_before && planned &&
+      text.size() <= DependencyGate::kHoldBytes) {
     const auto check = gate_.job_check(job);
     const std::string state = check.is_object() ? check.value("state", "") : "";
     hold = state != "passed" && state != "failed" && state != "skipped";
@@ -243,11 +248,13 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                                                  : Step::kGenerated;
       publish(out, job,
               progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay));
-      if (type == "QA_PASSED" && gate_.planned(job, path)) {
-        nlohmann::json delivery = {{"id", event["id"]}, {"task_id", task_id}, {"payload", payload}};
-        delivery["payload"].erase("content");
+      if (type == "QA_PASSED" && planned) {
+        nlohmann::json delivery = {{"id", event["id"]}, {"task_id", task_id}, {"payload", nlohmann::json::object()}};
+        for (const auto& [key, value] : payload.items()) {
+          if (key != "content") delivery["payload"][key] = value;  // the content is kept beside it once
+        }
         if (!hold) delivery["delivered"] = true;
-        emit_gate(out, job, gate_.passed(job, path, payload.value("content", ""), std::move(delivery)), record);
+        emit_gate(out, job, gate_.passed(job, path, text, std::move(delivery)), record);
       }
       count(false, type, hold ? "held" : route->topic);
       return std::nullopt;
@@ -255,7 +262,6 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     case Route::Kind::kFix: {
       const int attempt = payload.value("fix_attempt", 0);
       progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay);
-      const bool planned = gate_.planned(job, path);
       if (attempt >= table_.fix_limit()) {
         if (planned && replan(event, record, out)) return std::nullopt;
         const std::string diagnostic = first_diagnostic(payload);
@@ -288,7 +294,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       const std::string error_class = payload.value("error_class", "file_failed");
       const std::string reason = error_class + ": " + payload.value("error", "");
       publish(out, job, progress_.apply(job, task_id, path, Step::kDeadLettered, reason, -1, nullptr, replay));
-      if (gate_.planned(job, path)) emit_gate(out, job, gate_.failed(job, path, reason), record);
+      if (planned) emit_gate(out, job, gate_.failed(job, path, reason), record);
       count(true, type == "FILE_FAILED" ? "file_failed" : type, "");
       return kafka::Failure::bad_input(type == "FILE_FAILED" ? "file_failed" : "routed_to_dlq",
                                        error_class + ": " + payload.value("error", type));
@@ -315,15 +321,7 @@ bool EventRouter::send_to_review(const nlohmann::json& event, const kafka::Inbou
   const std::string task_id = event["task_id"];
   const auto& payload = event["payload"];
   const std::string path = payload.value("path", "");
-  std::vector<std::string> dependants;
-  if (const auto plan = gate_.plan(job)) {
-    for (const auto& f : (*plan)["plan"].value("files", nlohmann::json::array())) {
-      for (const auto& d : f.value("depends_on", nlohmann::json::array())) {
-        if (d == path) dependants.push_back(f.value("path", ""));
-      }
-    }
-  }
-  const auto reviewers = reviews_->reviewers_for(path, payload.value("content", ""), dependants);
+  const auto reviewers = reviews_->reviewers_for(path, payload.value("content", ""), gate_.dependants(job, path));
   review_calls_saved_->Increment(static_cast<double>(reviews_->size() - reviewers.size()));
   if (reviewers.empty()) return false;
   const int attempt = payload.value("fix_attempt", 0);
@@ -378,10 +376,7 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
   const auto files = gate_.ended_files(job_id);
   if (!files || files->empty()) return;  // files still on their way, or none passed
   const int attempt = state.is_object() ? state.value("attempt", 0) : 0;
-  auto set_state = [&](nlohmann::json job_check) {
-    emit_plan_records(out, gate_.set_job_check(job_id, job_check).records, cause);
-    publish(out, job_id, progress_.set_section(job_id, "job_check", job_check, true));
-  };
+  auto set_state = [&](const nlohmann::json& job_check) { show_job_check(out, job_id, job_check, cause); };
   std::string why_not;
   std::string value = job_check_request(job_id, attempt, *files, why_not);
   if (!why_not.empty()) {
@@ -395,6 +390,14 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
   out.emit(std::move(r));
   set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
   count(false, "JOB_CHECK_REQUESTED", qa_topic_);
+}
+
+void EventRouter::show_job_check(kafka::Emitter& out, const std::string& job_id, const nlohmann::json& shown,
+                                 const kafka::InboundRecord& cause) {
+  // The gate keeps what decisions need (state, attempt); the job's progress shows the rest.
+  const nlohmann::json stored = {{"state", shown.value("state", "")}, {"attempt", shown.value("attempt", 0)}};
+  emit_plan_records(out, gate_.set_job_check(job_id, stored).records, cause);
+  publish(out, job_id, progress_.set_section(job_id, "job_check", shown, true));
 }
 
 std::string EventRouter::job_check_request(const std::string& job_id, int attempt,
@@ -465,8 +468,10 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
   using Step = JobProgress::Step;
   auto lock = progress_.lock(job);
   const nlohmann::json state = gate_.job_check(job);
-  const auto files = gate_.ended_files(job);
-  if (!state.is_object() || state.value("state", "") != "running" || state.value("attempt", -1) != attempt || !files) {
+  const bool out_now =
+      state.is_object() && state.value("state", "") == "running" && state.value("attempt", -1) == attempt;
+  const auto files = out_now ? gate_.ended_files(job) : std::nullopt;  // copied only for a check that is out
+  if (!files) {
     duplicates_->Increment();  // a redelivered result, or one for a check that is not out
     return std::nullopt;
   }
@@ -479,17 +484,11 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
                             {"checks", payload.value("checks", nlohmann::json::array())},
                             {"diagnostics", shown},
                             {"duration_ms", payload.value("duration_ms", 0)}};
-  auto set_state = [&](const std::string& s, nlohmann::json extra) {
-    nlohmann::json stored = {{"state", s}, {"attempt", extra.value("attempt", attempt)}};
-    for (auto& [key, value] : gate_.set_job_check(job, stored).records) {
-      kafka::OutgoingRecord r = json_record(plans_topic_, key, value, record);
-      r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-      out.emit(std::move(r));
-    }
+  auto set_state = [&](const std::string& s, const nlohmann::json& extra) {
     nlohmann::json shown_state = summary;
     shown_state["state"] = s;
-    for (auto& [key, value] : extra.items()) shown_state[key] = value;
-    publish(out, job, progress_.set_section(job, "job_check", shown_state, true));
+    for (const auto& [key, value] : extra.items()) shown_state[key] = value;
+    show_job_check(out, job, shown_state, record);
   };
   if (type == "JOB_QA_PASSED") {
     set_state("passed", nlohmann::json::object());

@@ -77,6 +77,10 @@ class EventRouter {
   void emit_plan_records(kafka::Emitter& out, const std::vector<std::pair<std::string, nlohmann::json>>& records,
                          const kafka::InboundRecord& cause);
   // The job check, when every planned file has ended and none is out (under the job's lock).
+  // Records the job check's state (jobs.plans: state and attempt) and shows `shown` (its state,
+  // attempt, checks, findings...) in the job's progress. Under the job's lock.
+  void show_job_check(kafka::Emitter& out, const std::string& job_id, const nlohmann::json& shown,
+                      const kafka::InboundRecord& cause);
   // The JOB_CHECK_REQUESTED record's value for the job's passed files; `why_not` says why it
   // cannot be sent (a file too large to hold, the record too large, invalid).
   std::string job_check_request(const std::string& job_id, int attempt, const std::vector<nlohmann::json>& files,

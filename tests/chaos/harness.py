@@ -252,6 +252,19 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
+    def wait_jobs(self, jobs, timeout, ended=lambda doc: doc.get("complete"), poll=0.5):
+        """GET /api/jobs/{job} until ended(document) for every job, or the timeout; the documents seen."""
+        deadline, docs = time.time() + timeout, {}
+        while time.time() < deadline:
+            for job in jobs:
+                status, doc = self.api("GET", f"/api/jobs/{job}")
+                if status == 200:
+                    docs[job] = doc
+            if all(j in docs and ended(docs[j]) for j in jobs):
+                break
+            time.sleep(poll)
+        return docs
+
     def topic(self, name):
         """Every record of agentline.<name> as [(key, value as JSON)], in partition order (kcat)."""
         out = subprocess.run(["kcat", "-C", "-b", self.bootstrap, "-t", "agentline." + name, "-e", "-q",

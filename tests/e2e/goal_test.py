@@ -28,20 +28,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 from harness import Stack, check, log  # noqa: E402
 
-def wait_complete(stack, jobs, timeout):
-    deadline = time.time() + timeout
-    docs = {}
-    while time.time() < deadline:
-        for job in jobs:
-            status, doc = stack.api("GET", f"/api/jobs/{job}")
-            if status == 200:
-                docs[job] = doc
-        if all(j in docs and docs[j].get("complete") and docs[j].get("plan", {}).get("status") == "accepted" and
-               all(f["status"] in ("delivered", "dead_lettered") for f in docs[j].get("files", {}).values())
-               for j in jobs):
-            return docs
-        time.sleep(0.5)
-    return docs
+
+def planned_and_ended(doc):
+    return doc.get("complete") and doc.get("plan", {}).get("status") == "accepted" and all(
+        f["status"] in ("delivered", "dead_lettered") for f in doc.get("files", {}).values())
 
 
 def main():
@@ -66,7 +56,7 @@ def main():
         subprocess.run(["kcat", "-P", "-b", stack.bootstrap, "-t", "agentline.tasks.submitted", "-k", "notes:plan"],
                        input=json.dumps(plan_task) + "\n", text=True, check=True, timeout=30)
 
-        docs = wait_complete(stack, ["calc", "todo", "notes"], 180)
+        docs = stack.wait_jobs(["calc", "todo", "notes"], 180, planned_and_ended)
         for job in ["calc", "todo", "notes"]:
             doc = docs.get(job, {})
             statuses = sorted(f["status"] for f in doc.get("files", {}).values())

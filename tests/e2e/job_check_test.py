@@ -24,7 +24,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
 import harness  # noqa: E402
@@ -53,20 +52,6 @@ JOBS = {
 }
 
 
-def wait_complete(stack, jobs, timeout):
-    deadline = time.time() + timeout
-    docs = {}
-    while time.time() < deadline:
-        for job in jobs:
-            status, doc = stack.api("GET", f"/api/jobs/{job}")
-            if status == 200:
-                docs[job] = doc
-        if all(docs.get(j, {}).get("complete") for j in jobs):
-            break
-        time.sleep(0.5)
-    return docs
-
-
 def main():
     bin_dir = sys.argv[1]
     work = tempfile.mkdtemp(prefix="agentline-job-check-")
@@ -79,7 +64,7 @@ def main():
         for bad in (".", ".."):
             status, body = stack.api("POST", "/api/jobs", {"job_id": bad, "goal": "x"})
             check(status == 400 and "unsafe_id" in json.dumps(body), f"job id {bad!r} refused at the gateway: {status} {body}")
-        docs = wait_complete(stack, list(JOBS), 300)
+        docs = stack.wait_jobs(list(JOBS), 300)
         delivered = os.path.join(stack.state, "delivered")
         evs = [v for _, v in stack.topic("events")]
 

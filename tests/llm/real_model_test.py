@@ -44,19 +44,6 @@ def ended(doc):
         f["status"] in ("delivered", "dead_lettered") for f in files.values())
 
 
-def wait_jobs(stack, jobs, timeout):
-    deadline, docs = time.time() + timeout, {}
-    while time.time() < deadline:
-        for job in jobs:
-            status, doc = stack.api("GET", f"/api/jobs/{job}")
-            if status == 200:
-                docs[job] = doc
-        if all(j in docs and ended(docs[j]) for j in jobs):
-            break
-        time.sleep(2)
-    return docs
-
-
 def start_server(src, work):
     venv = subprocess.run(["bash", os.path.join(src, "scripts/install-llm.sh")], capture_output=True, text=True,
                           check=True, timeout=3600).stdout.strip()
@@ -141,12 +128,12 @@ def main():
              "depends_on": ["todo/store.py"]}], "interface": "todo.store.Store with add(item) and items()"}
         check(stack.api("POST", "/api/jobs", {"job_id": "g3", "goal": "A todo list", "plan": todo})[0] == 202,
               "g3 submitted with its own plan")
-        docs = wait_jobs(stack, ["g1", "g2", "g3"], 1500)
+        docs = stack.wait_jobs(["g1", "g2", "g3"], 1500, ended, poll=2)
         # The same goal again: answered from the result cache.
         before = len(exchanges(proxy_log))
         check(stack.api("POST", "/api/jobs", {"job_id": "g1-again", "goal": goal, "constraints": constraints})[0]
               == 202, "g1-again submitted")
-        docs.update(wait_jobs(stack, ["g1-again"], 900))
+        docs.update(stack.wait_jobs(["g1-again"], 900, ended, poll=2))
 
         events = [v for _, v in stack.topic("events")]
         xs = exchanges(proxy_log)

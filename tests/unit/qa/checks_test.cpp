@@ -135,7 +135,9 @@ TEST(Diagnostics, JobCheckOutputNamesTheJobsFilesAndIgnoresWhatIsNotTheDriversSh
       "@@agentline {\"file\": 3, \"line\": \"x\", \"message\": \"typed wrong\"}\n"
       "@@agentline not json\n"
       "@@agentline {\"skipped\": \"node is not installed\"}\n";
-  const auto d = parse_job_diagnostics("agentline", output, "python_imports_and_tests");
+  std::string skipped;
+  const auto d = parse_job_diagnostics("agentline", output, "python_imports_and_tests", &skipped);
+  EXPECT_EQ(skipped, "node is not installed");
   ASSERT_EQ(d.size(), 2u) << d.dump();
   EXPECT_EQ(d[0]["file"], "pkg/cli.py");
   EXPECT_EQ(d[0]["line"], 1);
