@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Agentline needs from Debian's packages, in one of two profiles:
-#   install-deps.sh run    what `make run` needs: the build tools and libraries, and the tools
-#                          the demo's services call (kcat, bubblewrap, curl, python3)
+#   install-deps.sh run    what `make run` needs: the build tools and libraries (librdkafka 2.14.2
+#                          built from Debian sid's source, scripts/install-librdkafka.sh), and
+#                          the tools the demo's services call (kcat, bubblewrap, curl, python3)
 #   install-deps.sh test   (the default) everything `make test` and CI need on top: the JDK and
 #                          Maven (Apache Kafka), Chromium, Prometheus' promtool, clang and its
 #                          runtime (ASan/UBSan tier, libFuzzer), clang-format, Node.js, Helm, and the
@@ -17,8 +18,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 profile=${1:-test}
 run_packages=(
   build-essential cmake ninja-build pkg-config ccache
-  librdkafka-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev
+  libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
   kcat bubblewrap curl python3 procps
   python3-pyflakes python3-pytest shellcheck
 )
@@ -66,6 +68,10 @@ else
   $sudo apt-get update -q
   apt_install "${missing[@]}"
 fi
+
+# librdkafka 2.14.2 from Debian sid's source package, built once per machine (about a minute):
+# every binary links it statically (Debian 12's librdkafka-dev is 2.0.2; kcat keeps its own).
+bash "$here/install-librdkafka.sh" >/dev/null
 
 if [ "$profile" = test ]; then
   # Node.js and npm drive the browser test (playwright-core with Debian's chromium). The

@@ -28,10 +28,16 @@ std::string real_kafka_state() {
   return state ? state : "";
 }
 
-BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog) : catalog_(std::move(catalog)) {
+kafka::GroupProtocol group_protocol() {
+  const char* name = std::getenv("AGENTLINE_GROUP_PROTOCOL");
+  return kafka::parse_group_protocol(name != nullptr && *name != '\0' ? name : "auto");
+}
+
+BrokerFixture::BrokerFixture(kafka::TopicCatalog catalog, kafka::EmbeddedBroker::Options embedded)
+    : catalog_(std::move(catalog)) {
   const std::string state = real_kafka_state();
   if (state.empty()) {
-    broker_ = std::make_unique<kafka::EmbeddedBroker>(catalog_);
+    broker_ = std::make_unique<kafka::EmbeddedBroker>(catalog_, embedded);
     bootstrap_ = broker_->bootstrap_servers();
     return;
   }

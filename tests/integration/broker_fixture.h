@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/record.h"
 #include "agentline/kafka/topic_catalog.h"
@@ -25,9 +26,19 @@ namespace agentline::testing {
 // names the state directory of tests/kafka/kafka-local.sh, it uses that real Kafka instead,
 // with a topic prefix of its own (so tests never see each other's records) and the
 // catalog's topics created through `ClusterAdmin::apply`.
+//
+// The consumer group protocol of the services and runtimes a test starts is the default (auto)
+// unless AGENTLINE_GROUP_PROTOCOL says otherwise (the services read that variable themselves;
+// group_protocol() gives it to runtimes a test builds). The embedded broker holds consumer-
+// protocol members to the tests' 6 s session timeout, like the classic members they start.
+kafka::GroupProtocol group_protocol();
+
 class BrokerFixture {
  public:
-  explicit BrokerFixture(kafka::TopicCatalog catalog);
+  // `embedded` configures the embedded broker (ignored on a real Kafka); its default session
+  // timeout is the tests' 6 s.
+  explicit BrokerFixture(kafka::TopicCatalog catalog,
+                         kafka::EmbeddedBroker::Options embedded = {1, std::chrono::seconds(6)});
   ~BrokerFixture();
 
   const std::string& bootstrap() const { return bootstrap_; }

@@ -42,6 +42,7 @@ class ConsumerRuntimeTest : public ::testing::Test {
     kafka::KafkaSettings settings{broker_.bootstrap(), {}, ""};
     producer_ = std::make_shared<kafka::Producer>(settings, "runtime-test");
     kafka::ConsumerOptions options;
+    options.group_protocol = agentline::testing::group_protocol();
     options.service = "runtime-test";
     options.group_id = "runtime-test";
     options.topics = {topic("in")};
@@ -243,4 +244,70 @@ TEST_F(ConsumerRuntimeTest, ReadinessReturnsWhenTheBrokerComesBackEvenWithNothin
   broker_.set_broker_down(false);
   EXPECT_TRUE(agentline::testing::eventually([&] { return health_->ready(); }, 60s)) << health_->not_ready_reasons();
   EXPECT_EQ(stop(), 0);
+}
+
+namespace {
+
+// The value of a gauge in `registry`, or -1 when it has no such series.
+double gauge(prometheus::Registry& registry, const std::string& name, const std::string& label,
+             const std::string& value) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      for (const auto& l : m.label)
+        if (l.name == label && l.value == value) return m.gauge.value;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+// A broker that does not offer the consumer group protocol (Kafka before 4.0, or one set to
+// classic only): under auto the runtime uses the classic protocol and consumes; asked for the
+// consumer protocol, it refuses to start and says why (the service exits 1 with that line),
+// instead of waiting for a coordinator that never takes it. (The
+// embedded broker only: the kafka tier's Kafka offers both; docs/configuration.md.)
+TEST(GroupProtocolTest, AutoFallsBackToClassicWhereTheBrokerLacksTheConsumerProtocol) {
+  BrokerFixture broker(kafka::TopicCatalog::parse(kCatalog), {1, std::chrono::seconds(6), false});
+  kafka::KafkaSettings settings{broker.bootstrap(), {}, ""};
+  auto producer = std::make_shared<kafka::Producer>(settings, "protocol-test");
+  auto options = [&](kafka::GroupProtocol protocol) {
+    kafka::ConsumerOptions o;
+    o.group_protocol = protocol;
+    o.service = "protocol-test";
+    o.group_id = "runtime-test";
+    o.topics = {broker.catalog().topic("in")};
+    o.commit_interval = 200ms;
+    return o;
+  };
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto health = std::make_shared<observability::HealthState>();
+  kafka::ConsumerRuntime runtime(settings, options(kafka::GroupProtocol::kAuto), broker.catalog(), producer, registry,
+                                 health);
+  std::atomic<int> handled{0};
+  kafka::Handler handler = [&](const kafka::InboundRecord&, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    ++handled;
+    return std::nullopt;
+  };
+  int exit_code = -1;
+  std::thread thread([&] { exit_code = runtime.run(handler); });
+  for (int i = 0; i < 3; ++i) broker.produce(broker.catalog().topic("in"), "k" + std::to_string(i), "v");
+  EXPECT_TRUE(agentline::testing::eventually([&] { return handled.load() == 3; }, 30s)) << handled.load();
+  EXPECT_EQ(gauge(*registry, "agentline_consumer_group_protocol", "protocol", "classic"), 1);
+  EXPECT_EQ(gauge(*registry, "agentline_consumer_group_protocol", "protocol", "consumer"), 0);
+  EXPECT_TRUE(health->ready()) << health->not_ready_reasons();
+  runtime.request_stop();
+  thread.join();
+  EXPECT_EQ(exit_code, 0);
+
+  try {
+    kafka::ConsumerRuntime strict(settings, options(kafka::GroupProtocol::kConsumer), broker.catalog(), producer,
+                                  std::make_shared<prometheus::Registry>(),
+                                  std::make_shared<observability::HealthState>());
+    ADD_FAILURE() << "a runtime was built for the consumer protocol on a broker without it";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("do not offer the consumer group protocol"), std::string::npos) << e.what();
+  }
 }

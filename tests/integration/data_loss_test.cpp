@@ -51,6 +51,7 @@ TEST(DataLoss, RecordsDeletedBeforeTheGroupReadThemAreCountedAndTurnTheServiceNo
     auto registry = std::make_shared<prometheus::Registry>();
     auto health = std::make_shared<observability::HealthState>();
     kafka::ConsumerOptions options;
+    options.group_protocol = agentline::testing::group_protocol();
     options.service = "loss-test";
     options.group_id = "loss-test";
     options.topics = {in};

@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -359,3 +361,91 @@ TEST_F(GenerationLoopTest, SmallFilesOfAJobShareOneLlmCall) {
 }
 
 }  // namespace
+
+// Three dev-fix-worker replicas share the tasks; one is SIGKILLed mid-flow and never comes
+// back. Its partitions move to the other two (after the session timeout, under either group
+// protocol: the embedded broker and the kafka tier's Kafka hold consumer-protocol members to
+// the same 6 s), and every task still reaches the filesystem target exactly once: the work it
+// had in flight is generated again by its successor and absorbed downstream.
+TEST_F(GenerationLoopTest, AKilledReplicasPartitionsMoveToTheOthersAndEveryFileArrivesOnce) {
+  FakeLlm llm;
+  llm.mode("ok", 1, 150);
+  const auto work = std::filesystem::temp_directory_path() / ("agentline-member-kill-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(work);
+  auto service = [&](const std::string& binary, const std::string& name, std::vector<std::string> extra, int port) {
+    auto args = common_args();
+    args[5] = std::to_string(port);  // --http-port
+    args.insert(args.end(), {"--state-dir", (work / name).string()});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<ServiceProcess>(agentline::testing::bin(binary), args);
+  };
+  auto assigner = service("priority-assigner", "pa", {}, agentline::testing::free_port());
+  auto qa = service("qa-worker", "qa", {}, agentline::testing::free_port());
+  auto router = service("router", "router", {}, agentline::testing::free_port());
+  auto outbox = service(
+      "outbox-uploader", "outbox",
+      {"--target", "filesystem", "--output-root", (work / "out").string(), "--db", (work / "outbox.db").string()},
+      agentline::testing::free_port());
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<ServiceProcess>> workers;
+  for (int i = 0; i < 3; ++i) {
+    ports.push_back(agentline::testing::free_port());
+    workers.push_back(
+        service("dev-fix-worker", "w" + std::to_string(i),
+                {"--generator", "openai", "--llm-base-url", "http://127.0.0.1:" + std::to_string(llm.port()) + "/v1",
+                 "--llm-timeout-ms", "5000", "--max-in-flight", "2", "--batch-max-files", "1"},
+                ports.back()));
+  }
+  auto rebalances = [&](int port) { return metric(port, "agentline_rebalances_total{"); };
+  // Every replica owns partitions before the work starts, so the kill takes some away.
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (int p : ports)
+          if (metric(p, "agentline_records_consumed_total{") < 0 || rebalances(p) < 1) return false;
+        return true;
+      },
+      60s));
+
+  constexpr int kTasks = 60;
+  std::vector<kafka::OutgoingRecord> tasks;
+  for (int i = 0; i < kTasks; ++i) {
+    const std::string id = "k" + std::to_string(i);
+    tasks.push_back({topic("tasks.submitted"), id, task(id, "pkg/mod_" + std::to_string(i) + ".py")});
+  }
+  broker_.produce_batch(tasks);
+  // The kill lands while the first replica is generating.
+  ASSERT_TRUE(eventually([&] { return metric(ports[0], "agentline_records_in_flight{") >= 1; }, 60s))
+      << workers[0]->log();
+  const double before = rebalances(ports[1]) + rebalances(ports[2]);
+  workers[0]->signal(SIGKILL);
+  ASSERT_TRUE(workers[0]->wait(5s).has_value());
+
+  const auto out = work / "out" / "job-1" / "pkg";
+  auto delivered = [&] {
+    int n = 0;
+    for (int i = 0; i < kTasks; ++i) n += std::filesystem::exists(out / ("mod_" + std::to_string(i) + ".py")) ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return delivered() == kTasks; }, 180s))
+      << delivered() << " of " << kTasks << " delivered\n"
+      << workers[1]->log();
+  EXPECT_GT(rebalances(ports[1]) + rebalances(ports[2]), before) << "no survivor saw the partitions move";
+  std::this_thread::sleep_for(1s);  // a late duplicate would show up now
+
+  std::map<std::string, int> uploaded;
+  for (const auto& r : broker_.read_available(topic("events"))) {
+    const auto e = json::parse(r.value, nullptr, false);
+    if (e.is_object() && e.value("type", "") == "UPLOADED") ++uploaded[e.value("task_id", "")];
+  }
+  EXPECT_EQ(uploaded.size(), static_cast<std::size_t>(kTasks));
+  for (const auto& [id, n] : uploaded) EXPECT_EQ(n, 1) << id << " uploaded " << n << " times";
+  // Generated files (qa.requests): every task at least once; what the killed replica had in
+  // flight may have been generated twice, and was absorbed above.
+  std::set<std::string> generated;
+  for (const auto& r : broker_.read_available(topic("qa.requests"))) {
+    const auto e = json::parse(r.value, nullptr, false);
+    if (e.is_object()) generated.insert(e.value("task_id", ""));
+  }
+  EXPECT_EQ(generated.size(), static_cast<std::size_t>(kTasks));
+  std::filesystem::remove_all(work);
+}

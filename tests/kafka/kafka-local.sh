@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local Apache Kafka for tests, from Maven Central's jars, in KRaft mode on loopback.
 #
-#   kafka-local.sh start [--brokers N] [--secure] [--version V] [--state DIR]
+#   kafka-local.sh start [--brokers N] [--secure] [--version V] [--group-protocols P] [--state DIR]
 #                                                                 start N (1 or 3) combined broker/controller nodes
 #   kafka-local.sh stop [--state DIR]                             stop them and delete their data
 #   kafka-local.sh restart [--state DIR]                          stop and start again, keeping the data
@@ -10,11 +10,13 @@
 #
 # `start` prints the bootstrap address and writes it to DIR/bootstrap. --secure adds a
 # SASL_SSL listener (certificates made with openssl, SCRAM-SHA-512 user `agentline`) whose
-# address, CA and password land in DIR/secure-bootstrap, DIR/ca.pem and DIR/password.
+# address, CA and password land in DIR/secure-bootstrap, DIR/ca.pem and DIR/password, and an
+# mTLS listener (TLS with a client certificate required) at DIR/mtls-bootstrap, whose client
+# certificate and key are DIR/client.crt and DIR/client.key.
 # Installs a JDK and Maven with apt-get if they are missing; the jars are resolved once per
 # machine into the machine-wide cache (scripts/lib/cache.sh), kafka-<version>/libs.
-# --version picks another Kafka release than the pom's (the SASL test needs 3.9.x: see
-# docs/security.md).
+# --version picks another Kafka release than the pom's. --group-protocols sets the brokers'
+# group.coordinator.rebalance.protocols (default classic,consumer).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +29,7 @@ cmd=${1:-}
 shift || true
 brokers=1
 secure=0
+group_protocols=classic,consumer
 state="$root/.cache/kafka/state"
 tool_args=()
 while [ $# -gt 0 ]; do
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --secure) secure=1; shift ;;
     --state) state=$2; shift 2 ;;
     --version) version=$2; shift 2 ;;
+    --group-protocols) group_protocols=$2; shift 2 ;;
     *) tool_args+=("$1"); shift ;;
   esac
 done
@@ -97,6 +101,11 @@ make_certificates() {
   # Kafka reads a PEM key store: the PKCS#8 key followed by the certificate chain.
   openssl pkcs8 -topk8 -nocrypt -in "$dir/broker.key" >"$dir/keystore.pem"
   cat "$dir/broker.crt" "$state/ca.pem" >>"$dir/keystore.pem"
+  # A client certificate for the mTLS listener, signed by the same CA.
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=agentline-client" -keyout "$state/client.key" \
+    -out "$dir/client.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/client.csr" -CA "$state/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -out "$state/client.crt" 2>/dev/null
 }
 
 running() {
@@ -113,10 +122,10 @@ start() {
   ensure_jars
   mkdir -p "$state"
   echo "$version" >"$state/version"
-  local cluster_id ports=() cports=() sports=() voters="" scram=()
+  local cluster_id ports=() cports=() sports=() mports=() voters="" scram=()
   cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
   for i in $(seq 1 "$brokers"); do
-    ports+=("$(free_port)"); cports+=("$(free_port)"); sports+=("$(free_port)")
+    ports+=("$(free_port)"); cports+=("$(free_port)"); sports+=("$(free_port)"); mports+=("$(free_port)")
     voters+="${voters:+,}$i@127.0.0.1:${cports[$((i - 1))]}"
   done
   if [ "$secure" = 1 ]; then
@@ -126,12 +135,15 @@ start() {
   fi
   local rf=$(( brokers >= 3 ? 3 : 1 )) isr=$(( brokers >= 3 ? 2 : 1 ))
   for i in $(seq 1 "$brokers"); do
-    local p=${ports[$((i - 1))]} c=${cports[$((i - 1))]} s=${sports[$((i - 1))]} conf="$state/node-$i.properties"
+    local p=${ports[$((i - 1))]} c=${cports[$((i - 1))]} s=${sports[$((i - 1))]} m=${mports[$((i - 1))]}
+    local conf="$state/node-$i.properties"
     local listeners="PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$c"
     local advertised="PLAINTEXT://127.0.0.1:$p"
     local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     if [ "$secure" = 1 ]; then
-      listeners+=",SASL_SSL://127.0.0.1:$s"; advertised+=",SASL_SSL://127.0.0.1:$s"; map+=",SASL_SSL:SASL_SSL"
+      listeners+=",SASL_SSL://127.0.0.1:$s,MTLS://127.0.0.1:$m"
+      advertised+=",SASL_SSL://127.0.0.1:$s,MTLS://127.0.0.1:$m"
+      map+=",SASL_SSL:SASL_SSL,MTLS:SSL"
     fi
     cat >"$conf" <<CONF
 process.roles=broker,controller
@@ -150,6 +162,15 @@ transaction.state.log.min.isr=$isr
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
 log.segment.bytes=16777216
+# The consumer group protocol (KIP-848) takes a member's session timeout from the broker: the
+# tests' services run with --session-timeout-ms 6000, and the same here (Kafka's default is
+# 45 s, which is also its lower bound unless lowered). --group-protocols classic makes a broker
+# that refuses the consumer protocol, like one before Kafka 4.
+group.coordinator.rebalance.protocols=$group_protocols
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1500
 CONF
     if [ "$secure" = 1 ]; then
       cat >>"$conf" <<CONF
@@ -157,6 +178,9 @@ sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 ssl.keystore.type=PEM
 ssl.keystore.location=$state/tls/keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$state/ca.pem
+listener.name.mtls.ssl.client.auth=required
 CONF
     fi
     kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$conf" "${scram[@]}" >"$state/node-$i.format.log" 2>&1 ||
@@ -167,7 +191,10 @@ CONF
   bootstrap=$(printf '127.0.0.1:%s,' "${ports[@]}"); bootstrap=${bootstrap%,}
   wait_for_broker "$bootstrap"
   echo "$bootstrap" >"$state/bootstrap"
-  if [ "$secure" = 1 ]; then echo "127.0.0.1:${sports[0]}" >"$state/secure-bootstrap"; fi
+  if [ "$secure" = 1 ]; then
+    echo "127.0.0.1:${sports[0]}" >"$state/secure-bootstrap"
+    echo "127.0.0.1:${mports[0]}" >"$state/mtls-bootstrap"
+  fi
   echo "$bootstrap"
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that need a real Apache Kafka (started by kafka-local.sh; its state dir is $3).
 #   reliability_test.sh BIN_DIR SRC_DIR KAFKA_STATE CASE
-# CASE: topics_apply | console_consumer_headers | replay_with_kcat | broker_restart | scale_out | sasl_tls
+# CASE: topics_apply | console_consumer_headers | replay_with_kcat | broker_restart | scale_out | sasl_tls |
+#       classic_only_broker
 set -euo pipefail
 bin=$1 root=$2 state=$3 case=$4
 B=$(cat "$state/bootstrap")
@@ -27,7 +28,7 @@ start_assigner() {
   "$bin/priority-assigner" --bootstrap-servers "$B" --topic-prefix "$P" --http-port "$port" \
     --session-timeout-ms 6000 --shutdown-grace-ms 5000 "$@" >"$work/$name.log" 2>&1 &
   last_pid=$!
-  pids+=($last_pid)
+  pids+=("$last_pid")
 }
 
 # gen_tasks N FILE: N valid tasks with distinct ids and paths of every priority.
@@ -179,7 +180,7 @@ sasl_tls)
     -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=agentline \
     -X "sasl.password.file=$work/wrong-password" -X "ssl.ca.location=$state/ca.pem" >"$work/wrong.log" 2>&1 &
   bad=$!
-  pids+=($bad)
+  pids+=("$bad")
   sleep 8
   kill -0 $bad 2>/dev/null || fail "a wrong password crashed the service"
   code=$(curl -s -o "$work/readyz" -w '%{http_code}' "http://127.0.0.1:$bad_port/readyz")
@@ -191,7 +192,55 @@ sasl_tls)
   for log in "$work/secure.log" "$work/wrong.log"; do
     if grep -qF -- "$password" "$log"; then fail "the password appears in $log"; fi
   done
-  echo "sasl_tls: 10 tasks over SASL_SSL; wrong password -> /readyz 503: $(cat "$work/readyz")"
+
+  # mTLS: the client's certificate is its credential; without one the broker refuses it.
+  MB=$(cat "$state/mtls-bootstrap")
+  mtls_port=$(free_port)
+  P="rel-mtls-$$."
+  apply_topics >/dev/null
+  "$bin/priority-assigner" --bootstrap-servers "$MB" --topic-prefix "$P" --http-port "$mtls_port" \
+    -X security.protocol=SSL -X "ssl.ca.location=$state/ca.pem" -X "ssl.certificate.location=$state/client.crt" \
+    -X "ssl.key.location=$state/client.key" >"$work/mtls.log" 2>&1 &
+  pids+=($!)
+  "$bin/agentline" submit --bootstrap-servers "$MB" --topic-prefix "$P" -X security.protocol=SSL \
+    -X "ssl.ca.location=$state/ca.pem" -X "ssl.certificate.location=$state/client.crt" \
+    -X "ssl.key.location=$state/client.key" "$work/tasks.jsonl" || fail "submit over mTLS failed"
+  got=$(wait_routed 10 60) || fail "only $got of 10 tasks routed over mTLS"
+  nocert_port=$(free_port)
+  "$bin/priority-assigner" --bootstrap-servers "$MB" --topic-prefix "$P" --http-port "$nocert_port" --group-id no-cert \
+    -X security.protocol=SSL -X "ssl.ca.location=$state/ca.pem" >"$work/nocert.log" 2>&1 &
+  nocert=$!
+  pids+=("$nocert")
+  sleep 8
+  kill -0 $nocert 2>/dev/null || fail "a missing client certificate crashed the service"
+  code=$(curl -s -o "$work/readyz-nocert" -w '%{http_code}' "http://127.0.0.1:$nocert_port/readyz")
+  [ "$code" = 503 ] || fail "/readyz answered $code without a client certificate"
+  echo "sasl_tls: 10 tasks over SASL_SSL (SCRAM-SHA-512) and 10 over mTLS; wrong password -> /readyz 503: $(cat "$work/readyz");" \
+    "no client certificate -> /readyz 503: $(cat "$work/readyz-nocert")"
+  ;;
+classic_only_broker)
+  # A Kafka whose group coordinator offers only the classic protocol (like every Kafka before
+  # 4.0): under --group-protocol auto (the default) the services fall back to classic and work;
+  # asked for the consumer protocol they exit 1 and say why. Its own broker, stopped at exit.
+  own="$work/kafka-classic"
+  "$root/tests/kafka/kafka-local.sh" start --state "$own" --group-protocols classic >/dev/null ||
+    fail "cannot start a classic-only Kafka"
+  trap 'cleanup; "$root/tests/kafka/kafka-local.sh" stop --state "$own" >/dev/null 2>&1 || true' EXIT
+  B=$(cat "$own/bootstrap")
+  apply_topics >/dev/null
+  port=$(free_port)
+  start_assigner auto "$port"
+  gen_tasks 20 "$work/tasks.jsonl"
+  "$bin/agentline" submit --bootstrap-servers "$B" --topic-prefix "$P" "$work/tasks.jsonl" >/dev/null
+  got=$(wait_routed 20 90) || fail "only $got of 20 tasks routed under auto on a classic-only broker"
+  [ "$(metric "$port" 'agentline_consumer_group_protocol{service="priority-assigner",protocol="classic"}')" = 1 ] || fail "auto did not use classic"
+  grep -q "falling back to the classic protocol" "$work/auto.log" || fail "the fallback is not in the log"
+  rc=0
+  timeout 60 "$bin/priority-assigner" --bootstrap-servers "$B" --topic-prefix "$P" --http-port "$(free_port)" \
+    --group-protocol consumer >"$work/consumer.log" 2>&1 || rc=$?
+  [ "$rc" = 1 ] || fail "--group-protocol consumer on a classic-only broker exited $rc, not 1"
+  grep -q "do not support --group-protocol consumer" "$work/consumer.log" || fail "no reason in the log"
+  echo "classic_only_broker: 20 of 20 tasks routed under auto (fell back to classic); consumer exits 1 with the reason"
   ;;
 *) fail "unknown case" ;;
 esac

@@ -96,9 +96,9 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
 fs::path self_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
 
 // The embedded broker's process writes its address to <state-dir>/bootstrap.
-int cmd_broker(const GlobalOptions& g, int brokers) {
+int cmd_broker(const GlobalOptions& g, const kafka::EmbeddedBroker::Options& options) {
   auto catalog = g.load_catalog();
-  kafka::EmbeddedBroker broker(catalog, brokers);
+  kafka::EmbeddedBroker broker(catalog, options);
   fs::create_directories(g.state_dir);
   fs::path file = fs::path(g.state_dir) / "bootstrap";
   {
@@ -371,15 +371,31 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
 
 int main(int argc, char** argv) {
   CLI::App app("Agentline: a Kafka backbone for AI coding work", "agentline");
+  app.set_version_flag("--version", kafka::version_line());
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
   GlobalOptions g;
   add_global_options(app, g);
 
-  int brokers = 1;
+  kafka::EmbeddedBroker::Options broker_options;
   auto* broker = app.add_subcommand(
       "broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
-  broker->add_option("--brokers", brokers, "Number of mock brokers")->capture_default_str();
+  broker->add_option("--brokers", broker_options.brokers, "Number of mock brokers")->capture_default_str();
+  // The same variable as the services' --session-timeout-ms: one setting means the same under
+  // both group protocols (classic members send theirs; the broker holds the consumer protocol's).
+  int group_session_timeout_ms = 10000;
+  broker
+      ->add_option("--session-timeout-ms", group_session_timeout_ms,
+                   "Session timeout of consumer-protocol (KIP-848) groups: a silent member's partitions move after it")
+      ->envname("AGENTLINE_SESSION_TIMEOUT_MS")
+      ->capture_default_str();
+  std::string group_protocols = "classic,consumer";
+  broker
+      ->add_option("--group-protocols", group_protocols,
+                   "Group protocols offered, like Kafka's group.coordinator.rebalance.protocols: 'classic,consumer', "
+                   "or 'classic' to behave like a broker before Kafka 4")
+      ->check(CLI::IsMember({"classic,consumer", "consumer,classic", "classic"}))
+      ->capture_default_str();
 
   std::vector<std::string> services{"priority-assigner", "dev-fix-worker", "qa-worker", "router",
                                     "outbox-uploader",   "dlq-escalator",  "gateway"};
@@ -446,7 +462,11 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(g.log_level));
   spdlog::set_pattern("%H:%M:%S.%e agentline %^%l%$ %v");
   try {
-    if (*broker) return cmd_broker(g, brokers);
+    if (*broker) {
+      broker_options.group_session_timeout = std::chrono::milliseconds(group_session_timeout_ms);
+      broker_options.consumer_group_protocol = group_protocols != "classic";
+      return cmd_broker(g, broker_options);
+    }
     if (*up) return cmd_up(g, services, base_port, grace_ms);
     if (*submit) return cmd_submit(g, file, raw, max_backlog, wait, goal);
     if (*apply) return cmd_topics_apply(g, replication_factor);

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agentline/config/resources.h"
+#include "agentline/kafka/client_config.h"
 
 extern char** environ;
 
@@ -59,6 +60,7 @@ struct OptionSet::Impl {
   Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
     app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")->envname("AGENTLINE_CONFIG");
     app.allow_config_extras(CLI::config_extras_mode::error);
+    app.set_version_flag("--version", kafka::version_line());
     app.get_formatter()->column_width(38);
   }
 };
@@ -127,6 +129,9 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
     impl_->app.parse(reversed);
   } catch (const CLI::CallForHelp&) {
     std::fputs(impl_->app.help().c_str(), stdout);
+    return Outcome::kExit;
+  } catch (const CLI::CallForVersion&) {
+    std::puts(impl_->app.version().c_str());
     return Outcome::kExit;
   } catch (const CLI::ParseError& e) {
     throw ConfigError(e.what());

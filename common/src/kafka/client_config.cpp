@@ -20,6 +20,10 @@ std::string KafkaSettings::resolved_bootstrap() const {
       path);
 }
 
+std::string version_line() {
+  return fmt::format("agentline {}, librdkafka {}", AGENTLINE_VERSION, rd_kafka_version_str());
+}
+
 namespace detail {
 
 namespace {

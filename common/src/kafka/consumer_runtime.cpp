@@ -15,6 +15,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "agentline/kafka/dead_letter.h"
@@ -71,6 +73,15 @@ struct ConsumerRuntime::Impl {
   // rebalance callbacks are served from consumer_poll there).
   std::atomic<bool> kafka_ok{false};
   std::atomic<bool> brokers_down{false};  // "all brokers down" was reported and no broker is back yet
+  // The group protocol in use (kConsumer or kClassic), and, under kAuto, whether the group
+  // coordinator refused kConsumer before any assignment: run() then builds a classic client.
+  // Poll thread only.
+  GroupProtocol protocol = GroupProtocol::kConsumer;
+  bool ever_assigned = false;
+  bool fallback_to_classic = false;
+  // "cannot authenticate: ..." while the brokers refuse the credentials. Poll thread only
+  // (and the constructor, before it).
+  std::string auth_failure;
 
   // Guards partitions, in_flight and the work queue.
   std::mutex mutex;
@@ -123,6 +134,7 @@ struct ConsumerRuntime::Impl {
   prometheus::Gauge* held_gauge;
   prometheus::Counter* delivery_failures;
   prometheus::Counter* rebalances;
+  prometheus::Family<prometheus::Gauge>* protocol_family;
   prometheus::Counter* commit_failures;
   prometheus::Histogram* handler_seconds;
   std::map<std::string, prometheus::Counter*> consumed_by_topic;
@@ -165,6 +177,13 @@ struct ConsumerRuntime::Impl {
   }
 
   void register_metrics();
+  // Builds the consumer client for `p` (rk), subscribes it to the topics; false if the
+  // subscription failed.
+  void create_client(GroupProtocol p);
+  bool subscribe();
+  // librdkafka raised a fatal error: stop, or under kAuto fall back to the classic protocol
+  // when the brokers do not support the consumer protocol.
+  void on_fatal_error();
   void start_workers();
   void stop_workers();
   void worker_loop();
@@ -190,7 +209,10 @@ struct ConsumerRuntime::Impl {
   void on_stats(const char* json, size_t len);
   // Readiness "kafka" = true; a map update only on the transition, not per record.
   void mark_connected() {
-    if (!kafka_ok.exchange(true)) health->set_condition("kafka", true);
+    if (!kafka_ok.exchange(true)) {
+      auth_failure.clear();
+      health->set_condition("kafka", true);
+    }
   }
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -277,6 +299,11 @@ void ConsumerRuntime::Impl::register_metrics() {
                            .Labels(constant)
                            .Register(*registry)
                            .Add({});
+  protocol_family = &prometheus::BuildGauge()
+                         .Name("agentline_consumer_group_protocol")
+                         .Help("1 for the consumer group protocol in use: consumer (KIP-848) or classic")
+                         .Labels(constant)
+                         .Register(*registry);
   rebalances = &prometheus::BuildCounter()
                     .Name("agentline_rebalances_total")
                     .Help("Partition assignments and revocations seen")
@@ -631,11 +658,7 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
   if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     spdlog::warn("consumer: {}", rd_kafka_message_errstr(msg.get()));
-    char reason[256];
-    if (rd_kafka_fatal_error(rk.get(), reason, sizeof reason) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      spdlog::error("consumer: fatal error: {}", reason);
-      fatal.store(true);
-    }
+    on_fatal_error();
     return true;
   }
   mark_connected();
@@ -696,6 +719,7 @@ void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* par
 
 void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   rebalances->Increment();
+  ever_assigned = true;
   check_data_loss(parts);
   {
     std::lock_guard lock(mutex);
@@ -757,6 +781,22 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   spdlog::info("revoked {} partition(s)", parts->cnt);
 }
 
+namespace {
+// The assignment calls' errors are logged: a failed assign leaves partitions unconsumed until
+// the next rebalance, which the lag gauges and this line make visible.
+void check_assignment(const char* call, rd_kafka_error_t* error) {
+  if (error == nullptr) return;
+  spdlog::error("{} failed: {}", call, rd_kafka_error_string(error));
+  rd_kafka_error_destroy(error);
+}
+void check_assignment(const char* call, rd_kafka_resp_err_t err) {
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::error("{} failed: {}", call, rd_kafka_err2str(err));
+}
+}  // namespace
+
+// Under the consumer protocol (KIP-848) and classic's cooperative assignors librdkafka reports
+// "COOPERATIVE": assignments and revocations are increments. Classic's eager assignors revoke
+// everything and assign the whole new set.
 void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* self = static_cast<Impl*>(opaque);
@@ -765,14 +805,14 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->on_assign(parts);
       if (cooperative) {
-        if (auto* e = rd_kafka_incremental_assign(rk, parts)) rd_kafka_error_destroy(e);
+        check_assignment("incremental assign", rd_kafka_incremental_assign(rk, parts));
       } else {
-        rd_kafka_assign(rk, parts);
+        check_assignment("assign", rd_kafka_assign(rk, parts));
       }
       // librdkafka keeps a partition's pause flag across unassign/assign, so a partition
       // paused for backpressure before a rebalance would stay paused forever: every partition
       // assigned starts resumed (its state is new), and flow control pauses it again if needed.
-      rd_kafka_resume_partitions(rk, parts);
+      if (parts->cnt > 0) check_assignment("resume", rd_kafka_resume_partitions(rk, parts));
       return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -784,9 +824,9 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
     spdlog::error("rebalance handling failed: {}", e.what());
   }
   if (cooperative) {
-    if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+    check_assignment("incremental unassign", rd_kafka_incremental_unassign(rk, parts));
   } else {
-    rd_kafka_assign(rk, nullptr);
+    check_assignment("unassign", rd_kafka_assign(rk, nullptr));
   }
 }
 
@@ -832,12 +872,17 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
     self->kafka_ok.store(false);
     self->brokers_down.store(true);
-    self->health->set_condition("kafka", false, "all brokers down");
+    // Brokers that refuse the credentials are "down" too: the reason that helps stays.
+    self->health->set_condition("kafka", false, self->auth_failure.empty() ? "all brokers down" : self->auth_failure);
+  } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    self->on_fatal_error();
+    return;
   } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
              err == RD_KAFKA_RESP_ERR__SSL) {
     // Retrying cannot fix credentials; the process stays up, not ready, and says why.
     self->kafka_ok.store(false);
-    self->health->set_condition("kafka", false, std::string("cannot authenticate: ") + reason);
+    self->auth_failure = std::string("cannot authenticate: ") + reason;
+    self->health->set_condition("kafka", false, self->auth_failure);
   }
   spdlog::warn("kafka: {}", reason);
 }
@@ -872,24 +917,50 @@ void ConsumerRuntime::Impl::drain() {
   commit(true);
 }
 
-ConsumerRuntime::ConsumerRuntime(KafkaSettings settings, ConsumerOptions options, const TopicCatalog& catalog,
-                                 std::shared_ptr<Producer> producer, std::shared_ptr<prometheus::Registry> registry,
-                                 std::shared_ptr<observability::HealthState> health)
-    : impl_(std::make_unique<Impl>(std::move(settings), std::move(options), catalog, std::move(producer),
-                                   std::move(registry), std::move(health))) {
-  auto& o = impl_->options;
-  auto conf =
-      make_conf(impl_->settings,
-                {{"client.id", o.service},
-                 {"auto.offset.reset", "earliest"},
-                 // A resumed partition joins the next fetch request; a shorter long poll
-                 // bounds how late that is (the retry lead covers it). 10 idle fetches/s.
-                 {"fetch.wait.max.ms", "100"},
-                 {"session.timeout.ms", std::to_string(o.session_timeout.count())},
-                 {"heartbeat.interval.ms", std::to_string(std::max<long>(100, o.session_timeout.count() / 4))},
-                 {"statistics.interval.ms", std::to_string(o.statistics_interval.count())}},
-                {{"group.id", o.group_id}, {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
-  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+void ConsumerRuntime::Impl::on_fatal_error() {
+  char reason[512];
+  const rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk.get(), reason, sizeof reason);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || fatal.load() || fallback_to_classic) return;
+  const bool unsupported =
+      err == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE || err == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION;
+  if (unsupported && protocol == GroupProtocol::kConsumer && options.group_protocol == GroupProtocol::kAuto &&
+      !ever_assigned) {
+    spdlog::warn(
+        "the group coordinator does not support the consumer group protocol (KIP-848): {}; "
+        "falling back to the classic protocol",
+        reason);
+    fallback_to_classic = true;
+    return;
+  }
+  spdlog::error("consumer: fatal error: {}{}", reason,
+                unsupported && protocol == GroupProtocol::kConsumer
+                    ? " (the brokers do not support --group-protocol consumer; use classic or auto)"
+                    : "");
+  health->set_condition("kafka", false, std::string("fatal error: ") + reason);
+  fatal.store(true);
+}
+
+void ConsumerRuntime::Impl::create_client(GroupProtocol p) {
+  protocol = p;
+  std::map<std::string, std::string> defaults{
+      {"client.id", options.service},
+      {"auto.offset.reset", "earliest"},
+      // A resumed partition joins the next fetch request; a shorter long poll
+      // bounds how late that is (the retry lead covers it). 10 idle fetches/s.
+      {"fetch.wait.max.ms", "100"},
+      {"statistics.interval.ms", std::to_string(options.statistics_interval.count())}};
+  if (p == GroupProtocol::kClassic) {
+    defaults["session.timeout.ms"] = std::to_string(options.session_timeout.count());
+    defaults["heartbeat.interval.ms"] = std::to_string(std::max<long>(100, options.session_timeout.count() / 4));
+  }
+  // The consumer protocol refuses session.timeout.ms and heartbeat.interval.ms: the broker
+  // sets them (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms).
+  auto conf = make_conf(settings, defaults,
+                        {{"group.id", options.group_id},
+                         {"group.protocol", group_protocol_name(p)},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"}});
+  rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::rebalance_cb);
   rd_kafka_conf_set_stats_cb(conf.get(), &Impl::stats_cb);
   rd_kafka_conf_set_error_cb(conf.get(), &Impl::error_cb);
@@ -897,12 +968,152 @@ ConsumerRuntime::ConsumerRuntime(KafkaSettings settings, ConsumerOptions options
     char value[32];
     size_t size = sizeof value;
     if (rd_kafka_conf_get(conf.get(), "fetch.wait.max.ms", value, &size) == RD_KAFKA_CONF_OK) {
-      impl_->retry_lead_ms = std::max<std::int64_t>(250, std::atoll(value) + 150);
+      retry_lead_ms = std::max<std::int64_t>(250, std::atoll(value) + 150);
     }
   }
-  impl_->rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
-  rd_kafka_poll_set_consumer(impl_->rk.get());
+  rk.reset();  // a previous client (the fallback) is destroyed first: one member per process
+  rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
+  rd_kafka_poll_set_consumer(rk.get());
+  for (const char* name : {"consumer", "classic"}) {
+    protocol_family->Add({{"protocol", name}}).Set(std::string_view(name) == group_protocol_name(p) ? 1 : 0);
+  }
+}
+
+bool ConsumerRuntime::Impl::subscribe() {
+  PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size())));
+  for (const auto& t : options.topics)
+    rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::error("cannot subscribe: {}", rd_kafka_err2str(err));
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Whether the brokers offer the consumer group protocol: their ApiVersions answer lists
+// ConsumerGroupHeartbeat. librdkafka has no public call for a broker's API versions, but logs
+// them under debug=feature; a short-lived client with the service's own connection settings
+// (TLS, SASL) connects once and reads them. nullopt when no broker answered in time.
+// (A consumer-protocol client on a broker without it does not fail: it re-queries the
+// coordinator forever, at debug level only, so the question must be asked first.)
+struct ApiProbe {
+  std::mutex mutex;
+  bool listed = false;     // "Broker API support:" seen
+  bool offered = false;    // ConsumerGroupHeartbeat among the APIs
+  std::string auth_error;  // the brokers refused the credentials: no answer will come
+};
+
+void api_probe_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  if (err != RD_KAFKA_RESP_ERR__AUTHENTICATION && err != RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED &&
+      err != RD_KAFKA_RESP_ERR__SSL) {
+    return;
+  }
+  auto* probe = static_cast<ApiProbe*>(opaque);
+  std::lock_guard lock(probe->mutex);
+  probe->auth_error = reason;
+}
+
+void api_probe_log(const rd_kafka_t* rk, int, const char* fac, const char* line) {
+  auto* probe = static_cast<ApiProbe*>(rd_kafka_opaque(rk));
+  if (std::string_view(fac) != "APIVERSION") return;
+  std::lock_guard lock(probe->mutex);
+  const std::string_view text(line);
+  if (text.find("Broker API support:") != std::string_view::npos) probe->listed = true;
+  if (text.find("ApiKey ConsumerGroupHeartbeat (68)") != std::string_view::npos) probe->offered = true;
+}
+
+struct ProbeAnswer {
+  std::optional<bool> offered;
+  std::string auth_error;
+};
+
+ProbeAnswer offers_consumer_protocol(const KafkaSettings& settings, std::chrono::milliseconds timeout) {
+  ApiProbe probe;
+  {
+    auto conf = make_conf(settings, {{"client.id", "agentline-protocol-probe"}}, {});
+    char err[256];
+    if (rd_kafka_conf_set(conf.get(), "debug", "feature", err, sizeof err) != RD_KAFKA_CONF_OK) return {};
+    rd_kafka_conf_set_opaque(conf.get(), &probe);
+    rd_kafka_conf_set_log_cb(conf.get(), api_probe_log);
+    rd_kafka_conf_set_error_cb(conf.get(), api_probe_error);
+    KafkaPtr rk = make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    const rd_kafka_metadata_t* metadata = nullptr;
+    const auto deadline = Clock::now() + timeout;
+    auto refused = [&] {
+      rd_kafka_poll(rk.get(), 0);  // serves the error callback
+      std::lock_guard lock(probe.mutex);
+      return !probe.auth_error.empty();
+    };
+    while (Clock::now() < deadline && !refused()) {
+      const auto left = std::min(std::chrono::milliseconds(500),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      // A metadata request makes the client connect; the API versions are exchanged first.
+      if (rd_kafka_metadata(rk.get(), 0, nullptr, &metadata, static_cast<int>(std::max<long>(1, left.count()))) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(metadata);
+        break;
+      }
+    }
+  }  // destroyed: every log line has been delivered
+  std::lock_guard lock(probe.mutex);
+  if (!probe.listed) return {std::nullopt, probe.auth_error};
+  return {probe.offered, {}};
+}
+
+}  // namespace
+
+GroupProtocol parse_group_protocol(const std::string& name) {
+  if (name == "auto") return GroupProtocol::kAuto;
+  if (name == "consumer") return GroupProtocol::kConsumer;
+  if (name == "classic") return GroupProtocol::kClassic;
+  throw std::invalid_argument("group protocol must be auto, consumer or classic, not '" + name + "'");
+}
+
+const char* group_protocol_name(GroupProtocol protocol) {
+  switch (protocol) {
+    case GroupProtocol::kAuto:
+      return "auto";
+    case GroupProtocol::kConsumer:
+      return "consumer";
+    case GroupProtocol::kClassic:
+      return "classic";
+  }
+  return "auto";
+}
+
+ConsumerRuntime::ConsumerRuntime(KafkaSettings settings, ConsumerOptions options, const TopicCatalog& catalog,
+                                 std::shared_ptr<Producer> producer, std::shared_ptr<prometheus::Registry> registry,
+                                 std::shared_ptr<observability::HealthState> health)
+    : impl_(std::make_unique<Impl>(std::move(settings), std::move(options), catalog, std::move(producer),
+                                   std::move(registry), std::move(health))) {
   impl_->health->set_condition("kafka", false, "not joined to the consumer group yet");
+  GroupProtocol protocol = impl_->options.group_protocol;
+  if (protocol != GroupProtocol::kClassic) {
+    const auto answer = offers_consumer_protocol(impl_->settings, std::chrono::seconds(10));
+    const auto offered = answer.offered;
+    if (!answer.auth_error.empty()) {
+      // Retrying cannot fix credentials; the process stays up, not ready, and says why.
+      impl_->auth_failure = "cannot authenticate: " + answer.auth_error;
+      impl_->health->set_condition("kafka", false, impl_->auth_failure);
+    }
+    if (offered == false && protocol == GroupProtocol::kConsumer) {
+      throw KafkaError(
+          "the brokers do not offer the consumer group protocol (KIP-848: Kafka 4.0 or later, "
+          "group.coordinator.rebalance.protocols with consumer); use --group-protocol classic or auto");
+    }
+    if (!offered.has_value()) {
+      spdlog::warn(
+          "no broker said which group protocols it offers{}; using the consumer protocol "
+          "(--group-protocol classic for brokers before Kafka 4)",
+          answer.auth_error.empty() ? " within 10 s" : " (authentication failed)");
+    } else if (!*offered) {
+      spdlog::info("the brokers do not offer the consumer group protocol (KIP-848); using the classic protocol");
+    }
+    protocol = offered.value_or(true) ? GroupProtocol::kConsumer : GroupProtocol::kClassic;
+  }
+  impl_->create_client(protocol);
 }
 
 ConsumerRuntime::~ConsumerRuntime() = default;
@@ -912,18 +1123,20 @@ void ConsumerRuntime::request_stop() { impl_->stop_requested.store(true, std::me
 int ConsumerRuntime::run(const Handler& handler) {
   auto& impl = *impl_;
   impl.handler = &handler;
-  PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(impl.options.topics.size())));
-  for (const auto& t : impl.options.topics)
-    rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
-  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(impl.rk.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    spdlog::error("cannot subscribe: {}", rd_kafka_err2str(err));
-    return 1;
-  }
-  spdlog::info("consuming {} topic(s) as group {} with up to {} record(s) in flight", impl.options.topics.size(),
-               impl.options.group_id, impl.options.max_in_flight);
+  if (!impl.subscribe()) return 1;
+  spdlog::info("consuming {} topic(s) as group {} ({} group protocol) with up to {} record(s) in flight",
+               impl.options.topics.size(), impl.options.group_id, group_protocol_name(impl.protocol),
+               impl.options.max_in_flight);
   impl.start_workers();
   while (!impl.stop_requested.load(std::memory_order_relaxed) && !impl.fatal.load()) {
     impl.health->beat();
+    if (impl.fallback_to_classic) {
+      // Nothing was assigned yet, so nothing is in flight: the client is replaced whole.
+      impl.fallback_to_classic = false;
+      impl.create_client(GroupProtocol::kClassic);
+      if (!impl.subscribe()) return 1;
+      spdlog::info("consuming as group {} with the classic group protocol", impl.options.group_id);
+    }
     impl.resume_due_partitions();
     impl.dispatch_backlog();
     impl.update_backpressure();

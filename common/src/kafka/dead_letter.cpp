@@ -128,7 +128,10 @@ OutgoingRecord FailureRouter::route(const InboundRecord& record, const Failure& 
     const RetryTier& tier = tiers_[static_cast<std::size_t>(attempt - 1)];
     out.topic = tier.topic;
     out.headers.push_back({std::string(h::kRetryTier), std::to_string(tier.attempt)});
-    out.headers.push_back({std::string(h::kRetryDue), std::to_string(now_ms + tier.delay.count())});
+    // now_ms is the failure's millisecond, truncated: +1 makes the due time the first whole
+    // millisecond by which the full delay has surely passed, so no tier ever runs a record
+    // early, not even by a fraction of a millisecond (a test saw 299.5 ms for a 300 ms tier).
+    out.headers.push_back({std::string(h::kRetryDue), std::to_string(now_ms + tier.delay.count() + 1)});
   } else {
     out.topic = dlq_topic_;
     out.headers.push_back({std::string(h::kDeadLetteredAt), std::to_string(now_ms)});

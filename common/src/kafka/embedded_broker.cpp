@@ -21,7 +21,8 @@ struct EmbeddedBroker::Impl {
   }
 };
 
-EmbeddedBroker::EmbeddedBroker(const TopicCatalog& catalog, int broker_count) : impl_(std::make_unique<Impl>()) {
+EmbeddedBroker::EmbeddedBroker(const TopicCatalog& catalog, Options options) : impl_(std::make_unique<Impl>()) {
+  const int broker_count = options.brokers;
   ConfPtr conf(rd_kafka_conf_new());
   char err[512];
   // A producer handle that never connects anywhere; it only hosts the mock cluster.
@@ -34,6 +35,13 @@ EmbeddedBroker::EmbeddedBroker(const TopicCatalog& catalog, int broker_count) : 
   if (impl_->cluster == nullptr) throw KafkaError("cannot start the embedded broker (mock cluster)");
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(impl_->cluster);
   broker_count_ = broker_count;
+  const auto session_ms = static_cast<int>(std::max<std::int64_t>(1000, options.group_session_timeout.count()));
+  rd_kafka_mock_set_group_consumer_session_timeout_ms(impl_->cluster, session_ms);
+  rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(impl_->cluster, std::max(100, session_ms / 4));
+  if (!options.consumer_group_protocol) {
+    constexpr std::int16_t kConsumerGroupHeartbeat = 68;  // the consumer protocol's one request
+    rd_kafka_mock_set_apiversion(impl_->cluster, kConsumerGroupHeartbeat, -1, -1);
+  }
   // Each mock operation is a request to the mock cluster's thread, which in librdkafka 2.0.2
   // sometimes misses its wake-up and answers only at its next 1 s poll. Issued one after the
   // other, 31 topics took ~9 s; issued concurrently, the waits overlap.

@@ -41,7 +41,12 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
   options_.add("log-level", &c.log_level, "trace, debug, info, warn or error");
   options_.add("max-in-flight", &c.max_in_flight, "Records processed in parallel, across all partitions");
   options_.add("shutdown-grace-ms", &c.shutdown_grace_ms, "On SIGTERM, time in-flight work gets to finish");
-  options_.add("session-timeout-ms", &c.session_timeout_ms, "Consumer group session timeout");
+  options_.add("session-timeout-ms", &c.session_timeout_ms,
+               "Consumer group session timeout under the classic group protocol (under the consumer protocol "
+               "the broker's group.consumer.session.timeout.ms applies)");
+  options_.add("group-protocol", &c.group_protocol,
+               "Consumer group protocol: consumer (KIP-848), classic, or auto (consumer, classic where the "
+               "brokers lack it)");
   options_.add("commit-interval-ms", &c.commit_interval_ms, "How often finished offsets are committed (and lag moves)");
   options_.add("statistics-interval-ms", &c.statistics_interval_ms, "librdkafka statistics (consumer lag) interval");
   options_.add_kafka_properties(&c.kafka);
@@ -53,6 +58,8 @@ std::optional<int> ServiceHost::configure(int argc, char** argv) {
   try {
     if (options_.parse(argc, argv) == config::OptionSet::Outcome::kExit) return 0;
     observability::init_logging(service_, common_.log_level);
+    spdlog::info("starting {} ({})", service_, kafka::version_line());
+    group_protocol_ = kafka::parse_group_protocol(common_.group_protocol);
     if (common_.group_id.empty()) common_.group_id = service_;
     catalog_ = kafka::TopicCatalog::load(common_.catalog);
     if (!common_.topic_prefix.empty()) catalog_.set_prefix(common_.topic_prefix);
@@ -82,6 +89,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.max_in_flight = common_.max_in_flight;
     options.shutdown_grace = std::chrono::milliseconds(common_.shutdown_grace_ms);
     options.session_timeout = std::chrono::milliseconds(common_.session_timeout_ms);
+    options.group_protocol = group_protocol_;
     options.commit_interval = std::chrono::milliseconds(std::max(10, common_.commit_interval_ms));
     options.statistics_interval = std::chrono::milliseconds(common_.statistics_interval_ms);
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);

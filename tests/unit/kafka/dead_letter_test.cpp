@@ -68,7 +68,7 @@ TEST(FailureRouter, TransientFailuresWalkTheTiersThenReachTheDlq) {
     EXPECT_EQ(header(out, h::kOriginalTopic), "agentline.tasks.submitted");
     EXPECT_EQ(header(out, h::kOriginalOffset), "1234");
     if (step < 3) {
-      EXPECT_EQ(header(out, h::kRetryDue), std::to_string(now + expected_delay[step]));
+      EXPECT_EQ(header(out, h::kRetryDue), std::to_string(now + expected_delay[step] + 1));
     }
     // The next hop reads what this one wrote.
     InboundRecord next;

@@ -17,4 +17,8 @@ struct KafkaSettings {
   std::string resolved_bootstrap() const;
 };
 
+// "agentline 0.1.0, librdkafka 2.14.2": what --version and each service's first log line print.
+// The librdkafka version is the linked library's own (rd_kafka_version_str()).
+std::string version_line();
+
 }  // namespace agentline::kafka

@@ -56,6 +56,15 @@ class Emitter {
 
 using Handler = std::function<std::optional<Failure>(const InboundRecord&, Emitter&)>;
 
+// The consumer group protocol. kConsumer is KIP-848's (the broker assigns partitions
+// incrementally; the session timeout is the broker's group.consumer.session.timeout.ms), kClassic
+// the JoinGroup/SyncGroup protocol (session_timeout below applies). kAuto uses kConsumer and
+// falls back to kClassic, once, when the group coordinator does not support it.
+enum class GroupProtocol { kAuto, kConsumer, kClassic };
+// "auto", "consumer", "classic"; throws std::invalid_argument on anything else.
+GroupProtocol parse_group_protocol(const std::string& name);
+const char* group_protocol_name(GroupProtocol protocol);
+
 struct ConsumerOptions {
   std::string service;  // the failing service named in DLQ headers, metric label
   std::string group_id;
@@ -73,7 +82,8 @@ struct ConsumerOptions {
   std::chrono::milliseconds shutdown_grace{20000};
   std::chrono::milliseconds revoke_timeout{10000};
   std::chrono::milliseconds commit_interval{1000};
-  std::chrono::milliseconds session_timeout{10000};
+  std::chrono::milliseconds session_timeout{10000};  // classic protocol only
+  GroupProtocol group_protocol = GroupProtocol::kAuto;
   std::chrono::milliseconds statistics_interval{5000};  // consumer-lag gauges; 0 disables
 };
 

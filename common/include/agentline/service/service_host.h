@@ -32,7 +32,8 @@ struct CommonOptions {
   std::string log_level = "info";
   int max_in_flight = 16;
   int shutdown_grace_ms = 20000;
-  int session_timeout_ms = 10000;
+  int session_timeout_ms = 10000;       // classic group protocol only
+  std::string group_protocol = "auto";  // auto, consumer (KIP-848) or classic
   int commit_interval_ms = 1000;
   int statistics_interval_ms = 5000;
   std::map<std::string, std::string> kafka;
@@ -75,6 +76,7 @@ class ServiceHost {
   config::OptionSet options_;
   CommonOptions common_;
   kafka::TopicCatalog catalog_;
+  kafka::GroupProtocol group_protocol_ = kafka::GroupProtocol::kAuto;
   std::shared_ptr<prometheus::Registry> registry_;
   observability::ProbeExtensions extensions_;
   std::shared_ptr<observability::HealthState> health_;
