@@ -75,7 +75,7 @@ def rss_of(pid):
 
 
 class Service:
-    def __init__(self, name, broker, extra=(), port=None):
+    def __init__(self, name, broker, extra=(), port=None, wait=True):
         self.name = name
         self.port = port or free_port()
         self.state = tempfile.mkdtemp(dir=work, prefix=name + "-")
@@ -88,7 +88,8 @@ class Service:
         note(cmd)
         self.log = open(os.path.join(self.state, "log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
@@ -518,6 +519,74 @@ def scale_out():
                 broker.stop()
 
 
+# ---- 7. rebalances: classic against the consumer group protocol (KIP-848) ----------------
+
+def assigned(service):
+    """The member's agentline_consumer_assigned_partitions, or None while it does not answer."""
+    try:
+        for line in urllib.request.urlopen("http://127.0.0.1:%d/metrics" % service.port, timeout=1).read().decode().splitlines():
+            if line.startswith("agentline_consumer_assigned_partitions{"):
+                return int(float(line.split()[-1]))
+    except Exception:
+        return None
+    return 0
+
+
+def watch_assignment(members, total, until, timeout_s=90, step_s=0.05):
+    """Samples the members' assigned partitions every step_s from now on. Returns (seconds until
+    until(counts) first held, partition-seconds nobody consumed meanwhile)."""
+    t0 = time.time()
+    gap = 0.0
+    last = t0
+    while time.time() - t0 < timeout_s:
+        counts = [assigned(m) for m in members]
+        now = time.time()
+        held = sum(c or 0 for c in counts)
+        gap += max(0, total - held) * (now - last)
+        last = now
+        if until(counts):
+            return now - t0, gap
+        time.sleep(step_s)
+    raise RuntimeError("rebalance: the members never reached the expected assignment: %s" % counts)
+
+
+def rebalance():
+    """Three dev-fix-worker replicas on Apache Kafka, under each group protocol. One is SIGKILLed:
+    the time until the two survivors hold every partition again (the session timeout, 6 s for
+    both protocols here, plus the rebalance), and the partition-seconds no member consumed. Then
+    a fourth replica joins: the time from its start until it holds partitions and every partition
+    is held, and the partition-seconds unconsumed meanwhile (an eager classic rebalance revokes
+    every member's partitions; the consumer protocol moves only those that move)."""
+    cat = bench_catalog({"tasks.critical": 6, "tasks.high": 6, "tasks.normal": 6, "tasks.low": 6, "tasks.fix": 6})
+    for protocol in ("classic", "consumer"):
+        for run in range(RUNS):
+            broker = RealKafka(cat)
+            args = ["--generator", "template", "--group-protocol", protocol]
+            members = []
+            try:
+                members = [Service("dev-fix-worker", broker, args) for _ in range(3)]
+                settle_group(members)
+                total = sum(assigned(m) for m in members)
+                victim, survivors = members[0], members[1:]
+                victim.proc.kill()
+                victim.proc.wait()
+                kill_s, kill_gap = watch_assignment(survivors, total, lambda c: sum(x or 0 for x in c) == total)
+                settle_group(survivors)
+                joiner = Service("dev-fix-worker", broker, args, wait=False)  # timed from its start
+                members.append(joiner)
+                everyone = survivors + [joiner]
+                join_s, join_gap = watch_assignment(
+                    everyone, total, lambda c: (c[-1] or 0) > 0 and sum(x or 0 for x in c) == total)
+                record(scenario="rebalance", broker="kafka", protocol=protocol, run=run, partitions=total,
+                       kill_to_reassigned_s=kill_s, kill_unconsumed_partition_s=kill_gap,
+                       join_to_assigned_s=join_s, join_unconsumed_partition_s=join_gap)
+                log("rebalance %s run %d: SIGKILL -> %d partitions held again in %.2f s (%.1f partition-s unconsumed); "
+                    "join -> %.2f s (%.1f partition-s)" % (protocol, run, total, kill_s, kill_gap, join_s, join_gap))
+            finally:
+                for m in members:
+                    m.stop()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     open(RESULTS, "w").close()
@@ -545,7 +614,7 @@ def main():
             log("scale-out")
             scale_out()
         # "kafka" runs all three on Apache Kafka; kafka-hop, kafka-e2e, kafka-retry one each.
-        on_kafka = [n for n in ("hop", "e2e", "priority", "retry") if want("kafka") or want("kafka-" + n)]
+        on_kafka = [n for n in ("hop", "e2e", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
         if on_kafka:
             log("real Kafka: " + ", ".join(on_kafka))
             RealKafka.start()
@@ -557,6 +626,8 @@ def main():
                 priority(RealKafka)
             if "retry" in on_kafka:
                 retries(RealKafka)
+            if "rebalance" in on_kafka:
+                rebalance()
     finally:
         RealKafka.shutdown()
         shutil.rmtree(work, ignore_errors=True)

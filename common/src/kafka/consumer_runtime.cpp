@@ -135,6 +135,7 @@ struct ConsumerRuntime::Impl {
   prometheus::Counter* delivery_failures;
   prometheus::Counter* rebalances;
   prometheus::Family<prometheus::Gauge>* protocol_family;
+  prometheus::Gauge* assigned_gauge;
   prometheus::Counter* commit_failures;
   prometheus::Histogram* handler_seconds;
   std::map<std::string, prometheus::Counter*> consumed_by_topic;
@@ -304,6 +305,12 @@ void ConsumerRuntime::Impl::register_metrics() {
                          .Help("1 for the consumer group protocol in use: consumer (KIP-848) or classic")
                          .Labels(constant)
                          .Register(*registry);
+  assigned_gauge = &prometheus::BuildGauge()
+                        .Name("agentline_consumer_assigned_partitions")
+                        .Help("Partitions this member consumes now (0 between an eager revoke and the next assignment)")
+                        .Labels(constant)
+                        .Register(*registry)
+                        .Add({});
   rebalances = &prometheus::BuildCounter()
                     .Name("agentline_rebalances_total")
                     .Help("Partition assignments and revocations seen")
@@ -728,6 +735,7 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
       state->rank = partition_rank(parts->elems[i].topic);
       partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::move(state);
     }
+    assigned_gauge->Set(static_cast<double>(partitions.size()));
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);
   mark_connected();
@@ -778,6 +786,7 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     it->second->held.clear();
     partitions.erase(it);
   }
+  assigned_gauge->Set(static_cast<double>(partitions.size()));
   spdlog::info("revoked {} partition(s)", parts->cnt);
 }
 
