@@ -82,6 +82,12 @@ curl -fsS "http://127.0.0.1:$((port + 5))/metrics" | grep -E '^agentline_(dlq_re
 if [ -n "${AGENTLINE_SCRAPE_DIR:-}" ]; then
   # Each service's /metrics as Prometheus would scrape it (checked by tests/deploy/deploy_checks.py).
   mkdir -p "$AGENTLINE_SCRAPE_DIR"
+  # The lag gauges come with librdkafka's statistics (every 5 s): under the consumer group
+  # protocol the groups join within milliseconds and the demo can end before the first ones.
+  for _ in $(seq 1 24); do
+    curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^agentline_consumer_lag_messages' && break
+    sleep 0.5
+  done
   i=0
   for s in priority-assigner dev-fix-worker qa-worker router outbox-uploader dlq-escalator; do
     curl -fsS "http://127.0.0.1:$((port + i))/metrics" >"$AGENTLINE_SCRAPE_DIR/$s.prom"

@@ -155,6 +155,25 @@ def section(out, png):
             if rs:
                 r.append("| %d | %d | %.1f | %.2f |" % (n, len(rs), med(rs, "checks_per_s"), med(rs, "checks_per_s") / base))
         r.append("")
+    rb = [x for x in rows if x["scenario"] == "rebalance"]
+    if rb:
+        r.append("### 6b. Rebalances: classic against the consumer group protocol (KIP-848), Apache Kafka\n")
+        r.append("Three dev-fix-worker replicas (template backend, idle) consuming the five task topics (6 partitions "
+                 "each) and their retry tiers. One is SIGKILLed: the time until the two survivors hold every partition "
+                 "again (it includes the 6 s session timeout, the same for both protocols: the services' "
+                 "`--session-timeout-ms` for classic, the broker's `group.consumer.session.timeout.ms` for consumer), "
+                 "and the partition-seconds no member consumed meanwhile. Then a fourth replica joins: the time from "
+                 "its start until it holds partitions and every partition is held, and the partition-seconds unconsumed "
+                 "meanwhile. Sampled every 50 ms from each member's `agentline_consumer_assigned_partitions`.\n")
+        r.append("| protocol | runs | partitions | SIGKILL → all held again (s) | unconsumed partition-s | join → assigned (s) | unconsumed partition-s |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|")
+        for protocol in ("classic", "consumer"):
+            rs = [x for x in rb if x["protocol"] == protocol]
+            if rs:
+                r.append("| %s | %d | %d | %.2f | %.1f | %.2f | %.1f |" % (
+                    protocol, len(rs), rs[0]["partitions"], med(rs, "kill_to_reassigned_s"), med(rs, "kill_unconsumed_partition_s"),
+                    med(rs, "join_to_assigned_s"), med(rs, "join_unconsumed_partition_s")))
+        r.append("")
     goals = []
     if hop:
         ratios = [med([x for x in hop if x["broker"] == b and x["size"] == z], "ratio") for b in ("embedded", "kafka") for z in (1024, 16384)

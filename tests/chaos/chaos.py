@@ -215,8 +215,23 @@ def main():
                 time.sleep(0.1)
             protected.clear()
 
+        # Each service's time without partitions while the run lasts: sampled every 0.5 s from
+        # agentline_consumer_assigned_partitions; a killed service (no answer) counts as unassigned
+        # until its replacement holds partitions again. The group-protocol figure in bench/REPORT.md.
+        unassigned = {s: 0.0 for s in SERVICES}
+
+        def watch_assignment():
+            last = time.time()
+            while not stop_chaos.wait(0.5):
+                now = time.time()
+                for s in SERVICES:
+                    m = stack.scrape(s, timeout=0.4)
+                    if m is None or metric_sum(m, "agentline_consumer_assigned_partitions") == 0:
+                        unassigned[s] += now - last
+                last = now
+
         threads = [threading.Thread(target=killer, daemon=True), threading.Thread(target=broker_restart, daemon=True),
-                   threading.Thread(target=llm_outage, daemon=True)]
+                   threading.Thread(target=llm_outage, daemon=True), threading.Thread(target=watch_assignment, daemon=True)]
         for t in threads:
             t.start()
 
@@ -246,6 +261,8 @@ def main():
         for t in threads:
             t.join(timeout=max(1.0, deadline + 90 - time.time()))
         report["elapsed_s"] = round(time.time() - started, 1)
+        report["unassigned_s"] = {s: round(v, 1) for s, v in unassigned.items()}
+        report["group_protocol"] = os.environ.get("AGENTLINE_GROUP_PROTOCOL", "auto")
         for p in submits:
             try:
                 p.wait(timeout=30)
@@ -345,7 +362,7 @@ def main():
     print("== chaos run" + (f" (seed {args.seed})"))
     for k in ["broker", "tasks", "delivered", "dead_lettered", "dlq_reasons", "lost", "duplicated_at_target",
               "wrong_content", "webhook_posts", "webhook_failures_injected", "kills", "restarts",
-              "broker_restart_s", "llm_outage", "llm_requests", "chaos_s", "elapsed_s"]:
+              "broker_restart_s", "llm_outage", "llm_requests", "chaos_s", "elapsed_s", "group_protocol", "unassigned_s"]:
         if k in report:
             print(f"  {k:28s} {json.dumps(report[k])}")
     report["failures"] = failures

@@ -31,6 +31,23 @@ start_assigner() {
   pids+=("$last_pid")
 }
 
+# refused NAME WHAT ARGS...: a priority-assigner whose credentials the broker refuses (ARGS: its
+# bootstrap and -X settings) stays up and live, and not ready; its /readyz body in NAME.readyz.
+refused() {
+  local name=$1 what=$2 port
+  shift 2
+  port=$(free_port)
+  "$bin/priority-assigner" --topic-prefix "$P" --http-port "$port" --group-id "$name" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  sleep 8
+  kill -0 "$pid" 2>/dev/null || fail "$what crashed the service"
+  code=$(curl -s -o "$work/$name.readyz" -w '%{http_code}' "http://127.0.0.1:$port/readyz")
+  [ "$code" = 503 ] || fail "/readyz answered $code with $what"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
+  [ "$code" = 200 ] || fail "/healthz answered $code with $what: liveness must not fail on credentials"
+}
+
 # gen_tasks N FILE: N valid tasks with distinct ids and paths of every priority.
 gen_tasks() {
   python3 - "$1" "$2" <<'PY'
@@ -174,21 +191,11 @@ sasl_tls)
     -X "ssl.ca.location=$state/ca.pem" "$work/tasks.jsonl" || fail "submit over SASL_SSL failed"
   got=$(wait_routed 10 60) || fail "only $got of 10 tasks routed over SASL_SSL"
 
-  bad_port=$(free_port)
   echo "wrong-$password" >"$work/wrong-password"
-  "$bin/priority-assigner" --bootstrap-servers "$SB" --topic-prefix "$P" --http-port "$bad_port" --group-id wrong-pass \
-    -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=agentline \
-    -X "sasl.password.file=$work/wrong-password" -X "ssl.ca.location=$state/ca.pem" >"$work/wrong.log" 2>&1 &
-  bad=$!
-  pids+=("$bad")
-  sleep 8
-  kill -0 $bad 2>/dev/null || fail "a wrong password crashed the service"
-  code=$(curl -s -o "$work/readyz" -w '%{http_code}' "http://127.0.0.1:$bad_port/readyz")
-  [ "$code" = 503 ] || fail "/readyz answered $code with a wrong password"
-  grep -q "cannot authenticate" "$work/readyz" || fail "/readyz does not say why: $(cat "$work/readyz")"
+  refused wrong "a wrong password" --bootstrap-servers "$SB" -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 \
+    -X sasl.username=agentline -X "sasl.password.file=$work/wrong-password" -X "ssl.ca.location=$state/ca.pem"
+  grep -q "cannot authenticate" "$work/wrong.readyz" || fail "/readyz does not say why: $(cat "$work/wrong.readyz")"
   grep -qi "authentication" "$work/wrong.log" || fail "no clear authentication error in the log"
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bad_port/healthz")
-  [ "$code" = 200 ] || fail "/healthz answered $code: liveness must not fail on credentials"
   for log in "$work/secure.log" "$work/wrong.log"; do
     if grep -qF -- "$password" "$log"; then fail "the password appears in $log"; fi
   done
@@ -206,17 +213,10 @@ sasl_tls)
     -X "ssl.ca.location=$state/ca.pem" -X "ssl.certificate.location=$state/client.crt" \
     -X "ssl.key.location=$state/client.key" "$work/tasks.jsonl" || fail "submit over mTLS failed"
   got=$(wait_routed 10 60) || fail "only $got of 10 tasks routed over mTLS"
-  nocert_port=$(free_port)
-  "$bin/priority-assigner" --bootstrap-servers "$MB" --topic-prefix "$P" --http-port "$nocert_port" --group-id no-cert \
-    -X security.protocol=SSL -X "ssl.ca.location=$state/ca.pem" >"$work/nocert.log" 2>&1 &
-  nocert=$!
-  pids+=("$nocert")
-  sleep 8
-  kill -0 $nocert 2>/dev/null || fail "a missing client certificate crashed the service"
-  code=$(curl -s -o "$work/readyz-nocert" -w '%{http_code}' "http://127.0.0.1:$nocert_port/readyz")
-  [ "$code" = 503 ] || fail "/readyz answered $code without a client certificate"
-  echo "sasl_tls: 10 tasks over SASL_SSL (SCRAM-SHA-512) and 10 over mTLS; wrong password -> /readyz 503: $(cat "$work/readyz");" \
-    "no client certificate -> /readyz 503: $(cat "$work/readyz-nocert")"
+  refused nocert "a missing client certificate" --bootstrap-servers "$MB" -X security.protocol=SSL \
+    -X "ssl.ca.location=$state/ca.pem"
+  echo "sasl_tls: 10 tasks over SASL_SSL (SCRAM-SHA-512) and 10 over mTLS; wrong password -> /readyz 503: $(cat "$work/wrong.readyz");" \
+    "no client certificate -> /readyz 503: $(cat "$work/nocert.readyz")"
   ;;
 classic_only_broker)
   # A Kafka whose group coordinator offers only the classic protocol (like every Kafka before
@@ -229,7 +229,7 @@ classic_only_broker)
   B=$(cat "$own/bootstrap")
   apply_topics >/dev/null
   port=$(free_port)
-  start_assigner auto "$port"
+  start_assigner auto "$port" --group-protocol auto  # whatever AGENTLINE_GROUP_PROTOCOL says
   gen_tasks 20 "$work/tasks.jsonl"
   "$bin/agentline" submit --bootstrap-servers "$B" --topic-prefix "$P" "$work/tasks.jsonl" >/dev/null
   got=$(wait_routed 20 90) || fail "only $got of 20 tasks routed under auto on a classic-only broker"

@@ -379,7 +379,11 @@ int main(int argc, char** argv) {
 
   kafka::EmbeddedBroker::Options broker_options;
   auto* broker = app.add_subcommand(
-      "broker", "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up)");
+      "broker",
+      "Run the embedded broker with the catalog's topics (SIGUSR1: take it down, SIGUSR2: back up). "
+      "librdkafka 2.14's mock cluster, for development and tests: memory only, ~5 MB or 100k messages per "
+      "partition (older records dropped), no CreateTopics/DeleteRecords/DescribeConfigs, a fetch with no data "
+      "waits the full fetch.wait.max.ms; both group protocols");
   broker->add_option("--brokers", broker_options.brokers, "Number of mock brokers")->capture_default_str();
   // The same variable as the services' --session-timeout-ms: one setting means the same under
   // both group protocols (classic members send theirs; the broker holds the consumer protocol's).
