@@ -21,7 +21,7 @@ run_packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev
   libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
-  kcat bubblewrap curl python3 procps
+  kcat bubblewrap curl python3 procps patch
   python3-pyflakes python3-pytest shellcheck
 )
 test_packages=(
@@ -38,7 +38,9 @@ esac
 
 HELM_VERSION=v3.16.4
 helm_dir=$agentline_cache/helm-$HELM_VERSION
-marker=$agentline_cache/deps/$profile-$(sha256sum "$0" | cut -c1-16).ok
+# The marker is keyed by this script, the librdkafka build script and its patches: changing any
+# of them runs the checks (and a new librdkafka build) again.
+marker=$agentline_cache/deps/$profile-$(cat "$0" "$here/install-librdkafka.sh" "$here"/patches/* | sha256sum | cut -c1-16).ok
 if [ -f "$marker" ]; then
   echo "install-deps: $profile profile complete (marker $marker)"
   exit 0

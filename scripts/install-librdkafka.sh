@@ -8,8 +8,9 @@
 # name, verified against sid's signed Release file, through a private apt configuration in the
 # cache (its own sources list, package lists and caches) that never touches the machine's own
 # sources. The upstream tarball is built with upstream's own ./configure (SSL, SASL, zstd, lz4,
-# zlib and curl on; Debian's -dev packages, installed by install-deps.sh) and installed under
-# $agentline_cache/librdkafka-2.14.2; CMakeLists.txt links its static library from there.
+# zlib and curl on; Debian's -dev packages, installed by install-deps.sh), with the fixes in
+# scripts/patches applied, and installed under $agentline_cache/librdkafka-2.14.2-<patch level>;
+# CMakeLists.txt links its static library from there.
 # A run that finds the build complete returns at once. Prints the installation's folder.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 RDKAFKA_VERSION=2.14.2
 DEBIAN_REVISION=1
-prefix=$agentline_cache/librdkafka-$RDKAFKA_VERSION
+# Agentline's patch level on top of upstream (scripts/patches/librdkafka-$RDKAFKA_VERSION-*.patch):
+# a new patch bumps it, so every machine builds again. CMakeLists.txt names the same folder.
+PATCH_LEVEL=p1
+prefix=$agentline_cache/librdkafka-$RDKAFKA_VERSION-$PATCH_LEVEL
 marker=$prefix/.complete
 
 if [ -f "$marker" ]; then
@@ -45,6 +49,11 @@ tarball=$work/librdkafka_$RDKAFKA_VERSION.orig.tar.gz
 
 mkdir "$work/src"
 tar -xzf "$tarball" -C "$work/src" --strip-components=1
+for patch_file in "$here"/patches/librdkafka-"$RDKAFKA_VERSION"-*.patch; do
+  [ -f "$patch_file" ] || continue
+  echo "install-librdkafka: applying $(basename "$patch_file")" >&2
+  patch -d "$work/src" -p1 --quiet <"$patch_file" || { echo "install-librdkafka: $patch_file does not apply" >&2; exit 1; }
+done
 echo "install-librdkafka: building librdkafka $RDKAFKA_VERSION into $prefix (about a minute, once per machine)" >&2
 rm -rf "$prefix"
 (

@@ -112,12 +112,18 @@ StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
   insert.bind(15, static_cast<std::int64_t>(item.source_partition)).bind(16, item.source_offset);
   insert.bind(17, item.source_timestamp_ms).bind(18, now);
   if (insert.run() == 1) return StageOutcome::kStaged;
-  if (!rearm) return StageOutcome::kDuplicate;
-  auto again = db_.prepare(
-      "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, reconcile = 0, "
-      "updated_ms = ?2 WHERE staging_key = ?1 AND status = 'failed' AND event_pending = 0");
-  again.bind(1, item.staging_key).bind(2, now);
-  return again.run() == 1 ? StageOutcome::kRearmed : StageOutcome::kDuplicate;
+  if (rearm) {
+    auto again = db_.prepare(
+        "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, reconcile = 0, "
+        "updated_ms = ?2 WHERE staging_key = ?1 AND status = 'failed' AND event_pending = 0");
+    again.bind(1, item.staging_key).bind(2, now);
+    if (again.run() == 1) return StageOutcome::kRearmed;
+  }
+  auto reannounce = db_.prepare(
+      "UPDATE items SET event_pending = 1, updated_ms = ?2 WHERE staging_key = ?1 "
+      "AND status IN ('uploaded', 'failed') AND event_pending = 0");
+  reannounce.bind(1, item.staging_key).bind(2, now);
+  return reannounce.run() == 1 ? StageOutcome::kReannounced : StageOutcome::kDuplicate;
 }
 
 int OutboxStore::recover_in_flight() {

@@ -51,7 +51,10 @@ struct OutboxItem {
   std::string last_error;
 };
 
-enum class StageOutcome { kStaged, kDuplicate, kRearmed };
+// kReannounced: a redelivered request for an item already uploaded (or failed for good): nothing
+// is uploaded again, and its UPLOADED (UPLOAD_FAILED) event is owed again, with the same id, so
+// the job's progress converges even when the first event was lost or never counted.
+enum class StageOutcome { kStaged, kDuplicate, kRearmed, kReannounced };
 
 class OutboxStore {
  public:

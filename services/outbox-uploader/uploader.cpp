@@ -42,7 +42,7 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
       breaker_("target-" + target.name(), config_.breaker) {
   staged_ = &prometheus::BuildCounter()
                  .Name("agentline_outbox_staged_total")
-                 .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed)")
+                 .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed, reannounced)")
                  .Register(registry);
   uploads_ =
       &prometheus::BuildCounter()
@@ -124,9 +124,10 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
     // A full disk or a locked file: the offset must not move; hold consumption a while.
     return kafka::Failure::backoff("outbox_unavailable", e.what(), std::chrono::seconds(5));
   }
-  const char* label = outcome == StageOutcome::kStaged    ? "staged"
-                      : outcome == StageOutcome::kRearmed ? "rearmed"
-                                                          : "duplicate";
+  const char* label = outcome == StageOutcome::kStaged        ? "staged"
+                      : outcome == StageOutcome::kRearmed     ? "rearmed"
+                      : outcome == StageOutcome::kReannounced ? "reannounced"
+                                                              : "duplicate";
   staged_->Add({{"outcome", label}}).Increment();
   if (outcome != StageOutcome::kDuplicate) wake_.notify_one();
   return std::nullopt;

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -229,6 +230,25 @@ TEST_F(ConsumerRuntimeTest, AnExceptionInAHandlerIsATransientFailureNotACrash) {
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "unhandled_exception");
   EXPECT_EQ(dlq[0].header(kafka::headers::kErrorMessage), "boom");
+  EXPECT_EQ(stop(), 0);
+}
+
+// A name the filesystem refuses (too long, invalid) depends on the record, not on the moment:
+// it goes to the DLQ at once as bad input, instead of walking every retry tier first (a 300-byte
+// path segment did, as unhandled_exception, before).
+TEST_F(ConsumerRuntimeTest, AFilesystemErrorCausedByTheRecordGoesStraightToTheDlq) {
+  std::atomic<int> calls{0};
+  start([&](const kafka::InboundRecord&, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    ++calls;
+    throw std::filesystem::filesystem_error("cannot write the file", std::string(300, 'x'),
+                                            std::make_error_code(std::errc::filename_too_long));
+  });
+  broker_.produce(topic("in"), "k1", "v1");
+  auto dlq = broker_.read(topic("dlq"), 1, 30s);
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].header(kafka::headers::kErrorClass), "unwritable_path");
+  EXPECT_EQ(dlq[0].header(kafka::headers::kAttempt), "1") << "no retry tier";
+  EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(stop(), 0);
 }
 

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -368,6 +369,19 @@ void ConsumerRuntime::Impl::worker_loop() {
   }
 }
 
+namespace {
+// A name the filesystem refuses depends on the record (its path), not on the moment: bad input,
+// straight to the DLQ. Anything else (a full disk, permissions, I/O) may pass: transient.
+Failure filesystem_failure(const std::filesystem::filesystem_error& e) {
+  const auto code = e.code();
+  for (auto input : {std::errc::filename_too_long, std::errc::invalid_argument, std::errc::illegal_byte_sequence,
+                     std::errc::not_a_directory, std::errc::is_a_directory}) {
+    if (code == input) return Failure::bad_input("unwritable_path", e.what());
+  }
+  return Failure::transient("unhandled_exception", e.what());
+}
+}  // namespace
+
 void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   JobEmitter emitter(job, *producer);
   std::optional<Failure> failure;
@@ -381,6 +395,8 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
     } else {
       failure = (*handler)(job->record, emitter);
     }
+  } catch (const std::filesystem::filesystem_error& e) {
+    failure = filesystem_failure(e);
   } catch (const std::exception& e) {
     failure = Failure::transient("unhandled_exception", e.what());
   } catch (...) {

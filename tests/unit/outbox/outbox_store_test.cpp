@@ -37,7 +37,10 @@ class OutboxStoreTest : public ::testing::Test {
   fs::path path_;
 };
 
-TEST_F(OutboxStoreTest, ARedeliveryIsANoOpAndOnlyAReplayReArmsAFailedItem) {
+// A redelivered request never uploads again; for a finished item it owes the item's event
+// again (the job's progress may never have counted the first), and only a replay re-arms a
+// failed item.
+TEST_F(OutboxStoreTest, ARedeliveryReannouncesAFinishedItemAndOnlyAReplayReArmsAFailedOne) {
   OutboxStore store(path_.string());
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kStaged);
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate);
@@ -46,12 +49,31 @@ TEST_F(OutboxStoreTest, ARedeliveryIsANoOpAndOnlyAReplayReArmsAFailedItem) {
   ASSERT_EQ(claimed.size(), 1u);
   store.mark_failed(claimed[0].seq, 3, "http_422: refused", 1);
   store.event_published(claimed[0].seq);
-  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate);
+  EXPECT_TRUE(store.owed_events(10).empty());
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
+  EXPECT_EQ(store.owed_events(10).size(), 1u) << "the UPLOAD_FAILED event is owed again";
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate) << "owed once, not twice";
+  store.event_published(claimed[0].seq);
   EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kRearmed);
   claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].attempts, 0);
   EXPECT_EQ(claimed[0].rounds, 1);
+}
+
+TEST_F(OutboxStoreTest, ARedeliveredRequestForAnUploadedItemOwesItsUploadedEventAgainNotAnUpload) {
+  OutboxStore store(path_.string());
+  store.stage(item("j", "a"), false);
+  auto claimed = store.claim(10, 0);
+  ASSERT_EQ(claimed.size(), 1u);
+  store.mark_uploaded(claimed[0].seq, "r-1", "", 1);
+  store.event_published(claimed[0].seq);
+  EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
+  const auto owed = store.owed_events(10);
+  ASSERT_EQ(owed.size(), 1u);
+  EXPECT_EQ(owed[0].status, "uploaded");
+  EXPECT_EQ(owed[0].remote_id.value_or(""), "r-1");
+  EXPECT_TRUE(store.claim(10, 0).empty()) << "nothing is uploaded again";
 }
 
 TEST_F(OutboxStoreTest, AChildIsClaimedOnlyAfterItsParentIsUploadedAndCarriesItsRemoteId) {
