@@ -40,10 +40,11 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
       retry_(config_.retry),
       batcher_(config_.batch),
       breaker_("target-" + target.name(), config_.breaker) {
-  staged_ = &prometheus::BuildCounter()
-                 .Name("agentline_outbox_staged_total")
-                 .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed, reannounced)")
-                 .Register(registry);
+  staged_ =
+      &prometheus::BuildCounter()
+           .Name("agentline_outbox_staged_total")
+           .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed, reannounced)")
+           .Register(registry);
   uploads_ =
       &prometheus::BuildCounter()
            .Name("agentline_outbox_uploads_total")
