@@ -370,6 +370,12 @@ void ConsumerRuntime::Impl::worker_loop() {
 }
 
 namespace {
+// The brokers refused the client's credentials (SASL or TLS): retrying cannot fix that.
+bool refused_credentials(int err) {
+  return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+         err == RD_KAFKA_RESP_ERR__SSL;
+}
+
 // A name the filesystem refuses depends on the record (its path), not on the moment: bad input,
 // straight to the DLQ. Anything else (a full disk, permissions, I/O) may pass: transient.
 Failure filesystem_failure(const std::filesystem::filesystem_error& e) {
@@ -902,8 +908,7 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
   } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
     self->on_fatal_error();
     return;
-  } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-             err == RD_KAFKA_RESP_ERR__SSL) {
+  } else if (refused_credentials(err)) {
     // Retrying cannot fix credentials; the process stays up, not ready, and says why.
     self->kafka_ok.store(false);
     self->auth_failure = std::string("cannot authenticate: ") + reason;
@@ -1031,10 +1036,7 @@ struct ApiProbe {
 };
 
 void api_probe_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
-  if (err != RD_KAFKA_RESP_ERR__AUTHENTICATION && err != RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED &&
-      err != RD_KAFKA_RESP_ERR__SSL) {
-    return;
-  }
+  if (!refused_credentials(err)) return;
   auto* probe = static_cast<ApiProbe*>(opaque);
   std::lock_guard lock(probe->mutex);
   probe->auth_error = reason;
