@@ -13,8 +13,9 @@ with 500, 429 and timeouts. While the tasks flow, the driver
   - makes the LLM server answer 503 for --llm-outage-s seconds.
 At the end every task must be delivered exactly once (count and content at the webhook) or be
 in the DLQ with a reason: zero lost, zero duplicated. The outage is checked from dev-fix-worker's
-metrics: backend calls during it stay within the breaker's probe budget, no task is
-dead-lettered because of it, and generation resumes within the breaker's wait after it ends.
+metrics and the server's counts: backend calls during it stay within the breaker's probe budget,
+no task is dead-lettered because of it, and generation resumes within the breaker's wait after
+it ends.
 Counts go to stdout and, with --report, to a JSON file. Exit 0 only if every check holds.
 """
 import argparse
@@ -32,6 +33,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SERVICES, ServerProcess, Stack, expected_content, log, metric_sum,  # noqa: E402
                      write_tasks)
+
+# dev-fix-worker's agentline_llm_calls_total outcomes.
+CALL_OUTCOMES = ("ok", "rate_limited", "unavailable", "rejected")
 
 
 def main():
@@ -104,7 +108,6 @@ def main():
     failures = []
     try:
         stack.wait_ready()
-        first_pids = stack.children()
         tasks = write_tasks(os.path.join(work, "tasks.jsonl"), args.tasks, args.jobs, "chaos")
         # Two thirds go in at once; the last third when the LLM outage starts, so there is
         # generation to hold during the outage and to resume after it however fast the rest ran.
@@ -136,7 +139,8 @@ def main():
                 return None
             return (time.time(), metric_sum(m, "agentline_llm_calls_total"),
                     metric_sum(m, "agentline_llm_calls_total", outcome="ok"),
-                    metric_sum(m, "agentline_dead_letters_total"))
+                    metric_sum(m, "agentline_dead_letters_total"),
+                    {o: metric_sum(m, "agentline_llm_calls_total", outcome=o) for o in CALL_OUTCOMES})
 
         def killer():
             while not stop_chaos.wait(rng.uniform(0.5, 1.5) * args.kill_every_s):
@@ -205,6 +209,7 @@ def main():
             log("LLM back")
             samples.append(during)
             outage["calls_during"] = during[1] - before[1]
+            outage["calls_during_by_outcome"] = {o: during[4][o] - before[4][o] for o in CALL_OUTCOMES}
             outage["dlq_from_devfix_during"] = during[3] - before[3]
             # Resumed: the first successful call after the end.
             while time.time() < outage["end"] + 60:
@@ -239,7 +244,7 @@ def main():
         # the broker restart are over and every task was submitted.
         deadline = started + args.deadline_s
         delivered = set()
-        last_progress, last_count = time.time(), -1
+        last_count = -1
         while time.time() < deadline:
             time.sleep(2)
             if not stop_chaos.is_set() and (time.time() - started >= args.chaos_max_s or (
@@ -254,7 +259,7 @@ def main():
             done = len(delivered | (dlq_tasks & set(tasks)))
             if done != last_count:
                 log(f"{len(delivered)} delivered, {len(dlq_tasks & set(tasks))} dead-lettered of {args.tasks}")
-                last_count, last_progress = done, time.time()
+                last_count = done
             if done >= args.tasks and stop_chaos.is_set():
                 break
         stop_chaos.set()
@@ -320,9 +325,16 @@ def main():
         if "calls_during" not in outage:
             failures.append("the LLM outage did not run" + (f": {outage['error']}" if "error" in outage else ""))
         else:
-            if outage["calls_during"] > budget:
-                failures.append(f"{outage['calls_during']:.0f} LLM calls during the {args.llm_outage_s} s outage, "
-                                f"over the breaker's budget of {budget}")
+            # The calls the down backend took, counted by both ends: the server's 503 answers and
+            # dev-fix-worker's failed calls. Its successful calls are left out: with the test
+            # server answering at once, those are calls made between the `before` scrape and the
+            # switch to 503, not load on the down backend.
+            failed = outage["calls_during"] - outage["calls_during_by_outcome"]["ok"]
+            for count, what in ((outage.get("server_503_answers", 0), "LLM calls answered 503 by the server"),
+                                (failed, "failed LLM calls counted by dev-fix-worker")):
+                if count > budget:
+                    failures.append(f"{count:.0f} {what} during the {args.llm_outage_s} s outage, over the "
+                                    f"breaker's budget of {budget} (by outcome: {outage['calls_during_by_outcome']})")
             if outage["dlq_from_devfix_during"] > 0:
                 failures.append(f"{outage['dlq_from_devfix_during']:.0f} records dead-lettered by dev-fix-worker "
                                 "during the outage")

@@ -52,6 +52,18 @@ double metric(int port, const std::string& prefix) {
   return -1;
 }
 
+// The sum over every series of a metric (prefix as above).
+double metric_total(int port, const std::string& prefix) {
+  const std::string text = http_get(port, "/metrics");
+  double total = 0;
+  for (std::size_t pos = 0; (pos = text.find(prefix, pos)) != std::string::npos; pos += prefix.size()) {
+    if (pos != 0 && text[pos - 1] != '\n') continue;
+    const auto end = text.find('\n', pos);
+    total += std::stod(text.substr(text.rfind(' ', end) + 1, end - text.rfind(' ', end) - 1));
+  }
+  return total;
+}
+
 class FakeLlm {
  public:
   FakeLlm() {
@@ -379,17 +391,34 @@ TEST_F(GenerationLoopTest, AKilledReplicasPartitionsMoveToTheOthersAndEveryFileA
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<ServiceProcess>(agentline::testing::bin(binary), args);
   };
-  auto assigner = service("priority-assigner", "pa", {}, agentline::testing::free_port());
-  auto qa = service("qa-worker", "qa", {}, agentline::testing::free_port());
-  auto router = service("router", "router", {}, agentline::testing::free_port());
+  // Where the work stopped, if it does: each service's group state and what reached each topic.
+  std::vector<std::pair<std::string, int>> all_ports;
+  auto port_of = [&](const std::string& name) {
+    all_ports.emplace_back(name, agentline::testing::free_port());
+    return all_ports.back().second;
+  };
+  auto assigner = service("priority-assigner", "pa", {}, port_of("priority-assigner"));
+  auto qa = service("qa-worker", "qa", {}, port_of("qa-worker"));
+  auto router = service("router", "router", {}, port_of("router"));
   auto outbox = service(
       "outbox-uploader", "outbox",
       {"--target", "filesystem", "--output-root", (work / "out").string(), "--db", (work / "outbox.db").string()},
-      agentline::testing::free_port());
+      port_of("outbox-uploader"));
+  auto where = [&] {
+    std::string text;
+    for (const auto& [name, port] : all_ports) {
+      text += name + ": assigned " + std::to_string(metric(port, "agentline_consumer_assigned_partitions{")) +
+              ", consumed " + std::to_string(metric_total(port, "agentline_records_consumed_total{")) +
+              ", rebalances " + std::to_string(metric(port, "agentline_rebalances_total{")) + "\n";
+    }
+    for (const char* t : {"tasks.submitted", "qa.requests", "events", "deploy.requests"})
+      text += std::string(t) + ": " + std::to_string(broker_.read_available(topic(t)).size()) + " records\n";
+    return text;
+  };
   std::vector<int> ports;
   std::vector<std::unique_ptr<ServiceProcess>> workers;
   for (int i = 0; i < 3; ++i) {
-    ports.push_back(agentline::testing::free_port());
+    ports.push_back(port_of("dev-fix-worker " + std::to_string(i)));
     workers.push_back(
         service("dev-fix-worker", "w" + std::to_string(i),
                 {"--generator", "openai", "--llm-base-url", "http://127.0.0.1:" + std::to_string(llm.port()) + "/v1",
@@ -440,7 +469,7 @@ TEST_F(GenerationLoopTest, AKilledReplicasPartitionsMoveToTheOthersAndEveryFileA
   };
   ASSERT_TRUE(eventually([&] { return delivered() == kTasks; }, 180s))
       << delivered() << " of " << kTasks << " delivered\n"
-      << workers[survivors[0]]->log();
+      << where() << workers[survivors[0]]->log();
   EXPECT_GT(survivors_rebalances(), before) << "no survivor saw the partitions move";
   std::this_thread::sleep_for(1s);  // a late duplicate would show up now
 

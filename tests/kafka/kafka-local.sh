@@ -60,15 +60,24 @@ ensure_java() {
   command -v java >/dev/null && command -v mvn >/dev/null || die "java or mvn still missing after apt-get"
 }
 
+# Two starts at once on a fresh machine (the tier's plain and secure brokers) resolve the jars
+# once: the second waits on the lock and finds them complete.
 ensure_jars() {
   if [ -f "$libs/.complete" ]; then return; fi
   ensure_java
-  echo "kafka-local: resolving Apache Kafka $version from Maven Central" >&2
-  rm -rf "$libs"
-  mkdir -p "$libs"
-  mvn -B -q -f "$here/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
-    die "mvn could not resolve Kafka $version"
-  touch "$libs/.complete"
+  mkdir -p "$(dirname "$libs")"
+  local lock
+  exec {lock}>"$libs.lock"
+  flock "$lock"
+  if [ ! -f "$libs/.complete" ]; then
+    echo "kafka-local: resolving Apache Kafka $version from Maven Central" >&2
+    rm -rf "$libs"
+    mkdir -p "$libs"
+    mvn -B -q -f "$here/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
+      die "mvn could not resolve Kafka $version"
+    touch "$libs/.complete"
+  fi
+  exec {lock}>&-
 }
 
 kafka_java() {
