@@ -184,6 +184,7 @@ def main():
                     return
                 time.sleep(0.2)
             time.sleep(1.0)
+            llm_before = llm.stats()["by_mode"].get("503", 0)
             before = None
             while before is None:
                 if time.time() > ready_by:
@@ -191,7 +192,6 @@ def main():
                     submits.append(submit_file("tasks-b.jsonl"))  # still counted at the end
                     return
                 before = scrape_devfix()
-            llm_before = llm.stats()["by_mode"].get("503", 0)
             llm.admin({"mode": "503"})
             outage["start"] = time.time()
             submits.append(submit_file("tasks-b.jsonl"))
