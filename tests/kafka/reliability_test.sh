@@ -19,6 +19,18 @@ fail() { echo "FAIL [$case]: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && 
 kafka_tool() { "$root/tests/kafka/kafka-local.sh" tool --state "$state" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# A new topic's partitions as the broker's metadata lists them; read again for up to 10 s, since
+# a busy broker may answer metadata for a just-created topic before it lists its partitions.
+expect_partitions() {
+  local topic=$1 want=$2 got=0
+  for _ in $(seq 1 20); do
+    got=$(kcat -b "$B" -L -t "$topic" 2>/dev/null | grep -c 'partition ' || true)
+    [ "$got" -eq "$want" ] && return 0
+    sleep 0.5
+  done
+  fail "$topic has $got partitions, expected $want"
+}
+
 apply_topics() { "$bin/agentline" topics apply --bootstrap-servers "$B" --topic-prefix "$P" --replication-factor 1; }
 
 # start_assigner NAME PORT [extra args...]: priority-assigner in the background; its pid in $last_pid.
@@ -85,13 +97,12 @@ case "$case" in
 topics_apply)
   out1=$(apply_topics) || fail "first apply failed"
   out2=$(apply_topics) || fail "second apply failed"
-  n=$(grep -c '^created' <<<"$out1")
+  # A count of 0 must reach `fail` with its message, not end the script through set -e.
+  n=$(grep -c '^created' <<<"$out1" || true)
   [ "$n" -eq 32 ] || fail "first apply created $n topics, expected 32: $out1"
   grep -q '^0 created, 32 already present' <<<"$out2" || fail "second apply was not a no-op: $out2"
-  parts=$(kcat -b "$B" -L -t "${P}tasks.critical" | grep -c 'partition ')
-  [ "$parts" -eq 6 ] || fail "tasks.critical has $parts partitions, expected 6"
-  parts=$(kcat -b "$B" -L -t "${P}retry.router.2" | grep -c 'partition ')
-  [ "$parts" -eq 3 ] || fail "retry.router.2 has $parts partitions, expected 3"
+  expect_partitions "${P}tasks.critical" 6
+  expect_partitions "${P}retry.router.2" 3
   configs=$(kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$B" --entity-type topics \
     --entity-name "${P}jobs.progress" --describe 2>/dev/null)
   grep -q 'cleanup.policy=compact' <<<"$configs" || fail "jobs.progress is not compacted: $configs"
