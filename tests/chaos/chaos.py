@@ -131,16 +131,14 @@ def main():
         # Not killed around the LLM outage: dev-fix-worker (the breaker whose budget is checked)
         # and priority-assigner (which feeds it the tasks submitted when the outage starts).
         protected = set()
-        samples = []  # (time, llm calls, ok calls, dlq records from dev-fix-worker)
 
         def scrape_devfix():
+            """dev-fix-worker's LLM calls by outcome and its dead letters, or None."""
             m = stack.scrape("dev-fix-worker")
             if m is None:
                 return None
-            return (time.time(), metric_sum(m, "agentline_llm_calls_total"),
-                    metric_sum(m, "agentline_llm_calls_total", outcome="ok"),
-                    metric_sum(m, "agentline_dead_letters_total"),
-                    {o: metric_sum(m, "agentline_llm_calls_total", outcome=o) for o in CALL_OUTCOMES})
+            return {"time": time.time(), "dlq": metric_sum(m, "agentline_dead_letters_total"),
+                    "calls": {o: metric_sum(m, "agentline_llm_calls_total", outcome=o) for o in CALL_OUTCOMES}}
 
         def killer():
             while not stop_chaos.wait(rng.uniform(0.5, 1.5) * args.kill_every_s):
@@ -196,26 +194,20 @@ def main():
             outage["start"] = time.time()
             submits.append(submit_file("tasks-b.jsonl"))
             log(f"LLM outage: 503 for {args.llm_outage_s} s")
-            samples.append(before)
-            while time.time() < outage["start"] + args.llm_outage_s:
-                s = scrape_devfix()
-                if s:
-                    samples.append(s)
-                time.sleep(0.25)
+            time.sleep(max(0.0, outage["start"] + args.llm_outage_s - time.time()))
             during = scrape_devfix()
             llm.admin({"mode": "ok"})
             outage["server_503_answers"] = llm.stats()["by_mode"].get("503", 0) - llm_before
             outage["end"] = time.time()
             log("LLM back")
-            samples.append(during)
-            outage["calls_during"] = during[1] - before[1]
-            outage["calls_during_by_outcome"] = {o: during[4][o] - before[4][o] for o in CALL_OUTCOMES}
-            outage["dlq_from_devfix_during"] = during[3] - before[3]
+            outage["calls_during_by_outcome"] = {o: during["calls"][o] - before["calls"][o] for o in CALL_OUTCOMES}
+            outage["calls_during"] = sum(outage["calls_during_by_outcome"].values())
+            outage["dlq_from_devfix_during"] = during["dlq"] - before["dlq"]
             # Resumed: the first successful call after the end.
             while time.time() < outage["end"] + 60:
                 s = scrape_devfix()
-                if s and s[2] > during[2]:
-                    outage["resumed_after_s"] = round(s[0] - outage["end"], 2)
+                if s and s["calls"]["ok"] > during["calls"]["ok"]:
+                    outage["resumed_after_s"] = round(s["time"] - outage["end"], 2)
                     break
                 time.sleep(0.1)
             protected.clear()
@@ -329,7 +321,7 @@ def main():
             # dev-fix-worker's failed calls. Its successful calls are left out: with the test
             # server answering at once, those are calls made between the `before` scrape and the
             # switch to 503, not load on the down backend.
-            failed = outage["calls_during"] - outage["calls_during_by_outcome"]["ok"]
+            failed = sum(n for o, n in outage["calls_during_by_outcome"].items() if o != "ok")
             for count, what in ((outage.get("server_503_answers", 0), "LLM calls answered 503 by the server"),
                                 (failed, "failed LLM calls counted by dev-fix-worker")):
                 if count > budget:

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 #include <thread>
 
@@ -38,30 +39,28 @@ std::string task(const std::string& id, const std::string& path, const std::stri
       .dump();
 }
 
-// The value of the first sample whose line starts with `prefix` (name and labels), or -1.
-double metric(int port, const std::string& prefix) {
+// The values of the samples whose lines start with `prefix` (name and labels), in order.
+std::vector<double> samples(int port, const std::string& prefix) {
   const std::string text = http_get(port, "/metrics");
-  std::size_t pos = 0;
-  while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    if (pos == 0 || text[pos - 1] == '\n') {
-      const auto sp = text.find(' ', pos + prefix.size() - 1);
-      return std::stod(text.substr(sp + 1, text.find('\n', sp) - sp - 1));
-    }
-    pos += prefix.size();
-  }
-  return -1;
-}
-
-// The sum over every series of a metric (prefix as above).
-double metric_total(int port, const std::string& prefix) {
-  const std::string text = http_get(port, "/metrics");
-  double total = 0;
+  std::vector<double> values;
   for (std::size_t pos = 0; (pos = text.find(prefix, pos)) != std::string::npos; pos += prefix.size()) {
     if (pos != 0 && text[pos - 1] != '\n') continue;
-    const auto end = text.find('\n', pos);
-    total += std::stod(text.substr(text.rfind(' ', end) + 1, end - text.rfind(' ', end) - 1));
+    const auto sp = text.find(' ', pos + prefix.size() - 1);
+    values.push_back(std::stod(text.substr(sp + 1, text.find('\n', sp) - sp - 1)));
   }
-  return total;
+  return values;
+}
+
+// The first such sample's value, or -1.
+double metric(int port, const std::string& prefix) {
+  const auto values = samples(port, prefix);
+  return values.empty() ? -1 : values.front();
+}
+
+// The sum over every series.
+double metric_total(int port, const std::string& prefix) {
+  const auto values = samples(port, prefix);
+  return std::accumulate(values.begin(), values.end(), 0.0);
 }
 
 class FakeLlm {
