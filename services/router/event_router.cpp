@@ -11,6 +11,7 @@
 #include <random>
 
 #include "agentline/events/ids.h"
+#include "agentline/events/path_policy.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
@@ -78,6 +79,7 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
                          std::size_t dedup_window, JobCheckOptions job_checks)
     : table_(std::move(table)),
       submitted_topic_(catalog.topic("tasks.submitted")),
+      dlq_topic_(catalog.dlq_topic()),
       progress_topic_(catalog.topic("jobs.progress")),
       plans_topic_(catalog.topic("jobs.plans")),
       fix_topic_(catalog.topic("tasks.fix")),
@@ -106,6 +108,12 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
                      .Help("Redelivered events dropped by id")
                      .Register(registry)
                      .Add({});
+  dead_letters_seen_ = &prometheus::BuildCounter()
+                            .Name("agentline_router_dead_letters_seen_total")
+                            .Help(
+                                "DLQ records read, by whether they named a job's file (shown: on the job's "
+                                "progress; no_file: nothing to show)")
+                            .Register(registry);
   reviews_requested_ = &prometheus::BuildCounter()
                             .Name("agentline_router_reviews_requested_total")
                             .Help("Model reviews asked for, by reviewer")
@@ -182,8 +190,58 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   return std::nullopt;
 }
 
+std::optional<kafka::Failure> EventRouter::handle_dead_letter(const kafka::InboundRecord& record, kafka::Emitter& out) {
+  auto seen = [&](const char* outcome) {
+    dead_letters_seen_->Add({{"outcome", outcome}}).Increment();
+    return std::nullopt;
+  };
+  const auto message = nlohmann::json::parse(record.value, nullptr, false);
+  if (!message.is_object() || !message.contains("payload") || !message["payload"].is_object()) return seen("no_file");
+  const auto text = [](const nlohmann::json& o, const char* key) {
+    const auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string job = text(message, "job_id");
+  const std::string task_id = text(message, "task_id");
+  const std::string type = text(message, "type");
+  const auto& payload = message["payload"];
+  const std::string path = text(payload, "path");
+  // A job id names the job's records (key <job_id>/<path>): one that cannot be a job is not shown.
+  if (job.empty() || job.size() > 256 || job.find('/') != std::string::npos || events::unsafe_id_reason(job))
+    return seen("no_file");
+  std::string reason(record.header(kafka::headers::kErrorClass).value_or("dead_lettered"));
+  if (auto why = record.header(kafka::headers::kErrorMessage)) reason += ": " + std::string(*why);
+  auto lock = progress_.lock(job);
+  if (type == "PLAN_TASK") {
+    if (gate_.has_plan(job)) return seen("no_file");
+    publish(out, job,
+            progress_.set_plan(job,
+                               {{"status", "dead_lettered"}, {"goal", payload.value("goal", "")}, {"reason", reason}}));
+    return seen("shown");
+  }
+  if (path.empty() || path.size() > 4096) return seen("no_file");
+  const auto attempt = payload.find("fix_attempt");
+  const int fix_attempt = attempt != payload.end() && attempt->is_number_integer() ? attempt->get<int>() : -1;
+  const bool was_open = !progress_.ended(job, path);
+  const auto update = progress_.apply(job, task_id, path, JobProgress::Step::kDeadLettered, reason, fix_attempt);
+  publish(out, job, update);
+  // A planned file the gate still waits for has failed: its dependants and the job check go on.
+  if (!update.file.is_null() && was_open && gate_.planned(job, path))
+    emit_gate(out, job, gate_.failed(job, path, reason), record);
+  return seen("shown");
+}
+
 std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& record, kafka::Emitter& out) {
   if (record.topic == submitted_topic_) return handle_task(record, out);
+  if (record.topic == dlq_topic_) {
+    // Whatever happens here, a DLQ record never goes back to the DLQ (it would come round again).
+    try {
+      return handle_dead_letter(record, out);
+    } catch (const std::exception&) {
+      dead_letters_seen_->Add({{"outcome", "unreadable"}}).Increment();
+      return std::nullopt;
+    }
+  }
   nlohmann::json event;
   if (auto failure = events::MessageValidator::parse(record.value, event)) {
     count(true, failure->error_class, "");

@@ -1,5 +1,6 @@
 #pragma once
-// router: reads the events topic (and tasks.submitted, for per-job totals), forwards each event
+// router: reads the events topic (and tasks.submitted, for per-job totals, and the DLQ, so that
+// every dead-lettered file shows on its job), forwards each event
 // by the routing table, turns QA failures into fix tasks until the fix limit, dead-letters what
 // cannot go on, drops redelivered events (by id, within a bounded window), and publishes each
 // job's progress to the compacted jobs.progress topic. For a job submitted as a goal it runs the
@@ -63,6 +64,10 @@ class EventRouter {
 
  private:
   std::optional<kafka::Failure> handle_task(const kafka::InboundRecord& record, kafka::Emitter& out);
+  // A record on the DLQ (any service's, a retry tier's last step, its own): the file it names
+  // ends as dead_lettered on its job, with the reason its headers give; a PLAN_TASK's job shows
+  // its plan dead-lettered. Never fails: a DLQ record is not dead-lettered again.
+  std::optional<kafka::Failure> handle_dead_letter(const kafka::InboundRecord& record, kafka::Emitter& out);
   std::optional<kafka::Failure> handle_plan_event(const nlohmann::json& event, const kafka::InboundRecord& record,
                                                   kafka::Emitter& out);
   // Publishes the gate's records (jobs.plans) and released tasks (tasks.submitted), and marks
@@ -99,6 +104,7 @@ class EventRouter {
   events::MessageValidator validator_;
   RoutingTable table_;
   std::string submitted_topic_;
+  std::string dlq_topic_;
   std::string progress_topic_;
   std::string plans_topic_;
   std::string fix_topic_;
@@ -120,6 +126,7 @@ class EventRouter {
   prometheus::Family<prometheus::Counter>* routed_;
   prometheus::Family<prometheus::Counter>* failed_;
   prometheus::Counter* duplicates_;
+  prometheus::Family<prometheus::Counter>* dead_letters_seen_;
   prometheus::Family<prometheus::Counter>* reviews_requested_;
   prometheus::Counter* review_calls_saved_;
   prometheus::Gauge* failure_ratio_;

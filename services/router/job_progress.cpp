@@ -11,10 +11,6 @@ bool is_end(const std::string& status) {
   return status == "qa_passed" || status == "delivered" || status == "dead_lettered" || status == "upload_failed";
 }
 
-bool is_end(const nlohmann::json& file) { return file.is_object() && is_end(file.value("status", "")); }
-
-void bump(nlohmann::json& counts, const char* key) { counts[key] = counts.value(key, 0) + 1; }
-
 // How far a file is within one attempt (fix_attempt); with the attempt, the order a file's
 // steps happen in. A step at or behind where the file is can only be a redelivered or replayed
 // event: it changes nothing (a replayed FILE_COMPLETED took a delivered file back to
@@ -28,45 +24,107 @@ int rank(const std::string& status) {
   return it == kRank.end() ? 0 : it->second;
 }
 
+// The status a step moves a file to (a submission keeps the status it has).
+const char* status_of(JobProgress::Step step) {
+  using Step = JobProgress::Step;
+  switch (step) {
+    case Step::kSubmitted:
+      return nullptr;
+    case Step::kGenerated:
+      return "generated";
+    case Step::kGenerationFailed:
+      return "generation_failed";
+    case Step::kQaPassed:
+      return "qa_passed";
+    case Step::kQaFailed:
+      return "qa_failed";
+    case Step::kFixRequested:
+      return "fixing";
+    case Step::kDelivered:
+      return "delivered";
+    case Step::kUploadFailed:
+      return "upload_failed";
+    case Step::kDeadLettered:
+      return "dead_lettered";
+    case Step::kPlanned:
+      return "waiting";
+    case Step::kReleased:
+      return "released";
+    case Step::kReplanning:
+      return "replanning";
+  }
+  return nullptr;
+}
+
+bool is_one_of(const std::string& status, std::initializer_list<const char*> set) {
+  for (const char* s : set) {
+    if (status == s) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+void JobProgress::Tally::add(const nlohmann::json& file, int sign) {
+  if (!file.is_object()) return;
+  const std::string status = file.value("status", "");
+  const int attempt = file.value("fix_attempt", 0);
+  const bool fixed = attempt > 0;  // a file sent back for a fix was generated and failed QA before
+  submitted += sign * (status != "waiting");
+  planned += sign * file.contains("depends_on");
+  generated +=
+      sign *
+      (fixed || is_one_of(status, {"generated", "qa_failed", "replanning", "qa_passed", "upload_failed", "delivered"}));
+  generation_failed += sign * (status == "generation_failed");
+  qa_failed += sign * (fixed || is_one_of(status, {"qa_failed", "fixing", "replanning"}));
+  qa_passed += sign * is_one_of(status, {"qa_passed", "upload_failed", "delivered"});
+  delivered += sign * (status == "delivered");
+  upload_failed += sign * (status == "upload_failed");
+  dead_lettered += sign * (status == "dead_lettered");
+  done += sign * is_end(status);
+  fixes += sign * attempt;
+  replans += sign * file.value("replans", 0);
+}
+
+nlohmann::json JobProgress::Tally::counts() const {
+  return {{"submitted", submitted},
+          {"generated", generated},
+          {"generation_failed", generation_failed},
+          {"qa_passed", qa_passed},
+          {"qa_failed", qa_failed},
+          {"fixes", fixes},
+          {"delivered", delivered},
+          {"upload_failed", upload_failed},
+          {"dead_lettered", dead_lettered},
+          {"planned", planned},
+          {"replans", replans}};
+}
 
 JobProgress::Job& JobProgress::job_locked(const std::string& job_id) {
   auto& job = jobs_[job_id];
   if (job.summary.is_null()) {
-    job.summary = {{"job_id", job_id},
-                   {"counts",
-                    {{"submitted", 0},
-                     {"generated", 0},
-                     {"generation_failed", 0},
-                     {"qa_passed", 0},
-                     {"qa_failed", 0},
-                     {"fixes", 0},
-                     {"delivered", 0},
-                     {"upload_failed", 0},
-                     {"dead_lettered", 0},
-                     {"planned", 0},
-                     {"replans", 0}}},
-                   {"files_total", 0},
-                   {"files_done", 0},
-                   {"percent", 0},
-                   {"version", 0}};
+    job.summary = {{"job_id", job_id}, {"counts", job.tally.counts()},
+                   {"files_total", 0}, {"files_done", 0},
+                   {"percent", 0},     {"version", 0}};
   }
   return job;
 }
 
 void JobProgress::set_file_locked(Job& job, const std::string& path, nlohmann::json file) {
   auto& slot = job.files[path];
-  job.done += (is_end(file) ? 1 : 0) - (is_end(slot) ? 1 : 0);
+  job.tally.add(slot, -1);
+  job.tally.add(file, +1);
   slot = std::move(file);
 }
 
 void JobProgress::refresh_locked(Job& job) {
-  // Submissions counted by the router may trail the first events (different topics): the
-  // total is whichever is larger.
-  const int total = std::max(static_cast<int>(job.files.size()), job.summary["counts"].value("submitted", 0));
+  // Counters follow from the files' states: a redelivered event cannot count twice, and none
+  // can pass the number of files (fixes and replans are attempt numbers, summed).
+  const int total = static_cast<int>(job.files.size());
+  job.summary["counts"] = job.tally.counts();
   job.summary["files_total"] = total;
-  job.summary["files_done"] = job.done;
-  job.summary["percent"] = total == 0 ? 0 : (100 * job.done) / total;
+  job.summary["files_done"] = job.tally.done;
+  job.summary["percent"] = total == 0 ? 0 : (100 * job.tally.done) / total;
 }
 
 JobProgress::Update JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
@@ -74,25 +132,19 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
                                        const nlohmann::json& details, bool replay) {
   std::lock_guard lock(mu_);
   Job& job = job_locked(job_id);
-  auto& counts = job.summary["counts"];
   auto it = job.files.find(path);
   const bool known = it != job.files.end();
-  if (known && !replay && step != Step::kSubmitted && step != Step::kPlanned) {
+  if (known && step == Step::kSubmitted) return {nullptr, nullptr};  // a redelivered submission
+  if (known && !replay && step != Step::kPlanned) {
     const auto& current = it->second;
     const bool same_task = current.value("task_id", "") == task_id;
     // A planned file's replan gives it a new task id: events of the round before are stale.
     if (!same_task && current.contains("depends_on")) return {nullptr, nullptr};
-    static const std::map<Step, const char*> kStatus{
-        {Step::kGenerated, "generated"},        {Step::kGenerationFailed, "generation_failed"},
-        {Step::kQaPassed, "qa_passed"},         {Step::kQaFailed, "qa_failed"},
-        {Step::kFixRequested, "fixing"},        {Step::kDelivered, "delivered"},
-        {Step::kUploadFailed, "upload_failed"}, {Step::kDeadLettered, "dead_lettered"},
-        {Step::kReleased, "released"},          {Step::kReplanning, "replanning"}};
     const int attempt = current.value("fix_attempt", 0);
     const int next_attempt = fix_attempt >= 0 ? fix_attempt : attempt;
     // Another task for the same path (a new version of the file) counts from its own start.
     if (same_task &&
-        std::pair(next_attempt, rank(kStatus.at(step))) <= std::pair(attempt, rank(current.value("status", ""))))
+        std::pair(next_attempt, rank(status_of(step))) <= std::pair(attempt, rank(current.value("status", ""))))
       return {nullptr, nullptr};
   }
   nlohmann::json file =
@@ -100,59 +152,12 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
           ? it->second
           : nlohmann::json{
                 {"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
-  const char* status = nullptr;
-  switch (step) {
-    case Step::kSubmitted:
-      if (!known) bump(counts, "submitted");
-      break;
-    case Step::kGenerated:
-      bump(counts, "generated");
-      status = "generated";
-      break;
-    case Step::kGenerationFailed:
-      bump(counts, "generation_failed");
-      status = "generation_failed";
-      break;
-    case Step::kQaPassed:
-      bump(counts, "qa_passed");
-      status = "qa_passed";
-      break;
-    case Step::kQaFailed:
-      bump(counts, "qa_failed");
-      status = "qa_failed";
-      break;
-    case Step::kFixRequested:
-      bump(counts, "fixes");
-      status = "fixing";
-      break;
-    case Step::kDelivered:
-      bump(counts, "delivered");
-      status = "delivered";
-      break;
-    case Step::kUploadFailed:
-      bump(counts, "upload_failed");
-      status = "upload_failed";
-      break;
-    case Step::kDeadLettered:
-      bump(counts, "dead_lettered");
-      status = "dead_lettered";
-      break;
-    case Step::kPlanned:
-      if (!known) bump(counts, "planned");
-      status = "waiting";
-      break;
-    case Step::kReleased:
-      status = "released";
-      break;
-    case Step::kReplanning:
-      bump(counts, "replans");
-      status = "replanning";
-      break;
-  }
+  const char* status = status_of(step);
+  if (step == Step::kReplanning) file["replans"] = file.value("replans", 0) + 1;
   if (details.is_object()) {
     for (const auto& [k, v] : details.items()) file[k] = v;
   }
-  if (known && step != Step::kSubmitted) file["task_id"] = task_id;
+  if (known) file["task_id"] = task_id;
   if (status) file["status"] = status;
   if (!reason.empty()) file["reason"] = reason;
   if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
@@ -207,6 +212,14 @@ void JobProgress::load(const nlohmann::json& record) {
   // The job's version never goes back below a file's.
   if (job.summary.value("version", std::int64_t{0}) < version) job.summary["version"] = version;
   refresh_locked(job);
+}
+
+bool JobProgress::ended(const std::string& job_id, const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto job = jobs_.find(job_id);
+  if (job == jobs_.end()) return false;
+  auto file = job->second.files.find(path);
+  return file != job->second.files.end() && is_end(file->second.value("status", ""));
 }
 
 std::optional<nlohmann::json> JobProgress::get(const std::string& job_id) const {

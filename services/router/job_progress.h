@@ -1,8 +1,12 @@
 #pragma once
-// Per-job progress, folded from the task and event stream: how many files were submitted,
-// generated, passed or failed QA, sent back for fixes, delivered, dead-lettered, the per-file
-// status, and the percentage of files that reached an end (QA passed, delivered, failed
-// delivery or dead-lettered). Thread-safe.
+// Per-job progress, folded from the task and event stream: each file's status, and the job's
+// counters and percentage derived from those statuses (docs/progress.md), so a redelivered or
+// reordered event can neither move a file back nor count twice. The counters are numbers of
+// files: submitted, planned, generated (at least once), generation_failed, qa_failed (at least
+// once), qa_passed (passed, or passed and then delivered or failed delivery), delivered,
+// upload_failed, dead_lettered; fixes and replans are the files' fix attempt and replan numbers,
+// summed. files_done counts files at an end (QA passed, delivered, failed delivery or
+// dead-lettered). Thread-safe.
 //
 // On the compacted jobs.progress topic a job is two kinds of record, so each step costs the
 // same whatever the job's size:
@@ -71,6 +75,8 @@ class JobProgress {
                      bool replace = false);
   // Loads a record read back from jobs.progress (at start): a summary or a file record.
   void load(const nlohmann::json& record);
+  // True when the file is at an end (QA passed, delivered, failed delivery, dead-lettered).
+  bool ended(const std::string& job_id, const std::string& path) const;
   // The job as one document: the summary with "files" {path: file record}.
   std::optional<nlohmann::json> get(const std::string& job_id) const;
   // Orders apply + publish per job (the compacted topic must end on the latest version). One
@@ -84,10 +90,18 @@ class JobProgress {
   static std::map<std::string, nlohmann::json> fold(const std::vector<nlohmann::json>& records);
 
  private:
+  // The job's counters, kept from its files' states as they change (each file adds what its
+  // state implies, and takes it away when its state moves on).
+  struct Tally {
+    int submitted = 0, planned = 0, generated = 0, generation_failed = 0, qa_failed = 0, qa_passed = 0, delivered = 0,
+        upload_failed = 0, dead_lettered = 0, done = 0, fixes = 0, replans = 0;
+    void add(const nlohmann::json& file, int sign);
+    nlohmann::json counts() const;
+  };
   struct Job {
     nlohmann::json summary;
     std::unordered_map<std::string, nlohmann::json> files;
-    int done = 0;
+    Tally tally;
   };
   Job& job_locked(const std::string& job_id);
   void set_file_locked(Job& job, const std::string& path, nlohmann::json file);

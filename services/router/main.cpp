@@ -1,4 +1,4 @@
-// router: events (+ tasks.submitted) -> qa.requests, deploy.requests, tasks.fix, dlq, jobs.progress.
+// router: events (+ tasks.submitted, dlq) -> qa.requests, deploy.requests, tasks.fix, dlq, jobs.progress.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -13,8 +13,10 @@
 int main(int argc, char** argv) {
   agentline::service::ServiceHost host(
       "router", "Routes events by the routing table, runs the fix loop, and tracks job progress.",
-      {"events", "tasks.submitted"});
-  host.set_observed_topics({"tasks.submitted"});  // priority-assigner dead-letters bad tasks
+      {"events", "tasks.submitted", "dlq"});
+  // Read, not owned: priority-assigner dead-letters bad tasks; a DLQ record is never dead-lettered
+  // again (its file is shown dead-lettered on its job).
+  host.set_observed_topics({"tasks.submitted", "dlq"});
   std::string routes_file;
   int dedup_window = 100000;
   host.options().add("routes", &routes_file, "Routing table file (JSON); empty: the built-in table");

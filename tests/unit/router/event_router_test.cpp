@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -117,9 +118,105 @@ TEST_F(RouterTest, QaFailuresBecomeFixTasksUntilTheLimitThenTheDlq) {
   EXPECT_EQ(out.to(catalog_.topic("tasks.fix")).size(), 3u);
   const json p = last_progress(out);
   EXPECT_EQ(p["files"]["a.py"]["status"], "dead_lettered");
-  EXPECT_EQ(p["counts"]["fixes"], 3);
-  EXPECT_EQ(p["counts"]["qa_failed"], 4);
+  EXPECT_EQ(p["counts"]["fixes"], 3) << "the fix attempt's number";
+  EXPECT_EQ(p["counts"]["qa_failed"], 1) << "files that failed QA, not QA_FAILED events";
   EXPECT_EQ(p["counts"]["dead_lettered"], 1);
+}
+
+TEST_F(RouterTest, AFileDeadLetteredByAnotherServiceEndsOnItsJob) {
+  Collect out;
+  router_.handle(task("t1", "a.py"), out);
+  router_.handle(task("t2", "b.py"), out);
+  router_.handle(event("g1", "FILE_COMPLETED", {{"path", "a.py"}, {"content", "x = 1\n"}}, "t1"), out);
+  // qa-worker refused a.py's QA request as bad input: its DLQ record is the request itself.
+  kafka::InboundRecord dead;
+  dead.topic = catalog_.topic("dlq");
+  dead.value = event("g1", "FILE_COMPLETED", {{"path", "a.py"}, {"content", "x = 1\n"}}, "t1").value;
+  dead.headers = {{"agentline-error-class", "unwritable_path"}, {"agentline-error-message", "File name too long"}};
+  EXPECT_FALSE(router_.handle(dead, out)) << "a DLQ record is never dead-lettered again";
+  json p = last_progress(out);
+  EXPECT_EQ(p["files"]["a.py"]["status"], "dead_lettered");
+  EXPECT_EQ(p["files"]["a.py"]["reason"], "unwritable_path: File name too long");
+  EXPECT_EQ(p["counts"]["dead_lettered"], 1);
+  EXPECT_EQ(p["files_done"], 1);
+  // Read again (a redelivery): nothing changes, nothing counts twice.
+  const auto before = out.to(catalog_.topic("jobs.progress")).size();
+  router_.handle(dead, out);
+  EXPECT_EQ(out.to(catalog_.topic("jobs.progress")).size(), before);
+  // A record no job can own, and one that is not JSON: counted, never failed.
+  kafka::InboundRecord junk;
+  junk.topic = catalog_.topic("dlq");
+  for (const std::string& v :
+       {std::string("\xff{not json"), json{{"job_id", ".."}, {"payload", {{"path", "x"}}}}.dump(),
+        json{{"job_id", "a/b"}, {"payload", {{"path", "x"}}}}.dump(), std::string("[]")}) {
+    junk.value = v;
+    EXPECT_FALSE(router_.handle(junk, out)) << v;
+  }
+  EXPECT_EQ(last_progress(out)["files_total"], 2);
+}
+
+TEST_F(RouterTest, CountersAreTheFilesStatesWhateverTheEventsDeliveryOrder) {
+  // A 6-file job's records as a router meets them: each task's events in order (one partition
+  // of events, keyed by task), tasks and submissions (another topic) interleaved at random, and
+  // three crashes, each reading again from an earlier offset. The counters never pass the file
+  // count, and the final states are those of an orderly run.
+  std::vector<std::vector<kafka::InboundRecord>> lanes;
+  for (int i = 0; i < 6; ++i) {
+    const std::string t = "t" + std::to_string(i), path = "f" + std::to_string(i) + ".py";
+    lanes.push_back({task(t, path)});
+    std::vector<kafka::InboundRecord> lane{event("g" + t, "FILE_COMPLETED", {{"path", path}, {"content", "x"}}, t)};
+    if (i % 3 == 0) {
+      lane.push_back(event("q" + t, "QA_FAILED",
+                           {{"path", path}, {"fix_attempt", 0}, {"content", "x"}, {"diagnostics", json::array()}}, t));
+      lane.push_back(event("g2" + t, "FILE_COMPLETED", {{"path", path}, {"content", "x"}, {"fix_attempt", 1}}, t));
+      lane.push_back(event("p" + t, "QA_PASSED", {{"path", path}, {"fix_attempt", 1}}, t));
+    } else {
+      lane.push_back(event("p" + t, "QA_PASSED", {{"path", path}}, t));
+    }
+    lane.push_back(
+        event("u" + t, "UPLOADED", {{"path", path}, {"target", "filesystem"}, {"remote_id", "out/" + path}}, t));
+    lanes.push_back(std::move(lane));
+  }
+  std::mt19937 rng(20);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<kafka::InboundRecord> stream;
+    std::vector<std::size_t> next(lanes.size(), 0);
+    std::size_t total = 0;
+    for (const auto& lane : lanes) total += lane.size();
+    while (stream.size() < total) {
+      std::size_t l = rng() % lanes.size();
+      while (next[l] == lanes[l].size()) l = (l + 1) % lanes.size();
+      stream.push_back(lanes[l][next[l]++]);
+    }
+    std::vector<kafka::InboundRecord> delivered;
+    std::size_t at = 0;
+    for (int crash = 0; crash < 3; ++crash) {
+      const std::size_t until = at + rng() % (stream.size() - at + 1);
+      delivered.insert(delivered.end(), stream.begin() + at, stream.begin() + until);
+      at = until == 0 ? 0 : rng() % until;  // restarts from the last committed offset
+    }
+    delivered.insert(delivered.end(), stream.begin() + at, stream.end());
+    prometheus::Registry registry;
+    EventRouter router(catalog_, RoutingTable::load("", catalog_), registry, 1);  // ids forgotten at once
+    Collect out;
+    for (const auto& r : delivered) {
+      router.handle(r, out);
+      const auto doc = *router.progress().get("job-1");
+      for (const auto& [name, n] : doc["counts"].items()) {
+        if (name != "fixes") {
+          ASSERT_LE(n.get<int>(), doc["files_total"].get<int>()) << name << " in round " << round;
+        }
+      }
+    }
+    const auto doc = last_progress(out);
+    EXPECT_EQ(doc["files_total"], 6) << round;
+    EXPECT_EQ(doc["counts"]["delivered"], 6) << round;
+    EXPECT_EQ(doc["counts"]["qa_passed"], 6) << round;
+    EXPECT_EQ(doc["counts"]["generated"], 6) << round;
+    EXPECT_EQ(doc["counts"]["qa_failed"], 2) << round;
+    EXPECT_EQ(doc["counts"]["fixes"], 2) << round;
+    EXPECT_EQ(doc["percent"], 100) << round;
+  }
 }
 
 TEST_F(RouterTest, RedeliveredEventsAreDropped) {
