@@ -70,7 +70,7 @@ agentline::dlq::Filter filter_from(const nlohmann::json& body) {
       f.limit = std::clamp(value.get<int>(), 1, 10000);
     else if (key == "include_replayed")
       f.include_replayed = value.get<bool>();
-    else if (key != "dry_run" && key != "max_replays")
+    else if (key != "dry_run" && key != "max_replays" && key != "rate")
       throw std::invalid_argument("unknown key '" + key + "'");
   }
   return f;
@@ -242,6 +242,8 @@ int main(int argc, char** argv) {
                    options.filter = filter_from(body);
                    options.dry_run = body.value("dry_run", false);
                    options.max_replays = body.value("max_replays", options.max_replays);
+                   options.rate_per_second = body.value("rate", options.rate_per_second);
+                   if (options.rate_per_second < 0) throw std::invalid_argument("rate must be 0 (unlimited) or more");
                    if (options.max_replays < 1) throw std::invalid_argument("max_replays must be at least 1");
                    if (body.contains("dry_run") && !body["dry_run"].is_boolean())
                      throw std::invalid_argument("dry_run must be true or false");

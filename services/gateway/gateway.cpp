@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "agentline/config/options.h"
 #include "agentline/config/resources.h"
 #include "agentline/events/message_validator.h"
 #include "agentline/events/plan_task.h"
@@ -81,13 +82,6 @@ struct Request {
     return n >= 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
   }
 };
-
-bool constant_time_equal(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 std::string random_hex(std::size_t bytes) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -187,10 +181,10 @@ struct Gateway::Impl {
   bool authorized(const Request& req) const {
     if (config.api_token.empty()) return true;
     const std::string auth = req.header("Authorization");
-    if (auth.rfind("Bearer ", 0) == 0 && constant_time_equal(auth.substr(7), config.api_token)) return true;
+    if (auth.rfind("Bearer ", 0) == 0 && config::same_secret(auth.substr(7), config.api_token)) return true;
     // EventSource cannot send headers: the stream also takes ?access_token=.
     const std::string token = req.param("access_token");
-    return !token.empty() && constant_time_equal(token, config.api_token);
+    return config::same_secret(token, config.api_token);
   }
 
   std::optional<std::string> read_body(const Request& req) {
@@ -328,6 +322,8 @@ struct Gateway::Impl {
     net::HttpRequest call;
     call.url = config.dlq_url + path;
     call.headers = {{"Content-Type", "application/json"}};
+    // The same token guards dlq-escalator's admin routes.
+    if (!config.api_token.empty()) call.headers.push_back({"Authorization", "Bearer " + config.api_token});
     call.body = dump(body);
     call.timeout = std::chrono::seconds(30);
     const auto r = net::http_call(call);

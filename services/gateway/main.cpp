@@ -28,11 +28,8 @@ int main(int argc, char** argv) {
   service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.",
                             {"jobs.progress"});
   gateway::GatewayConfig config;
-  std::string token_file;
   int heartbeat_ms = 15000, unknown_job_wait_ms = 30000;
   auto& o = host.options();
-  o.add("api-token-file", &token_file,
-        "File holding the bearer token the API requires (or env AGENTLINE_API_TOKEN; empty: no token)");
   o.add("dlq-url", &config.dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
   o.add("sse-heartbeat-ms", &heartbeat_ms, "Heartbeat comment on idle event streams");
   o.add("unknown-job-wait-ms", &unknown_job_wait_ms,
@@ -40,7 +37,14 @@ int main(int argc, char** argv) {
   o.add("max-streams", &config.max_streams, "Open event streams at most");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   try {
-    config.api_token = config::read_secret(token_file, "AGENTLINE_API_TOKEN");
+    config.api_token = host.common().api_token;
+    // Closed by default: without a token the API is for this machine only (docs/security.md).
+    if (config.api_token.empty() && !config::is_loopback_host(host.common().http_host) &&
+        !host.common().insecure_no_auth) {
+      throw config::ConfigError("the gateway would serve its API on " + host.common().http_host +
+                                " without a token: set --api-token-file (or AGENTLINE_API_TOKEN), bind a loopback "
+                                "address, or pass --insecure-no-auth");
+    }
     if (heartbeat_ms < 100) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
     if (config.max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
   } catch (const std::exception& e) {
@@ -69,7 +73,9 @@ int main(int argc, char** argv) {
     gateway::Gateway server(config, view, producer, validator, host.registry(), health);
     server.start();
     spdlog::info("gateway on http://{}:{}/ (API under /api, token {})", config.host, server.port(),
-                 config.api_token.empty() ? "off" : "required");
+                 !config.api_token.empty()               ? "required"
+                 : config::is_loopback_host(config.host) ? "off: this machine only"
+                                                         : "off (--insecure-no-auth)");
     const std::string topic = host.catalog().topic("jobs.progress");
     kafka::TopicFollower follower(settings, topic, "agentline-gateway");
     auto apply = [&](const kafka::InboundRecord& r) { view.apply(r); };

@@ -12,6 +12,7 @@
   scrapes DIR  promtool check metrics on each service's /metrics saved in DIR (*.prom), and
             every metric named by a dashboard or an alert appears in those scrapes
 """
+import base64
 import glob
 import json
 import os
@@ -91,8 +92,25 @@ def check_objects(objs, label, all_features):
                 fail("%s: the gateway's API token does not come from its Secret" % label)
             if len(ingresses) != 1 or ingresses[0]["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
                 fail("%s: the gateway Ingress (with proxy buffering off for event streams) is missing" % label)
-        elif ingresses or token:
-            fail("%s: no Ingress and no token expected by default" % label)
+        else:
+            # Closed by default: without a Secret of the user's, the chart makes one with a random
+            # token, and the gateway and dlq-escalator both read it.
+            secrets = [o for o in kinds.get("Secret", []) if o["metadata"]["name"] == "t-agentline-api-token"]
+            if ingresses:
+                fail("%s: no Ingress expected by default" % label)
+            if not token or token[0].get("valueFrom", {}).get("secretKeyRef", {}).get("name") != "t-agentline-api-token" \
+                    or len(secrets) != 1 or len(base64.b64decode(secrets[0]["data"]["token"])) < 32:
+                fail("%s: by default the gateway reads a generated API token from t-agentline-api-token" % label)
+            dlq = [o for o in kinds.get("StatefulSet", []) + kinds.get("Deployment", [])
+                   if o["metadata"]["name"] == "t-agentline-dlq-escalator"]
+            dlq_env = dlq[0]["spec"]["template"]["spec"]["containers"][0]["env"] if dlq else []
+            if not any(e["name"] == "AGENTLINE_API_TOKEN" for e in dlq_env):
+                fail("%s: dlq-escalator's admin routes need the same API token" % label)
+        for workload in kinds.get("Deployment", []) + kinds.get("StatefulSet", []):
+            env = workload["spec"]["template"]["spec"]["containers"][0].get("env", [])
+            if {"name": "AGENTLINE_HTTP_HOST", "value": "0.0.0.0"} not in env:
+                fail("%s: %s must bind its HTTP port on every interface in the pod (the services bind "
+                     "loopback by default)" % (label, workload["metadata"]["name"]))
     names = {k: v for k, v in names.items() if k != "gateway"}
     for svc in ("outbox-uploader", "dlq-escalator"):
         w = names.get(svc)

@@ -10,11 +10,14 @@ nothing is published; a valid job is accepted and followed to the end over Serve
 (progress events with rising ids, then final); Last-Event-ID resumes without repeating what was
 seen; heartbeats on an idle stream and an error event for a job that never appears; ETag and
 If-None-Match give 304 while nothing changes; job list and details; the dead-lettered file in
-GET /api/dlq and replayed by POST /api/dlq/replay; /metrics, /healthz, /readyz; 404 and 405.
+GET /api/dlq and replayed by POST /api/dlq/replay (dlq-escalator's routes refuse a call without
+the token); /metrics, /healthz, /readyz; 404 and 405; a gateway on 0.0.0.0 without a token
+refuses to start.
 """
 import http.client
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -226,6 +229,20 @@ def main():
         check(status == 200 and "text/html" in headers.get("Content-Type", "") and "EventSource" in text, "page")
         status, _, text = api.call("GET", "/api/openapi.yaml", token=None)
         check(status == 200 and "openapi: 3.0.3" in text, "openapi.yaml")
+
+        # -- closed by default -------------------------------------------------------------------
+        # dlq-escalator's admin routes take the same token (the gateway passed it on above).
+        dlq_port = stack.port("dlq-escalator")
+        conn = http.client.HTTPConnection("127.0.0.1", dlq_port, timeout=10)
+        conn.request("POST", "/dlq/list", body="{}", headers={"Content-Type": "application/json"})
+        status = conn.getresponse().status
+        check(status == 401, f"dlq-escalator's /dlq/list without the token: {status}")
+        # A gateway on every address without a token refuses to start, saying what to set.
+        open_env = {k: v for k, v in os.environ.items() if k != "AGENTLINE_API_TOKEN"}
+        gw = subprocess.run([os.path.join(bin_dir, "gateway"), "--http-host", "0.0.0.0", "--http-port", "0",
+                             "--state-dir", stack.state], env=open_env, capture_output=True, text=True, timeout=30)
+        check(gw.returncode == 2 and "--api-token-file" in gw.stderr and "--insecure-no-auth" in gw.stderr,
+              f"a gateway on 0.0.0.0 without a token exits 2 and says what to set: {gw.returncode} {gw.stderr[-300:]}")
     except Exception as e:  # noqa: BLE001
         failures.append(f"the run failed: {e!r}")
     finally:

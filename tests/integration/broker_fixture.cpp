@@ -216,7 +216,7 @@ std::string http_get(int port, const std::string& path, int* status) {
 }
 
 std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
-                         int* status) {
+                         int* status, const std::vector<std::string>& headers) {
   if (status) *status = 0;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -228,6 +228,7 @@ std::string http_request(int port, const std::string& method, const std::string&
     return "";
   }
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
   if (!body.empty()) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);

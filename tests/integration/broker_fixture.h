@@ -90,8 +90,9 @@ std::string real_kafka_state();
 int free_port();
 // Body of GET http://127.0.0.1:port/path, or "" when unreachable. `status` gets the code.
 std::string http_get(int port, const std::string& path, int* status = nullptr);
+// `headers`: extra header lines ("Authorization: Bearer x").
 std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body,
-                         int* status = nullptr);
+                         int* status = nullptr, const std::vector<std::string>& headers = {});
 // Polls `condition` every 50 ms until true or timeout.
 // A test's wait, stretched by AGENTLINE_TEST_TIME_SCALE (the sanitizer tiers set it: their
 // binaries run several times slower; what is checked stays the same).

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -39,13 +41,15 @@ class DlqTest : public ::testing::Test {
   ~DlqTest() override {
     if (!HasFailure()) fs::remove_all(work_);
   }
-  std::unique_ptr<ServiceProcess> start(const std::string& binary, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--bootstrap-servers",  broker_.bootstrap(),
-                                  "--topic-prefix",       broker_.catalog().prefix(),
-                                  "--http-port",          std::to_string(agentline::testing::free_port()),
-                                  "--session-timeout-ms", "6000",
-                                  "--shutdown-grace-ms",  "3000",
-                                  "--state-dir",          (work_ / binary).string()};
+  std::unique_ptr<ServiceProcess> start(const std::string& binary, std::vector<std::string> extra = {},
+                                        int http_port = 0) {
+    std::vector<std::string> args{
+        "--bootstrap-servers",  broker_.bootstrap(),
+        "--topic-prefix",       broker_.catalog().prefix(),
+        "--http-port",          std::to_string(http_port ? http_port : agentline::testing::free_port()),
+        "--session-timeout-ms", "6000",
+        "--shutdown-grace-ms",  "3000",
+        "--state-dir",          (work_ / binary).string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<ServiceProcess>(agentline::testing::bin(binary), args);
   }
@@ -175,6 +179,60 @@ TEST_F(DlqTest, RecordsOfEveryDialectAreStoredEscalatedAndDigestedOncePerWindow)
   std::this_thread::sleep_for(6s);
   EXPECT_EQ(list().size(), 33u);
   EXPECT_EQ(chat.stats()["digests"].size(), 2u);
+}
+
+TEST_F(DlqTest, AReplayOverHttpNeedsTheTokenAndProbesKeepAnsweringWhileItRuns) {
+  // 10,000 records, replayed through POST /dlq/replay at 2,000 a second (about five seconds):
+  // /healthz, /readyz and /metrics answer all the while (a liveness probe would otherwise kill
+  // the pod mid-replay). The bound on each answer is generous on purpose; the latency itself is
+  // the benchmark's.
+  const auto token_file = work_ / "token";
+  std::ofstream(token_file) << "s3cret\n";
+  const int port = agentline::testing::free_port();
+  auto escalator = start("dlq-escalator", {"--db", db_, "--api-token-file", token_file.string()}, port);
+  constexpr int kRecords = 10000;
+  std::vector<kafka::OutgoingRecord> burst;
+  for (int i = 0; i < kRecords; ++i) burst.push_back(agentline_dead_letter(topic("dlq"), i));
+  broker_.produce_batch(burst);
+  auto stored = [&](const std::string& reason) {
+    const auto text = agentline::testing::http_get(port, "/metrics");
+    const std::string sample = "agentline_dlq_stored_records{reason=\"" + reason + "\"} ";
+    const auto at = text.find(sample);
+    return at == std::string::npos ? 0 : std::atoi(text.c_str() + at + sample.size());
+  };
+  ASSERT_TRUE(eventually([&] { return stored("unsafe_path") + stored("schema_violation") == kRecords; }, 120s))
+      << escalator->log();
+  int status = 0;
+  const std::string body = R"({"reason": "unsafe_path", "rate": 1000, "limit": 100000})";
+  agentline::testing::http_request(port, "POST", "/dlq/replay", body, &status);
+  EXPECT_EQ(status, 401) << "no token";
+  agentline::testing::http_request(port, "POST", "/dlq/replay", body, &status, {"Authorization: Bearer wrong"});
+  EXPECT_EQ(status, 401) << "a wrong token";
+  auto replay = std::async(std::launch::async, [&] {
+    int code = 0;
+    auto out =
+        agentline::testing::http_request(port, "POST", "/dlq/replay", body, &code, {"Authorization: Bearer s3cret"});
+    return std::make_pair(code, out);
+  });
+  int answered_during = 0;
+  while (replay.wait_for(0ms) != std::future_status::ready) {
+    for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+      const auto started = std::chrono::steady_clock::now();
+      int code = 0;
+      agentline::testing::http_request(port, "GET", path, "", &code);
+      const auto took = std::chrono::steady_clock::now() - started;
+      EXPECT_EQ(code, 200) << path << " during the replay";
+      EXPECT_LT(took, agentline::testing::scaled(10s)) << path << " during the replay";
+      if (replay.wait_for(0ms) != std::future_status::ready) ++answered_during;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  const auto [code, out] = replay.get();
+  ASSERT_EQ(code, 200) << out.substr(0, 500);
+  auto report = json::parse(out);
+  report.erase("log");
+  EXPECT_EQ(report["replayed"], kRecords / 2) << report.dump();
+  EXPECT_GE(answered_during, 9) << "the probes were asked while the replay ran";
 }
 
 TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFixed) {

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "agentline/config/options.h"
 #include "agentline/observability/health.h"
 
 namespace agentline::observability {
@@ -38,6 +39,8 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
+std::string json_response(int status, const std::string& body);
+
 std::string response(int status, const char* reason, const std::string& content_type, const std::string& body) {
   std::ostringstream out;
   out << "HTTP/1.1 " << status << ' ' << reason << "\r\n"
@@ -46,6 +49,16 @@ std::string response(int status, const char* reason, const std::string& content_
       << "Connection: close\r\n\r\n"
       << body;
   return out.str();
+}
+
+std::string json_response(int status, const std::string& body) {
+  return response(status,
+                  status < 300    ? "OK"
+                  : status == 401 ? "Unauthorized"
+                  : status == 404 ? "Not Found"
+                  : status == 503 ? "Service Unavailable"
+                                  : "Error",
+                  "application/json", body);
 }
 
 }  // namespace
@@ -83,12 +96,20 @@ ProbeServer::ProbeServer(const std::string& host, int port, std::shared_ptr<prom
     throw std::system_error(errno, std::generic_category(), "probe server: pipe");
   }
   thread_ = std::thread([this] { serve(); });
+  if (!extensions_.routes.empty()) admin_thread_ = std::thread([this] { serve_admin(); });
 }
 
 ProbeServer::~ProbeServer() {
   char byte = 1;
   [[maybe_unused]] auto n = ::write(wake_fds_[1], &byte, 1);
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(admin_mu_);
+    admin_stop_ = true;
+  }
+  admin_cv_.notify_all();
+  if (admin_thread_.joinable()) admin_thread_.join();
+  for (const auto& call : admin_queue_) ::close(call.fd);
   ::close(listen_fd_);
   ::close(wake_fds_[0]);
   ::close(wake_fds_[1]);
@@ -106,16 +127,38 @@ void ProbeServer::serve() {
     timeval timeout{2, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    bool done = true;
     try {
-      handle(fd);
+      done = handle(fd);
     } catch (const std::exception& e) {
       spdlog::warn("probe server: {}", e.what());
     }
-    ::close(fd);
+    if (done) ::close(fd);
   }
 }
 
-void ProbeServer::handle(int fd) {
+void ProbeServer::serve_admin() {
+  for (;;) {
+    AdminCall call;
+    {
+      std::unique_lock lock(admin_mu_);
+      admin_cv_.wait(lock, [&] { return admin_stop_ || !admin_queue_.empty(); });
+      if (admin_stop_) return;
+      call = std::move(admin_queue_.front());
+      admin_queue_.pop_front();
+    }
+    try {
+      auto [status, body] = (*call.route)(call.body);
+      write_all(call.fd, json_response(status, body));
+    } catch (const std::exception& e) {
+      spdlog::warn("admin route: {}", e.what());
+      write_all(call.fd, json_response(500, R"({"error":"internal error"})"));
+    }
+    ::close(call.fd);
+  }
+}
+
+bool ProbeServer::handle(int fd) {
   std::string request;
   char buf[2048];
   while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
@@ -124,10 +167,10 @@ void ProbeServer::handle(int fd) {
     request.append(buf, static_cast<std::size_t>(n));
   }
   // A small body (admin POSTs): Content-Length bytes after the headers, at most 64 KiB.
-  std::string body_in;
+  std::string body_in, lower;
   if (auto end = request.find("\r\n\r\n"); end != std::string::npos) {
     std::size_t length = 0;
-    std::string lower = request.substr(0, end);
+    lower = request.substr(0, end);
     for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (auto cl = lower.find("content-length:"); cl != std::string::npos) {
       length = std::min<std::size_t>(std::strtoul(lower.c_str() + cl + 15, nullptr, 10), 65536);
@@ -146,18 +189,39 @@ void ProbeServer::handle(int fd) {
   auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
   if (sp1 == std::string::npos || sp2 == std::string::npos) {
     write_all(fd, response(400, "Bad Request", "text/plain", "bad request\n"));
-    return;
+    return true;
   }
   std::string method = line.substr(0, sp1);
   std::string path = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
   if (auto route = extensions_.routes.find(method + " " + path); route != extensions_.routes.end()) {
-    auto [status, body] = route->second(body_in);
-    write_all(fd, response(status,
-                           status < 300    ? "OK"
-                           : status == 404 ? "Not Found"
-                                           : "Error",
-                           "application/json", body));
+    // The bearer token, read from the original request (tokens are case-sensitive).
+    std::string token;
+    if (auto at = lower.find("\r\nauthorization: bearer "); at != std::string::npos) {
+      const auto start = at + 24;
+      token = request.substr(start, request.find("\r\n", start) - start);
+      while (!token.empty() && token.back() == ' ') token.pop_back();
+    }
+    const bool allowed =
+        extensions_.admin_token.empty() ? extensions_.admin_open : config::same_secret(token, extensions_.admin_token);
+    if (!allowed) {
+      write_all(fd, json_response(
+                        401, extensions_.admin_token.empty()
+                                 ? R"({"error":"admin routes need --api-token-file on a port that is not loopback"})"
+                                 : R"({"error":"missing or wrong bearer token"})"));
+      return true;
+    }
+    std::lock_guard lock(admin_mu_);
+    if (admin_queue_.size() >= kMaxQueuedAdminCalls) {
+      write_all(fd, json_response(503, R"({"error":"admin routes busy, try again"})"));
+      return true;
+    }
+    // Long routes (a replay) may write for longer than a probe's 2 s send timeout.
+    timeval timeout{60, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    admin_queue_.push_back({fd, &route->second, std::move(body_in)});
+    admin_cv_.notify_one();
+    return false;
   } else if (method != "GET" && method != "HEAD") {
     write_all(fd, response(405, "Method Not Allowed", "text/plain", "GET only\n"));
   } else if (path == "/metrics") {
@@ -179,6 +243,7 @@ void ProbeServer::handle(int fd) {
   } else {
     write_all(fd, response(404, "Not Found", "text/plain", "not found\n"));
   }
+  return true;
 }
 
 }  // namespace agentline::observability

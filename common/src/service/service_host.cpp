@@ -36,7 +36,13 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
   options_.add("catalog", &c.catalog, "Topic catalog file; empty: the catalog built into the binary");
   options_.add("topic-prefix", &c.topic_prefix, "Prefix of every topic name; empty: the catalog's");
   options_.add("group-id", &c.group_id, "Consumer group; empty: the service name");
-  options_.add("http-host", &c.http_host, "Address of /metrics, /healthz and /readyz");
+  options_.add("http-host", &c.http_host,
+               "Address of /metrics, /healthz, /readyz and the admin routes (0.0.0.0: every interface)");
+  options_.add("api-token-file", &c.api_token_file,
+               "File holding the bearer token admin routes (and the gateway's API) require (or env "
+               "AGENTLINE_API_TOKEN; empty: none, and then they answer on a loopback address only)");
+  options_.add_flag("insecure-no-auth", &c.insecure_no_auth,
+                    "Answer admin routes (the gateway's API) without a token on an address that is not loopback");
   options_.add("http-port", &c.http_port, "Port of /metrics, /healthz and /readyz (0 picks a free port)");
   options_.add("log-level", &c.log_level, "trace, debug, info, warn or error");
   options_.add("max-in-flight", &c.max_in_flight, "Records processed in parallel, across all partitions");
@@ -65,6 +71,7 @@ std::optional<int> ServiceHost::configure(int argc, char** argv) {
     if (!common_.topic_prefix.empty()) catalog_.set_prefix(common_.topic_prefix);
     for (const auto& t : logical_topics_) catalog_.topic(t);  // fail early on a catalog without them
     if (common_.max_in_flight < 1) throw config::ConfigError("--max-in-flight must be at least 1");
+    common_.api_token = config::read_secret(common_.api_token_file, "AGENTLINE_API_TOKEN");
   } catch (const std::exception& e) {
     std::cerr << service_ << ": configuration error: " << e.what() << "\n";
     return 2;
@@ -76,8 +83,12 @@ int ServiceHost::run(const kafka::Handler& handler) {
   try {
     kafka::KafkaSettings settings{common_.bootstrap_servers, common_.kafka, common_.state_dir};
     auto health = health_;
+    extensions_.admin_token = common_.api_token;
+    extensions_.admin_open = config::is_loopback_host(common_.http_host) || common_.insecure_no_auth;
     observability::ProbeServer probes(common_.http_host, common_.http_port, registry_, health, extensions_);
     spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", common_.http_host, probes.port());
+    if (!extensions_.routes.empty() && common_.api_token.empty() && !extensions_.admin_open)
+      spdlog::warn("admin routes answer 401 on {}: no --api-token-file (or --insecure-no-auth)", common_.http_host);
     auto producer = std::make_shared<kafka::Producer>(settings, service_);
 
     kafka::ConsumerOptions options;

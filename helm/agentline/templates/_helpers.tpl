@@ -59,6 +59,9 @@ app.kubernetes.io/component: {{ .name }}
   value: /data
 - name: AGENTLINE_HTTP_PORT
   value: "9400"
+# Services bind loopback by default; in a pod the kubelet and Prometheus reach them from outside.
+- name: AGENTLINE_HTTP_HOST
+  value: "0.0.0.0"
 - name: AGENTLINE_LOG_LEVEL
   value: {{ .Values.defaults.logLevel | quote }}
 - name: AGENTLINE_MAX_IN_FLIGHT
@@ -122,3 +125,22 @@ app.kubernetes.io/component: {{ .name }}
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/* The Secret holding the API token: the user's, or the one the chart makes (secret.yaml). */}}
+{{- define "agentline.apiTokenSecret" -}}
+{{- .Values.gateway.apiToken.existingSecret | default (printf "%s-api-token" (include "agentline.fullname" .)) -}}
+{{- end }}
+
+{{/* The API token for the gateway and dlq-escalator's admin routes, or --insecure-no-auth. */}}
+{{- define "agentline.apiTokenEnv" -}}
+{{- if .Values.gateway.apiToken.insecureNoAuth }}
+- name: AGENTLINE_INSECURE_NO_AUTH
+  value: "true"
+{{- else }}
+- name: AGENTLINE_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agentline.apiTokenSecret" . }}
+      key: {{ if .Values.gateway.apiToken.existingSecret }}{{ .Values.gateway.apiToken.key }}{{ else }}token{{ end }}
+{{- end }}
+{{- end }}

@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agentline::config {
@@ -56,5 +57,10 @@ bool is_secret_key(const std::string& key);
 // A secret (token, PAT): the first line of `file` when given, else the variable `env_var`,
 // else "". Throws ConfigError when the file cannot be read. Never logged.
 std::string read_secret(const std::string& file, const char* env_var);
+// True when `given` equals the non-empty `secret`, compared without an early exit (the time
+// taken does not tell how much of it matched).
+bool same_secret(std::string_view given, std::string_view secret);
+// True for an address only this machine can reach (127.0.0.0/8, ::1, localhost).
+bool is_loopback_host(std::string_view host);
 
 }  // namespace agentline::config

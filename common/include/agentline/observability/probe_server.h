@@ -3,10 +3,15 @@
 //   GET /metrics  Prometheus text format of the registry
 //   GET /healthz  200 while live, else 503
 //   GET /readyz   200 while ready, else 503 with the reasons
-// One thread, one request per connection: it serves scrapes and probes, nothing else.
+// and the service's admin routes (ProbeExtensions). One thread, one request per connection
+// serves scrapes and probes; admin routes run on a thread of their own, one at a time, so a
+// long one (a DLQ replay) never stops /healthz, /readyz or /metrics from answering.
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -29,6 +34,11 @@ using MetricCollector = std::function<void(std::vector<prometheus::MetricFamily>
 struct ProbeExtensions {
   std::map<std::string, AdminRoute> routes;  // key: "GET /stats", "POST /cache/invalidate"
   std::vector<MetricCollector> collectors;
+  // Admin routes answer a request carrying `Authorization: Bearer <admin_token>`. Without a
+  // token they answer only when `admin_open` (the port is loopback, or --insecure-no-auth),
+  // else 401. Probes and /metrics never need the token.
+  std::string admin_token;
+  bool admin_open = true;
 };
 
 class ProbeServer {
@@ -44,7 +54,15 @@ class ProbeServer {
 
  private:
   void serve();
-  void handle(int fd);
+  // Serves one connection; false when an admin route took it over (it closes the socket).
+  bool handle(int fd);
+  void serve_admin();
+
+  struct AdminCall {
+    int fd;
+    const AdminRoute* route;
+    std::string body;
+  };
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<HealthState> health_;
@@ -53,6 +71,12 @@ class ProbeServer {
   int wake_fds_[2] = {-1, -1};
   int port_ = 0;
   std::thread thread_;
+  static constexpr std::size_t kMaxQueuedAdminCalls = 8;
+  std::mutex admin_mu_;
+  std::condition_variable admin_cv_;
+  std::deque<AdminCall> admin_queue_;
+  bool admin_stop_ = false;
+  std::thread admin_thread_;
 };
 
 }  // namespace agentline::observability

@@ -27,8 +27,14 @@ struct CommonOptions {
   std::string catalog;       // empty: the catalog compiled into the binary
   std::string topic_prefix;  // empty: the catalog's
   std::string group_id;      // empty: the service name
-  std::string http_host = "0.0.0.0";
+  // Loopback unless told otherwise (docs/security.md): a pod sets 0.0.0.0 for its probes.
+  std::string http_host = "127.0.0.1";
   int http_port = 9400;
+  // The bearer token of the admin routes (and the gateway's API); empty: none.
+  std::string api_token_file;
+  std::string api_token;
+  // Admin routes (the gateway's API) open without a token on an address that is not loopback.
+  bool insecure_no_auth = false;
   std::string log_level = "info";
   int max_in_flight = 16;
   int shutdown_grace_ms = 20000;
