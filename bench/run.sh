@@ -14,12 +14,15 @@ run() { echo "$*" >>"$out/commands.txt"; "$@"; }
 echo "== building (Release, -DAGENTLINE_BENCH=ON) in build-bench"
 run cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DAGENTLINE_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
 run cmake --build build-bench -j2 --target agentline_bench agentline_hitrate agentline_pipeline_bench \
-  agentline priority-assigner dev-fix-worker qa-worker router outbox-uploader dlq-escalator
+  agentline priority-assigner dev-fix-worker qa-worker router outbox-uploader dlq-escalator gateway
 python3 -c 'import matplotlib' 2>/dev/null || run python3 -m pip install --quiet matplotlib
 
 echo "== pipeline (bench/pipeline/run.py: embedded broker and Apache Kafka)"
 run python3 bench/pipeline/run.py build-bench/bin build-bench/bin/agentline_pipeline_bench "$out" \
   ${AGENTLINE_BENCH_QUICK:+--quick}
+
+echo "== job progress at scale (bench/pipeline/progress_scale.py: 10,000-file job, 64 SSE clients)"
+run python3 bench/pipeline/progress_scale.py build-bench/bin "$out"
 
 echo "== C++ micro-benchmarks (Google Benchmark, 3 repetitions, medians)"
 run build-bench/bin/agentline_bench --benchmark_repetitions=3 --benchmark_min_time=0.3 \

@@ -44,6 +44,36 @@ def plot(rows, png):
     return "![throughput and latency per stage](pipeline.png)"
 
 
+def progress_scale_section(x):
+    """### 8: bench/pipeline/progress_scale.py's row."""
+    mib = 2**20
+    return "\n".join([
+        "### 8. Job progress at scale\n",
+        "A %d-file job and a %d-job burst (%d files each) through the six services and the gateway on the embedded "
+        "broker, with %d Server-Sent Events clients following the big job from its first record to `final` "
+        "(bench/pipeline/progress_scale.py; the router's `--job-retention` %s). Before: the issue's figures for the "
+        "same load, when every event carried the whole job document.\n" % (
+            x["files"], x["burst_jobs"], x["burst_files"], x["clients"], x.get("retention", "60s")),
+        "| what | before (#20) | now |",
+        "|---|---:|---:|",
+        "| bytes per SSE client, first event to `final` (median / max) | ~19 MB (1.2 GB over 64) | %.2f / %.2f MB |" % (
+            x["bytes_per_client_median"] / 1e6, x["bytes_per_client_max"] / 1e6),
+        "| events per client (median) | | %d |" % x["events_per_client_median"],
+        "| clients that reached `final` | | %d of %d |" % (x["clients_final"], x["clients"]),
+        "| gateway behind the outbox, files (median / max of 0.5 s samples) | ~6,000 | %d / %d |" % (
+            x["lag_files_median"], x["lag_files_max"]),
+        "| `final` after the last upload | | %s |" % (
+            "%.2f s" % x["final_after_last_upload_s"] if x.get("final_after_last_upload_s") is not None else "n/a"),
+        "| `GET /api/jobs` p50 / p99 / max | 9.6 s, then timeouts | %.1f / %.1f / %.1f ms |" % (
+            x["list_ms_p50"], x["list_ms_p99"], x["list_ms_max"]),
+        "| gateway RSS: idle / highest / at the end | 380 MB | %.0f / %.0f / %.0f MiB |" % (
+            x["gateway_rss_idle"] / mib, x["gateway_rss_max"] / mib, x["gateway_rss_end"] / mib),
+        "| jobs the gateway holds: at the end / after retention | kept forever | %d / %d (RSS %.0f MiB) |" % (
+            x["jobs_before_retention"], x["jobs_after_retention"], x["gateway_rss_after_retention"] / mib),
+        "",
+    ])
+
+
 def section(out, png):
     rows = load(out)
     if not rows:
@@ -198,6 +228,9 @@ def section(out, png):
         for g, m, ok in goals:
             r.append("| %s | %s | %s |" % (g, m, "yes" if ok else "NO"))
         r.append("")
+    ps = [x for x in rows if x["scenario"] == "progress_scale"]
+    for x in ps[-1:]:
+        r.append(progress_scale_section(x))
     mem = [x for x in rows if x["scenario"] == "memory"]
     if mem:
         r.append("### 7. Memory\n")

@@ -451,10 +451,13 @@ struct Gateway::Impl {
     return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"job_id", job_id}, {"jobs", links}});
   }
 
-  // GET /api/progress/stream/{id}: "progress" events with the job's document (id: its
-  // version), "final" once every file reached its end, "error" for a job that never appears;
-  // a comment line as heartbeat. Last-Event-ID (header or ?last_event_id=) resumes: nothing
-  // the client has already seen is sent again.
+  // GET /api/progress/stream/{id}: "progress" events (id: the job's sequence), "final" once every
+  // file reached its end, "error" for a job that never appears; a comment line as heartbeat.
+  // The first event of a connection carries the whole job document; every later one only what
+  // changed since the event before — the summary and the files that changed, marked
+  // "delta": true — so a 10,000-file job costs a client its changes, not its size per event.
+  // Last-Event-ID (header or ?last_event_id=) resumes: a client that has seen the job's current
+  // sequence gets nothing until it changes; otherwise the first event is the document again.
   int stream(const Request& req, const std::string& job_id) {
     if (streams.load() >= config.max_streams) return error(req, "stream", 503, "too many open streams");
     std::int64_t last = -1;
@@ -483,14 +486,18 @@ struct Gateway::Impl {
     auto write = [&](const std::string& text) { return mg_write(req.conn, text.data(), text.size()) > 0; };
     const auto appear_deadline = std::chrono::steady_clock::now() + config.unknown_job_wait;
     auto next_beat = std::chrono::steady_clock::now() + config.heartbeat;
+    bool sent_document = false;  // the first event is the whole document, later ones changes
     while (!stopping.load()) {
       const auto now = std::chrono::steady_clock::now();
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::max(next_beat - now, std::chrono::steady_clock::duration::zero()));
-      auto snap = view.wait_for_change(job_id, last, std::min(wait, std::chrono::milliseconds(1000)));
+      auto snap = view.wait_for_change(job_id, last, std::min(wait, std::chrono::milliseconds(1000)),
+                                       sent_document ? last : -1);
       if (stopping.load()) break;
       if (snap && snap->sequence > last) {
         last = snap->sequence;
+        if (sent_document) snap->doc["delta"] = true;
+        sent_document = true;
         const char* type = snap->complete ? "final" : "progress";
         if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n"))
           return 200;
@@ -499,8 +506,9 @@ struct Gateway::Impl {
         continue;
       }
       if (snap && snap->complete && last >= snap->sequence) {
-        // Resumed after the final event: say so once more and end.
-        write("id: " + std::to_string(snap->sequence) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
+        // Resumed after the final event: say so once more (the whole document) and end.
+        if (sent_document) snap = view.job(job_id);
+        if (snap) write("id: " + std::to_string(snap->sequence) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
         return 200;
       }
       if (!snap && std::chrono::steady_clock::now() >= appear_deadline) {

@@ -28,10 +28,12 @@ int main(int argc, char** argv) {
   service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.",
                             {"jobs.progress"});
   gateway::GatewayConfig config;
-  int heartbeat_ms = 15000, unknown_job_wait_ms = 30000;
+  int heartbeat_ms = 2000, unknown_job_wait_ms = 30000;
   auto& o = host.options();
   o.add("dlq-url", &config.dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
-  o.add("sse-heartbeat-ms", &heartbeat_ms, "Heartbeat comment on idle event streams");
+  o.add("sse-heartbeat-ms", &heartbeat_ms,
+        "Heartbeat comment on idle event streams; a client gone is found by the write that fails, so within "
+        "about two heartbeats its stream slot is free");
   o.add("unknown-job-wait-ms", &unknown_job_wait_ms,
         "How long a stream waits for a job that is not on jobs.progress yet");
   o.add("max-streams", &config.max_streams, "Open event streams at most");

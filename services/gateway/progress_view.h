@@ -1,8 +1,10 @@
 #pragma once
 // The gateway's view of jobs.progress: the compacted topic read as a table (every partition,
 // no consumer group), folded into one document per job (its summary plus a record per file,
-// the latest version of each winning). Readers wait for a job to change.
-// Thread-safe.
+// the latest version of each winning). Readers wait for a job to change, and take only what
+// changed: each file remembers the sequence at which it last changed, so a change costs the
+// files it touched, not the job's size. A tombstone (the router's --job-retention) drops a job
+// or a file. Thread-safe.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -19,7 +21,9 @@
 namespace agentline::gateway {
 
 struct JobSnapshot {
-  nlohmann::json doc;        // summary + "files": {path: file}
+  // The summary (with job_id, version, files_total, files_delivered_or_failed, complete) and
+  // "files": {path: file} — every file, or those changed after the sequence asked for.
+  nlohmann::json doc;
   std::int64_t version = 0;  // the router's version of the job
   // Ids of the SSE events: the summary's version plus every file's. It grows with every
   // change and is the same on every replica that has read the same records (files and the
@@ -35,23 +39,33 @@ class ProgressView {
   void apply(const kafka::InboundRecord& record);
 
   std::optional<JobSnapshot> job(const std::string& job_id) const;
-  // Summaries (without files), newest update first.
+  // Summaries (without files), newest update first; the cost is the number of jobs.
   std::vector<nlohmann::json> jobs() const;
   // Waits until the job's sequence is above `after_sequence` (or it appears), or until `timeout`
-  // or stop(); the snapshot then, if the job exists.
+  // or stop(); then the job, if it exists, with the files changed after `files_after` (-1: every
+  // file, a snapshot).
   std::optional<JobSnapshot> wait_for_change(const std::string& job_id, std::int64_t after_sequence,
-                                             std::chrono::milliseconds timeout) const;
+                                             std::chrono::milliseconds timeout, std::int64_t files_after = -1) const;
   std::size_t size() const;
   void stop();
 
  private:
+  struct File {
+    nlohmann::json record;
+    std::int64_t changed_at = 0;  // the job's sequence when it last changed
+  };
   struct Job {
     nlohmann::json summary;
-    std::map<std::string, nlohmann::json> files;
+    std::map<std::string, File> files;
+    std::map<std::int64_t, std::string> changes;  // changed_at -> path, one entry per file
+    int done = 0;                                 // files delivered, failed delivery or dead-lettered
     std::int64_t version = 0;
     std::int64_t sequence = 0;
   };
-  static JobSnapshot snapshot(const std::string& job_id, const Job& job);
+  static nlohmann::json summary_of(const std::string& job_id, const Job& job, bool& complete);
+  static JobSnapshot snapshot(const std::string& job_id, const Job& job, std::int64_t files_after);
+  static void set_file(Job& job, const std::string& path, nlohmann::json record);
+  static void drop_file(Job& job, const std::string& path);
 
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;

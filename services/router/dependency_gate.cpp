@@ -375,4 +375,27 @@ void DependencyGate::load(const std::string& key, const json& value) {
   }
 }
 
+std::vector<std::string> DependencyGate::forget(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> keys;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return keys;
+  for (const auto& [path, record] : it->second.files) keys.push_back(job_id + "/" + path);
+  keys.push_back(job_id);
+  jobs_.erase(it);
+  return keys;
+}
+
+void DependencyGate::drop(const std::string& key) {
+  std::lock_guard lock(mu_);
+  const auto slash = key.find('/');
+  auto it = jobs_.find(key.substr(0, slash));
+  if (it == jobs_.end()) return;
+  if (slash == std::string::npos) {
+    jobs_.erase(it);
+  } else {
+    it->second.files.erase(key.substr(slash + 1));
+  }
+}
+
 }  // namespace agentline::router

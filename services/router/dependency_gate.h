@@ -91,6 +91,10 @@ class DependencyGate {
 
   // A jobs.plans record read back (at start, or from another replica).
   void load(const std::string& key, const nlohmann::json& value);
+  // The job's retention ended: its jobs.plans keys (files first, the plan last), to tombstone;
+  // the job is forgotten. drop() forgets one key read back as a tombstone.
+  std::vector<std::string> forget(const std::string& job_id);
+  void drop(const std::string& key);
 
  private:
   struct Job {

@@ -190,6 +190,24 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   return std::nullopt;
 }
 
+int EventRouter::expire_jobs(kafka::Emitter& out, const std::string& older_than) {
+  auto tombstone = [&](const std::string& topic, const std::string& key) {
+    kafka::OutgoingRecord r;
+    r.topic = topic;
+    r.key = key;
+    r.tombstone = true;
+    r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+    out.emit(std::move(r));
+  };
+  const auto expired = progress_.expire(older_than);
+  for (const auto& [job, keys] : expired) {
+    auto lock = progress_.lock(job);
+    for (const auto& key : gate_.forget(job)) tombstone(plans_topic_, key);
+    for (const auto& key : keys) tombstone(progress_topic_, key);
+  }
+  return static_cast<int>(expired.size());
+}
+
 std::optional<kafka::Failure> EventRouter::handle_dead_letter(const kafka::InboundRecord& record, kafka::Emitter& out) {
   auto seen = [&](const char* outcome) {
     dead_letters_seen_->Add({{"outcome", outcome}}).Increment();

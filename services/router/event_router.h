@@ -58,6 +58,10 @@ class EventRouter {
   // choose (a REVIEW_TASK for dev-fix-worker) before it counts as passed. Off until set.
   void set_reviews(ReviewRules rules) { reviews_ = std::move(rules); }
   DependencyGate& gate() { return gate_; }
+  // Retention (--job-retention): jobs finished and unchanged since `older_than` (ISO 8601) are
+  // forgotten, and their keys on jobs.progress and jobs.plans tombstoned (files first), so
+  // they leave every reader's memory too. Returns how many jobs.
+  int expire_jobs(kafka::Emitter& out, const std::string& older_than);
   // This replica's id, on every progress record it writes (header agentline-origin): reading
   // jobs.progress back, it skips its own records, which it has already applied.
   const std::string& origin() const { return origin_; }

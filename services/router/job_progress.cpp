@@ -1,6 +1,8 @@
 #include "job_progress.h"
 
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "agentline/events/timestamps.h"
 
@@ -212,6 +214,45 @@ void JobProgress::load(const nlohmann::json& record) {
   // The job's version never goes back below a file's.
   if (job.summary.value("version", std::int64_t{0}) < version) job.summary["version"] = version;
   refresh_locked(job);
+}
+
+std::vector<std::pair<std::string, std::vector<std::string>>> JobProgress::expire(const std::string& older_than) {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    const Job& job = it->second;
+    const auto& plan = job.summary.contains("plan") ? job.summary["plan"] : nlohmann::json();
+    const bool plan_dead = plan.is_object() && plan.value("status", "") == "dead_lettered";
+    const int finished = job.tally.delivered + job.tally.upload_failed + job.tally.dead_lettered;
+    const bool ended = job.files.empty() ? plan_dead : finished == static_cast<int>(job.files.size());
+    if (!ended || job.summary.value("updated_at", std::string()) >= older_than) {
+      ++it;
+      continue;
+    }
+    std::vector<std::string> keys;
+    keys.reserve(job.files.size() + 1);
+    for (const auto& [path, file] : job.files) keys.push_back(it->first + "/" + path);
+    keys.push_back(it->first);
+    out.emplace_back(it->first, std::move(keys));
+    it = jobs_.erase(it);
+  }
+  return out;
+}
+
+void JobProgress::drop(const std::string& key) {
+  std::lock_guard lock(mu_);
+  const auto slash = key.find('/');
+  auto it = jobs_.find(key.substr(0, slash));
+  if (it == jobs_.end()) return;
+  if (slash == std::string::npos) {
+    jobs_.erase(it);
+    return;
+  }
+  auto file = it->second.files.find(key.substr(slash + 1));
+  if (file == it->second.files.end()) return;
+  it->second.tally.add(file->second, -1);
+  it->second.files.erase(file);
+  refresh_locked(it->second);
 }
 
 bool JobProgress::ended(const std::string& job_id, const std::string& path) const {

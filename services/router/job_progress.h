@@ -24,6 +24,8 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -75,6 +77,13 @@ class JobProgress {
                      bool replace = false);
   // Loads a record read back from jobs.progress (at start): a summary or a file record.
   void load(const nlohmann::json& record);
+  // Retention: jobs that finished (every file delivered, failed delivery or dead-lettered, or
+  // the plan dead-lettered) and have not changed since `older_than` (ISO 8601 UTC, the format
+  // of updated_at) are forgotten. Returns their ids with their jobs.progress keys (files
+  // first, the summary last), to tombstone.
+  std::vector<std::pair<std::string, std::vector<std::string>>> expire(const std::string& older_than);
+  // Forgets one key read back as a tombstone (another replica's retention).
+  void drop(const std::string& key);
   // True when the file is at an end (QA passed, delivered, failed delivery, dead-lettered).
   bool ended(const std::string& job_id, const std::string& path) const;
   // The job as one document: the summary with "files" {path: file record}.

@@ -57,9 +57,12 @@ count() { awk -v t="agentline.$1" '$1 == t { print $3 }' "$work/demo.out"; }
 [ "$(count tasks.fix)" = 5 ] || fail "fix: $(count tasks.fix), expected 5"
 [ "$(count dlq)" = 4 ] || fail "dlq: $(count dlq), expected 4 (3 rejected tasks + 1 file after 3 fixes)"
 [ "$(count deploy.requests)" = 20 ] || fail "deploy.requests: $(count deploy.requests), expected 20"
-grep -q "job todo-api: 100% (20/20 files done)" "$work/demo.out" || fail "job todo-api did not complete"
+# 20 files, and the unsafe path priority-assigner dead-lettered: the DLQ reaches the job too.
+grep -q "job todo-api: 100% (21/21 files done)" "$work/demo.out" || fail "job todo-api did not complete"
+grep -Eq "^  dead_lettered +\.\./\.\./etc/passwd +unsafe_path: " "$work/demo.out" ||
+  fail "the refused path is not on its job with its reason"
 grep -q "== job page: http://127.0.0.1:$((port + 6))/" "$work/demo.out" || fail "make run did not print the job page's URL"
-grep -Eq "^  todo-api +100%  20/20 files" "$work/demo.out" || fail "the gateway did not serve job todo-api at 100%"
+grep -Eq "^  todo-api +100%  21/21 files" "$work/demo.out" || fail "the gateway did not serve job todo-api at 100%"
 grep -q "delivered      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once and delivered"
 grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
   fail "examples/client.py did not end in the DLQ after 3 fixes"
@@ -85,7 +88,9 @@ python3 -m py_compile "$work/state/delivered/todo-api/app/config.py" || fail "th
 for f in $(cd "$work/state/delivered/todo-api" && find . -name '*.py'); do
   python3 -c "import ast,sys; ast.parse(open(sys.argv[1]).read())" "$work/state/delivered/todo-api/$f" || fail "$f does not parse"
 done
-grep -q "delivered 20, dead-lettered 1" "$work/demo.out" || fail "job progress does not count 20 deliveries"
+# Counters are files: 19 paths delivered (app/utils/pagination.py twice: its task and the submitted
+# FIX_TASK), 2 dead-lettered.
+grep -q "delivered 19, dead-lettered 2" "$work/demo.out" || fail "job progress does not count 19 files delivered"
 [ "$(count escalations)" = 4 ] || fail "escalations: $(count escalations), expected 4"
 for reason in schema_violation unsafe_path malformed_json qa_failed_max; do
   grep -Eq "^[0-9]+	[^	]+	[^	]+	[^	]+	$reason	" "$work/demo.out" || fail "DLQ store has no $reason record"

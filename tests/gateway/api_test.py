@@ -7,22 +7,25 @@ bearer token).
 
 Checks: the token is required; a job with an invalid task is refused with the reasons and
 nothing is published; a valid job is accepted and followed to the end over Server-Sent Events
-(progress events with rising ids, then final); Last-Event-ID resumes without repeating what was
-seen; heartbeats on an idle stream and an error event for a job that never appears; ETag and
+(progress events with rising ids, then final; the first event the whole job, later ones only
+what changed); Last-Event-ID resumes without repeating what was seen; heartbeats on an idle stream and an error event for a job that never appears; ETag and
 If-None-Match give 304 while nothing changes; job list and details; the dead-lettered file in
 GET /api/dlq and replayed by POST /api/dlq/replay (dlq-escalator's routes refuse a call without
 the token); /metrics, /healthz, /readyz; 404 and 405; a gateway on 0.0.0.0 without a token
-refuses to start.
+refuses to start; the stream slots of killed clients are free again within seconds.
 """
 import http.client
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
+import harness  # noqa: E402
 from harness import Stack, log  # noqa: E402
 
 TOKEN = "s3cret-token"
@@ -147,7 +150,15 @@ def main():
         check(ids == sorted(set(ids)), f"event ids not rising: {ids}")
         final = [e for e in events if e[0] == "final"]
         check(len(final) == 1, f"no final event: {[e[0] for e in events][-5:]}")
-        final_doc = final[0][2] if final else {}
+        # The first event of a connection is the whole job, later ones only what changed.
+        docs = [e[2] for e in events if e[0] in ("progress", "final")]
+        check(docs and not docs[0].get("delta") and all(d.get("delta") for d in docs[1:]),
+              f"a document, then changes: {[d.get('delta') for d in docs]}")
+        final_doc = {}
+        for d in docs:
+            files = dict(final_doc.get("files", {}), **d.get("files", {})) if d.get("delta") else d.get("files", {})
+            final_doc = dict(final_doc, **d) if d.get("delta") else dict(d)
+            final_doc["files"] = files
         files = final_doc.get("files", {})
         statuses = sorted(f["status"] for f in files.values())
         check(statuses == ["dead_lettered"] + ["delivered"] * 6, f"final file statuses: {statuses}")
@@ -243,6 +254,46 @@ def main():
                              "--state-dir", stack.state], env=open_env, capture_output=True, text=True, timeout=30)
         check(gw.returncode == 2 and "--api-token-file" in gw.stderr and "--insecure-no-auth" in gw.stderr,
               f"a gateway on 0.0.0.0 without a token exits 2 and says what to set: {gw.returncode} {gw.stderr[-300:]}")
+
+        # -- clients that went away free their stream slots --------------------------------------
+        # A gateway with three slots: three clients wait for a job that is not there yet, and are
+        # killed (their sockets reset). Within a few heartbeats the slots are free again.
+        port = harness.free_port()
+        gw = subprocess.Popen([os.path.join(bin_dir, "gateway"), "--http-port", str(port), "--state-dir", stack.state,
+                               "--max-streams", "3", "--sse-heartbeat-ms", "300", "--unknown-job-wait-ms", "600000"],
+                              env=open_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            slots = Client(port)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if slots.call("GET", "/readyz", token=None)[0] == 200:
+                        break
+                except OSError:
+                    pass  # not listening yet
+                time.sleep(0.2)
+
+            def open_stream():
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(b"GET /api/progress/stream/later HTTP/1.1\r\nHost: x\r\n\r\n")
+                return s, s.recv(4096).split(b"\r\n", 1)[0]
+            held = [open_stream() for _ in range(3)]
+            check(all(b"200" in line for _, line in held), f"three streams open: {[line for _, line in held]}")
+            check(b"503" in open_stream()[1], "a fourth is refused while three are open")
+            for s, _ in held:  # killed clients: the connection is reset, nothing closes it politely
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+            started, line = time.time(), b""
+            while time.time() - started < 10:
+                s, line = open_stream()
+                s.close()
+                if b"200" in line:
+                    break
+                time.sleep(0.2)
+            check(b"200" in line, f"the dead clients' slots were freed within 10 s ({time.time() - started:.1f} s)")
+        finally:
+            gw.terminate()
+            gw.wait(timeout=30)
     except Exception as e:  # noqa: BLE001
         failures.append(f"the run failed: {e!r}")
     finally:

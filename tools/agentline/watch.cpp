@@ -50,6 +50,7 @@ struct SseState {
   bool finished = false;
   bool failed = false;
   std::string error;
+  nlohmann::json doc;  // the job as the events so far describe it
   std::function<void(const nlohmann::json&, bool)> on_doc;
 };
 
@@ -60,8 +61,19 @@ void on_line(SseState& s, const std::string& line) {
       if (s.event == "error") {
         s.failed = true;
         s.error = doc.is_object() ? doc.value("error", s.data) : s.data;
-      } else if (!doc.is_discarded()) {
-        s.on_doc(doc, s.event == "final");
+      } else if (doc.is_object()) {
+        // The first event of a connection is the whole job; later ones ("delta": true) the
+        // summary and the files that changed.
+        if (doc.value("delta", false) && s.doc.is_object()) {
+          nlohmann::json files = s.doc.contains("files") ? s.doc["files"] : nlohmann::json::object();
+          if (doc.contains("files") && doc["files"].is_object()) files.update(doc["files"]);
+          doc.erase("delta");
+          s.doc.update(doc);
+          s.doc["files"] = std::move(files);
+        } else {
+          s.doc = std::move(doc);
+        }
+        s.on_doc(s.doc, s.event == "final");
         if (s.event == "final") s.finished = true;
       }
     }

@@ -196,6 +196,21 @@ bool same_secret(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
+std::chrono::milliseconds parse_duration(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string_view unit = text.substr(digits);
+  static const std::pair<std::string_view, std::int64_t> kUnits[] = {{"ms", 1},    {"", 1000},     {"s", 1000},
+                                                                     {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+  std::int64_t factor = 0;
+  for (const auto& [name, ms] : kUnits) {
+    if (unit == name) factor = ms;
+  }
+  if (digits == 0 || digits > 12 || factor == 0)
+    throw ConfigError("'" + std::string(text) + "' is not a duration (e.g. 500ms, 30s, 90m, 12h, 7d)");
+  return std::chrono::milliseconds(std::stoll(std::string(text.substr(0, digits))) * factor);
+}
+
 bool is_loopback_host(std::string_view host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }

@@ -793,3 +793,30 @@ TEST(JobProgressTest, APlannedFileIgnoresEventsOfItsRoundBeforeAReplan) {
 
 }  // namespace
 }  // namespace agentline::router
+
+namespace agentline::router {
+namespace {
+
+TEST(JobProgressTest, RetentionForgetsFinishedJobsOnlyAndNamesEveryKeyToTombstone) {
+  using Step = JobProgress::Step;
+  JobProgress p;
+  p.apply("done", "t1", "a.py", Step::kDelivered);
+  p.apply("done", "t2", "b.py", Step::kDeadLettered, "unsafe_path: x");
+  p.apply("open", "t3", "c.py", Step::kQaPassed);  // passed, not delivered yet: still running
+  EXPECT_TRUE(p.expire("2000-01-01T00:00:00Z").empty()) << "nothing is older than the cutoff";
+  const auto expired = p.expire("2999-01-01T00:00:00Z");
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, "done");
+  EXPECT_EQ(expired[0].second.back(), "done") << "the summary last, after its files";
+  EXPECT_EQ(expired[0].second.size(), 3u);
+  EXPECT_FALSE(p.get("done"));
+  EXPECT_TRUE(p.get("open"));
+  // Another replica's tombstones, read back.
+  p.drop("open/c.py");
+  EXPECT_EQ((*p.get("open"))["files_total"], 0);
+  p.drop("open");
+  EXPECT_FALSE(p.get("open"));
+}
+
+}  // namespace
+}  // namespace agentline::router

@@ -7,6 +7,7 @@
 // `kafka = ["key=value", ...]` and variables AGENTLINE_KAFKA_<KEY> (dots as '_').
 // A property `<name>.file` reads the value of <name> from a file (for secrets).
 // Unknown flags and unknown config-file keys are errors.
+#include <chrono>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -60,6 +61,9 @@ std::string read_secret(const std::string& file, const char* env_var);
 // True when `given` equals the non-empty `secret`, compared without an early exit (the time
 // taken does not tell how much of it matched).
 bool same_secret(std::string_view given, std::string_view secret);
+// A duration written with its unit: "500ms", "30s", "90m", "12h", "7d"; a bare number is
+// seconds. Throws ConfigError for anything else (negative, unknown unit, overflow).
+std::chrono::milliseconds parse_duration(std::string_view text);
 // True for an address only this machine can reach (127.0.0.0/8, ::1, localhost).
 bool is_loopback_host(std::string_view host);
 
