@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "agentline/config/options.h"
 #include "agentline/config/resources.h"
@@ -503,6 +504,12 @@ struct Gateway::Impl {
           return 200;
         next_beat = std::chrono::steady_clock::now() + config.heartbeat;
         if (snap->complete) return 200;
+        // The changes of the next interval go out as one event (a 10,000-file job changes
+        // thousands of times a minute; a reader needs a few updates a second).
+        const auto quiet_until = std::chrono::steady_clock::now() + config.min_event_interval;
+        while (!stopping.load() && std::chrono::steady_clock::now() < quiet_until)
+          std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+              quiet_until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
         continue;
       }
       if (snap && snap->complete && last >= snap->sequence) {

@@ -32,6 +32,8 @@ struct GatewayConfig {
   std::string dlq_url;      // dlq-escalator's HTTP base URL; empty: the DLQ endpoints answer 503
   std::string tasks_topic;  // full name of tasks.submitted
   std::chrono::milliseconds heartbeat{2000};
+  // At most one event per stream per interval: the changes in between go out together.
+  std::chrono::milliseconds min_event_interval{200};
   std::chrono::milliseconds unknown_job_wait{30000};  // a stream waits this long for a new job to appear
   int max_streams = 64;
   std::size_t max_body_bytes = 8 << 20;

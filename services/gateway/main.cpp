@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   service::ServiceHost host("gateway", "Job API with Server-Sent Events, the DLQ, and the live job page.",
                             {"jobs.progress"});
   gateway::GatewayConfig config;
-  int heartbeat_ms = 2000, unknown_job_wait_ms = 30000;
+  int heartbeat_ms = 2000, unknown_job_wait_ms = 30000, min_event_interval_ms = 200;
   auto& o = host.options();
   o.add("dlq-url", &config.dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
   o.add("sse-heartbeat-ms", &heartbeat_ms,
@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   o.add("unknown-job-wait-ms", &unknown_job_wait_ms,
         "How long a stream waits for a job that is not on jobs.progress yet");
   o.add("max-streams", &config.max_streams, "Open event streams at most");
+  o.add("sse-min-interval-ms", &min_event_interval_ms,
+        "At most one progress event per stream per interval; the changes in between go out together (0: each "
+        "change at once)");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
   try {
     config.api_token = host.common().api_token;
@@ -49,12 +52,14 @@ int main(int argc, char** argv) {
     }
     if (heartbeat_ms < 100) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
     if (config.max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
+    if (min_event_interval_ms < 0) throw config::ConfigError("--sse-min-interval-ms must be 0 or more");
   } catch (const std::exception& e) {
     std::cerr << "gateway: configuration error: " << e.what() << "\n";
     return 2;
   }
   while (!config.dlq_url.empty() && config.dlq_url.back() == '/') config.dlq_url.pop_back();
   config.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  config.min_event_interval = std::chrono::milliseconds(min_event_interval_ms);
   config.unknown_job_wait = std::chrono::milliseconds(unknown_job_wait_ms);
   config.host = host.common().http_host;
   config.port = host.common().http_port;
