@@ -23,6 +23,8 @@ run python3 bench/pipeline/run.py build-bench/bin build-bench/bin/agentline_pipe
 
 echo "== job progress at scale (bench/pipeline/progress_scale.py: 10,000-file job, 64 SSE clients)"
 run python3 bench/pipeline/progress_scale.py build-bench/bin "$out"
+echo "== probes during a 10,000-record DLQ replay (bench/pipeline/replay_probes.py)"
+run python3 bench/pipeline/replay_probes.py build-bench/bin "$out"
 
 echo "== C++ micro-benchmarks (Google Benchmark, 3 repetitions, medians)"
 run build-bench/bin/agentline_bench --benchmark_repetitions=3 --benchmark_min_time=0.3 \

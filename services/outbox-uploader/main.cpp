@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
   o.add("breaker-minimum-calls", &breaker_minimum_calls, "Target circuit breaker: calls before the rate counts");
   o.add("breaker-window", &breaker_window, "Target circuit breaker: calls in the sliding window");
   o.add("breaker-open-wait-ms", &breaker_open_wait_ms, "Target circuit breaker: time open before probing");
+  std::string parent_wait = "30m";
+  o.add("parent-wait", &parent_wait,
+        "A child whose parent never arrives fails (parent_missing, dead-lettered) this long after it was staged "
+        "(500ms, 30s, 90m, 12h, 7d); one whose parent failed fails at once");
   o.add("min-free-mb", &min_free_mb, "Not ready while the outbox's volume has less free space than this");
   if (auto exit_code = host.configure(argc, argv)) return *exit_code;
 
@@ -139,6 +143,7 @@ int main(int argc, char** argv) {
     config.breaker.window_size = breaker_window;
     config.breaker.open_wait = std::chrono::milliseconds(breaker_open_wait_ms);
     config.breaker.validate();
+    config.parent_wait = agentline::config::parse_duration(parent_wait);
     target = agentline::outbox::make_target(target_config);
   } catch (const std::exception& e) {
     std::cerr << "outbox-uploader: configuration error: " << e.what() << "\n";
@@ -164,6 +169,8 @@ int main(int argc, char** argv) {
   agentline::storage::VolumeWatch volume("outbox", db,
                                          static_cast<std::uint64_t>(std::max(0, min_free_mb)) * 1024 * 1024,
                                          host.health(), *host.registry());
+  // Scale-in and rebalances never strand staged work (docs/delivery.md).
+  host.set_on_revoked([&](const auto& revoked) { uploader.hand_over(revoked); });
   uploader.start();
   const int rc = host.run([&](const agentline::kafka::InboundRecord& record, agentline::kafka::Emitter&) {
     return uploader.stage(record);

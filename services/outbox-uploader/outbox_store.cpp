@@ -92,9 +92,18 @@ OutboxItem OutboxStore::read_row(storage::Statement& s) const {
   return it;
 }
 
-StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm) {
+StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm, std::string* taken_by) {
   std::lock_guard lock(mu_);
   const auto now = events::now_ms();
+  if (item.first_version && item.kind == "file" && !item.path.empty()) {
+    auto taken = db_.prepare(
+        "SELECT task_id FROM items WHERE job_id = ?1 AND path = ?2 AND kind = 'file' AND task_id != ?3 LIMIT 1");
+    taken.bind(1, item.job_id).bind(2, item.path).bind(3, item.task_id);
+    if (taken.step()) {
+      if (taken_by) *taken_by = taken.text(0);
+      return StageOutcome::kPathTaken;
+    }
+  }
   auto insert = db_.prepare(
       "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, content, "
       "content_sha256, message, headers_json, source_topic, source_partition, source_offset, source_timestamp_ms, "
@@ -185,6 +194,19 @@ void OutboxStore::mark_failed(std::int64_t seq, int attempts, const std::string&
   s.bind(1, seq).bind(2, attempts).bind(3, error).bind(4, now_ms).run();
 }
 
+int OutboxStore::fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "UPDATE items SET status = 'failed', event_pending = 1, reconcile = 0, updated_ms = ?2, last_error = "
+      "'parent_missing: ' || CASE WHEN EXISTS (SELECT 1 FROM items p WHERE p.staging_key = items.parent_key) "
+      "THEN 'parent ' || parent_id || ' failed to upload' "
+      "ELSE 'parent ' || parent_id || ' never arrived (--parent-wait)' END "
+      "WHERE status = 'pending' AND parent_key IS NOT NULL AND ("
+      "  EXISTS (SELECT 1 FROM items p WHERE p.staging_key = items.parent_key AND p.status = 'failed')"
+      "  OR (created_ms < ?1 AND NOT EXISTS (SELECT 1 FROM items p WHERE p.staging_key = items.parent_key)))");
+  return static_cast<int>(s.bind(1, staged_before_ms).bind(2, now_ms).run());
+}
+
 void OutboxStore::release(std::int64_t seq) {
   std::lock_guard lock(mu_);
   db_.prepare("UPDATE items SET status = 'pending' WHERE seq = ?1 AND status = 'in_flight'").bind(1, seq).run();
@@ -217,6 +239,25 @@ std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_
   waiting.bind(1, job_id);
   out["waiting_for_parent"] = waiting.step() ? waiting.integer(0) : 0;
   return out;
+}
+
+std::vector<OutboxItem> OutboxStore::unfinished_from(
+    const std::vector<std::pair<std::string, std::int32_t>>& partitions) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(select_items(
+      "WHERE i.status IN ('pending', 'in_flight') AND i.source_topic = ?1 AND i.source_partition = ?2 ORDER BY i.seq"));
+  std::vector<OutboxItem> out;
+  for (const auto& [topic, partition] : partitions) {
+    s.reset();
+    s.bind(1, topic).bind(2, static_cast<std::int64_t>(partition));
+    while (s.step()) out.push_back(read_row(s));
+  }
+  return out;
+}
+
+void OutboxStore::remove(std::int64_t seq) {
+  std::lock_guard lock(mu_);
+  db_.prepare("DELETE FROM items WHERE seq = ?1").bind(1, seq).run();
 }
 
 std::vector<OutboxItem> OutboxStore::items(const std::string& job_id, const std::string& status, int limit) {

@@ -49,12 +49,17 @@ struct OutboxItem {
   std::optional<std::string> remote_url;
   std::optional<std::string> parent_remote_id;  // filled by claim()
   std::string last_error;
+  // Staging only (not stored): a file's first version (fix attempt 0). Another task of the job
+  // may not write its path: that is two files claiming one name, not a new version of one.
+  bool first_version = false;
 };
 
 // kReannounced: a redelivered request for an item already uploaded (or failed for good): nothing
 // is uploaded again, and its UPLOADED (UPLOAD_FAILED) event is owed again, with the same id, so
 // the job's progress converges even when the first event was lost or never counted.
-enum class StageOutcome { kStaged, kDuplicate, kRearmed, kReannounced };
+// kPathTaken: a first version whose path another task of the job already staged (the item is
+// not staged; the caller dead-letters it as duplicate_path).
+enum class StageOutcome { kStaged, kDuplicate, kRearmed, kReannounced, kPathTaken };
 
 class OutboxStore {
  public:
@@ -62,7 +67,8 @@ class OutboxStore {
 
   // Stages `item` (a redelivery of a staged key is a no-op). `rearm`: a replayed record of
   // an item that failed re-arms it for new attempts.
-  StageOutcome stage(const OutboxItem& item, bool rearm);
+  // `taken_by` gets the other task's id on kPathTaken.
+  StageOutcome stage(const OutboxItem& item, bool rearm, std::string* taken_by = nullptr);
   // After a crash: in_flight -> pending with reconcile set. Returns how many.
   int recover_in_flight();
   // Up to `limit` due items whose parent (if any) is uploaded, now in_flight, oldest first.
@@ -74,9 +80,19 @@ class OutboxStore {
                      std::int64_t now_ms);
   void mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error);
   void mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms);
+  // Children that cannot be uploaded because of their parent: one whose parent was never
+  // staged, staged before `staged_before_ms` (--parent-wait), or whose parent failed for good,
+  // fails now with "parent_missing: ..." (its UPLOAD_FAILED event and DLQ record owed). A
+  // parent still pending or retrying keeps its children waiting. Returns how many.
+  int fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms);
   // A crashed process may leave an in_flight item whose outcome the next one settles; an
   // item handed back by a stopping uploader returns to pending without an attempt counted.
   void release(std::int64_t seq);
+
+  // Items not uploaded yet (pending or in flight) staged from these partitions (topic,
+  // partition): what a replica hands over when it loses them. remove() forgets one.
+  std::vector<OutboxItem> unfinished_from(const std::vector<std::pair<std::string, std::int32_t>>& partitions);
+  void remove(std::int64_t seq);
 
   std::vector<OutboxItem> owed_events(int limit);
   void event_published(std::int64_t seq);

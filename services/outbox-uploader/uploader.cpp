@@ -66,6 +66,11 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
                      .Register(registry)
                      .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{
                                                             0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+  handed_over_ = &prometheus::BuildCounter()
+                      .Name("agentline_outbox_handed_over_total")
+                      .Help("Staged items sent back to deploy.requests when their partition left this replica")
+                      .Register(registry)
+                      .Add({});
   batch_size_ = &prometheus::BuildGauge()
                      .Name("agentline_outbox_batch_size")
                      .Help("Items the adaptive batcher claims per batch now")
@@ -74,6 +79,61 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
 }
 
 Uploader::~Uploader() { stop(); }
+
+namespace {
+// The headers the item's deploy.requests record came with (stored as [[name, value], ...]).
+kafka::Headers headers_of(const OutboxItem& item) {
+  kafka::Headers out;
+  const auto headers = nlohmann::json::parse(item.headers_json, nullptr, false);
+  if (!headers.is_array()) return out;
+  for (const auto& h : headers) {
+    if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) out.push_back({h[0], h[1]});
+  }
+  return out;
+}
+}  // namespace
+
+int Uploader::hand_over(const std::vector<std::pair<std::string, std::int32_t>>& revoked,
+                        std::chrono::milliseconds wait) {
+  handing_over_ = true;
+  struct Resume {
+    std::atomic<bool>& flag;
+    ~Resume() { flag = false; }
+  } resume{handing_over_};
+  auto in_flight = [&] {
+    int n = 0;
+    for (const auto& item : store_.unfinished_from(revoked)) n += item.status == "in_flight" ? 1 : 0;
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto items = store_.unfinished_from(revoked);
+  if (items.empty()) return 0;
+  std::vector<std::atomic<int>> acked(items.size());  // 1: Kafka has it, -1: it does not
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto& item = items[i];
+    kafka::OutgoingRecord r;
+    r.topic = item.source_topic;
+    r.partition = item.source_partition;
+    r.key = item.job_id;
+    r.value = item.message;
+    r.headers = headers_of(item);
+    kafka::set_header(r.headers, kafka::headers::kHandedOver, group_);
+    producer_->send(r, [&acked, i](const kafka::DeliveryReport& report) { acked[i] = report.ok ? 1 : -1; });
+  }
+  producer_->flush(std::chrono::seconds(30));
+  int handed = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (acked[i] != 1) continue;  // kept: uploaded from here, or handed over at the next revocation
+    store_.remove(items[i].seq);
+    ++handed;
+  }
+  handed_over_->Increment(handed);
+  spdlog::info("handed over {} staged item(s) of {} revoked partition(s) to their next owner ({} kept)", handed,
+               revoked.size(), items.size() - static_cast<std::size_t>(handed));
+  return handed;
+}
 
 std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record) {
   nlohmann::json message;
@@ -95,6 +155,8 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
     item.title = item.path;
     item.content = payload["content"];
     item.content_sha256 = cache::sha256_hex(item.content);
+    const auto attempt = payload.find("fix_attempt");
+    item.first_version = attempt == payload.end() || !attempt->is_number_integer() || attempt->get<int>() == 0;
   } else if (type == "DEPLOY_ITEM") {
     item.kind = payload["kind"];
     item.item_id = payload["item_id"];
@@ -119,11 +181,18 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
   item.source_offset = record.offset;
   item.source_timestamp_ms = record.timestamp_ms;
   StageOutcome outcome;
+  std::string taken_by;
   try {
-    outcome = store_.stage(item, record.header(kafka::headers::kReplayCount).has_value());
+    outcome = store_.stage(item, record.header(kafka::headers::kReplayCount).has_value(), &taken_by);
   } catch (const storage::SqliteError& e) {
     // A full disk or a locked file: the offset must not move; hold consumption a while.
     return kafka::Failure::backoff("outbox_unavailable", e.what(), std::chrono::seconds(5));
+  }
+  if (outcome == StageOutcome::kPathTaken) {
+    staged_->Add({{"outcome", "duplicate_path"}}).Increment();
+    return kafka::Failure::bad_input("duplicate_path", "job " + item.job_id + " already has " + item.path +
+                                                           " from task " + taken_by + "; task " + item.task_id +
+                                                           " may not write it too");
   }
   const char* label = outcome == StageOutcome::kStaged        ? "staged"
                       : outcome == StageOutcome::kRearmed     ? "rearmed"
@@ -168,10 +237,13 @@ void Uploader::loop() {
 }
 
 int Uploader::run_once() {
+  const auto started_ms = events::now_ms();
+  if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms))
+    spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
   publish_owed_events();
   batch_size_->Set(batcher_.batch_size());
   const auto now = events::now_ms();
-  if (now < paused_until_ms_.load()) return 0;
+  if (now < paused_until_ms_.load() || handing_over_) return 0;
   if (breaker_.retry_after() > resilience::Duration{0}) return 0;  // open: wait for the probe time
   auto batch = store_.claim(batcher_.batch_size(), now);
   if (batch.empty()) return 0;
@@ -312,15 +384,12 @@ void Uploader::publish_owed_events() {
       original.timestamp_ms = item.source_timestamp_ms;
       original.key = item.job_id;
       original.value = item.message;
-      auto headers = nlohmann::json::parse(item.headers_json, nullptr, false);
-      if (headers.is_array()) {
-        for (const auto& h : headers) {
-          if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string())
-            original.headers.push_back({h[0], h[1]});
-        }
-      }
+      original.headers = headers_of(item);
+
+      // A child given up for its parent (fail_orphans) says so; every other failure is the target's.
+      const char* error_class = item.last_error.rfind("parent_missing:", 0) == 0 ? "parent_missing" : "upload_failed";
       records.push_back(
-          dead_letters_.route(original, kafka::Failure::bad_input("upload_failed", item.last_error), events::now_ms()));
+          dead_letters_.route(original, kafka::Failure::bad_input(error_class, item.last_error), events::now_ms()));
     }
     p->outstanding = static_cast<int>(records.size());
     for (auto& rec : records) {

@@ -67,6 +67,8 @@ struct UploaderConfig {
     return c;
   }();
   std::chrono::milliseconds idle_poll{500};
+  // A child whose parent was never staged fails (parent_missing) this long after it was staged.
+  std::chrono::milliseconds parent_wait{std::chrono::minutes(30)};
 };
 
 class Uploader {
@@ -76,6 +78,13 @@ class Uploader {
   ~Uploader();
 
   std::optional<kafka::Failure> stage(const kafka::InboundRecord& record);
+  // Partitions left this replica (scale-in, a rebalance): uploads in flight finish first (up to
+  // `wait`; no new ones start), then what it staged from them and has not uploaded goes back to
+  // the same partition of its topic, as it came, with header agentline-handed-over (the next
+  // owner stages it; an upload still in flight after `wait` may run twice, which the target's
+  // idempotency absorbs), and is forgotten here once Kafka has it. Returns how many items.
+  int hand_over(const std::vector<std::pair<std::string, std::int32_t>>& revoked,
+                std::chrono::milliseconds wait = std::chrono::seconds(3));
 
   // Recovers items cut off by a crash, then uploads until stop().
   void start();
@@ -110,10 +119,12 @@ class Uploader {
   std::mutex wake_mu_;
   std::condition_variable wake_;
   std::atomic<std::int64_t> paused_until_ms_{0};  // a 429's Retry-After pauses the target
+  std::atomic<bool> handing_over_{false};         // no new claims while a hand-over waits
 
   prometheus::Family<prometheus::Counter>* staged_;
   prometheus::Family<prometheus::Counter>* uploads_;
   prometheus::Family<prometheus::Counter>* published_;
+  prometheus::Counter* handed_over_;
   prometheus::Histogram* duration_;
   prometheus::Histogram* end_to_end_;
   prometheus::Gauge* batch_size_;

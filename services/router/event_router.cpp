@@ -238,6 +238,12 @@ std::optional<kafka::Failure> EventRouter::handle_dead_letter(const kafka::Inbou
     return seen("shown");
   }
   if (path.empty() || path.size() > 4096) return seen("no_file");
+  if (reason.rfind("duplicate_path", 0) == 0) {
+    // The path belongs to another task of the job, whose state it shows: the refused task is
+    // listed on the job instead (summary "refused": {task_id: {path, reason}}).
+    publish(out, job, progress_.set_section(job, "refused", {{task_id, {{"path", path}, {"reason", reason}}}}));
+    return seen("shown");
+  }
   const auto attempt = payload.find("fix_attempt");
   const int fix_attempt = attempt != payload.end() && attempt->is_number_integer() ? attempt->get<int>() : -1;
   const bool was_open = !progress_.ended(job, path);

@@ -6,10 +6,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -329,6 +332,77 @@ TEST_F(DeliveryTest, RefusedUploadsAreDeadLetteredAndRetryFailedDeliversThem) {
   ASSERT_EQ(run_command(agentline::testing::bin("outbox-uploader") + " status --job refused --json --db " + db, &out),
             0);
   EXPECT_EQ(json::parse(out)["by_status"]["uploaded"], 3);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(DeliveryTest, ScaleInWithTheTargetDownStrandsNothingEveryItemIsDeliveredOnce) {
+  // Three replicas stage 24 items while the target answers 503 (each holds the items of its
+  // partitions in its own SQLite); two are stopped as KEDA's scale-in would (SIGTERM). They
+  // hand what they staged back to its partition; the survivor stages it. The target comes
+  // back: every item is delivered exactly once.
+  FakeTarget hook;
+  hook.mode({{"status", 503}});
+  std::vector<std::unique_ptr<ServiceProcess>> replicas;
+  std::vector<std::string> dbs;
+  for (int i = 0; i < 3; ++i) {
+    dbs.push_back((work_ / ("outbox-" + std::to_string(i) + ".db")).string());
+    replicas.push_back(
+        start("outbox-uploader",
+              {"--target", "webhook", "--webhook-url", hook.url("/hook"), "--db", dbs.back(), "--max-attempts", "1000",
+               "--retry-base-ms", "200", "--retry-max-ms", "500", "--breaker-open-wait-ms", "500"},
+              "outbox-" + std::to_string(i)));
+  }
+  constexpr int kItems = 24;
+  // Wait until each replica holds partitions, so the items spread over all three.
+  auto staged = [&] {
+    std::int64_t n = 0;
+    for (const auto& db : dbs) {
+      if (fs::exists(db)) n += count_status(db, "pending") + count_status(db, "in_flight");
+    }
+    return n;
+  };
+  const std::regex assigned("assigned [1-9][0-9]* partition");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::all_of(replicas.begin(), replicas.end(),
+                           [&](const auto& r) { return std::regex_search(r->log(), assigned); });
+      },
+      60s))
+      << "every replica holds partitions";
+  for (int i = 0; i < kItems; ++i) {
+    const std::string job = "scale-" + std::to_string(i);
+    broker_.produce(topic("deploy.requests"), job, qa_passed(job, "s-" + std::to_string(i), "f.py", "x = 1\n"));
+  }
+  ASSERT_TRUE(eventually([&] { return staged() == kItems; }, 60s)) << staged();
+  int holding = 0;
+  for (const auto& db : dbs) holding += count_status(db, "pending") + count_status(db, "in_flight") > 0 ? 1 : 0;
+  EXPECT_GE(holding, 2) << "the items are spread over the replicas";
+  const auto before = count_status(dbs[0], "pending") + count_status(dbs[0], "in_flight");
+  for (int i = 1; i < 3; ++i) {
+    replicas[i]->signal(SIGTERM);
+    ASSERT_EQ(replicas[i]->wait(agentline::testing::scaled(60s)), 0) << replicas[i]->log();
+  }
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(count_status(dbs[i], "pending") + count_status(dbs[i], "in_flight"), 0)
+        << "a stopped replica keeps nothing it staged\n"
+        << replicas[i]->log();
+  }
+  ASSERT_TRUE(
+      eventually([&] { return count_status(dbs[0], "pending") + count_status(dbs[0], "in_flight") == kItems; }, 60s))
+      << "the survivor staged what the others handed over (it held " << before << ")\n"
+      << replicas[0]->log();
+  hook.mode({{"status", 0}});
+  ASSERT_TRUE(eventually([&] { return hook.stats().value("created", 0) == kItems; }, 60s))
+      << hook.stats().dump() << "\n"
+      << replicas[0]->log();
+  std::this_thread::sleep_for(2s);
+  const auto stats = hook.stats();
+  EXPECT_EQ(stats.value("created", 0), kItems);
+  for (const auto& [key, n] : stats["creates_per_key"].items()) EXPECT_EQ(n, 1) << key;
+  EXPECT_EQ(count_status(dbs[0], "uploaded"), kItems);
 }
 
 }  // namespace

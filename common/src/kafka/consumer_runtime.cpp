@@ -796,20 +796,29 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     });
   }
   commit(true, &ids);
-  std::lock_guard lock(mutex);
-  for (const auto& id : ids) {
-    auto it = partitions.find(id);
-    if (it == partitions.end()) continue;
-    if (it->second->tracker.in_flight() > 0) {
-      spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first, id.second,
-                   it->second->tracker.in_flight());
+  {
+    std::lock_guard lock(mutex);
+    for (const auto& id : ids) {
+      auto it = partitions.find(id);
+      if (it == partitions.end()) continue;
+      if (it->second->tracker.in_flight() > 0) {
+        spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first,
+                     id.second, it->second->tracker.in_flight());
+      }
+      it->second->revoked = true;
+      it->second->held.clear();
+      partitions.erase(it);
     }
-    it->second->revoked = true;
-    it->second->held.clear();
-    partitions.erase(it);
+    assigned_gauge->Set(static_cast<double>(partitions.size()));
   }
-  assigned_gauge->Set(static_cast<double>(partitions.size()));
   spdlog::info("revoked {} partition(s)", parts->cnt);
+  if (options.on_revoked) {
+    try {
+      options.on_revoked(std::vector<PartitionId>(ids.begin(), ids.end()));
+    } catch (const std::exception& e) {
+      spdlog::error("handing over revoked partitions' state failed: {}", e.what());
+    }
+  }
 }
 
 namespace {

@@ -103,6 +103,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.group_protocol = group_protocol_;
     options.commit_interval = std::chrono::milliseconds(std::max(10, common_.commit_interval_ms));
     options.statistics_interval = std::chrono::milliseconds(common_.statistics_interval_ms);
+    options.on_revoked = on_revoked_;
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
 
     g_running.store(&runtime);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 
 namespace agentline::outbox {
 namespace {
@@ -94,6 +95,47 @@ TEST_F(OutboxStoreTest, AChildIsClaimedOnlyAfterItsParentIsUploadedAndCarriesIts
   // A parent of another job with the same item id is not this child's parent.
   store.stage(item("other", "child", "story"), false);
   EXPECT_TRUE(store.claim(10, 0).empty());
+}
+
+TEST_F(OutboxStoreTest, AChildWhoseParentNeverArrivesOrFailedIsGivenUpWithItsReason) {
+  OutboxStore store(path_.string());
+  store.stage(item("j", "orphan", "never-staged"), false);
+  store.stage(item("j", "waits", "story"), false);
+  store.stage(item("j", "story"), false);
+  EXPECT_EQ(store.fail_orphans(0, 1), 0) << "within --parent-wait nothing is given up";
+  EXPECT_EQ(store.fail_orphans(std::numeric_limits<std::int64_t>::max(), 1), 1)
+      << "after it, the child of a parent never staged; a child of a pending parent keeps waiting";
+  auto failed = store.items("j", "failed", 10);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].item_id, "orphan");
+  EXPECT_EQ(failed[0].last_error, "parent_missing: parent never-staged never arrived (--parent-wait)");
+  EXPECT_EQ(store.owed_events(10).size(), 1u) << "its UPLOAD_FAILED event (and DLQ record) are owed";
+  // The parent fails for good: its child is given up at once, whatever the wait.
+  auto claimed = store.claim(10, 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  store.mark_failed(claimed[0].seq, 8, "HTTP 500", 2);
+  EXPECT_EQ(store.fail_orphans(0, 3), 1);
+  EXPECT_EQ(store.items("j", "failed", 10).size(), 3u);
+}
+
+TEST_F(OutboxStoreTest, TwoTasksOfAJobCannotBothWriteAPathButAFixMayReplaceIt) {
+  OutboxStore store(path_.string());
+  auto file = [](const std::string& task, bool first) {
+    auto it = item("j", task, std::string("story"));
+    it.path = "app/main.py";
+    it.first_version = first;
+    return it;
+  };
+  EXPECT_EQ(store.stage(file("t1", true), false), StageOutcome::kStaged);
+  std::string taken_by;
+  EXPECT_EQ(store.stage(file("t2", true), false, &taken_by), StageOutcome::kPathTaken);
+  EXPECT_EQ(taken_by, "t1");
+  EXPECT_EQ(store.stage(file("t1", true), false), StageOutcome::kDuplicate) << "its own redelivery is no conflict";
+  EXPECT_EQ(store.stage(file("t3", false), false), StageOutcome::kStaged) << "a submitted fix is a new version";
+  auto other_job = file("t2", true);
+  other_job.job_id = "k";
+  other_job.staging_key = "k/t2";
+  EXPECT_EQ(store.stage(other_job, false), StageOutcome::kStaged) << "paths are per job";
 }
 
 TEST_F(OutboxStoreTest, ItemsInFlightAtACrashComeBackForReconciliation) {

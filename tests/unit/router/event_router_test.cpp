@@ -155,6 +155,23 @@ TEST_F(RouterTest, AFileDeadLetteredByAnotherServiceEndsOnItsJob) {
   EXPECT_EQ(last_progress(out)["files_total"], 2);
 }
 
+TEST_F(RouterTest, ASecondTaskRefusedForAPathTakenIsListedOnTheJobNotOverThePath) {
+  Collect out;
+  router_.handle(task("t1", "a.py"), out);
+  router_.handle(event("u1", "UPLOADED", {{"path", "a.py"}, {"target", "filesystem"}, {"remote_id", "out/a.py"}}, "t1"),
+                 out);
+  kafka::InboundRecord dead;
+  dead.topic = catalog_.topic("dlq");
+  dead.value = event("p2", "QA_PASSED", {{"path", "a.py"}, {"content", "y = 2\n"}}, "t2").value;
+  dead.headers = {{"agentline-error-class", "duplicate_path"},
+                  {"agentline-error-message", "job job-1 already has a.py from task t1"}};
+  EXPECT_FALSE(router_.handle(dead, out));
+  const json p = last_progress(out);
+  EXPECT_EQ(p["files"]["a.py"]["status"], "delivered") << "the path keeps its task's state";
+  EXPECT_EQ(p["refused"]["t2"]["path"], "a.py");
+  EXPECT_EQ(p["refused"]["t2"]["reason"], "duplicate_path: job job-1 already has a.py from task t1");
+}
+
 TEST_F(RouterTest, CountersAreTheFilesStatesWhateverTheEventsDeliveryOrder) {
   // A 6-file job's records as a router meets them: each task's events in order (one partition
   // of events, keyed by task), tasks and submissions (another topic) interleaved at random, and

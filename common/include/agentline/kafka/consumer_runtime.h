@@ -85,6 +85,10 @@ struct ConsumerOptions {
   std::chrono::milliseconds session_timeout{10000};  // classic protocol only
   GroupProtocol group_protocol = GroupProtocol::kAuto;
   std::chrono::milliseconds statistics_interval{5000};  // consumer-lag gauges; 0 disables
+  // Called on the poll thread when partitions leave this member (a rebalance, or the close at
+  // shutdown), after their finished work was committed: a service that keeps state per
+  // partition (outbox-uploader's staged items) hands it to the next owner here.
+  std::function<void(const std::vector<std::pair<std::string, std::int32_t>>& revoked)> on_revoked;
 };
 
 class ConsumerRuntime {

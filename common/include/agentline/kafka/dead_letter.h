@@ -31,6 +31,9 @@ inline constexpr std::string_view kDeadLetteredAt = "agentline-dead-lettered-at"
 // a record that fails every time is recognised (the loop guard).
 inline constexpr std::string_view kReplayCount = "agentline-replay-count";
 inline constexpr std::string_view kReplayedFrom = "agentline-replayed-from";
+// On a deploy.requests record outbox-uploader sent back when its partition left the replica
+// that had staged it (value: that replica's group); the next owner stages it as any record.
+inline constexpr std::string_view kHandedOver = "agentline-handed-over";
 // The router replica that wrote a jobs.progress record (it skips its own when reading back).
 inline constexpr std::string_view kOrigin = "agentline-origin";
 

@@ -3,6 +3,7 @@
 // parallelism, drain), JSON logging, /metrics + /healthz + /readyz, the idempotent producer,
 // the consumer runtime, and SIGTERM/SIGINT handling. A service adds its own options, parses,
 // builds its handler from the catalog and registry, and calls run().
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -73,6 +74,11 @@ class ServiceHost {
   // Topics (logical names) this service only watches; their owner dead-letters bad records.
   void set_observed_topics(std::vector<std::string> logical_topics) { observed_topics_ = std::move(logical_topics); }
 
+  // Called when partitions leave this member (ConsumerOptions::on_revoked).
+  void set_on_revoked(std::function<void(const std::vector<std::pair<std::string, std::int32_t>>&)> fn) {
+    on_revoked_ = std::move(fn);
+  }
+
   // Serves the probes, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
   int run(const kafka::Handler& handler);
 
@@ -88,6 +94,7 @@ class ServiceHost {
   std::shared_ptr<observability::HealthState> health_;
   std::vector<std::string> priority_order_;
   std::vector<std::string> observed_topics_;
+  std::function<void(const std::vector<std::pair<std::string, std::int32_t>>&)> on_revoked_;
 };
 
 }  // namespace agentline::service
