@@ -95,13 +95,20 @@ OutboxItem OutboxStore::read_row(storage::Statement& s) const {
 StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm, std::string* taken_by) {
   std::lock_guard lock(mu_);
   const auto now = events::now_ms();
+  // A file's first version whose path another task of the job already has: two files claiming
+  // one name (duplicate_path) when that one is a first version too; when it is a fix (a
+  // submitted FIX_TASK of the same file that got here first), this older version is superseded.
+  bool superseded = false;
   if (item.first_version && item.kind == "file" && !item.path.empty()) {
     auto taken = db_.prepare(
-        "SELECT task_id FROM items WHERE job_id = ?1 AND path = ?2 AND kind = 'file' AND task_id != ?3 LIMIT 1");
+        "SELECT task_id, COALESCE(CASE WHEN json_valid(message) THEN json_extract(message, '$.payload.fix_attempt') "
+        "END, 0) FROM items WHERE job_id = ?1 "
+        "AND path = ?2 AND kind = 'file' AND task_id != ?3 ORDER BY seq DESC LIMIT 1");
     taken.bind(1, item.job_id).bind(2, item.path).bind(3, item.task_id);
     if (taken.step()) {
       if (taken_by) *taken_by = taken.text(0);
-      return StageOutcome::kPathTaken;
+      if (taken.integer(1) == 0) return StageOutcome::kPathTaken;
+      superseded = true;
     }
   }
   auto insert = db_.prepare(
@@ -120,7 +127,16 @@ StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm, std::string*
   insert.bind(12, item.message).bind(13, item.headers_json).bind(14, item.source_topic);
   insert.bind(15, static_cast<std::int64_t>(item.source_partition)).bind(16, item.source_offset);
   insert.bind(17, item.source_timestamp_ms).bind(18, now);
-  if (insert.run() == 1) return StageOutcome::kStaged;
+  if (insert.run() == 1) {
+    if (!superseded) return StageOutcome::kStaged;
+    // Nothing to upload: its UPLOADED event is owed (the path is delivered by the newer version).
+    auto done = db_.prepare(
+        "UPDATE items SET status = 'uploaded', remote_id = ?2, event_pending = 1, updated_ms = ?3 WHERE staging_key = "
+        "?1");
+    done.bind(1, item.staging_key).bind(2, "superseded by task " + (taken_by ? *taken_by : std::string("?")));
+    done.bind(3, now).run();
+    return StageOutcome::kSuperseded;
+  }
   if (rearm) {
     auto again = db_.prepare(
         "UPDATE items SET status = 'pending', attempts = 0, rounds = rounds + 1, next_attempt_ms = 0, reconcile = 0, "

@@ -57,9 +57,11 @@ struct OutboxItem {
 // kReannounced: a redelivered request for an item already uploaded (or failed for good): nothing
 // is uploaded again, and its UPLOADED (UPLOAD_FAILED) event is owed again, with the same id, so
 // the job's progress converges even when the first event was lost or never counted.
-// kPathTaken: a first version whose path another task of the job already staged (the item is
-// not staged; the caller dead-letters it as duplicate_path).
-enum class StageOutcome { kStaged, kDuplicate, kRearmed, kReannounced, kPathTaken };
+// kPathTaken: a first version whose path another task's first version already has (the item
+// is not staged; the caller dead-letters it as duplicate_path). kSuperseded: a first version
+// whose path already has a fix from another task (a submitted FIX_TASK that got here first):
+// not uploaded, its UPLOADED event owed, so the newer version stays.
+enum class StageOutcome { kStaged, kDuplicate, kRearmed, kReannounced, kPathTaken, kSuperseded };
 
 class OutboxStore {
  public:
@@ -67,7 +69,7 @@ class OutboxStore {
 
   // Stages `item` (a redelivery of a staged key is a no-op). `rearm`: a replayed record of
   // an item that failed re-arms it for new attempts.
-  // `taken_by` gets the other task's id on kPathTaken.
+  // `taken_by` gets the other task's id on kPathTaken and kSuperseded.
   StageOutcome stage(const OutboxItem& item, bool rearm, std::string* taken_by = nullptr);
   // After a crash: in_flight -> pending with reconcile set. Returns how many.
   int recover_in_flight();

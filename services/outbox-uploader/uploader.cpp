@@ -197,6 +197,7 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
   const char* label = outcome == StageOutcome::kStaged        ? "staged"
                       : outcome == StageOutcome::kRearmed     ? "rearmed"
                       : outcome == StageOutcome::kReannounced ? "reannounced"
+                      : outcome == StageOutcome::kSuperseded  ? "superseded"
                                                               : "duplicate";
   staged_->Add({{"outcome", label}}).Increment();
   if (outcome != StageOutcome::kDuplicate) wake_.notify_one();

@@ -131,7 +131,16 @@ TEST_F(OutboxStoreTest, TwoTasksOfAJobCannotBothWriteAPathButAFixMayReplaceIt) {
   EXPECT_EQ(store.stage(file("t2", true), false, &taken_by), StageOutcome::kPathTaken);
   EXPECT_EQ(taken_by, "t1");
   EXPECT_EQ(store.stage(file("t1", true), false), StageOutcome::kDuplicate) << "its own redelivery is no conflict";
-  EXPECT_EQ(store.stage(file("t3", false), false), StageOutcome::kStaged) << "a submitted fix is a new version";
+  auto fix = file("t3", false);
+  fix.message = R"({"payload": {"fix_attempt": 1}})";
+  EXPECT_EQ(store.stage(fix, false), StageOutcome::kStaged) << "a submitted fix is a new version";
+  // A first version arriving after a fix of its path is older: not uploaded, announced as done.
+  EXPECT_EQ(store.stage(file("t4", true), false, &taken_by), StageOutcome::kSuperseded);
+  EXPECT_EQ(taken_by, "t3");
+  const auto owed = store.owed_events(10);
+  ASSERT_EQ(owed.size(), 1u);
+  EXPECT_EQ(owed[0].task_id, "t4");
+  EXPECT_EQ(owed[0].status, "uploaded");
   auto other_job = file("t2", true);
   other_job.job_id = "k";
   other_job.staging_key = "k/t2";
