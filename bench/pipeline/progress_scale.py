@@ -163,6 +163,16 @@ def main():
             "gateway_rss_end": rss_of(gw_pid),
             "jobs_before_retention": len(stack.api("GET", "/api/jobs")[1].get("jobs", [])),
         })
+        # The gateway's own lag behind jobs.progress (its histogram, records applied while following).
+        scrape = stack.scrape("gateway") or {}
+        buckets = {float(dict(labels)["le"]): v for (name, labels), v in scrape.items()
+                   if name == "agentline_gateway_progress_delay_seconds_bucket" and dict(labels).get("le") != "+Inf"}
+        total_obs = metric_sum(scrape, "agentline_gateway_progress_delay_seconds_count")
+        if total_obs:
+            row["gateway_delay_records"] = total_obs
+            row["gateway_delay_le_1s_share"] = buckets.get(1.0, 0) / total_obs
+            row["gateway_delay_p99_le_s"] = next((le for le in sorted(buckets) if buckets[le] >= 0.99 * total_obs),
+                                                 float("inf"))
         # Retention: the finished jobs leave the router and the gateway.
         deadline = time.time() + 300
         while time.time() < deadline and stack.api("GET", "/api/jobs")[1].get("jobs"):

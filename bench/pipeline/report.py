@@ -67,6 +67,9 @@ def progress_scale_section(x):
         "of 0.5 s samples; in seconds at the run's %.0f files/s | ~6,000 files | %d / %d (%.1f / %.1f s) |" % (
             rate, x["lag_files_median"], x["lag_files_max"], x["lag_files_median"] / rate, x["lag_files_max"] / rate),
         "| the big job's `final` event after its last upload | | %s |" % final_after,
+        "| the gateway's own lag: jobs.progress records applied within 1 s of the router writing them; 99 %% "
+        "within | | %s |" % ("%.1f %%; %s s" % (100 * x["gateway_delay_le_1s_share"], x["gateway_delay_p99_le_s"])
+                             if "gateway_delay_records" in x else "not measured"),
         "| `GET /api/jobs` p50 / p99 / max (timeouts of 30 s) | 9.6 s, then timeouts | %.1f / %.1f / %.1f ms (%d) |" % (
             x["list_ms_p50"], x["list_ms_p99"], x["list_ms_max"], x.get("list_timeouts", 0)),
         "| gateway RSS: idle / highest / at the end | 380 MB | %.0f / %.0f / %.0f MiB |" % (

@@ -2,7 +2,11 @@
 // through dlq-escalator, the live job page, /metrics, /healthz and /readyz -- one HTTP port.
 // It reads the compacted jobs.progress topic as a table (every partition, no consumer group),
 // so replicas need no coordination. The consumer options of the common set do not apply.
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <atomic>
 #include <csignal>
@@ -11,6 +15,7 @@
 
 #include "agentline/config/options.h"
 #include "agentline/events/message_validator.h"
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/kafka/topic_follower.h"
 #include "agentline/observability/health.h"
@@ -85,7 +90,19 @@ int main(int argc, char** argv) {
                                                          : "off (--insecure-no-auth)");
     const std::string topic = host.catalog().topic("jobs.progress");
     kafka::TopicFollower follower(settings, topic, "agentline-gateway");
-    auto apply = [&](const kafka::InboundRecord& r) { view.apply(r); };
+    // The gateway's own lag: from the router writing a record (its Kafka timestamp) to the view
+    // having it; records read while catching up at start are left out.
+    auto& delay = prometheus::BuildHistogram()
+                      .Name("agentline_gateway_progress_delay_seconds")
+                      .Help("From the router writing a jobs.progress record to the gateway applying it")
+                      .Register(*host.registry())
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+    std::atomic<bool> following{false};
+    auto apply = [&](const kafka::InboundRecord& r) {
+      view.apply(r);
+      if (following.load() && r.timestamp_ms > 0)
+        delay.Observe(std::max(0.0, static_cast<double>(events::now_ms() - r.timestamp_ms) / 1000.0));
+    };
     while (!g_stop.load()) {
       health->beat();
       try {
@@ -96,6 +113,7 @@ int main(int argc, char** argv) {
         spdlog::warn("cannot read {} yet: {}", topic, e.what());
       }
     }
+    following = true;
     follower.follow(apply);
     health->set_condition("jobs_progress", true);
     while (!g_stop.load()) {
