@@ -271,6 +271,19 @@ std::vector<OutboxItem> OutboxStore::unfinished_from(
   return out;
 }
 
+std::int64_t OutboxStore::in_flight_from(const std::vector<std::pair<std::string, std::int32_t>>& partitions) {
+  std::lock_guard lock(mu_);
+  auto s = db_.prepare(
+      "SELECT COUNT(*) FROM items WHERE status = 'in_flight' AND source_topic = ?1 AND source_partition = ?2");
+  std::int64_t n = 0;
+  for (const auto& [topic, partition] : partitions) {
+    s.reset();
+    s.bind(1, topic).bind(2, static_cast<std::int64_t>(partition));
+    if (s.step()) n += s.integer(0);
+  }
+  return n;
+}
+
 void OutboxStore::remove(std::int64_t seq) {
   std::lock_guard lock(mu_);
   db_.prepare("DELETE FROM items WHERE seq = ?1").bind(1, seq).run();

@@ -94,6 +94,8 @@ class OutboxStore {
   // Items not uploaded yet (pending or in flight) staged from these partitions (topic,
   // partition): what a replica hands over when it loses them. remove() forgets one.
   std::vector<OutboxItem> unfinished_from(const std::vector<std::pair<std::string, std::int32_t>>& partitions);
+  // How many of those are in flight now (a count, no rows read).
+  std::int64_t in_flight_from(const std::vector<std::pair<std::string, std::int32_t>>& partitions);
   void remove(std::int64_t seq);
 
   std::vector<OutboxItem> owed_events(int limit);

@@ -100,13 +100,8 @@ int Uploader::hand_over(const std::vector<std::pair<std::string, std::int32_t>>&
     std::atomic<bool>& flag;
     ~Resume() { flag = false; }
   } resume{handing_over_};
-  auto in_flight = [&] {
-    int n = 0;
-    for (const auto& item : store_.unfinished_from(revoked)) n += item.status == "in_flight" ? 1 : 0;
-    return n;
-  };
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+  while (store_.in_flight_from(revoked) > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const auto items = store_.unfinished_from(revoked);
   if (items.empty()) return 0;
@@ -238,9 +233,13 @@ void Uploader::loop() {
 }
 
 int Uploader::run_once() {
+  // Orphans are looked for once a second, not on every pass (the query reads every pending child).
   const auto started_ms = events::now_ms();
-  if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms))
-    spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
+  if (started_ms >= next_orphan_check_ms_) {
+    next_orphan_check_ms_ = started_ms + 1000;
+    if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms))
+      spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
+  }
   publish_owed_events();
   batch_size_->Set(batcher_.batch_size());
   const auto now = events::now_ms();

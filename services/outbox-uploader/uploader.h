@@ -120,6 +120,7 @@ class Uploader {
   std::condition_variable wake_;
   std::atomic<std::int64_t> paused_until_ms_{0};  // a 429's Retry-After pauses the target
   std::atomic<bool> handing_over_{false};         // no new claims while a hand-over waits
+  std::int64_t next_orphan_check_ms_ = 0;         // the upload loop's thread only
 
   prometheus::Family<prometheus::Counter>* staged_;
   prometheus::Family<prometheus::Counter>* uploads_;
