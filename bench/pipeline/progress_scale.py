@@ -89,6 +89,15 @@ def rss_of(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bin")
@@ -125,6 +134,10 @@ def main():
         for c in clients:
             c.start()
         samples, list_ms, rss = [], [], []
+        # Every sample also goes to OUT/progress_scale_series.jsonl: when a spike of lag or of
+        # list latency happens, and what each process was doing (CPU seconds) at the time.
+        series = open(os.path.join(args.out, "progress_scale_series.jsonl"), "w")
+        pids = stack.children()
         outbox_done_at = None
         list_timeouts = 0
         while time.time() < t0 + args.deadline_s:
@@ -139,11 +152,21 @@ def main():
                                   outcome="uploaded")
             samples.append((time.time() - t0, uploaded, shown))
             rss.append(rss_of(gw_pid))
+            gw = stack.scrape("gateway") or {}
+            series.write(json.dumps({
+                "t": round(time.time() - t0, 2), "uploaded": uploaded, "shown": shown, "list_ms": round(list_ms[-1], 1),
+                "rss": rss[-1],
+                "delay_le_1s": sum(v for (n, labels), v in gw.items()
+                                   if n == "agentline_gateway_progress_delay_seconds_bucket"
+                                   and dict(labels).get("le") not in (None, "+Inf") and float(dict(labels)["le"]) == 1.0),
+                "delay_count": metric_sum(gw, "agentline_gateway_progress_delay_seconds_count"),
+                "cpu": {name: cpu_seconds(pid) for name, pid in pids.items()}}) + "\n")
             if uploaded >= total and outbox_done_at is None:
                 outbox_done_at = time.time()
             if all(c.final_at or c.error for c in clients) and outbox_done_at:
                 break
             time.sleep(max(0.0, 0.5 - (time.time() - started)))
+        series.close()
         finals = [c.final_at for c in clients if c.final_at]
         row.update({
             "run_s": time.time() - t0,

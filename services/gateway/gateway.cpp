@@ -266,19 +266,17 @@ struct Gateway::Impl {
       if (!get) return error(req, "job", 405, "use GET");
       auto job = view.job(seg[2]);
       if (!job) return error(req, "job", 404, "no job " + seg[2] + " on jobs.progress (yet)");
-      return json(req, "job", 200, job->doc, {{"ETag", job->etag}});
+      return send(req, "job", 200, "application/json", job->text(), {{"ETag", job->etag}});
     }
     if (seg.size() == 4 && seg[1] == "jobs" && seg[3] == "progress") {
       if (!get) return error(req, "progress", 405, "use GET");
-      auto job = view.job(seg[2]);
+      auto job = view.summary(seg[2]);
       if (!job) return error(req, "progress", 404, "no job " + seg[2] + " on jobs.progress (yet)");
       const std::string inm = req.header("If-None-Match");
       if (!inm.empty() && (inm == job->etag || inm == "*" || inm.find(job->etag) != std::string::npos)) {
         return send(req, "progress", 304, "", "", {{"ETag", job->etag}});
       }
-      Json summary = job->doc;
-      summary.erase("files");
-      return json(req, "progress", 200, summary, {{"ETag", job->etag}});
+      return json(req, "progress", 200, job->summary, {{"ETag", job->etag}});
     }
     if (seg.size() == 4 && seg[1] == "progress" && seg[2] == "stream") {
       if (!get) return error(req, "stream", 405, "use GET");
@@ -484,7 +482,12 @@ struct Gateway::Impl {
         "X-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
     requests->Add({{"route", "stream"}, {"code", "200"}}).Increment();
     if (mg_write(req.conn, head.data(), head.size()) <= 0) return 200;
-    auto write = [&](const std::string& text) { return mg_write(req.conn, text.data(), text.size()) > 0; };
+    auto write = [&](std::string_view text) { return mg_write(req.conn, text.data(), text.size()) > 0; };
+    // The document goes out in pieces as it is put together (a 10,000-file job is ~2 MB).
+    auto write_event = [&](const JobSnapshot& snap, const char* type) {
+      return write("id: " + std::to_string(snap.sequence) + "\nevent: " + type + "\ndata: ") && snap.write(write) &&
+             write("\n\n");
+    };
     const auto appear_deadline = std::chrono::steady_clock::now() + config.unknown_job_wait;
     auto next_beat = std::chrono::steady_clock::now() + config.heartbeat;
     bool sent_document = false;  // the first event is the whole document, later ones changes
@@ -497,11 +500,9 @@ struct Gateway::Impl {
       if (stopping.load()) break;
       if (snap && snap->sequence > last) {
         last = snap->sequence;
-        if (sent_document) snap->doc["delta"] = true;
+        if (sent_document) snap->summary["delta"] = true;
         sent_document = true;
-        const char* type = snap->complete ? "final" : "progress";
-        if (!write("id: " + std::to_string(last) + "\nevent: " + type + "\ndata: " + dump(snap->doc) + "\n\n"))
-          return 200;
+        if (!write_event(*snap, snap->complete ? "final" : "progress")) return 200;
         next_beat = std::chrono::steady_clock::now() + config.heartbeat;
         if (snap->complete) return 200;
         // The changes of the next interval go out as one event (a 10,000-file job changes
@@ -515,7 +516,7 @@ struct Gateway::Impl {
       if (snap && snap->complete && last >= snap->sequence) {
         // Resumed after the final event: say so once more (the whole document) and end.
         if (sent_document) snap = view.job(job_id);
-        if (snap) write("id: " + std::to_string(snap->sequence) + "\nevent: final\ndata: " + dump(snap->doc) + "\n\n");
+        if (snap) write_event(*snap, "final");
         return 200;
       }
       if (!snap && std::chrono::steady_clock::now() >= appear_deadline) {

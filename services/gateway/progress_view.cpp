@@ -15,7 +15,9 @@ bool is_final(const std::string& status) {
   return status == "delivered" || status == "dead_lettered" || status == "upload_failed";
 }
 
-// FNV-1a, 64 bits: an ETag only has to change when the document does.
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+// FNV-1a, 64 bits: an ETag only has to change when the job does.
 std::string etag_of(const std::string& text) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : text) {
@@ -29,20 +31,50 @@ std::string etag_of(const std::string& text) {
 
 }  // namespace
 
-void ProgressView::set_file(Job& job, const std::string& path, nlohmann::json record) {
+bool JobSnapshot::write(const std::function<bool(std::string_view)>& sink, std::size_t chunk) const {
+  std::string buf = dump(summary);  // "{...}", reopened to add the files
+  buf.pop_back();
+  if (buf.size() > 1) buf += ',';
+  buf += "\"files\":{";
+  bool first = true;
+  for (const auto& member : files) {
+    if (!first) buf += ',';
+    first = false;
+    buf += *member;
+    if (buf.size() >= chunk) {
+      if (!sink(buf)) return false;
+      buf.clear();
+    }
+  }
+  buf += "}}";
+  return sink(buf);
+}
+
+std::string JobSnapshot::text() const {
+  std::string out;
+  write([&](std::string_view piece) {
+    out.append(piece);
+    return true;
+  });
+  return out;
+}
+
+void ProgressView::set_file(Job& job, const std::string& path, const nlohmann::json& record, std::int64_t version) {
   auto& file = job.files[path];
-  const bool was_final = file.record.is_object() && is_final(file.record.value("status", ""));
+  const bool was_final = file.final;
   if (file.changed_at) job.changes.erase(file.changed_at);
-  file.record = std::move(record);
+  file.member = std::make_shared<const std::string>(dump(path) + ":" + dump(record));
+  file.version = version;
+  file.final = is_final(record.value("status", ""));
   file.changed_at = job.sequence;
   job.changes[job.sequence] = path;
-  job.done += (is_final(file.record.value("status", "")) ? 1 : 0) - (was_final ? 1 : 0);
+  job.done += (file.final ? 1 : 0) - (was_final ? 1 : 0);
 }
 
 void ProgressView::drop_file(Job& job, const std::string& path) {
   auto it = job.files.find(path);
   if (it == job.files.end()) return;
-  if (is_final(it->second.record.value("status", ""))) --job.done;
+  if (it->second.final) --job.done;
   job.changes.erase(it->second.changed_at);
   job.files.erase(it);
 }
@@ -51,9 +83,9 @@ void ProgressView::apply(const kafka::InboundRecord& record) {
   if (!record.key) return;
   const auto slash = record.key->find('/');
   const std::string job_id = record.key->substr(0, slash);
-  {
-    std::lock_guard lock(mutex_);
-    if (record.tombstone) {
+  if (record.tombstone) {
+    {
+      std::lock_guard lock(mutex_);
       if (slash == std::string::npos) {
         jobs_.erase(job_id);
       } else if (auto it = jobs_.find(job_id); it != jobs_.end()) {
@@ -62,27 +94,33 @@ void ProgressView::apply(const kafka::InboundRecord& record) {
         // A job whose summary and files are all gone is gone (the router's --job-retention).
         if (it->second.files.empty() && it->second.summary.is_null()) jobs_.erase(it);
       }
-    } else {
-      auto state = nlohmann::json::parse(record.value, nullptr, false);
-      if (state.is_discarded() || !state.is_object()) return;
-      Job& job = jobs_[job_id];
-      const std::int64_t version = version_of(state);
-      if (state.contains("path") && state["path"].is_string()) {
-        const std::string path = state["path"].get<std::string>();
-        auto known = job.files.find(path);
-        const std::int64_t before = known == job.files.end() ? 0 : version_of(known->second.record);
-        if (known != job.files.end() && before >= version) return;  // older or already applied
-        job.sequence += std::max<std::int64_t>(1, version - before);
-        set_file(job, path, std::move(state));
-      } else {
-        const std::int64_t before = job.summary.is_null() ? 0 : version_of(job.summary);
-        if (!job.summary.is_null() && before >= version) return;
-        state.erase("files");
-        job.summary = std::move(state);
-        job.sequence += std::max<std::int64_t>(1, version - before);
-      }
-      job.version = std::max(job.version, version);
     }
+    changed_.notify_all();
+    return;
+  }
+  // Parsed outside the lock: readers wait only for the change itself.
+  auto state = nlohmann::json::parse(record.value, nullptr, false);
+  if (state.is_discarded() || !state.is_object()) return;
+  const std::int64_t version = version_of(state);
+  const bool is_file = state.contains("path") && state["path"].is_string();
+  if (!is_file) state.erase("files");
+  {
+    std::lock_guard lock(mutex_);
+    Job& job = jobs_[job_id];
+    if (is_file) {
+      const std::string path = state["path"].get<std::string>();
+      auto known = job.files.find(path);
+      const std::int64_t before = known == job.files.end() ? 0 : known->second.version;
+      if (known != job.files.end() && before >= version) return;  // older or already applied
+      job.sequence += std::max<std::int64_t>(1, version - before);
+      set_file(job, path, state, version);
+    } else {
+      const std::int64_t before = job.summary.is_null() ? 0 : version_of(job.summary);
+      if (!job.summary.is_null() && before >= version) return;
+      job.summary = std::move(state);
+      job.sequence += std::max<std::int64_t>(1, version - before);
+    }
+    job.version = std::max(job.version, version);
   }
   changed_.notify_all();
 }
@@ -105,17 +143,19 @@ nlohmann::json ProgressView::summary_of(const std::string& job_id, const Job& jo
 
 JobSnapshot ProgressView::snapshot(const std::string& job_id, const Job& job, std::int64_t files_after) {
   JobSnapshot s;
-  s.doc = summary_of(job_id, job, s.complete);
-  auto& files = s.doc["files"] = nlohmann::json::object();
+  s.summary = summary_of(job_id, job, s.complete);
   if (files_after < 0) {
-    for (const auto& [path, f] : job.files) files[path] = f.record;
+    s.files.reserve(job.files.size());
+    for (const auto& [path, f] : job.files) s.files.push_back(f.member);
   } else {
     for (auto it = job.changes.upper_bound(files_after); it != job.changes.end(); ++it)
-      files[it->second] = job.files.at(it->second).record;
+      s.files.push_back(job.files.at(it->second).member);
   }
   s.version = job.version;
   s.sequence = job.sequence;
-  if (files_after < 0) s.etag = etag_of(s.doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  // The sequence moves with every change of the job; the summary keeps two replicas that read
+  // different records from sharing a tag by chance.
+  s.etag = etag_of(std::to_string(job.sequence) + ":" + dump(s.summary));
   return s;
 }
 
@@ -124,6 +164,13 @@ std::optional<JobSnapshot> ProgressView::job(const std::string& job_id) const {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
   return snapshot(it->first, it->second, -1);
+}
+
+std::optional<JobSnapshot> ProgressView::summary(const std::string& job_id) const {
+  std::lock_guard lock(mutex_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return std::nullopt;
+  return snapshot(it->first, it->second, it->second.sequence);
 }
 
 std::vector<nlohmann::json> ProgressView::jobs() const {

@@ -406,3 +406,48 @@ TEST_F(DeliveryTest, ScaleInWithTheTargetDownStrandsNothingEveryItemIsDeliveredO
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(DeliveryTest, AChildWhoseParentNeverComesAndASecondTaskOnAPathAreDeadLetteredWithTheirReasons) {
+  // The live uploader, not the store alone: a child waits --parent-wait for a parent that is
+  // never sent, then fails (an UPLOAD_FAILED event and its DLQ record, parent_missing); a
+  // second task of the same job writing an uploaded file's path is refused as duplicate_path
+  // and the first file stays as it was.
+  const fs::path target = work_ / "repo";
+  auto uploader = start("outbox-uploader", {"--target", "filesystem", "--output-root", target.string(), "--db",
+                                            (work_ / "outbox.db").string(), "--parent-wait", "2s"});
+  broker_.produce(topic("deploy.requests"), "orphans",
+                  qa_passed("orphans", "child", "lib/child.py", "x = 1\n", {{"parent_id", "story-never-sent"}}));
+  broker_.produce(topic("deploy.requests"), "paths", qa_passed("paths", "first", "app/main.py", "print('first')\n"));
+  ASSERT_TRUE(eventually([&] { return fs::exists(target / "paths" / "app" / "main.py"); }, 30s)) << uploader->log();
+  broker_.produce(topic("deploy.requests"), "paths", qa_passed("paths", "second", "app/main.py", "print('second')\n"));
+
+  std::map<std::string, kafka::InboundRecord> dead;
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (auto& r : broker_.read_available(topic("dlq"))) {
+          dead[std::string(r.header("agentline-error-class").value_or(""))] = r;
+        }
+        return dead.count("parent_missing") && dead.count("duplicate_path");
+      },
+      60s))
+      << uploader->log();
+  const auto message = [](const kafka::InboundRecord& r) {
+    return std::string(r.header("agentline-error-message").value_or(""));
+  };
+  EXPECT_NE(message(dead["parent_missing"]).find("story-never-sent"), std::string::npos)
+      << message(dead["parent_missing"]);
+  EXPECT_EQ(json::parse(dead["parent_missing"].value)["task_id"], "child");
+  EXPECT_NE(message(dead["duplicate_path"]).find("from task first"), std::string::npos)
+      << message(dead["duplicate_path"]);
+  EXPECT_EQ(json::parse(dead["duplicate_path"].value)["task_id"], "second");
+  EXPECT_EQ(read_file(target / "paths" / "app" / "main.py"), "print('first')\n");
+  EXPECT_FALSE(fs::exists(target / "orphans" / "lib" / "child.py"));
+  const auto failed = events_of_type("UPLOAD_FAILED");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["task_id"], "child");
+  EXPECT_EQ(events_of_type("UPLOADED").size(), 1u);
+}
+
+}  // namespace

@@ -24,7 +24,9 @@ struct TopicFollower::Impl {
   void make_consumer() {
     if (consumer) return;
     // A group id is required by the client, never used: offsets are assigned, not committed.
-    consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"client.id", client_id}},
+    // A view is read by people waiting for it: a 100 ms long poll (librdkafka's default is
+    // 500 ms) bounds how late a record on an idle partition is seen.
+    consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"client.id", client_id}, {"fetch.wait.max.ms", "100"}},
                                                         {{"group.id", client_id + "-view"},
                                                          {"enable.auto.commit", "false"},
                                                          {"enable.auto.offset.store", "false"},

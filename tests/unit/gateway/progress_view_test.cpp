@@ -36,19 +36,58 @@ TEST(ProgressViewTest, AChangeCarriesOnlyTheFilesItChangedWhateverTheJobSize) {
   view.apply(record("j", {{"job_id", "j"}, {"files_total", kFiles}, {"version", ++version}}));
   const auto before = view.job("j");
   ASSERT_TRUE(before);
-  EXPECT_EQ(before->doc["files"].size(), static_cast<std::size_t>(kFiles)) << "a snapshot has every file";
+  const auto document = json::parse(before->text());
+  EXPECT_EQ(document["files"].size(), static_cast<std::size_t>(kFiles)) << "a snapshot has every file";
+  EXPECT_EQ(document["files"]["f3"]["status"], "submitted");
+  EXPECT_EQ(document["files_total"], kFiles);
   view.apply(record("j/f7", file("f7", "delivered", ++version)));
   view.apply(record("j/f9", file("f9", "dead_lettered", ++version)));
   const auto change = view.wait_for_change("j", before->sequence, std::chrono::milliseconds(0), before->sequence);
   ASSERT_TRUE(change);
-  EXPECT_EQ(change->doc["files"].size(), 2u);
-  EXPECT_EQ(change->doc["files"]["f7"]["status"], "delivered");
-  EXPECT_EQ(change->doc["files_delivered_or_failed"], 2);
-  EXPECT_LT(change->doc.dump().size(), 1000u) << "the change is small; the document is " << before->doc.dump().size();
+  const auto delta = json::parse(change->text());
+  EXPECT_EQ(delta["files"].size(), 2u);
+  EXPECT_EQ(delta["files"]["f7"]["status"], "delivered");
+  EXPECT_EQ(delta["files_delivered_or_failed"], 2);
+  EXPECT_LT(change->text().size(), 1000u) << "the change is small; the document is " << before->text().size();
+  EXPECT_NE(change->etag, before->etag);
+  EXPECT_EQ(view.summary("j")->etag, change->etag) << "the summary and the document share the job's tag";
+  EXPECT_TRUE(view.summary("j")->files.empty());
   // A record older than what the view holds (a second partition's late copy) changes nothing.
   view.apply(record("j/f7", file("f7", "generated", version - 5)));
-  EXPECT_EQ(view.job("j")->doc["files"]["f7"]["status"], "delivered");
-  EXPECT_EQ(view.job("j")->doc["files_delivered_or_failed"], 2);
+  EXPECT_EQ(json::parse(view.job("j")->text())["files"]["f7"]["status"], "delivered");
+  EXPECT_EQ(view.job("j")->summary["files_delivered_or_failed"], 2);
+  EXPECT_EQ(view.job("j")->etag, change->etag) << "nothing changed";
+}
+
+TEST(ProgressViewTest, TheDocumentIsWrittenInPiecesAndReadersShareTheFilesText) {
+  ProgressView view;
+  for (int i = 0; i < 1000; ++i)
+    view.apply(
+        record("j/src/f" + std::to_string(i) + ".py", file("src/f" + std::to_string(i) + ".py", "generated", i + 1)));
+  const auto a = view.job("j");
+  const auto b = view.job("j");
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->files.size(), 1000u);
+  EXPECT_EQ(a->files[0].get(), b->files[0].get()) << "two readers hold one copy of a file's text";
+  std::vector<std::size_t> pieces;
+  std::string joined;
+  ASSERT_TRUE(a->write(
+      [&](std::string_view piece) {
+        pieces.push_back(piece.size());
+        joined.append(piece);
+        return true;
+      },
+      4096));
+  EXPECT_GT(pieces.size(), 5u);
+  for (std::size_t i = 0; i + 1 < pieces.size(); ++i) EXPECT_LT(pieces[i], 4096u + 200u);
+  EXPECT_EQ(joined, a->text());
+  const auto doc = json::parse(joined);
+  EXPECT_EQ(doc["files"].size(), 1000u);
+  EXPECT_EQ(doc["job_id"], "j");
+  // A reader that goes away stops the writing.
+  int calls = 0;
+  EXPECT_FALSE(a->write([&](std::string_view) { return ++calls < 2; }, 4096));
+  EXPECT_EQ(calls, 2);
 }
 
 TEST(ProgressViewTest, TheJobListCostsItsSummariesAndTombstonesDropAJob) {
