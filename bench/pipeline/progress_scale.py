@@ -89,6 +89,18 @@ def rss_of(pid):
     return 0
 
 
+def lag_seconds(samples):
+    """For each (t, uploaded, shown) sample, how long ago the outbox had uploaded `shown` files."""
+    out = []
+    for i, (t, uploaded, shown) in enumerate(samples):
+        if uploaded <= shown:
+            out.append(0.0)
+            continue
+        j = max((k for k in range(i) if samples[k][1] <= shown), default=-1)
+        out.append(t - samples[j + 1][0])
+    return out
+
+
 def cpu_seconds(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -177,6 +189,10 @@ def main():
             "events_per_client_median": statistics.median(c.events for c in clients),
             "lag_files_max": max(u - s for _, u, s in samples),
             "lag_files_median": statistics.median(u - s for _, u, s in samples),
+            # The same in seconds: how long ago the outbox had uploaded what the gateway shows
+            # now (from the 0.5 s samples: the later bound of the interval it happened in).
+            "lag_s_median": statistics.median(lag_seconds(samples)),
+            "lag_s_max": max(lag_seconds(samples)),
             "final_after_last_upload_s": (max(finals) - outbox_done_at) if finals and outbox_done_at else None,
             "list_ms_p50": statistics.median(list_ms),
             "list_ms_p99": sorted(list_ms)[int(0.99 * (len(list_ms) - 1))],

@@ -2,6 +2,7 @@
 // through dlq-escalator, the live job page, /metrics, /healthz and /readyz -- one HTTP port.
 // It reads the compacted jobs.progress topic as a table (every partition, no consumer group),
 // so replicas need no coordination. The consumer options of the common set do not apply.
+#include <malloc.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
@@ -26,6 +27,12 @@
 namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,9 +123,15 @@ int main(int argc, char** argv) {
     following = true;
     follower.follow(apply);
     health->set_condition("jobs_progress", true);
+    std::size_t jobs_held = view.size();
     while (!g_stop.load()) {
       health->beat();
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // Jobs dropped (the router's --job-retention): their memory goes back to the system, so
+      // the gateway's size follows the jobs it holds, not the ones it has seen.
+      const std::size_t held = view.size();
+      if (held < jobs_held) release_free_memory();
+      jobs_held = held;
     }
     spdlog::info("stopping");
     server.stop();

@@ -26,11 +26,12 @@ struct TopicFollower::Impl {
     // A group id is required by the client, never used: offsets are assigned, not committed.
     // A view is read by people waiting for it: a 100 ms long poll (librdkafka's default is
     // 500 ms) bounds how late a record on an idle partition is seen.
-    consumer = make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"client.id", client_id}, {"fetch.wait.max.ms", "100"}},
-                                                        {{"group.id", client_id + "-view"},
-                                                         {"enable.auto.commit", "false"},
-                                                         {"enable.auto.offset.store", "false"},
-                                                         {"enable.partition.eof", "true"}}));
+    consumer =
+        make_client(RD_KAFKA_CONSUMER, make_conf(settings, {{"client.id", client_id}, {"fetch.wait.max.ms", "100"}},
+                                                 {{"group.id", client_id + "-view"},
+                                                  {"enable.auto.commit", "false"},
+                                                  {"enable.auto.offset.store", "false"},
+                                                  {"enable.partition.eof", "true"}}));
   }
 
   // Assigns every partition at `offset`; returns each partition's end offset now.
