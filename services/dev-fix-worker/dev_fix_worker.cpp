@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "agentline/events/ids.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "plan.h"
@@ -27,14 +28,7 @@ struct Backoff {
 // order), with the cause's trace.
 kafka::OutgoingRecord event_record(const std::string& topic, const nlohmann::json& event,
                                    const kafka::InboundRecord& cause) {
-  kafka::OutgoingRecord r;
-  r.topic = topic;
-  r.key = event["job_id"].get<std::string>();
-  r.value = event.dump();
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = cause.header(kafka::headers::kTraceparent))
-    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  return r;
+  return events::make_record(topic, event["job_id"].get<std::string>(), event, &cause);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agentline/cache/result_cache.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/net/http_client.h"
@@ -80,15 +81,8 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
     spdlog::error("ESCALATED for {} is invalid ({}); not emitted", position, failure->message);
     return std::nullopt;
   }
-  kafka::OutgoingRecord r;
-  r.topic = config_.escalations_topic;
-  r.key = event["job_id"];
-  r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  r.headers.push_back({std::string(kafka::headers::kSchema), validator_.event_schema_id("ESCALATED")});
-  if (auto trace = record.header(kafka::headers::kTraceparent))
-    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  out.emit(std::move(r));
+  out.emit(events::make_record(config_.escalations_topic, event["job_id"], event, &record,
+                               validator_.event_schema_id("ESCALATED")));
   escalated_->Add({{"reason", d.error_class}}).Increment();
   if (fresh) wake_.notify_one();
   return std::nullopt;

@@ -22,6 +22,7 @@
 #include "agentline/config/resources.h"
 #include "agentline/events/message_validator.h"
 #include "agentline/events/plan_task.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/producer.h"
@@ -414,14 +415,11 @@ struct Gateway::Impl {
     std::mutex error_mutex;
     std::string first_error;
     for (const auto& task : tasks) {
-      kafka::OutgoingRecord record;
-      record.topic = config.tasks_topic;
-      record.key = task["task_id"].get<std::string>();
-      record.value = task.dump();
-      record.headers = {
-          {std::string(kafka::headers::kContentType), "application/json"},
-          {std::string(kafka::headers::kSchema), std::string(goal ? events::kPlanTaskSchemaId : events::kTaskSchemaId)},
-          {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"}};
+      // A submission starts its trace.
+      auto record = events::make_record(config.tasks_topic, task["task_id"].get<std::string>(), task, nullptr,
+                                        goal ? events::kPlanTaskSchemaId : events::kTaskSchemaId);
+      record.headers.push_back(
+          {std::string(kafka::headers::kTraceparent), "00-" + random_hex(16) + "-" + random_hex(8) + "-01"});
       producer.send(record, [&](const kafka::DeliveryReport& r) {
         if (r.ok) return;
         ++failed;

@@ -10,7 +10,6 @@
 #include <algorithm>
 
 #include <atomic>
-#include <csignal>
 #include <iostream>
 #include <thread>
 
@@ -21,12 +20,11 @@
 #include "agentline/kafka/topic_follower.h"
 #include "agentline/observability/health.h"
 #include "agentline/service/service_host.h"
+#include "agentline/service/stop_signal.h"
 #include "gateway.h"
 #include "progress_view.h"
 
 namespace {
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
 void release_free_memory() {
 #ifdef __GLIBC__
   malloc_trim(0);
@@ -52,23 +50,20 @@ int main(int argc, char** argv) {
   o.add("sse-min-interval-ms", &min_event_interval_ms,
         "At most one progress event per stream per interval; the changes in between go out together (0: each "
         "change at once)");
-  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
-  try {
-    config.api_token = host.common().api_token;
-    // Closed by default: without a token the API is for this machine only (docs/security.md).
-    if (config.api_token.empty() && !config::is_loopback_host(host.common().http_host) &&
-        !host.common().insecure_no_auth) {
-      throw config::ConfigError("the gateway would serve its API on " + host.common().http_host +
-                                " without a token: set --api-token-file (or AGENTLINE_API_TOKEN), bind a loopback "
-                                "address, or pass --insecure-no-auth");
-    }
-    if (heartbeat_ms < 100) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
-    if (config.max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
-    if (min_event_interval_ms < 0) throw config::ConfigError("--sse-min-interval-ms must be 0 or more");
-  } catch (const std::exception& e) {
-    std::cerr << "gateway: configuration error: " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = host.configure(argc, argv, [&] {
+        config.api_token = host.common().api_token;
+        // Closed by default: without a token the API is for this machine only (docs/security.md).
+        if (config.api_token.empty() && !config::is_loopback_host(host.common().http_host) &&
+            !host.common().insecure_no_auth) {
+          throw config::ConfigError("the gateway would serve its API on " + host.common().http_host +
+                                    " without a token: set --api-token-file (or AGENTLINE_API_TOKEN), bind a loopback "
+                                    "address, or pass --insecure-no-auth");
+        }
+        if (heartbeat_ms < 100) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
+        if (config.max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
+        if (min_event_interval_ms < 0) throw config::ConfigError("--sse-min-interval-ms must be 0 or more");
+      }))
+    return *exit_code;
   while (!config.dlq_url.empty() && config.dlq_url.back() == '/') config.dlq_url.pop_back();
   config.heartbeat = std::chrono::milliseconds(heartbeat_ms);
   config.min_event_interval = std::chrono::milliseconds(min_event_interval_ms);
@@ -77,11 +72,7 @@ int main(int argc, char** argv) {
   config.port = host.common().http_port;
   config.tasks_topic = host.catalog().topic("tasks.submitted");
 
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  service::install_stop_signals();
   try {
     auto health = host.health();
     health->set_condition("jobs_progress", false, "reading jobs.progress");
@@ -110,7 +101,7 @@ int main(int argc, char** argv) {
       if (following.load() && r.timestamp_ms > 0)
         delay.Observe(std::max(0.0, static_cast<double>(events::now_ms() - r.timestamp_ms) / 1000.0));
     };
-    while (!g_stop.load()) {
+    while (!service::stop_requested()) {
       health->beat();
       try {
         const auto n = follower.catch_up(apply, std::chrono::seconds(10));
@@ -124,7 +115,7 @@ int main(int argc, char** argv) {
     follower.follow(apply);
     health->set_condition("jobs_progress", true);
     std::size_t jobs_held = view.size();
-    while (!g_stop.load()) {
+    while (!service::stop_requested()) {
       health->beat();
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       // Jobs dropped (the router's --job-retention): their memory goes back to the system, so

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agentline/cache/result_cache.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/metric_families.h"
@@ -366,14 +367,8 @@ void Uploader::publish_owed_events() {
                             {"created_at", events::now_iso8601()},
                             {"payload", payload}};
     std::vector<kafka::OutgoingRecord> records;
-    kafka::OutgoingRecord r;
-    r.topic = events_topic_;
-    r.key = item.task_id;
-    r.value = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-    r.headers.push_back(
-        {std::string(kafka::headers::kSchema), validator_.event_schema_id(event["type"].get<std::string>())});
-    records.push_back(std::move(r));
+    records.push_back(events::make_record(events_topic_, item.task_id, event, nullptr,
+                                          validator_.event_schema_id(event["type"].get<std::string>())));
     if (!uploaded) {
       // The failed item's own deploy.requests record goes to the DLQ, with its origin in the
       // headers: a replay of it re-arms the item (and nothing is generated again).

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/record.h"
 #include "agentline/kafka/dead_letter.h"
 
 namespace agentline::priority {
@@ -34,7 +35,7 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
   if (auto failure = validator_.validate_task(task)) return failure;
 
   auto& payload = task["payload"];
-  kafka::OutgoingRecord next;
+  std::string topic;
   const std::string type = task["type"];
   if (type == "REVIEW_TASK") {
     // The router's own (docs/qa.md): from outside it would pass a file without its checks.
@@ -42,7 +43,7 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
                                      "REVIEW_TASK is the router's; submit DEV_TASK, FIX_TASK or PLAN_TASK");
   }
   if (type == "FIX_TASK" || type == "REPLAN_TASK") {
-    next.topic = fix_topic_;
+    topic = fix_topic_;
     fixes_->Increment();
   } else {
     Decision decision;
@@ -60,19 +61,12 @@ std::optional<kafka::Failure> PriorityAssigner::handle(const kafka::InboundRecor
       payload["priority"] = to_string(decision.priority);
     }
     payload["priority_rule"] = decision.rule;
-    next.topic = topics_.at(decision.priority);
+    topic = topics_.at(decision.priority);
     assigned_.at(decision.priority)->Increment();
   }
-  next.key = task["task_id"].get<std::string>();
-  next.value = task.dump();
-  next.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  next.headers.push_back(
-      {std::string(kafka::headers::kSchema),
-       std::string(type == "PLAN_TASK" || type == "REPLAN_TASK" ? events::kPlanTaskSchemaId : events::kTaskSchemaId)});
-  if (auto trace = record.header(kafka::headers::kTraceparent)) {
-    next.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  }
-  out.emit(std::move(next));
+  out.emit(events::make_record(
+      std::move(topic), task["task_id"].get<std::string>(), task, &record,
+      type == "PLAN_TASK" || type == "REPLAN_TASK" ? events::kPlanTaskSchemaId : events::kTaskSchemaId));
   return std::nullopt;
 }
 

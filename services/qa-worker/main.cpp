@@ -40,32 +40,27 @@ int main(int argc, char** argv) {
   o.add("check-wall-ms", &wall_ms, "Sandbox: wall-clock time per check");
   o.add("sandbox-uid-base", &limits.uid_base,
         "Sandbox, as root: checks run as uids from this one up (one per running check)");
-  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
+  qa::CheckTable checks = qa::CheckTable::defaults();
+  qa::CheckTable job_checks = qa::CheckTable::job_defaults();
+  if (auto exit_code = host.configure(argc, argv, [&] {
+        for (auto [file, table] : {std::pair{&command_table, &checks}, std::pair{&job_command_table, &job_checks}}) {
+          if (file->empty()) continue;
+          std::ifstream in(*file);
+          if (!in) throw std::invalid_argument("cannot read " + *file);
+          std::stringstream text;
+          text << in.rdbuf();
+          table->merge(text.str());
+        }
+        if (sandbox_mode != "bwrap" && sandbox_mode != "none")
+          throw std::invalid_argument("--sandbox must be bwrap or none");
+      }))
+    return *exit_code;
   limits.wall = std::chrono::milliseconds(wall_ms);
   limits.memory_bytes = static_cast<std::int64_t>(memory_mb) << 20;
   job_limits.wall = std::chrono::milliseconds(job_wall_ms);
   job_limits.memory_bytes = limits.memory_bytes;
   job_limits.uid_base = limits.uid_base;
 
-  qa::CheckTable checks = qa::CheckTable::defaults();
-  qa::CheckTable job_checks = qa::CheckTable::job_defaults();
-  for (auto [file, table] : {std::pair{&command_table, &checks}, std::pair{&job_command_table, &job_checks}}) {
-    if (file->empty()) continue;
-    std::ifstream in(*file);
-    std::stringstream text;
-    text << in.rdbuf();
-    try {
-      if (!in) throw std::invalid_argument("cannot read " + *file);
-      table->merge(text.str());
-    } catch (const std::exception& e) {
-      std::cerr << "qa-worker: configuration error: " << e.what() << "\n";
-      return 2;
-    }
-  }
-  if (sandbox_mode != "bwrap" && sandbox_mode != "none") {
-    std::cerr << "qa-worker: configuration error: --sandbox must be bwrap or none\n";
-    return 2;
-  }
   const auto mode = sandbox_mode == "bwrap" ? qa::Sandbox::Mode::kBubblewrap : qa::Sandbox::Mode::kNone;
   qa::Sandbox sandbox(mode, limits);
   qa::Sandbox job_sandbox(mode, job_limits);

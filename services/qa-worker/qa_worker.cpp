@@ -14,6 +14,7 @@
 
 #include "agentline/events/ids.h"
 #include "agentline/events/path_policy.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
@@ -296,14 +297,7 @@ std::optional<kafka::Failure> QaWorker::emit(const nlohmann::json& result, const
     return kafka::Failure::bad_input("invalid_output",
                                      "the " + type + " built for this record is invalid: " + failure->message);
   }
-  kafka::OutgoingRecord r;
-  r.topic = events_topic_;
-  r.key = result["job_id"];
-  r.value = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = record.header(kafka::headers::kTraceparent))
-    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  out.emit(std::move(r));
+  out.emit(events::make_record(events_topic_, result["job_id"], result, &record));
   return std::nullopt;
 }
 

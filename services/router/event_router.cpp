@@ -12,6 +12,7 @@
 
 #include "agentline/events/ids.h"
 #include "agentline/events/path_policy.h"
+#include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 
@@ -30,19 +31,6 @@ std::string first_diagnostic(const nlohmann::json& payload) {
 
 // A job check carries the whole job in one record (qa.requests allows 4 MiB: topics/catalog.json).
 constexpr std::size_t kMaxJobCheckBytes = 3584 * 1024;
-
-kafka::OutgoingRecord json_record(std::string topic, std::string key, const nlohmann::json& value,
-                                  const kafka::InboundRecord& cause) {
-  kafka::OutgoingRecord r;
-  r.topic = std::move(topic);
-  r.key = std::move(key);
-  r.value = value.dump();
-  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
-  if (auto trace = cause.header(kafka::headers::kTraceparent)) {
-    r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
-  }
-  return r;
-}
 
 // A task or event: the envelope every message on the topics has (schemas/).
 nlohmann::json message(const std::string& id, const std::string& task_id, const std::string& job_id,
@@ -157,11 +145,8 @@ void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const 
   // job's size.
   for (const auto* doc : {&update.summary, &update.file}) {
     if (doc->is_null()) continue;
-    kafka::OutgoingRecord r;
-    r.topic = progress_topic_;
-    r.key = doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", "");
-    r.value = doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+    auto r = events::make_record(
+        progress_topic_, doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", ""), *doc, nullptr);
     r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
     out.emit(std::move(r));
   }
@@ -318,7 +303,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     // Forwarded as received (validated, unchanged): no second serialization of the content.
     // Outside the job's lock: only the progress records need its order.
     const std::string key = type == "QA_PASSED" ? job : task_id;
-    kafka::OutgoingRecord forward = json_record(route->topic, key, nlohmann::json(), record);
+    kafka::OutgoingRecord forward = events::make_record(route->topic, key, nlohmann::json(), &record);
     forward.value = record.value;
     out.emit(std::move(forward));
   }
@@ -367,7 +352,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
         return kafka::Failure::bad_input("invalid_fix_task",
                                          "the fix task built from this QA_FAILED is invalid: " + failure->message);
       }
-      out.emit(json_record(route->topic, task_id, fix, record));
+      out.emit(events::make_record(route->topic, task_id, fix, &record));
       publish(out, job, progress_.apply(job, task_id, path, Step::kFixRequested, "", attempt + 1, nullptr, replay));
       count(false, type, route->topic);
       return std::nullopt;
@@ -413,7 +398,7 @@ bool EventRouter::send_to_review(const nlohmann::json& event, const kafka::Inbou
   if (!task["payload"].contains("description")) task["payload"]["description"] = "Review " + path;
   task["payload"].erase("diagnostics");
   if (validator_.validate_task(task)) return false;  // reviewed by nobody rather than lost
-  out.emit(json_record(fix_topic_, task_id, task, record));
+  out.emit(events::make_record(fix_topic_, task_id, task, &record));
   for (const auto& r : reviewers) reviews_requested_->Add({{"reviewer", r}}).Increment();
   return true;
 }
@@ -422,7 +407,7 @@ void EventRouter::emit_plan_records(kafka::Emitter& out,
                                     const std::vector<std::pair<std::string, nlohmann::json>>& records,
                                     const kafka::InboundRecord& cause) {
   for (const auto& [key, value] : records) {
-    kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
+    kafka::OutgoingRecord r = events::make_record(plans_topic_, key, value, &cause);
     r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
     out.emit(std::move(r));
   }
@@ -431,7 +416,7 @@ void EventRouter::emit_plan_records(kafka::Emitter& out,
 void EventRouter::emit_gate(kafka::Emitter& out, const std::string& job_id, DependencyGate::Output output,
                             const kafka::InboundRecord& cause) {
   for (auto& [key, value] : output.records) {
-    kafka::OutgoingRecord r = json_record(plans_topic_, key, value, cause);
+    kafka::OutgoingRecord r = events::make_record(plans_topic_, key, value, &cause);
     r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
     out.emit(std::move(r));
   }
@@ -440,7 +425,7 @@ void EventRouter::emit_gate(kafka::Emitter& out, const std::string& job_id, Depe
   for (auto& task : output.tasks) {
     const std::string task_id = task["task_id"];
     const std::string path = task["payload"]["path"];
-    kafka::OutgoingRecord r = json_record(submitted_topic_, task_id, task, cause);
+    kafka::OutgoingRecord r = events::make_record(submitted_topic_, task_id, task, &cause);
     r.headers.push_back({std::string(kafka::headers::kSchema), std::string(events::kTaskSchemaId)});
     out.emit(std::move(r));
     publish(out, job_id, progress_.apply(job_id, task_id, path, JobProgress::Step::kReleased));
@@ -467,7 +452,7 @@ void EventRouter::check_job_if_ready(kafka::Emitter& out, const std::string& job
     count(false, "JOB_CHECK_SKIPPED", "progress");
     return;
   }
-  kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), cause);
+  kafka::OutgoingRecord r = events::make_record(qa_topic_, job_id, nlohmann::json(), &cause);
   r.value = std::move(value);
   out.emit(std::move(r));
   set_state({{"state", "running"}, {"attempt", attempt}, {"files", files->size()}});
@@ -517,7 +502,7 @@ int EventRouter::resend_job_checks(kafka::Emitter& out) {
     std::string why_not;
     std::string value = job_check_request(job_id, state.value("attempt", 0), *files, why_not);
     if (!why_not.empty()) continue;  // it was sent, so it was within bounds
-    kafka::OutgoingRecord r = json_record(qa_topic_, job_id, nlohmann::json(), kafka::InboundRecord());
+    kafka::OutgoingRecord r = events::make_record(qa_topic_, job_id, nlohmann::json(), nullptr);
     r.value = std::move(value);
     out.emit(std::move(r));
     ++sent;
@@ -536,7 +521,7 @@ void EventRouter::deliver_held(kafka::Emitter& out, const std::string& job_id, c
                                    delivery.value("payload", nlohmann::json::object()));
     event["payload"]["content"] = f.value("content", "");
     if (validator_.validate_event(event)) continue;  // it was valid when it passed
-    out.emit(json_record(deploy_topic_, job_id, event, cause));
+    out.emit(events::make_record(deploy_topic_, job_id, event, &cause));
     count(false, "QA_PASSED", deploy_topic_);
   }
 }
@@ -637,9 +622,9 @@ std::optional<kafka::Failure> EventRouter::handle_job_check(const nlohmann::json
         return kafka::Failure::bad_input("invalid_fix_task",
                                          "the fix task built from this JOB_QA_FAILED is invalid: " + failure->message);
       }
-      out.emit(json_record(fix_topic_, task_id, fix, record));
+      out.emit(events::make_record(fix_topic_, task_id, fix, &record));
       for (auto& [key, value] : gate_.reopen(job, path, task_id).records) {
-        kafka::OutgoingRecord r = json_record(plans_topic_, key, value, record);
+        kafka::OutgoingRecord r = events::make_record(plans_topic_, key, value, &record);
         r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
         out.emit(std::move(r));
       }
@@ -727,8 +712,9 @@ bool EventRouter::replan(const nlohmann::json& event, const kafka::InboundRecord
                                        {"action", "replan"},
                                        {"path", path},
                                        {"service", "router"}});
-  out.emit(json_record(fix_topic_, task_id, task, record));
-  if (!validator_.validate_event(escalation)) out.emit(json_record(escalations_topic_, job, escalation, record));
+  out.emit(events::make_record(fix_topic_, task_id, task, &record));
+  if (!validator_.validate_event(escalation))
+    out.emit(events::make_record(escalations_topic_, job, escalation, &record));
   publish(out, job, progress_.apply(job, task_id, path, JobProgress::Step::kReplanning, why));
   count(false, "QA_FAILED", "replan");
   return true;
@@ -781,7 +767,7 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
                                          {"title", item.value("title", "")},
                                          {"description", item.value("description", "")}});
         if (item.contains("parent")) deploy["payload"]["parent_id"] = item["parent"];
-        if (!validator_.validate_event(deploy)) out.emit(json_record(deploy_topic_, job, deploy, record));
+        if (!validator_.validate_event(deploy)) out.emit(events::make_record(deploy_topic_, job, deploy, &record));
       }
     }
     emit_gate(out, job, std::move(output), record);
@@ -811,7 +797,7 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
       count(true, "invalid_fix_task", "");
       return kafka::Failure::bad_input("invalid_fix_task", "the plan-fix task is invalid: " + failure->message);
     }
-    out.emit(json_record(fix_topic_, task_id, again, record));
+    out.emit(events::make_record(fix_topic_, task_id, again, &record));
     publish(
         out, job,
         progress_.set_plan(

@@ -33,37 +33,32 @@ int main(int argc, char** argv) {
                           "Deliver a planned job's files as they pass, without checking the job as a whole");
   host.options().add_flag("deliver-before-job-checks", &job_checks.deliver_before,
                           "Deliver files as they pass; the job is still checked as a whole, and marked if it fails");
-  std::string retention_text = "7d";
-  host.options().add("job-retention", &retention_text,
+  std::chrono::milliseconds retention = std::chrono::hours(24 * 7);
+  host.options().add("job-retention", &retention,
                      "Finished jobs are kept this long after their last change (500ms, 30s, 90m, 12h, 7d), then "
-                     "tombstoned on jobs.progress and jobs.plans and forgotten; 0: kept forever");
+                     "tombstoned on jobs.progress and jobs.plans and forgotten; 0: kept forever",
+                     std::chrono::seconds(1));
   bool reviews = false;
   std::string review_rules_file;
   host.options().add_flag("reviews", &reviews,
                           "Review passed files by model, with the built-in review rules (docs/qa.md); off by default");
   host.options().add("review-rules", &review_rules_file, "Review rules file (JSON); implies --reviews");
-  if (auto exit_code = host.configure(argc, argv)) return *exit_code;
-  std::chrono::milliseconds retention{0};
-
   std::optional<agentline::router::RoutingTable> table;
   std::optional<agentline::router::ReviewRules> review_rules;
-  try {
-    table = agentline::router::RoutingTable::load(routes_file, host.catalog());
-    if (reviews || !review_rules_file.empty()) review_rules = agentline::router::ReviewRules::load(review_rules_file);
-    retention = agentline::config::parse_duration(retention_text);
-  } catch (const std::exception& e) {
-    std::cerr << "router: configuration error: " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = host.configure(argc, argv, [&] {
+        table = agentline::router::RoutingTable::load(routes_file, host.catalog());
+        if (reviews || !review_rules_file.empty())
+          review_rules = agentline::router::ReviewRules::load(review_rules_file);
+      }))
+    return *exit_code;
   job_checks.enabled = !no_job_checks;
   agentline::router::EventRouter router(host.catalog(), std::move(*table), *host.registry(),
                                         static_cast<std::size_t>(std::max(1, dedup_window)), job_checks);
   if (review_rules) router.set_reviews(std::move(*review_rules));
 
   // Progress survives restarts and rebalances: read it back, then follow other replicas.
-  agentline::kafka::KafkaSettings settings{host.common().bootstrap_servers, host.common().kafka,
-                                           host.common().state_dir};
-  agentline::kafka::TopicFollower progress(settings, host.catalog().topic("jobs.progress"), "agentline-router");
+  agentline::kafka::TopicFollower progress(host.kafka_settings(), host.catalog().topic("jobs.progress"),
+                                           "agentline-router");
   auto load = [&](const agentline::kafka::InboundRecord& r) {
     if (r.tombstone) {
       if (r.key) router.progress().drop(*r.key);  // another replica's retention
@@ -75,7 +70,8 @@ int main(int argc, char** argv) {
     if (!state.is_discarded()) router.progress().load(state);
   };
   // The planned jobs' release state likewise (dependency_gate.h).
-  agentline::kafka::TopicFollower plans(settings, host.catalog().topic("jobs.plans"), "agentline-router-plans");
+  agentline::kafka::TopicFollower plans(host.kafka_settings(), host.catalog().topic("jobs.plans"),
+                                        "agentline-router-plans");
   auto load_plan = [&](const agentline::kafka::InboundRecord& r) {
     if (!r.key || r.header(agentline::kafka::headers::kOrigin) == router.origin()) return;
     if (r.tombstone) {
@@ -93,7 +89,7 @@ int main(int argc, char** argv) {
       const auto report = producer.send_and_wait(r);
       if (!report.ok) throw std::runtime_error("cannot write " + r.topic + ": " + report.error);
     }
-  } send(settings);
+  } send(host.kafka_settings());
   try {
     const auto n = progress.catch_up(load, std::chrono::seconds(60));
     spdlog::info("read {} progress record(s) back", n);
@@ -137,7 +133,7 @@ int main(int argc, char** argv) {
         send.producer.flush(std::chrono::seconds(30));
         if (n > 0 || batch.failed > 0)
           spdlog::info("retention: {} finished job(s) older than {} forgotten, {} tombstone(s) not written", n,
-                       retention_text, batch.failed.load());
+                       agentline::config::format_duration(retention), batch.failed.load());
       } catch (const std::exception& e) {
         spdlog::warn("retention: {}", e.what());
       }

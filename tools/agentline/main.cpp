@@ -24,6 +24,7 @@
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "agentline/service/stop_signal.h"
 #include "status.h"
 #include "submit.h"
 #include "supervisor.h"
@@ -34,19 +35,9 @@ using namespace agentline;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
 // `agentline broker`: SIGUSR1 takes the embedded broker down, SIGUSR2 brings it back (chaos tests).
 std::atomic<int> g_broker_down{-1};
 void on_broker_signal(int sig) { g_broker_down.store(sig == SIGUSR1 ? 1 : 0); }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 struct GlobalOptions {
   std::string bootstrap_servers;
@@ -110,13 +101,13 @@ int cmd_broker(const GlobalOptions& g, const kafka::EmbeddedBroker::Options& opt
             << "bootstrap: " << broker.bootstrap_servers() << "\n"
             << "topics: " << catalog.all_topics().size() << " created from the catalog\n"
             << "address written to " << file.string() << std::endl;
-  install_signal_handlers();
+  service::install_stop_signals();
   struct sigaction sa {};
   sa.sa_handler = on_broker_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR1, &sa, nullptr);
   sigaction(SIGUSR2, &sa, nullptr);
-  while (!g_stop.load()) {
+  while (!service::stop_requested()) {
     if (int down = g_broker_down.exchange(-1); down >= 0) {
       broker.set_down(down == 1);
       std::cout << (down == 1 ? "broker down (SIGUSR1): connections refused until SIGUSR2"
@@ -306,7 +297,7 @@ int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds,
 }
 
 int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_port, int grace_ms) {
-  install_signal_handlers();
+  service::install_stop_signals();
   const fs::path bin = self_dir();
   cli::Supervisor broker_supervisor(std::chrono::seconds(5));
   std::string bootstrap = g.bootstrap_servers;
@@ -356,7 +347,7 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
   }
   spdlog::info("running {} service(s); metrics on ports {}..{}; Ctrl-C stops", services.size(), base_port, port - 1);
   if (!page_url.empty()) spdlog::info("job page: {}", page_url);
-  while (!g_stop.load()) {
+  while (!service::stop_requested()) {
     supervisor.tick();
     broker_supervisor.tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -56,6 +56,7 @@ struct OptionSet::Impl {
   std::vector<std::string> kafka_file_entries;
   std::map<std::string, std::string>* kafka_target = nullptr;
   std::vector<std::string> names;  // long option names, for the environment pass
+  std::vector<std::function<void()>> checks;
 
   Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
     app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")->envname("AGENTLINE_CONFIG");
@@ -96,6 +97,27 @@ void OptionSet::add_flag(const std::string& name, bool* target, const std::strin
   impl_->app.add_flag("--" + name, *target, help + " [env " + env_name(name) + "]");
   impl_->names.push_back(name);
 }
+
+void OptionSet::add_duration(const std::string& name, std::function<void(std::chrono::milliseconds)> set,
+                             std::chrono::milliseconds current, const std::string& help,
+                             std::chrono::milliseconds bare_unit) {
+  const auto ends_with = [&](std::string_view suffix) {
+    return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  const bool unit_in_name = ends_with("-ms") || ends_with("-s");
+  impl_->app
+      .add_option_function<std::string>(
+          "--" + name, [set = std::move(set), bare_unit](const std::string& v) { set(parse_duration(v, bare_unit)); },
+          help + " [env " + env_name(name) + "]")
+      ->type_name("DURATION")
+      // A name that says its unit (`--open-wait-ms`) shows a bare number, others a unit ("30m").
+      ->default_str(unit_in_name && current % bare_unit == std::chrono::milliseconds(0)
+                        ? std::to_string(current / bare_unit)
+                        : format_duration(current));
+  impl_->names.push_back(name);
+}
+
+void OptionSet::after_parse(std::function<void()> check) { impl_->checks.push_back(std::move(check)); }
 
 void OptionSet::add_kafka_properties(std::map<std::string, std::string>* target) {
   impl_->kafka_target = target;
@@ -153,6 +175,15 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
     resolve_file_properties(props);
     for (auto& [k, v] : props) (*impl_->kafka_target)[k] = v;
   }
+  for (const auto& check : impl_->checks) {
+    try {
+      check();
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw ConfigError(e.what());
+    }
+  }
   return Outcome::kRun;
 }
 
@@ -196,19 +227,28 @@ bool same_secret(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
-std::chrono::milliseconds parse_duration(std::string_view text) {
+std::chrono::milliseconds parse_duration(std::string_view text, std::chrono::milliseconds bare_unit) {
   std::size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   const std::string_view unit = text.substr(digits);
-  static const std::pair<std::string_view, std::int64_t> kUnits[] = {{"ms", 1},    {"", 1000},     {"s", 1000},
-                                                                     {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-  std::int64_t factor = 0;
+  static const std::pair<std::string_view, std::int64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+  std::int64_t factor = unit.empty() ? bare_unit.count() : 0;
   for (const auto& [name, ms] : kUnits) {
     if (unit == name) factor = ms;
   }
   if (digits == 0 || digits > 12 || factor == 0)
     throw ConfigError("'" + std::string(text) + "' is not a duration (e.g. 500ms, 30s, 90m, 12h, 7d)");
   return std::chrono::milliseconds(std::stoll(std::string(text.substr(0, digits))) * factor);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  static const std::pair<const char*, std::int64_t> kUnits[] = {
+      {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+  for (const auto& [name, ms] : kUnits) {
+    if (d.count() != 0 && d.count() % ms == 0) return std::to_string(d.count() / ms) + name;
+  }
+  return "0ms";
 }
 
 bool is_loopback_host(std::string_view host) {

@@ -3,13 +3,13 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <iostream>
 
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/observability/logging.h"
 #include "agentline/observability/probe_server.h"
+#include "agentline/service/stop_signal.h"
 
 namespace agentline::service {
 
@@ -17,7 +17,7 @@ namespace {
 
 std::atomic<kafka::ConsumerRuntime*> g_running{nullptr};
 
-void on_signal(int) {
+void stop_running_runtime() {
   if (auto* runtime = g_running.load()) runtime->request_stop();
 }
 
@@ -30,11 +30,7 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
       registry_(std::make_shared<prometheus::Registry>()),
       health_(std::make_shared<observability::HealthState>()) {
   auto& c = common_;
-  options_.add("bootstrap-servers", &c.bootstrap_servers,
-               "Kafka bootstrap servers; empty: the embedded broker's address from <state-dir>/bootstrap");
-  options_.add("state-dir", &c.state_dir, "Directory where `agentline broker` writes its bootstrap address");
-  options_.add("catalog", &c.catalog, "Topic catalog file; empty: the catalog built into the binary");
-  options_.add("topic-prefix", &c.topic_prefix, "Prefix of every topic name; empty: the catalog's");
+  bind_connection_options(options_, c);
   options_.add("group-id", &c.group_id, "Consumer group; empty: the service name");
   options_.add("http-host", &c.http_host,
                "Address of /metrics, /healthz, /readyz and the admin routes (0.0.0.0: every interface)");
@@ -55,12 +51,20 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
                "brokers lack it)");
   options_.add("commit-interval-ms", &c.commit_interval_ms, "How often finished offsets are committed (and lag moves)");
   options_.add("statistics-interval-ms", &c.statistics_interval_ms, "librdkafka statistics (consumer lag) interval");
-  options_.add_kafka_properties(&c.kafka);
+}
+
+void bind_connection_options(config::OptionSet& options, ConnectionOptions& c) {
+  options.add("bootstrap-servers", &c.bootstrap_servers,
+              "Kafka bootstrap servers; empty: the embedded broker's address from <state-dir>/bootstrap");
+  options.add("state-dir", &c.state_dir, "Directory where `agentline broker` writes its bootstrap address");
+  options.add("catalog", &c.catalog, "Topic catalog file; empty: the catalog built into the binary");
+  options.add("topic-prefix", &c.topic_prefix, "Prefix of every topic name; empty: the catalog's");
+  options.add_kafka_properties(&c.kafka);
 }
 
 ServiceHost::~ServiceHost() = default;
 
-std::optional<int> ServiceHost::configure(int argc, char** argv) {
+std::optional<int> ServiceHost::configure(int argc, char** argv, const std::function<void()>& build) {
   try {
     if (options_.parse(argc, argv) == config::OptionSet::Outcome::kExit) return 0;
     observability::init_logging(service_, common_.log_level);
@@ -72,6 +76,7 @@ std::optional<int> ServiceHost::configure(int argc, char** argv) {
     for (const auto& t : logical_topics_) catalog_.topic(t);  // fail early on a catalog without them
     if (common_.max_in_flight < 1) throw config::ConfigError("--max-in-flight must be at least 1");
     common_.api_token = config::read_secret(common_.api_token_file, "AGENTLINE_API_TOKEN");
+    if (build) build();
   } catch (const std::exception& e) {
     std::cerr << service_ << ": configuration error: " << e.what() << "\n";
     return 2;
@@ -81,7 +86,7 @@ std::optional<int> ServiceHost::configure(int argc, char** argv) {
 
 int ServiceHost::run(const kafka::Handler& handler) {
   try {
-    kafka::KafkaSettings settings{common_.bootstrap_servers, common_.kafka, common_.state_dir};
+    const kafka::KafkaSettings settings = common_.kafka_settings();
     auto health = health_;
     extensions_.admin_token = common_.api_token;
     extensions_.admin_open = config::is_loopback_host(common_.http_host) || common_.insecure_no_auth;
@@ -107,11 +112,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
 
     g_running.store(&runtime);
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    install_stop_signals(&stop_running_runtime);
     int rc = runtime.run(handler);
     g_running.store(nullptr);
     spdlog::info("exiting with {}", rc);

@@ -96,3 +96,52 @@ TEST(OptionNames, EnvironmentVariableNamesAreDerivedFromFlags) {
   EXPECT_EQ(OptionSet::env_name("bootstrap-servers"), "AGENTLINE_BOOTSTRAP_SERVERS");
   EXPECT_EQ(OptionSet::env_name("shutdown-grace-ms"), "AGENTLINE_SHUTDOWN_GRACE_MS");
 }
+
+TEST_F(OptionsTest, DurationsReadTheirUnitOrTheOneTheNameSaysFromFlagsFilesAndTheEnvironment) {
+  using namespace std::chrono_literals;
+  std::chrono::milliseconds open_wait = 30s;
+  std::chrono::nanoseconds slow = 0ns;
+  std::chrono::milliseconds retention = std::chrono::hours(24 * 7);
+  OptionSet o("svc", "test");
+  o.add("open-wait-ms", &open_wait, "time open");
+  o.add("slow-call-ms", &slow, "slow call");
+  o.add("job-retention", &retention, "kept", std::chrono::seconds(1));
+  auto file = write_temp("agentline-durations.toml", "slow-call-ms = \"2s\"\n");
+  ::setenv("AGENTLINE_JOB_RETENTION", "90m", 1);
+  o.parse(std::vector<std::string>{"--config", file, "--open-wait-ms", "500"});
+  ::unsetenv("AGENTLINE_JOB_RETENTION");
+  EXPECT_EQ(open_wait, 500ms) << "a bare number is in the unit the name says";
+  EXPECT_EQ(slow, 2s) << "a unit converts (the config file)";
+  EXPECT_EQ(retention, 90min) << "the environment";
+
+  std::chrono::milliseconds d = 1s;
+  OptionSet bad("svc", "test");
+  bad.add("wait-ms", &d, "wait");
+  EXPECT_THROW(bad.parse(std::vector<std::string>{"--wait-ms", "soon"}), ConfigError);
+  EXPECT_THROW(bad.parse(std::vector<std::string>{"--wait-ms", "-5"}), ConfigError);
+  EXPECT_EQ(agentline::config::format_duration(std::chrono::hours(24 * 7)), "7d");
+  EXPECT_EQ(agentline::config::format_duration(1500ms), "1500ms");
+  EXPECT_EQ(agentline::config::parse_duration("7d"), std::chrono::hours(24 * 7));
+  EXPECT_EQ(agentline::config::parse_duration("30"), 30s) << "bare: seconds unless told";
+}
+
+TEST_F(OptionsTest, ChecksAfterParsingTurnBadValuesIntoConfigurationErrors) {
+  int probes = 1;
+  OptionSet o("svc", "test");
+  o.add("probes", &probes, "probes");
+  o.after_parse([&] {
+    if (probes < 1) throw std::invalid_argument("--probes must be at least 1");
+  });
+  EXPECT_NO_THROW(o.parse(std::vector<std::string>{"--probes", "3"}));
+  OptionSet o2("svc", "test");
+  o2.add("probes", &probes, "probes");
+  o2.after_parse([&] {
+    if (probes < 1) throw std::invalid_argument("--probes must be at least 1");
+  });
+  try {
+    o2.parse(std::vector<std::string>{"--probes", "0"});
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--probes must be at least 1"), std::string::npos);
+  }
+}

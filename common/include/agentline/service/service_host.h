@@ -15,6 +15,7 @@
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
 #include "agentline/observability/probe_server.h"
+#include "agentline/service/connection_options.h"
 
 namespace prometheus {
 class Registry;
@@ -22,12 +23,8 @@ class Registry;
 
 namespace agentline::service {
 
-struct CommonOptions {
-  std::string bootstrap_servers;  // empty: the embedded broker's address from state-dir
-  std::string state_dir = ".agentline";
-  std::string catalog;       // empty: the catalog compiled into the binary
-  std::string topic_prefix;  // empty: the catalog's
-  std::string group_id;      // empty: the service name
+struct CommonOptions : ConnectionOptions {
+  std::string group_id;  // empty: the service name
   // Loopback unless told otherwise (docs/security.md): a pod sets 0.0.0.0 for its probes.
   std::string http_host = "127.0.0.1";
   int http_port = 9400;
@@ -43,7 +40,6 @@ struct CommonOptions {
   std::string group_protocol = "auto";  // auto, consumer (KIP-848) or classic
   int commit_interval_ms = 1000;
   int statistics_interval_ms = 5000;
-  std::map<std::string, std::string> kafka;
 };
 
 class ServiceHost {
@@ -53,9 +49,10 @@ class ServiceHost {
   ~ServiceHost();
 
   config::OptionSet& options() { return options_; }
-  // Parses argv and sets up logging and the catalog. A value means: exit with it now
-  // (help printed, or a configuration error already reported).
-  std::optional<int> configure(int argc, char** argv);
+  // Parses argv, sets up logging and the catalog, then runs `build`: the service's own set-up
+  // from its options. A value means: exit with it now (0: help printed; 2: a configuration
+  // error, from the options or thrown by `build`, already reported).
+  std::optional<int> configure(int argc, char** argv, const std::function<void()>& build = {});
 
   const CommonOptions& common() const { return common_; }
   const kafka::TopicCatalog& catalog() const { return catalog_; }
@@ -68,7 +65,7 @@ class ServiceHost {
     extensions_.routes[method_and_path] = std::move(route);
   }
   void add_metrics(observability::MetricCollector collector) { extensions_.collectors.push_back(std::move(collector)); }
-  kafka::KafkaSettings kafka_settings() const { return {common_.bootstrap_servers, common_.kafka, common_.state_dir}; }
+  kafka::KafkaSettings kafka_settings() const { return common_.kafka_settings(); }
   // Consumer options (priorities): applied to the runtime run() builds.
   void set_priority_order(std::vector<std::string> logical_topics) { priority_order_ = std::move(logical_topics); }
   // Topics (logical names) this service only watches; their owner dead-letters bad records.

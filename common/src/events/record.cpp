@@ -1,0 +1,24 @@
+#include "agentline/events/record.h"
+
+#include <nlohmann/json.hpp>
+
+#include "agentline/kafka/dead_letter.h"
+
+namespace agentline::events {
+
+kafka::OutgoingRecord make_record(std::string topic, std::string key, const nlohmann::json& value,
+                                  const kafka::InboundRecord* cause, std::string_view schema_id) {
+  kafka::OutgoingRecord r;
+  r.topic = std::move(topic);
+  r.key = std::move(key);
+  r.value = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
+  if (!schema_id.empty()) r.headers.push_back({std::string(kafka::headers::kSchema), std::string(schema_id)});
+  if (cause != nullptr) {
+    if (auto trace = cause->header(kafka::headers::kTraceparent))
+      r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+  }
+  return r;
+}
+
+}  // namespace agentline::events

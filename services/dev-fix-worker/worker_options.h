@@ -1,0 +1,42 @@
+#pragma once
+// dev-fix-worker's own options: the generator backend and its settings, the LLM's limits and
+// circuit breaker, the result cache, batching of small files, planning and review. bind() adds
+// them to the service's OptionSet with this binary's defaults; after parsing, worker_config()
+// and make_generator() build what they name (std::invalid_argument for a bad choice).
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentline/config/options.h"
+#include "dev_fix_worker.h"
+#include "generator.h"
+
+namespace agentline::devfix {
+
+struct WorkerOptions {
+  std::string backend = "template";  // template, openai or exec
+  OpenAiConfig openai;
+  std::string api_key_file;
+  std::string prices_file;
+  std::vector<std::string> exec_command;
+  std::chrono::milliseconds exec_timeout{120000};
+  bool share_cache = false;  // through the cache.results topic
+  WorkerConfig worker;
+
+  WorkerOptions();
+  void bind(config::OptionSet& options);
+  // The worker's configuration; `max_in_flight` (the service's) bounds concurrent LLM calls
+  // unless --llm-max-in-flight does.
+  WorkerConfig worker_config(int max_in_flight) const;
+  std::unique_ptr<Generator> make_generator() const;
+  std::string describe() const;  // the backend, for the start-up log
+
+ private:
+  int rpm_ = 0, tpm_ = 0, llm_in_flight_ = 0;
+  int cache_entries_ = 10000;
+  int cache_share_ = 0;
+  int context_budget_tokens_ = 6000;
+};
+
+}  // namespace agentline::devfix
