@@ -1,4 +1,3 @@
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "agentline/net/http_client.h"
 #include "generator.h"
 #include "plan.h"
 
@@ -141,31 +141,9 @@ namespace {
 
 // ---- OpenAI-compatible -------------------------------------------------------------------
 
-size_t write_body(char* data, size_t size, size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  if (body->size() + size * n > (64u << 20)) return 0;  // a 64 MiB reply is not a file
-  body->append(data, size * n);
-  return size * n;
-}
-
-size_t write_header(char* data, size_t size, size_t n, void* user) {
-  auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(user);
-  std::string line(data, size * n);
-  const auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
-    headers->emplace_back(line.substr(0, colon), value);
-  }
-  return size * n;
-}
-
 class OpenAiGenerator final : public Generator {
  public:
-  explicit OpenAiGenerator(OpenAiConfig config) : config_(std::move(config)) {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  }
+  explicit OpenAiGenerator(OpenAiConfig config) : config_(std::move(config)) {}
   std::string backend() const override { return "openai"; }
   std::string model() const override { return config_.model; }
 
@@ -247,40 +225,26 @@ class OpenAiGenerator final : public Generator {
         {"max_tokens", max_tokens},
         {"messages", {{{"role", "system"}, {"content", system_prompt}}, {{"role", "user"}, {"content", user_prompt}}}}};
     if (!response_format.is_null()) body["response_format"] = response_format;
-    const std::string payload = body.dump();
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
-    if (!curl) throw GenerationError(GenerationError::Kind::kUnavailable, "curl_easy_init failed");
-    std::string url = config_.base_url;
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    url += "/chat/completions";
-    curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
+    net::HttpRequest call;
+    call.url = config_.base_url;
+    while (!call.url.empty() && call.url.back() == '/') call.url.pop_back();
+    call.url += "/chat/completions";
+    call.headers.emplace_back("Content-Type", "application/json");
     if (!config_.api_key.empty()) {
-      const std::string auth = config_.auth_header == "Authorization" ? "Authorization: Bearer " + config_.api_key
-                                                                      : config_.auth_header + ": " + config_.api_key;
-      headers = curl_slist_append(headers, auth.c_str());
+      if (config_.auth_header == "Authorization")
+        call.headers.emplace_back("Authorization", "Bearer " + config_.api_key);
+      else
+        call.headers.emplace_back(config_.auth_header, config_.api_key);
     }
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers, curl_slist_free_all);
-    std::string reply;
-    std::vector<std::pair<std::string, std::string>> reply_headers;
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, payload.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &reply);
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, write_header);
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &reply_headers);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout.count()));
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(config_.timeout.count()));
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    const CURLcode rc = curl_easy_perform(curl.get());
-    if (rc != CURLE_OK) {
-      throw GenerationError(GenerationError::Kind::kUnavailable,
-                            std::string("LLM call failed: ") + curl_easy_strerror(rc));
-    }
-    long status = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    call.body = body.dump();
+    call.timeout = config_.timeout;
+    call.connect_timeout = config_.connect_timeout;
+    const net::HttpResponse answer = net::http_call(call);
+    if (answer.status == 0)
+      throw GenerationError(GenerationError::Kind::kUnavailable, "LLM call failed: " + answer.error);
+    const long status = answer.status;
+    const std::string& reply = answer.body;
+    const std::vector<std::pair<std::string, std::string>> reply_headers(answer.headers.begin(), answer.headers.end());
     auto feedback = resilience::RateLimitFeedback::from_headers(reply_headers);
     if (status == 429) {
       throw GenerationError(GenerationError::Kind::kRateLimited, "LLM API answered 429 (rate limited)", feedback);

@@ -1,12 +1,12 @@
 #include "watch.h"
 
-#include <curl/curl.h>
-
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <thread>
+
+#include "agentline/net/http_client.h"
 
 namespace agentline::cli {
 namespace {
@@ -88,17 +88,16 @@ void on_line(SseState& s, const std::string& line) {
   }
 }
 
-size_t on_bytes(char* ptr, size_t size, size_t n, void* user) {
-  auto& s = *static_cast<SseState*>(user);
-  s.buffer.append(ptr, size * n);
+bool on_bytes(SseState& s, std::string_view bytes) {
+  s.buffer.append(bytes);
   for (auto pos = s.buffer.find('\n'); pos != std::string::npos; pos = s.buffer.find('\n')) {
     std::string line = s.buffer.substr(0, pos);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     s.buffer.erase(0, pos + 1);
     on_line(s, line);
-    if (s.finished || s.failed) return 0;  // ends the transfer
+    if (s.finished || s.failed) return false;  // ends the transfer
   }
-  return size * n;
+  return true;
 }
 
 }  // namespace
@@ -137,30 +136,20 @@ int watch_over_sse(const std::vector<std::string>& jobs, const std::string& gate
     state.on_doc = [&](const nlohmann::json& doc, bool final) { painter.draw(job, progress_line(doc), final); };
     // Reconnects (with Last-Event-ID) until the final event or the deadline.
     while (!state.finished && !state.failed && Clock::now() < deadline) {
-      CURL* curl = curl_easy_init();
-      char* escaped = curl_easy_escape(curl, job.c_str(), static_cast<int>(job.size()));
-      const std::string url = gateway_url + "/api/progress/stream/" + escaped;
-      curl_free(escaped);
-      curl_slist* headers = curl_slist_append(nullptr, "Accept: text/event-stream");
-      if (!token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
-      if (!state.last_id.empty()) headers = curl_slist_append(headers, ("Last-Event-ID: " + state.last_id).c_str());
-      curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-      curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_bytes);
-      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-      curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<long long>(left, 1)));
-      const CURLcode rc = curl_easy_perform(curl);
-      long status = 0;
-      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-      curl_slist_free_all(headers);
-      curl_easy_cleanup(curl);
-      if (status == 401) {
+      net::HttpRequest call;
+      call.method = "GET";
+      call.url = gateway_url + "/api/progress/stream/" + net::url_escape(job);
+      call.headers.emplace_back("Accept", "text/event-stream");
+      if (!token.empty()) call.headers.emplace_back("Authorization", "Bearer " + token);
+      if (!state.last_id.empty()) call.headers.emplace_back("Last-Event-ID", state.last_id);
+      call.timeout = std::max(std::chrono::milliseconds(1),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      call.on_body = [&](std::string_view bytes) { return on_bytes(state, bytes); };
+      const net::HttpResponse answer = net::http_call(call);
+      if (answer.status == 401) {
         state.failed = true;
         state.error = "the gateway wants a token (--gateway-token-file or AGENTLINE_API_TOKEN)";
-      } else if (!state.finished && !state.failed && rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
+      } else if (!state.finished && !state.failed && !answer.stopped) {
         std::this_thread::sleep_for(std::chrono::seconds(1));  // dropped: resume from the last id
       }
     }

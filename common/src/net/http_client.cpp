@@ -21,6 +21,18 @@ std::size_t write_body(char* data, std::size_t size, std::size_t n, void* user) 
   return bytes;
 }
 
+struct Stream {
+  const HttpRequest* request;
+  HttpResponse* response;
+};
+
+std::size_t write_stream(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* s = static_cast<Stream*>(user);
+  if (s->request->on_body(std::string_view(data, size * n))) return size * n;
+  s->response->stopped = true;
+  return 0;  // ends the transfer
+}
+
 std::size_t write_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* headers = static_cast<std::map<std::string, std::string>*>(user);
   const std::size_t bytes = size * n;
@@ -67,14 +79,22 @@ HttpResponse http_call(const HttpRequest& request) {
   } else if (request.method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   }
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  Stream stream{&request, &response};
+  if (request.on_body) {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_stream);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &stream);
+  } else {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  }
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   const CURLcode rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  if (rc == CURLE_WRITE_ERROR && response.stopped) return response;
   if (rc != CURLE_OK) {
     response.error = curl_easy_strerror(rc);
     response.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
@@ -83,6 +103,21 @@ HttpResponse http_call(const HttpRequest& request) {
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
+}
+
+std::string url_escape(std::string_view text) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 bool is_retryable(const HttpResponse& r) {
