@@ -478,6 +478,12 @@ void ConsumerRuntime::Impl::pause_or_resume(const std::vector<PartitionId>& ids,
   rd_kafka_resp_err_t err =
       pause ? rd_kafka_pause_partitions(rk.get(), list.get()) : rd_kafka_resume_partitions(rk.get(), list.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::warn("pause/resume failed: {}", rd_kafka_err2str(err));
+  // The call succeeds as a whole while single partitions fail (one no longer assigned): each says so.
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      spdlog::warn("{} {}[{}] failed: {}", pause ? "pause" : "resume", list->elems[i].topic, list->elems[i].partition,
+                   rd_kafka_err2str(list->elems[i].err));
+  }
 }
 
 void ConsumerRuntime::Impl::resume_due_partitions() {
