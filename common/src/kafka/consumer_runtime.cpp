@@ -24,6 +24,7 @@
 #include "agentline/kafka/offset_tracker.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
+#include "kafka/consumer_statistics.h"
 #include "kafka/handles.h"
 
 namespace agentline::kafka {
@@ -141,7 +142,7 @@ struct ConsumerRuntime::Impl {
   prometheus::Histogram* handler_seconds;
   std::map<std::string, prometheus::Counter*> consumed_by_topic;
   std::map<std::string, prometheus::Counter*> ok_by_topic;
-  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> lag_gauges;  // stats thread only
+  std::unique_ptr<ConsumerStatistics> statistics;  // stats thread only
 
   Impl(KafkaSettings s, ConsumerOptions o, const TopicCatalog& catalog, std::shared_ptr<Producer> p,
        std::shared_ptr<prometheus::Registry> reg, std::shared_ptr<observability::HealthState> h)
@@ -278,6 +279,7 @@ void ConsumerRuntime::Impl::register_metrics() {
                     .Help("Consumer lag per partition, from librdkafka statistics")
                     .Labels(constant)
                     .Register(*registry);
+  statistics = std::make_unique<ConsumerStatistics>(*lag_family);
   lost_family = &prometheus::BuildCounter()
                      .Name("agentline_consumer_records_lost_total")
                      .Help("Records removed from the log (retention, embedded-broker cap) before this group read them")
@@ -877,30 +879,11 @@ void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err
 }
 
 void ConsumerRuntime::Impl::on_stats(const char* json, size_t len) {
-  auto doc = nlohmann::json::parse(json, json + len, nullptr, false);
-  if (doc.is_discarded()) return;
   // A broker back UP ends "all brokers down" even when no record arrives (an idle service
-  // would otherwise stay not ready until its next record). Bootstrap entries have nodeid -1.
-  if (brokers_down.load() && doc.contains("brokers") && doc["brokers"].is_object()) {
-    for (const auto& [name, b] : doc["brokers"].items()) {
-      if (b.is_object() && b.value("nodeid", -1) >= 0 && b.value("state", "") == "UP") {
-        brokers_down.store(false);
-        mark_connected();
-        break;
-      }
-    }
-  }
-  if (!doc.contains("topics")) return;
-  for (const auto& [topic, t] : doc["topics"].items()) {
-    if (!t.contains("partitions")) continue;
-    for (const auto& [partition, p] : t["partitions"].items()) {
-      if (partition == "-1") continue;
-      std::int64_t lag = p.value("consumer_lag", std::int64_t{-1});
-      if (lag < 0) continue;
-      auto& gauge = lag_gauges[{topic, partition}];
-      if (gauge == nullptr) gauge = &lag_family->Add({{"topic", topic}, {"partition", partition}});
-      gauge->Set(static_cast<double>(lag));
-    }
+  // would otherwise stay not ready until its next record).
+  if (statistics->apply(std::string_view(json, len)) && brokers_down.load()) {
+    brokers_down.store(false);
+    mark_connected();
   }
 }
 
