@@ -24,6 +24,7 @@
 #include "agentline/kafka/offset_tracker.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
+#include "kafka/consumer_metrics.h"
 #include "kafka/consumer_statistics.h"
 #include "kafka/handles.h"
 
@@ -126,22 +127,7 @@ struct ConsumerRuntime::Impl {
   std::map<std::string, int> topic_rank;  // missing: the lowest rank
   Clock::time_point last_commit = Clock::now();
 
-  // Metrics: families registered once, per-topic handles kept.
-  prometheus::Family<prometheus::Counter>* consumed_family;
-  prometheus::Family<prometheus::Counter>* outcome_family;
-  prometheus::Family<prometheus::Counter>* dead_letter_family;
-  prometheus::Family<prometheus::Gauge>* lag_family;
-  prometheus::Family<prometheus::Counter>* lost_family;
-  prometheus::Gauge* in_flight_gauge;
-  prometheus::Gauge* held_gauge;
-  prometheus::Counter* delivery_failures;
-  prometheus::Counter* rebalances;
-  prometheus::Family<prometheus::Gauge>* protocol_family;
-  prometheus::Gauge* assigned_gauge;
-  prometheus::Counter* commit_failures;
-  prometheus::Histogram* handler_seconds;
-  std::map<std::string, prometheus::Counter*> consumed_by_topic;
-  std::map<std::string, prometheus::Counter*> ok_by_topic;
+  std::unique_ptr<ConsumerMetrics> metrics;
   std::unique_ptr<ConsumerStatistics> statistics;  // stats thread only
 
   Impl(KafkaSettings s, ConsumerOptions o, const TopicCatalog& catalog, std::shared_ptr<Producer> p,
@@ -157,7 +143,8 @@ struct ConsumerRuntime::Impl {
       topic_rank.emplace(options.priority_order[i], static_cast<int>(i));
     }
     backlogs.resize(options.priority_order.size() + 1);
-    register_metrics();
+    metrics = std::make_unique<ConsumerMetrics>(*registry, options.service, options.topics);
+    statistics = std::make_unique<ConsumerStatistics>(metrics->lag);
   }
 
   int lowest_rank() const { return static_cast<int>(backlogs.size()) - 1; }
@@ -179,7 +166,6 @@ struct ConsumerRuntime::Impl {
     for (auto& q : backlogs) std::erase_if(q, pred);
   }
 
-  void register_metrics();
   // Builds the consumer client for `p` (rk), subscribes it to the topics; false if the
   // subscription failed.
   void create_client(GroupProtocol p);
@@ -257,89 +243,6 @@ class JobEmitter final : public Emitter {
 };
 }  // namespace
 
-void ConsumerRuntime::Impl::register_metrics() {
-  prometheus::Labels constant{{"service", options.service}};
-  consumed_family = &prometheus::BuildCounter()
-                         .Name("agentline_records_consumed_total")
-                         .Help("Records handed to the service's handler, by topic")
-                         .Labels(constant)
-                         .Register(*registry);
-  outcome_family = &prometheus::BuildCounter()
-                        .Name("agentline_records_processed_total")
-                        .Help("Records whose processing finished, by topic and outcome (ok, retried, dead_lettered)")
-                        .Labels(constant)
-                        .Register(*registry);
-  dead_letter_family = &prometheus::BuildCounter()
-                            .Name("agentline_dead_letters_total")
-                            .Help("Records sent to the DLQ, by error class")
-                            .Labels(constant)
-                            .Register(*registry);
-  lag_family = &prometheus::BuildGauge()
-                    .Name("agentline_consumer_lag_messages")
-                    .Help("Consumer lag per partition, from librdkafka statistics")
-                    .Labels(constant)
-                    .Register(*registry);
-  statistics = std::make_unique<ConsumerStatistics>(*lag_family);
-  lost_family = &prometheus::BuildCounter()
-                     .Name("agentline_consumer_records_lost_total")
-                     .Help("Records removed from the log (retention, embedded-broker cap) before this group read them")
-                     .Labels(constant)
-                     .Register(*registry);
-  in_flight_gauge = &prometheus::BuildGauge()
-                         .Name("agentline_records_in_flight")
-                         .Help("Records dispatched whose processing has not finished")
-                         .Labels(constant)
-                         .Register(*registry)
-                         .Add({});
-  held_gauge = &prometheus::BuildGauge()
-                    .Name("agentline_consumer_held")
-                    .Help("1 while consumption is held because a backend asked to back off (breaker open, rate limit)")
-                    .Labels(constant)
-                    .Register(*registry)
-                    .Add({});
-  delivery_failures = &prometheus::BuildCounter()
-                           .Name("agentline_delivery_failures_total")
-                           .Help("Produced records Kafka did not acknowledge")
-                           .Labels(constant)
-                           .Register(*registry)
-                           .Add({});
-  protocol_family = &prometheus::BuildGauge()
-                         .Name("agentline_consumer_group_protocol")
-                         .Help("1 for the consumer group protocol in use: consumer (KIP-848) or classic")
-                         .Labels(constant)
-                         .Register(*registry);
-  assigned_gauge = &prometheus::BuildGauge()
-                        .Name("agentline_consumer_assigned_partitions")
-                        .Help("Partitions this member consumes now (0 between an eager revoke and the next assignment)")
-                        .Labels(constant)
-                        .Register(*registry)
-                        .Add({});
-  rebalances = &prometheus::BuildCounter()
-                    .Name("agentline_rebalances_total")
-                    .Help("Partition assignments and revocations seen")
-                    .Labels(constant)
-                    .Register(*registry)
-                    .Add({});
-  commit_failures = &prometheus::BuildCounter()
-                         .Name("agentline_commit_failures_total")
-                         .Help("Offset commits the broker refused")
-                         .Labels(constant)
-                         .Register(*registry)
-                         .Add({});
-  handler_seconds =
-      &prometheus::BuildHistogram()
-           .Name("agentline_handler_duration_seconds")
-           .Help("Time spent in the service's handler per record")
-           .Labels(constant)
-           .Register(*registry)
-           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
-  for (const auto& topic : options.topics) {
-    consumed_by_topic[topic] = &consumed_family->Add({{"topic", topic}});
-    ok_by_topic[topic] = &outcome_family->Add({{"topic", topic}, {"outcome", "ok"}});
-    lost_family->Add({{"topic", topic}});  // exported at 0, so alerts see the series before a loss
-  }
-}
-
 void ConsumerRuntime::Impl::start_workers() {
   for (int i = 0; i < std::max(1, options.max_in_flight); ++i) workers.emplace_back([this] { worker_loop(); });
 }
@@ -410,7 +313,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   } catch (...) {
     failure = Failure::transient("unhandled_exception", "unknown exception");
   }
-  handler_seconds->Observe(std::chrono::duration<double>(Clock::now() - started).count());
+  metrics->handler_seconds.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   const auto& rec = job->record;
   if (failure && failure->kind == FailureKind::kBackoff) {
     {
@@ -419,28 +322,28 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
       job->pending.store(1);
       deferred.push_back(job);
       --in_flight;
-      in_flight_gauge->Set(unfinished());
+      metrics->in_flight.Set(unfinished());
     }
-    outcome_family->Add({{"topic", rec.topic}, {"outcome", "deferred"}}).Increment();
+    metrics->finished(rec.topic, "deferred");
     spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
                  bounded_message(failure->message, 300));
     changed.notify_all();
     return;
   }
   if (!failure) {
-    if (auto c = ok_by_topic.find(rec.topic); c != ok_by_topic.end()) c->second->Increment();
+    metrics->finished(rec.topic, "ok");
   } else {
     OutgoingRecord routed = router.route(rec, *failure, wall_ms());
     bool to_dlq = routed.topic == router.dlq_topic();
     if (to_dlq) {
       spdlog::warn("dead-lettering {}[{}]@{}: {}: {}", rec.topic, rec.partition, rec.offset, failure->error_class,
                    bounded_message(failure->message, 300));
-      dead_letter_family->Add({{"error_class", failure->error_class}}).Increment();
+      metrics->dead_letters.Add({{"error_class", failure->error_class}}).Increment();
     } else {
       spdlog::info("retrying {}[{}]@{} through {}: {}: {}", rec.topic, rec.partition, rec.offset, routed.topic,
                    failure->error_class, bounded_message(failure->message, 300));
     }
-    outcome_family->Add({{"topic", rec.topic}, {"outcome", to_dlq ? "dead_lettered" : "retried"}}).Increment();
+    metrics->finished(rec.topic, to_dlq ? "dead_lettered" : "retried");
     emitter.emit(std::move(routed));
   }
   {
@@ -449,7 +352,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
     --in_flight;
     ++awaiting_acks;
     awaiting_bytes += job->record.value.size();
-    in_flight_gauge->Set(unfinished());
+    metrics->in_flight.Set(unfinished());
   }
   changed.notify_all();
   release(*job);
@@ -461,14 +364,14 @@ void ConsumerRuntime::Impl::release(Job& job) {
     std::lock_guard lock(mutex);
     if (job.delivery_failed.load()) {
       // Its offset stays uncommitted; the process restarts and replays it.
-      delivery_failures->Increment();
+      metrics->delivery_failures.Increment();
       fatal.store(true);
     } else if (!job.partition->revoked) {
       job.partition->tracker.finish(job.record.offset);
     }
     --awaiting_acks;
     awaiting_bytes -= job.record.value.size();
-    in_flight_gauge->Set(unfinished());
+    metrics->in_flight.Set(unfinished());
   }
   changed.notify_all();
 }
@@ -556,7 +459,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     // While held, nothing runs; afterwards the deferred records go first.
     std::unique_lock lock(mutex);
     const bool held = wall_ms() < hold_until_ms;
-    held_gauge->Set(held ? 1 : 0);
+    metrics->held.Set(held ? 1 : 0);
     if (held) return;
     bool pushed = false;
     while (!deferred.empty() && has_capacity()) {
@@ -564,7 +467,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
       deferred.pop_front();
       if (job->partition->revoked) continue;  // its next owner reads it
       ++in_flight;
-      in_flight_gauge->Set(unfinished());
+      metrics->in_flight.Set(unfinished());
       work.push_back(std::move(job));
       pushed = true;
     }
@@ -639,12 +542,12 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   state->tracker.start(rec.offset);
   state->last_started = rec.offset;
   ++in_flight;
-  in_flight_gauge->Set(unfinished());
+  metrics->in_flight.Set(unfinished());
   auto job = std::make_shared<Job>();
   job->record = std::move(rec);
   job->partition = state;
   job->impl = this;
-  if (auto c = consumed_by_topic.find(job->record.topic); c != consumed_by_topic.end()) c->second->Increment();
+  metrics->consumed(job->record.topic);
   work.push_back(std::move(job));
 }
 
@@ -721,7 +624,7 @@ void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only)
   if (list->cnt == 0) return;
   rd_kafka_resp_err_t err = rd_kafka_commit(rk.get(), list.get(), sync ? 0 : 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    commit_failures->Increment();
+    metrics->commit_failures.Increment();
     spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
     return;
   }
@@ -742,7 +645,7 @@ void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* par
     }
     if (p.offset < low) {
       std::int64_t lost = low - p.offset;
-      lost_family->Add({{"topic", p.topic}}).Increment(static_cast<double>(lost));
+      metrics->lost.Add({{"topic", p.topic}}).Increment(static_cast<double>(lost));
       spdlog::error(
           "DATA LOSS: {}[{}]: {} records between committed offset {} and log start {} were removed before "
           "group {} read them (retention or the embedded broker's per-partition cap)",
@@ -755,7 +658,7 @@ void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* par
 }
 
 void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
-  rebalances->Increment();
+  metrics->rebalances.Increment();
   ever_assigned = true;
   check_data_loss(parts);
   {
@@ -765,14 +668,14 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
       state->rank = partition_rank(parts->elems[i].topic);
       partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::move(state);
     }
-    assigned_gauge->Set(static_cast<double>(partitions.size()));
+    metrics->assigned.Set(static_cast<double>(partitions.size()));
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);
   mark_connected();
 }
 
 void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
-  rebalances->Increment();
+  metrics->rebalances.Increment();
   std::set<PartitionId> ids;
   for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
   erase_backlog_if([&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
@@ -817,7 +720,7 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
       it->second->held.clear();
       partitions.erase(it);
     }
-    assigned_gauge->Set(static_cast<double>(partitions.size()));
+    metrics->assigned.Set(static_cast<double>(partitions.size()));
   }
   spdlog::info("revoked {} partition(s)", parts->cnt);
   if (options.on_revoked) {
@@ -1003,7 +906,7 @@ void ConsumerRuntime::Impl::create_client(GroupProtocol p) {
   rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk.get());
   for (const char* name : {"consumer", "classic"}) {
-    protocol_family->Add({{"protocol", name}}).Set(std::string_view(name) == group_protocol_name(p) ? 1 : 0);
+    metrics->protocol.Add({{"protocol", name}}).Set(std::string_view(name) == group_protocol_name(p) ? 1 : 0);
   }
 }
 
