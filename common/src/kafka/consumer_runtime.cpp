@@ -26,6 +26,7 @@
 #include "agentline/observability/health.h"
 #include "kafka/consumer_metrics.h"
 #include "kafka/consumer_statistics.h"
+#include "kafka/flow_control.h"
 #include "kafka/handles.h"
 
 namespace agentline::kafka {
@@ -180,8 +181,10 @@ struct ConsumerRuntime::Impl {
   void release(Job& job);
   // Serves librdkafka once; true when it returned something (a record, an error, an EOF).
   bool poll_once(int timeout_ms);
-  // The local backlog's bound (see update_backpressure).
-  std::size_t backlog_bound() const { return static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16; }
+  // Pauses and resumes partitions for priority and backpressure (flow_control.h): the local
+  // backlog's bound is 16 x max_in_flight. The bound is well above max_in_flight on purpose:
+  // pausing whenever a handful of records wait starved the workers (bench/NOTES.md).
+  FlowControl flow{static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16};
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
@@ -408,42 +411,20 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
   pause_or_resume(due, false);
 }
 
-// Flow control, per partition. A partition of rank r is paused while the records waiting
-// locally at rank r or higher reach backlog_bound() = 16 x max_in_flight (backpressure: memory stays
-// bounded whatever the partition count; it resumes at half), or while any higher rank has
-// records waiting (priority: fetch no more low-priority work while high-priority work queues).
-// The bound is well above max_in_flight on purpose: every resume costs a new fetch round trip,
-// and pausing whenever a handful of records wait starved the workers (bench/NOTES.md).
+// Flow control (flow_control.h): FlowControl decides, this pauses and resumes.
 void ConsumerRuntime::Impl::update_backpressure() {
-  const std::size_t high = backlog_bound();
-  std::vector<std::size_t> at_or_above(backlogs.size());
-  std::size_t sum = 0;
-  // Held retry records wait for their due time, not for a worker: they do not pause other
-  // partitions (that would also make librdkafka drop the tier's prefetched records and fetch
-  // them again late). They have their own, generous bound; the lead keeps them few.
-  const std::size_t held_high = std::max<std::size_t>(4096, high * 4);
-  std::size_t held = 0;
-  {
-    std::lock_guard lock(mutex);
-    for (const auto& [id, state] : partitions) held += state->held.size();
-  }
-  for (std::size_t r = 0; r < backlogs.size(); ++r) at_or_above[r] = (sum += backlogs[r].size());
+  std::vector<std::size_t> waiting(backlogs.size());
+  for (std::size_t r = 0; r < backlogs.size(); ++r) waiting[r] = backlogs[r].size();
   std::vector<PartitionId> to_pause;
   std::vector<PartitionId> to_resume;
   {
     std::lock_guard lock(mutex);
-    const bool holding = !deferred.empty() || wall_ms() < hold_until_ms;
+    std::size_t held = 0;
+    for (const auto& [id, state] : partitions) held += state->held.size();
+    flow.observe(waiting, held, !deferred.empty() || wall_ms() < hold_until_ms);
     for (auto& [id, state] : partitions) {
-      const auto r = static_cast<std::size_t>(state->rank);
-      const bool higher_waiting = r > 0 && at_or_above[r - 1] > 0;
-      const std::size_t mine = at_or_above[r];
-      const bool tier = router.is_retry_topic(id.first);
-      bool want = state->flow_paused;
-      if (holding || higher_waiting || mine >= high || (tier && held >= held_high)) {
-        want = true;
-      } else if (mine <= high / 2 && (!tier || held <= held_high / 2)) {
-        want = false;
-      }
+      const bool want =
+          flow.should_pause(state->flow_paused, static_cast<std::size_t>(state->rank), router.is_retry_topic(id.first));
       if (want == state->flow_paused) continue;
       state->flow_paused = want;
       if (state->retry_paused) continue;  // stays paused until due either way
@@ -1080,7 +1061,7 @@ int ConsumerRuntime::run(const Handler& handler) {
     // turn left thousands of prefetched low-priority records queued ahead of a critical one
     // (flow control never saw a full backlog, so never paused them; bench/NOTES.md).
     if (impl.poll_once(waiting ? 0 : impl.ms_until_due())) {
-      for (int i = 0; i < 1024 && impl.backlog_size() < impl.backlog_bound() && impl.poll_once(0); ++i) {
+      for (int i = 0; i < 1024 && impl.backlog_size() < impl.flow.backlog_bound() && impl.poll_once(0); ++i) {
       }
     }
     if (Clock::now() - impl.last_commit >= impl.options.commit_interval) {

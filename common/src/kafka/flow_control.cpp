@@ -1,0 +1,28 @@
+#include "kafka/flow_control.h"
+
+#include <algorithm>
+
+namespace agentline::kafka::detail {
+
+FlowControl::FlowControl(std::size_t backlog_bound)
+    : high_(std::max<std::size_t>(1, backlog_bound)), held_high_(std::max<std::size_t>(4096, high_ * 4)) {}
+
+void FlowControl::observe(const std::vector<std::size_t>& waiting_by_rank, std::size_t held, bool holding) {
+  at_or_above_.resize(waiting_by_rank.size());
+  std::size_t sum = 0;
+  for (std::size_t r = 0; r < waiting_by_rank.size(); ++r) at_or_above_[r] = (sum += waiting_by_rank[r]);
+  held_ = held;
+  holding_ = holding;
+}
+
+bool FlowControl::should_pause(bool paused, std::size_t rank, bool retry_tier) const {
+  if (at_or_above_.empty()) return holding_ || paused;
+  rank = std::min(rank, at_or_above_.size() - 1);
+  const bool higher_waiting = rank > 0 && at_or_above_[rank - 1] > 0;
+  const std::size_t mine = at_or_above_[rank];
+  if (holding_ || higher_waiting || mine >= high_ || (retry_tier && held_ >= held_high_)) return true;
+  if (mine <= high_ / 2 && (!retry_tier || held_ <= held_high_ / 2)) return false;
+  return paused;
+}
+
+}  // namespace agentline::kafka::detail

@@ -1,0 +1,44 @@
+#pragma once
+// Flow control of the consumer runtime, per partition: the decision, without librdkafka (the
+// runtime pauses and resumes what it says). A partition of priority rank r (0: highest) is
+// paused while
+//   - consumption is held (a handler asked to back off: breaker open, rate limit), or
+//   - a higher rank has records waiting (priority: no more low-priority work is fetched while
+//     high-priority work queues), or
+//   - the records waiting locally at rank r or higher reach the backlog bound (backpressure:
+//     memory stays bounded whatever the partition count), or, for a retry tier, the records
+//     held for their due time reach their own bound;
+// and resumes when none of these holds and the backlog is down to half the bound (hysteresis:
+// every resume costs a fetch round trip). Between the two it keeps its state.
+#include <cstddef>
+#include <vector>
+
+namespace agentline::kafka::detail {
+
+class FlowControl {
+ public:
+  // `backlog_bound`: records waiting locally that pause a partition (16 x max_in_flight).
+  explicit FlowControl(std::size_t backlog_bound);
+
+  // The records waiting at each rank, and those held for their due time, as the poll loop
+  // sees them now; `holding`: a backoff holds consumption.
+  void observe(const std::vector<std::size_t>& waiting_by_rank, std::size_t held, bool holding);
+  // Whether a partition of `rank` (`retry_tier`: a retry tier's) should be paused now, given
+  // whether it is.
+  bool should_pause(bool paused, std::size_t rank, bool retry_tier) const;
+
+  std::size_t backlog_bound() const { return high_; }
+  std::size_t held_bound() const { return held_high_; }
+
+ private:
+  std::size_t high_;
+  // Held retry records wait for their due time, not for a worker: they do not pause other
+  // partitions (that would also make librdkafka drop the tier's prefetched records and fetch
+  // them again late). They have their own, generous bound; the lead keeps them few.
+  std::size_t held_high_;
+  std::vector<std::size_t> at_or_above_;  // records waiting at this rank or a higher one
+  std::size_t held_ = 0;
+  bool holding_ = false;
+};
+
+}  // namespace agentline::kafka::detail

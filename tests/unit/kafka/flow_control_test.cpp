@@ -1,0 +1,43 @@
+#include "kafka/flow_control.h"
+
+#include <gtest/gtest.h>
+
+namespace agentline::kafka::detail {
+namespace {
+
+TEST(FlowControlTest, PriorityBackpressureWithHysteresisAndHoldsDecideEachPartition) {
+  FlowControl flow(160);  // 16 x max_in_flight 10
+  ASSERT_EQ(flow.held_bound(), 4096u);
+  struct Case {
+    const char* what;
+    std::vector<std::size_t> waiting;  // by rank: 0 fix, 1 critical, 2 normal
+    std::size_t held;
+    bool holding;
+    bool paused;
+    std::size_t rank;
+    bool tier;
+    bool want;
+  };
+  const Case cases[] = {
+      {"nothing waits: runs", {0, 0, 0}, 0, false, false, 2, false, false},
+      {"a higher rank waits: the lower pauses", {0, 3, 0}, 0, false, false, 2, false, true},
+      {"the rank that waits itself keeps running", {0, 3, 0}, 0, false, false, 1, false, false},
+      {"a lower rank waiting does not pause a higher one", {0, 0, 150}, 0, false, false, 0, false, false},
+      {"its backlog at the bound: pauses", {0, 0, 160}, 0, false, false, 2, false, true},
+      {"between half and the bound: a paused one stays paused", {0, 0, 100}, 0, false, true, 2, false, true},
+      {"between half and the bound: a running one keeps running", {0, 0, 100}, 0, false, false, 2, false, false},
+      {"down to half: resumes", {0, 0, 80}, 0, false, true, 2, false, false},
+      {"a backoff holds everything", {0, 0, 0}, 0, true, false, 0, false, true},
+      {"held retry records at their bound pause the tiers", {0, 0, 0}, 4096, false, false, 0, true, true},
+      {"... but not other topics", {0, 0, 0}, 4096, false, false, 0, false, false},
+      {"a tier resumes only when held records are down to half", {0, 0, 0}, 3000, false, true, 0, true, true},
+      {"a rank past the last counts as the lowest", {0, 5, 0}, 0, false, false, 9, false, true},
+  };
+  for (const auto& c : cases) {
+    flow.observe(c.waiting, c.held, c.holding);
+    EXPECT_EQ(flow.should_pause(c.paused, c.rank, c.tier), c.want) << c.what;
+  }
+}
+
+}  // namespace
+}  // namespace agentline::kafka::detail
