@@ -28,6 +28,7 @@
 #include "kafka/consumer_statistics.h"
 #include "kafka/flow_control.h"
 #include "kafka/handles.h"
+#include "kafka/retry_tier_gate.h"
 
 namespace agentline::kafka {
 
@@ -120,11 +121,9 @@ struct ConsumerRuntime::Impl {
 
   // Poll-thread only. Records fetched but not dispatched, one queue per priority rank.
   std::vector<std::deque<InboundRecord>> backlogs;
-  // A retry-tier partition resumes this long before its head record is due, so the fetch
-  // (up to fetch.wait.max.ms behind other partitions' long poll) lands before the due time and
-  // the record runs on time from memory (bench: p99 lateness was ~500 ms when resuming at the
-  // due time with the default 500 ms fetch wait).
-  std::int64_t retry_lead_ms = 250;
+  // What a retry tier's head record does: run, wait in memory, or pause its partition
+  // (retry_tier_gate.h).
+  RetryTierGate retry_gate;
   std::map<std::string, int> topic_rank;  // missing: the lowest rank
   Clock::time_point last_commit = Clock::now();
 
@@ -480,8 +479,9 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         backlog.pop_front();  // fetched again after a seek: already held
         continue;
       }
-      if (due > now || !state->held.empty()) {
-        if (due - now <= retry_lead_ms) {
+      if (const auto decision = retry_gate.decide(due, now, !state->held.empty());
+          decision != RetryTierGate::Decision::kRun) {
+        if (decision == RetryTierGate::Decision::kHold) {
           // Due soon (or behind held records, whose order it keeps): wait in memory.
           state->held.push_back(std::move(rec));
           backlog.pop_front();
@@ -490,7 +490,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         // Due later: hold the tier's partition at this record and read it again shortly
         // before it is due. Records held before it stay in memory.
         state->retry_paused = true;
-        state->due_ms = due - retry_lead_ms;
+        state->due_ms = retry_gate.resume_at(due);
         spdlog::debug("retry tier {}[{}] waits at offset {}: due in {} ms", rec.topic, rec.partition, rec.offset,
                       due - now);
         PartitionId id{rec.topic, rec.partition};
@@ -880,7 +880,7 @@ void ConsumerRuntime::Impl::create_client(GroupProtocol p) {
     char value[32];
     size_t size = sizeof value;
     if (rd_kafka_conf_get(conf.get(), "fetch.wait.max.ms", value, &size) == RD_KAFKA_CONF_OK) {
-      retry_lead_ms = std::max<std::int64_t>(250, std::atoll(value) + 150);
+      retry_gate.set_lead(RetryTierGate::lead_for(std::atoll(value)));
     }
   }
   rk.reset();  // a previous client (the fallback) is destroyed first: one member per process
