@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
 
   // The result cache shared with the other replicas through cache.results (--cache-share 1).
   std::unique_ptr<cache::CacheReplicator> replicator;
-  if (options.share_cache) {
+  if (options.share_cache()) {
     replicator = std::make_unique<cache::CacheReplicator>(
         worker->cache(), cache::CacheReplicatorConfig{host.kafka_settings(), host.catalog().topic("cache.results")});
     try {

@@ -79,7 +79,6 @@ void WorkerOptions::bind(config::OptionSet& o) {
       throw std::invalid_argument("--generator must be template, openai or exec, not '" + backend + "'");
     if (!api_key_file.empty()) openai.api_key = config::read_secret(api_key_file, "AGENTLINE_LLM_API_KEY");
     if (!prices_file.empty()) openai.prices = parse_prices(read_file(prices_file));
-    share_cache = cache_share_ != 0;
   });
 }
 

@@ -21,7 +21,6 @@ struct WorkerOptions {
   std::string prices_file;
   std::vector<std::string> exec_command;
   std::chrono::milliseconds exec_timeout{120000};
-  bool share_cache = false;  // through the cache.results topic
   WorkerConfig worker;
 
   WorkerOptions();
@@ -31,6 +30,8 @@ struct WorkerOptions {
   WorkerConfig worker_config(int max_in_flight) const;
   std::unique_ptr<Generator> make_generator() const;
   std::string describe() const;  // the backend, for the start-up log
+  // The result cache is shared with the other replicas through the cache.results topic.
+  bool share_cache() const { return cache_share_ != 0; }
 
  private:
   int rpm_ = 0, tpm_ = 0, llm_in_flight_ = 0;

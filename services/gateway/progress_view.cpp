@@ -141,7 +141,8 @@ nlohmann::json ProgressView::summary_of(const std::string& job_id, const Job& jo
   return doc;
 }
 
-JobSnapshot ProgressView::snapshot(const std::string& job_id, const Job& job, std::int64_t files_after) {
+JobSnapshot ProgressView::snapshot(const std::string& job_id, const Job& job, std::int64_t files_after,
+                                   bool with_etag) {
   JobSnapshot s;
   s.summary = summary_of(job_id, job, s.complete);
   if (files_after < 0) {
@@ -154,8 +155,9 @@ JobSnapshot ProgressView::snapshot(const std::string& job_id, const Job& job, st
   s.version = job.version;
   s.sequence = job.sequence;
   // The sequence moves with every change of the job; the summary keeps two replicas that read
-  // different records from sharing a tag by chance.
-  s.etag = etag_of(std::to_string(job.sequence) + ":" + dump(s.summary));
+  // different records from sharing a tag by chance. Event streams never send it: not computed
+  // for them (64 streams, a few events a second each).
+  if (with_etag) s.etag = etag_of(std::to_string(job.sequence) + ":" + dump(s.summary));
   return s;
 }
 
@@ -163,14 +165,14 @@ std::optional<JobSnapshot> ProgressView::job(const std::string& job_id) const {
   std::lock_guard lock(mutex_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return snapshot(it->first, it->second, -1);
+  return snapshot(it->first, it->second, -1, true);
 }
 
 std::optional<JobSnapshot> ProgressView::summary(const std::string& job_id) const {
   std::lock_guard lock(mutex_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return snapshot(it->first, it->second, it->second.sequence);
+  return snapshot(it->first, it->second, it->second.sequence, true);
 }
 
 std::vector<nlohmann::json> ProgressView::jobs() const {
@@ -198,7 +200,7 @@ std::optional<JobSnapshot> ProgressView::wait_for_change(const std::string& job_
   });
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
-  return snapshot(it->first, it->second, files_after);
+  return snapshot(it->first, it->second, files_after, false);
 }
 
 std::size_t ProgressView::size() const {

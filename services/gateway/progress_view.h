@@ -39,7 +39,8 @@ struct JobSnapshot {
   // change and is the same on every replica that has read the same records (files and the
   // summary are on different keys, so they may arrive in either order).
   std::int64_t sequence = 0;
-  // Strong ETag of the job at this sequence (the document and its summary change together).
+  // Strong ETag of the job at this sequence (the document and its summary change together);
+  // set by job() and summary(), empty from wait_for_change().
   std::string etag;
   bool complete = false;  // every file delivered, failed delivery or dead-lettered
 
@@ -83,7 +84,7 @@ class ProgressView {
     std::int64_t sequence = 0;
   };
   static nlohmann::json summary_of(const std::string& job_id, const Job& job, bool& complete);
-  static JobSnapshot snapshot(const std::string& job_id, const Job& job, std::int64_t files_after);
+  static JobSnapshot snapshot(const std::string& job_id, const Job& job, std::int64_t files_after, bool with_etag);
   static void set_file(Job& job, const std::string& path, const nlohmann::json& record, std::int64_t version);
   static void drop_file(Job& job, const std::string& path);
 
