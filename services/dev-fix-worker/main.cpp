@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  host.add_route("GET /stats", [&](const std::string&) { return std::pair{200, worker->stats().dump()}; });
-  host.add_route("POST /cache/invalidate", [&](const std::string& body) { return worker->invalidate(body); });
+  host.add_admin_route("GET", "/stats", [&](const std::string&) { return std::pair{200, worker->stats().dump()}; });
+  host.add_admin_route("POST", "/cache/invalidate", [&](const std::string& body) { return worker->invalidate(body); });
   host.add_metrics([&](std::vector<prometheus::MetricFamily>& families) { worker->collect(families); });
   const int rc =
       host.run([&](const kafka::InboundRecord& record, kafka::Emitter& out) { return worker->handle(record, out); });

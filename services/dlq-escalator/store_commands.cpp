@@ -156,34 +156,36 @@ void StoreRoutes::add_to(service::ServiceHost& host) {
       }
     };
   };
-  host.add_route("POST /dlq/list", json_route([this](const nlohmann::json& body) {
-                   nlohmann::json out = {{"records", nlohmann::json::array()}};
-                   for (const auto& r : store_.query(filter_from(body))) out["records"].push_back(record_json(r, 4096));
-                   return out;
-                 }));
-  host.add_route("POST /dlq/replay", json_route([this](const nlohmann::json& body) {
-                   ReplayOptions options;
-                   options.filter = filter_from(body);
-                   options.dry_run = body.value("dry_run", false);
-                   options.max_replays = body.value("max_replays", options.max_replays);
-                   options.rate_per_second = body.value("rate", options.rate_per_second);
-                   if (options.rate_per_second < 0) throw std::invalid_argument("rate must be 0 (unlimited) or more");
-                   if (options.max_replays < 1) throw std::invalid_argument("max_replays must be at least 1");
-                   if (body.contains("dry_run") && !body["dry_run"].is_boolean())
-                     throw std::invalid_argument("dry_run must be true or false");
-                   std::lock_guard lock(replay_mutex_);
-                   if (!options.dry_run && !producer_)
-                     producer_ = std::make_unique<kafka::Producer>(settings_, "dlq-escalator-replay");
-                   std::ostringstream log;
-                   const auto report = dlq::replay(store_, producer_.get(), options, log);
-                   return nlohmann::json{{"dry_run", options.dry_run},
-                                         {"selected", report.selected},
-                                         {"replayed", report.replayed},
-                                         {"refused_loop_guard", report.refused_loop_guard},
-                                         {"no_target", report.no_target},
-                                         {"failed", report.failed},
-                                         {"log", log.str()}};
-                 }));
+  host.add_admin_route("POST", "/dlq/list", json_route([this](const nlohmann::json& body) {
+                         nlohmann::json out = {{"records", nlohmann::json::array()}};
+                         for (const auto& r : store_.query(filter_from(body)))
+                           out["records"].push_back(record_json(r, 4096));
+                         return out;
+                       }));
+  host.add_admin_route("POST", "/dlq/replay", json_route([this](const nlohmann::json& body) {
+                         ReplayOptions options;
+                         options.filter = filter_from(body);
+                         options.dry_run = body.value("dry_run", false);
+                         options.max_replays = body.value("max_replays", options.max_replays);
+                         options.rate_per_second = body.value("rate", options.rate_per_second);
+                         if (options.rate_per_second < 0)
+                           throw std::invalid_argument("rate must be 0 (unlimited) or more");
+                         if (options.max_replays < 1) throw std::invalid_argument("max_replays must be at least 1");
+                         if (body.contains("dry_run") && !body["dry_run"].is_boolean())
+                           throw std::invalid_argument("dry_run must be true or false");
+                         std::lock_guard lock(replay_mutex_);
+                         if (!options.dry_run && !producer_)
+                           producer_ = std::make_unique<kafka::Producer>(settings_, "dlq-escalator-replay");
+                         std::ostringstream log;
+                         const auto report = dlq::replay(store_, producer_.get(), options, log);
+                         return nlohmann::json{{"dry_run", options.dry_run},
+                                               {"selected", report.selected},
+                                               {"replayed", report.replayed},
+                                               {"refused_loop_guard", report.refused_loop_guard},
+                                               {"no_target", report.no_target},
+                                               {"failed", report.failed},
+                                               {"log", log.str()}};
+                       }));
 }
 
 }  // namespace agentline::dlq

@@ -1,49 +1,71 @@
-// The gateway's HTTP server: civetweb, with every request handed to Gateway::Impl::dispatch
-// (http.cpp); the rest by concern in gateway_impl.h.
-#include <mutex>
-#include <stdexcept>
+#include "gateway.h"
 
+#include "agentline/config/options.h"
 #include "gateway_impl.h"
 
 namespace agentline::gateway {
 
-namespace {
-int handle(mg_connection* conn, void* cbdata) { return static_cast<Gateway::Impl*>(cbdata)->dispatch(conn); }
-}  // namespace
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+void GatewayConfig::bind(config::OptionSet& o) {
+  o.add("dlq-url", &dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
+  o.add("sse-heartbeat-ms", &heartbeat,
+        "Heartbeat comment on idle event streams; a client gone is found by the write that fails, so within "
+        "about two heartbeats its stream slot is free");
+  o.add("unknown-job-wait-ms", &unknown_job_wait, "How long a stream waits for a job that is not on jobs.progress yet");
+  o.add("max-streams", &max_streams, "Open event streams at most");
+  o.add("sse-min-interval-ms", &min_event_interval,
+        "At most one progress event per stream per interval; the changes in between go out together (0: each "
+        "change at once)");
+}
+
+void GatewayConfig::check() const {
+  if (heartbeat < std::chrono::milliseconds(100)) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
+  if (max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
+}
+
+Gateway::Impl::Impl(GatewayConfig c, ProgressView& v, kafka::Producer& p, const events::MessageValidator& val,
+                    prometheus::Registry& registry)
+    : config(std::move(c)), view(v), producer(p), validator(val) {
+  while (!config.dlq_url.empty() && config.dlq_url.back() == '/') config.dlq_url.pop_back();
+  requests = &prometheus::BuildCounter()
+                  .Name("agentline_gateway_requests_total")
+                  .Help("HTTP requests answered by the gateway, by route and status")
+                  .Register(registry);
+  open_streams = &prometheus::BuildGauge()
+                      .Name("agentline_gateway_streams")
+                      .Help("Open Server-Sent Events streams")
+                      .Register(registry)
+                      .Add({});
+  auto& tasks = prometheus::BuildCounter()
+                    .Name("agentline_gateway_tasks_total")
+                    .Help("Tasks received by POST /api/jobs, by outcome")
+                    .Register(registry);
+  submitted_tasks = &tasks.Add({{"outcome", "submitted"}});
+  rejected_tasks = &tasks.Add({{"outcome", "rejected"}});
+}
+
+void Gateway::Impl::json(HttpExchange& x, int status, const Json& body, const net::HttpHeaders& headers) {
+  x.respond_json(status, dump(body), headers);
+}
+
+void Gateway::Impl::error(HttpExchange& x, int status, const std::string& message, Json extra) {
+  Json body = {{"error", message}};
+  if (extra.is_object()) body.update(extra);
+  json(x, status, body);
+}
 
 Gateway::Gateway(GatewayConfig config, ProgressView& view, kafka::Producer& producer,
-                 const events::MessageValidator& validator, std::shared_ptr<prometheus::Registry> registry,
-                 std::shared_ptr<observability::HealthState> health)
-    : impl_(std::make_unique<Impl>(std::move(config), view, producer, validator, std::move(registry),
-                                   std::move(health))) {}
+                 const events::MessageValidator& validator, prometheus::Registry& registry)
+    : impl_(std::make_unique<Impl>(std::move(config), view, producer, validator, registry)) {}
 
 Gateway::~Gateway() { stop(); }
 
-void Gateway::start() {
-  static std::once_flag init;
-  std::call_once(init, [] { mg_init_library(0); });
-  const std::string ports = impl_->config.host + ":" + std::to_string(impl_->config.port);
-  const std::string threads = std::to_string(impl_->config.max_streams + 16);
-  const char* options[] = {"listening_ports",    ports.c_str(),       "num_threads",
-                           threads.c_str(),      "enable_keep_alive", "yes",
-                           "request_timeout_ms", "3600000",           nullptr};
-  mg_callbacks callbacks{};
-  impl_->ctx = mg_start(&callbacks, nullptr, options);
-  if (impl_->ctx == nullptr) throw std::runtime_error("cannot listen on " + ports);
-  mg_set_request_handler(impl_->ctx, "/", handle, impl_.get());
-  mg_server_port bound[4];
-  const int n = mg_get_server_ports(impl_->ctx, 4, bound);
-  impl_->bound_port = n > 0 ? bound[0].port : impl_->config.port;
-}
+void Gateway::add_routes(net::HttpServer& server) { impl_->add_routes(server); }
 
 void Gateway::stop() {
-  if (impl_->ctx == nullptr) return;
   impl_->stopping.store(true);
   impl_->view.stop();
-  mg_stop(impl_->ctx);
-  impl_->ctx = nullptr;
 }
-
-int Gateway::port() const { return impl_->bound_port; }
 
 }  // namespace agentline::gateway

@@ -28,47 +28,43 @@ bool valid_job_id(const std::string& id) {
              std::string::npos;
 }
 
-// POST /api/jobs {"job_id": J, "tasks": [task, ...]}: fills what a task may leave out (id,
-// task_id, type DEV_TASK, created_at, job_id), validates every task against the schema and
-// path policy, and publishes all of them or none. POST /api/jobs {"job_id"?, "goal",
-// "constraints"?, "tenant"?} publishes the goal as one PLAN_TASK (job id goal-<random> if none).
-int Gateway::Impl::submit(const Request& req) {
-  auto body = read_body(req);
-  if (!body) return error(req, "submit", 413, "the body is too large");
+// The contract is in gateway_impl.h.
+void Gateway::Impl::submit(HttpExchange& x) {
+  auto body = x.read_body(config.max_body_bytes);
+  if (!body) return error(x, 413, "the body is too large");
   Json doc;
   if (auto failure = events::MessageValidator::parse(*body, doc)) {
-    return error(req, "submit", 400, "the body is not a JSON object: " + failure->message);
+    return error(x, 400, "the body is not a JSON object: " + failure->message);
   }
   const bool goal = doc.contains("goal");
-  if (goal && doc.contains("tasks")) return error(req, "submit", 400, "a job has \"goal\" or \"tasks\", not both");
+  if (goal && doc.contains("tasks")) return error(x, 400, "a job has \"goal\" or \"tasks\", not both");
   if (!goal && (!doc.contains("tasks") || !doc["tasks"].is_array() || doc["tasks"].empty())) {
-    return error(req, "submit", 400, "\"tasks\" must be a non-empty array (or give a \"goal\")");
+    return error(x, 400, "\"tasks\" must be a non-empty array (or give a \"goal\")");
   }
-  if (!goal && doc["tasks"].size() > 10000) return error(req, "submit", 400, "at most 10000 tasks per request");
+  if (!goal && doc["tasks"].size() > 10000) return error(x, 400, "at most 10000 tasks per request");
   if (goal && !doc.contains("job_id")) doc["job_id"] = "goal-" + random_hex(6);
   if (!doc.contains("job_id") || !doc["job_id"].is_string()) {
-    return error(req, "submit", 400, "\"job_id\" (a string) names the job of the tasks");
+    return error(x, 400, "\"job_id\" (a string) names the job of the tasks");
   }
   const std::string job_id = doc["job_id"];
   if (job_id.empty() || job_id.size() > 120 ||
       job_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
           std::string::npos) {
-    return error(req, "submit", 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
+    return error(x, 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
   }
   for (const auto& [key, value] : doc.items()) {
     const bool known =
         key == "job_id" ||
         (goal ? key == "goal" || key == "constraints" || key == "tenant" || key == "plan" : key == "tasks");
-    if (!known) return error(req, "submit", 400, "unknown key \"" + key + "\"");
+    if (!known) return error(x, 400, "unknown key \"" + key + "\"");
   }
   Json problems = Json::array();
   std::vector<Json> tasks;
   if (goal) {
     // A goal is one PLAN_TASK (docs/planning.md); the same checks as any task.
     if (!doc["goal"].is_string() || doc["goal"].get<std::string>().empty())
-      return error(req, "submit", 400, "\"goal\" must be a non-empty string");
-    if (doc.contains("tenant") && !doc["tenant"].is_string())
-      return error(req, "submit", 400, "\"tenant\" must be a string");
+      return error(x, 400, "\"goal\" must be a non-empty string");
+    if (doc.contains("tenant") && !doc["tenant"].is_string()) return error(x, 400, "\"tenant\" must be a string");
     doc["tasks"] = Json::array(
         {events::make_plan_task(job_id, doc["goal"], doc.value("constraints", Json()), doc.value("tenant", ""))});
     // As given, so the schema refuses what is not an object.
@@ -103,7 +99,7 @@ int Gateway::Impl::submit(const Request& req) {
   }
   if (!problems.empty()) {
     rejected_tasks->Increment(static_cast<double>(doc["tasks"].size()));
-    return json(req, "submit", 400, Json{{"error", "invalid tasks: nothing was submitted"}, {"problems", problems}});
+    return json(x, 400, Json{{"error", "invalid tasks: nothing was submitted"}, {"problems", problems}});
   }
   std::atomic<int> failed{0};
   std::mutex error_mutex;
@@ -125,7 +121,7 @@ int Gateway::Impl::submit(const Request& req) {
   while (!producer.flush(std::chrono::seconds(10))) {
   }
   if (failed > 0) {
-    return error(req, "submit", 503,
+    return error(x, 503,
                  "Kafka did not acknowledge " + std::to_string(failed.load()) + " of " + std::to_string(tasks.size()) +
                      " tasks: " + first_error);
   }
@@ -139,7 +135,7 @@ int Gateway::Impl::submit(const Request& req) {
                      {"progress", "/api/jobs/" + j + "/progress"},
                      {"stream", "/api/progress/stream/" + j}});
   }
-  return json(req, "submit", 202, Json{{"submitted", tasks.size()}, {"job_id", job_id}, {"jobs", links}});
+  return json(x, 202, Json{{"submitted", tasks.size()}, {"job_id", job_id}, {"jobs", links}});
 }
 
 }  // namespace agentline::gateway

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   outbox::Uploader uploader(options.uploader, *store, *target, producer, host.catalog(), *host.registry(),
                             "outbox-uploader", host.common().group_id);
   host.add_metrics([&](auto& families) { uploader.append_metrics(families); });
-  host.add_route("GET /stats", [&](const std::string&) { return std::pair{200, uploader.stats_json()}; });
+  host.add_admin_route("GET", "/stats", [&](const std::string&) { return std::pair{200, uploader.stats_json()}; });
   // Readiness drops while the outbox's volume is nearly full (staging would fail).
   storage::VolumeWatch volume("outbox", options.db,
                               static_cast<std::uint64_t>(std::max(0, options.min_free_mb)) * 1024 * 1024, host.health(),

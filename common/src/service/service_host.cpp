@@ -8,7 +8,6 @@
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/observability/logging.h"
-#include "agentline/observability/probe_server.h"
 #include "agentline/service/stop_signal.h"
 
 namespace agentline::service {
@@ -76,6 +75,12 @@ std::optional<int> ServiceHost::configure(int argc, char** argv, const std::func
     for (const auto& t : logical_topics_) catalog_.topic(t);  // fail early on a catalog without them
     if (common_.max_in_flight < 1) throw config::ConfigError("--max-in-flight must be at least 1");
     common_.api_token = config::read_secret(common_.api_token_file, "AGENTLINE_API_TOKEN");
+    net::HttpServerOptions http;
+    http.host = common_.http_host;
+    http.port = common_.http_port;
+    http.token = common_.api_token;
+    http.open_without_token = config::is_loopback_host(common_.http_host) || common_.insecure_no_auth;
+    http_ = std::make_unique<net::HttpServer>(std::move(http));
     if (build) build();
   } catch (const std::exception& e) {
     std::cerr << service_ << ": configuration error: " << e.what() << "\n";
@@ -84,16 +89,44 @@ std::optional<int> ServiceHost::configure(int argc, char** argv, const std::func
   return std::nullopt;
 }
 
+void ServiceHost::add_admin_route(const std::string& method, const std::string& path, AdminRoute route) {
+  http_->add({method, path, path,
+              [route = std::move(route)](net::HttpExchange& x) {
+                auto body = x.read_body(64 << 10);
+                if (!body) return x.respond_json(413, R"({"error":"the body is larger than 64 KiB"})");
+                auto [status, json] = route(*body);
+                x.respond_json(status, json);
+              },
+              net::HttpRoute::Access::kToken, net::HttpRoute::Runs::kAdmin});
+}
+
+void ServiceHost::start_http() {
+  observability::add_operational_routes(*http_, registry_, health_, collectors_);
+  http_->start();
+  spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", common_.http_host, http_->port());
+  if (common_.api_token.empty() && !http_->options().open_without_token)
+    spdlog::warn("token routes answer 401 on {}: no --api-token-file (or --insecure-no-auth)", common_.http_host);
+}
+
+int ServiceHost::serve(const std::function<int()>& body) {
+  int rc = 1;
+  try {
+    install_stop_signals();
+    start_http();
+    rc = body();
+  } catch (const std::exception& e) {
+    spdlog::error("fatal: {}", e.what());
+  }
+  http_->stop();
+  spdlog::info("exiting with {}", rc);
+  return rc;
+}
+
 int ServiceHost::run(const kafka::Handler& handler) {
   try {
     const kafka::KafkaSettings settings = common_.kafka_settings();
     auto health = health_;
-    extensions_.admin_token = common_.api_token;
-    extensions_.admin_open = config::is_loopback_host(common_.http_host) || common_.insecure_no_auth;
-    observability::ProbeServer probes(common_.http_host, common_.http_port, registry_, health, extensions_);
-    spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", common_.http_host, probes.port());
-    if (!extensions_.routes.empty() && common_.api_token.empty() && !extensions_.admin_open)
-      spdlog::warn("admin routes answer 401 on {}: no --api-token-file (or --insecure-no-auth)", common_.http_host);
+    start_http();
     auto producer = std::make_shared<kafka::Producer>(settings, service_);
 
     kafka::ConsumerOptions options;
@@ -115,6 +148,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     install_stop_signals(&stop_running_runtime);
     int rc = runtime.run(handler);
     g_running.store(nullptr);
+    http_->stop();
     spdlog::info("exiting with {}", rc);
     return rc;
   } catch (const std::exception& e) {

@@ -15,7 +15,7 @@ prometheus::MetricFamily& family(std::vector<prometheus::MetricFamily>& families
 void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels, double value);
 
 // Something whose samples are gathered at scrape time (a prometheus::Collectable without the
-// registration machinery). The probe server serializes these beside its registry.
+// registration machinery). /metrics (observability/operational_routes.h) serializes these beside the registry.
 class MetricSource {
  public:
   virtual ~MetricSource() = default;

@@ -1,8 +1,9 @@
 #pragma once
 // What every service binary shares: common options (broker, catalog, prefix, HTTP port,
-// parallelism, drain), JSON logging, /metrics + /healthz + /readyz, the idempotent producer,
-// the consumer runtime, and SIGTERM/SIGINT handling. A service adds its own options, parses,
-// builds its handler from the catalog and registry, and calls run().
+// parallelism, drain), JSON logging, one HTTP server (/metrics, /healthz, /readyz, the admin
+// routes), the idempotent producer, the consumer runtime, and SIGTERM/SIGINT handling. A
+// service adds its own options, configures, builds its handler from the catalog and registry,
+// and calls run() — or serve() when it has no consumer group (the gateway).
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,7 +15,8 @@
 #include "agentline/kafka/client_config.h"
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
-#include "agentline/observability/probe_server.h"
+#include "agentline/net/http_server.h"
+#include "agentline/observability/operational_routes.h"
 #include "agentline/service/connection_options.h"
 
 namespace prometheus {
@@ -60,11 +62,15 @@ class ServiceHost {
   // Readiness and liveness of the process; a service may add conditions ("sandbox").
   std::shared_ptr<observability::HealthState> health() const { return health_; }
 
-  // Extra endpoints and scrape-time metrics of the service (call before run()).
-  void add_route(const std::string& method_and_path, observability::AdminRoute route) {
-    extensions_.routes[method_and_path] = std::move(route);
-  }
-  void add_metrics(observability::MetricCollector collector) { extensions_.collectors.push_back(std::move(collector)); }
+  // The process's HTTP server, after configure(): its options and routes may change until
+  // run() or serve() starts it with the operational routes.
+  net::HttpServer& http() { return *http_; }
+  // An admin route: the request body in, (status, JSON body) out; behind the token, on the
+  // server's admin thread (docs/security.md).
+  using AdminRoute = std::function<std::pair<int, std::string>(const std::string& body)>;
+  void add_admin_route(const std::string& method, const std::string& path, AdminRoute route);
+  // Scrape-time metrics of the service (call before run()).
+  void add_metrics(observability::MetricCollector collector) { collectors_.push_back(std::move(collector)); }
   kafka::KafkaSettings kafka_settings() const { return common_.kafka_settings(); }
   // Consumer options (priorities): applied to the runtime run() builds.
   void set_priority_order(std::vector<std::string> logical_topics) { priority_order_ = std::move(logical_topics); }
@@ -76,8 +82,11 @@ class ServiceHost {
     on_revoked_ = std::move(fn);
   }
 
-  // Serves the probes, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
+  // Serves HTTP, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
   int run(const kafka::Handler& handler);
+  // Serves HTTP and runs `body` (which returns once service::stop_requested(), with the exit
+  // code) for a process without a consumer group. An exception is fatal: logged, exit 1.
+  int serve(const std::function<int()>& body);
 
  private:
   std::string service_;
@@ -87,11 +96,14 @@ class ServiceHost {
   kafka::TopicCatalog catalog_;
   kafka::GroupProtocol group_protocol_ = kafka::GroupProtocol::kAuto;
   std::shared_ptr<prometheus::Registry> registry_;
-  observability::ProbeExtensions extensions_;
+  std::unique_ptr<net::HttpServer> http_;
+  std::vector<observability::MetricCollector> collectors_;
   std::shared_ptr<observability::HealthState> health_;
   std::vector<std::string> priority_order_;
   std::vector<std::string> observed_topics_;
   std::function<void(const std::vector<std::pair<std::string, std::int32_t>>&)> on_revoked_;
+
+  void start_http();
 };
 
 }  // namespace agentline::service
