@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "agentline/cache/result_cache.h"
+#include "agentline/resilience/bulkhead.h"
 #include "agentline/resilience/circuit_breaker.h"
-#include "agentline/resilience/rate_limit.h"
+#include "agentline/resilience/token_bucket.h"
+#include "llm_rate_limiter.h"
 
 namespace {
 std::atomic<std::uint64_t> g_allocations{0};
@@ -120,7 +122,7 @@ void BM_BulkheadAcquireRelease(benchmark::State& state) {
 BENCHMARK(BM_BulkheadAcquireRelease)->Threads(1)->Threads(2);
 
 void BM_LlmLimiterAcquireComplete(benchmark::State& state) {
-  resilience::LlmRateLimiter limiter("bench", {0, 0, 1000000});
+  devfix::LlmRateLimiter limiter("bench", {0, 0, 1000000});
   AllocCounter allocs(state);
   for (auto _ : state) {
     auto lease = limiter.try_acquire(1000);

@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,6 +16,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from harness import free_port  # noqa: E402
 BIN, BENCH, OUT = (os.path.abspath(a) for a in sys.argv[1:4])
 QUICK = "--quick" in sys.argv
 RUNS = 1 if QUICK else 3
@@ -50,14 +50,6 @@ def bench(*args, timeout=900):
     if r.returncode != 0:
         raise RuntimeError("%s failed: %s %s" % (" ".join(cmd), r.stdout[-500:], r.stderr[-2000:]))
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_of(pid):

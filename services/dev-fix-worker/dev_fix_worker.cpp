@@ -12,6 +12,7 @@
 #include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/observability/metric_registration.h"
 #include "plan.h"
 #include "prompt.h"
 #include "review.h"
@@ -94,54 +95,37 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
       metrics_(std::make_unique<Metrics>()) {
   auto& m = *metrics_;
-  m.tasks =
-      &prometheus::BuildCounter()
-           .Name("agentline_tasks_generated_total")
-           .Help(
-               "Tasks finished by dev-fix-worker, by kind (dev, dev_fix, plan, replan) and outcome (completed, cached, "
-               "failed; rejected: a plan that failed its checks)")
-           .Register(registry);
-  m.wait = &prometheus::BuildHistogram()
-                .Name("agentline_task_wait_seconds")
-                .Help("Time from a task reaching its priority topic to a worker taking it, by priority")
-                .Register(registry);
-  m.calls = &prometheus::BuildCounter()
-                 .Name("agentline_llm_calls_total")
-                 .Help("Generator backend calls by outcome (ok, rate_limited, unavailable, rejected)")
-                 .Register(registry);
-  auto& tokens =
-      prometheus::BuildCounter().Name("agentline_llm_tokens_total").Help("Tokens used, by kind").Register(registry);
+  m.tasks = &observability::counter(
+      registry, "agentline_tasks_generated_total",
+      "Tasks finished by dev-fix-worker, by kind (dev, dev_fix, plan, replan) and outcome (completed, cached, "
+      "failed; rejected: a plan that failed its checks)");
+  m.wait = &observability::histogram(registry, "agentline_task_wait_seconds",
+                                     "Time from a task reaching its priority topic to a worker taking it, by priority");
+  m.calls = &observability::counter(registry, "agentline_llm_calls_total",
+                                    "Generator backend calls by outcome (ok, rate_limited, unavailable, rejected)");
+  auto& tokens = observability::counter(registry, "agentline_llm_tokens_total", "Tokens used, by kind");
   m.prompt_tokens = &tokens.Add({{"kind", "prompt"}});
   m.completion_tokens = &tokens.Add({{"kind", "completion"}});
-  m.cost = &prometheus::BuildCounter()
-                .Name("agentline_llm_cost_usd_total")
-                .Help("Cost of the generator calls, from the per-model price table")
-                .Register(registry)
+  m.cost = &observability::counter(registry, "agentline_llm_cost_usd_total",
+                                   "Cost of the generator calls, from the per-model price table")
                 .Add({});
-  m.tenant_throttled = &prometheus::BuildCounter()
-                            .Name("agentline_tenant_throttled_total")
-                            .Help("Tasks put back at the end of their topic because their tenant was over its quota")
-                            .Register(registry)
-                            .Add({});
-  m.batched_files = &prometheus::BuildCounter()
-                         .Name("agentline_llm_batched_files_total")
-                         .Help("Files generated in a call shared with other small files of their job")
-                         .Register(registry)
+  m.tenant_throttled =
+      &observability::counter(registry, "agentline_tenant_throttled_total",
+                              "Tasks put back at the end of their topic because their tenant was over its quota")
+           .Add({});
+  m.batched_files = &observability::counter(registry, "agentline_llm_batched_files_total",
+                                            "Files generated in a call shared with other small files of their job")
                          .Add({});
   if (config_.batch_max_files > 1) {
     batches_ =
         std::make_unique<BatchCoalescer>(config_.batch_max_files, config_.batch_max_tokens, config_.batch_linger,
                                          [this](const std::vector<GenerationRequest>& r) { return call_backend(r); });
   }
-  m.reviews = &prometheus::BuildCounter()
-                   .Name("agentline_reviews_total")
-                   .Help("Model reviews of files, by reviewer and outcome (passed, failed, unreadable, unavailable)")
-                   .Register(registry);
+  m.reviews = &observability::counter(
+      registry, "agentline_reviews_total",
+      "Model reviews of files, by reviewer and outcome (passed, failed, unreadable, unavailable)");
   m.call_seconds =
-      &prometheus::BuildHistogram()
-           .Name("agentline_llm_call_seconds")
-           .Help("Duration of generator backend calls")
-           .Register(registry)
+      &observability::histogram(registry, "agentline_llm_call_seconds", "Duration of generator backend calls")
            .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
 }
 
@@ -458,7 +442,7 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
   if (!lease) {
     permit.ignore();
     throw Backoff{kafka::Failure::backoff(
-        "rate_limited", "local rate limit: " + std::string(resilience::LlmRateLimiter::to_string(lease.refusal())),
+        "rate_limited", "local rate limit: " + std::string(LlmRateLimiter::to_string(lease.refusal())),
         clamp_wait(lease.retry_after()))};
   }
   const auto call_start = std::chrono::steady_clock::now();
@@ -547,7 +531,7 @@ std::pair<int, std::string> DevFixWorker::invalidate(const std::string& body) {
   return {400, R"({"error":"expected {\"key\":...} or {\"namespace\":...}"})"};
 }
 
-void DevFixWorker::collect(std::vector<prometheus::MetricFamily>& families) const {
+void DevFixWorker::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
   breaker_.append_metrics(families);
   limiter_.append_metrics(families);
   tenants_.append_metrics(families);

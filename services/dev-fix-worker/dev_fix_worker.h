@@ -22,9 +22,9 @@
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
 #include "agentline/resilience/circuit_breaker.h"
-#include "agentline/resilience/rate_limit.h"
 #include "batch_coalescer.h"
 #include "generator.h"
+#include "llm_rate_limiter.h"
 #include "plan.h"
 
 namespace prometheus {
@@ -40,7 +40,7 @@ namespace agentline::devfix {
 
 struct WorkerConfig {
   int default_max_tokens = 2048;
-  resilience::LlmLimits limits{0, 0, 0};
+  LlmLimits limits{0, 0, 0};
   double tenant_rate_per_second = 50;
   double tenant_burst = 100;
   resilience::CircuitBreakerConfig breaker;
@@ -69,7 +69,7 @@ class DevFixWorker {
   nlohmann::json stats();
   // POST /cache/invalidate: {"key": "..."} or {"namespace": "..."}.
   std::pair<int, std::string> invalidate(const std::string& body);
-  void collect(std::vector<prometheus::MetricFamily>& families) const;
+  void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
   cache::ResultCache& cache() { return cache_; }
   resilience::CircuitBreaker& breaker() { return breaker_; }
 
@@ -96,7 +96,7 @@ class DevFixWorker {
   std::string cache_namespace_;
   cache::ResultCache cache_;
   resilience::CircuitBreaker breaker_;
-  resilience::LlmRateLimiter limiter_;
+  LlmRateLimiter limiter_;
   resilience::KeyedRateLimiter tenants_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<BatchCoalescer> batches_;

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agentline/resilience/rate_limit.h"
+#include "agentline/net/rate_limit_headers.h"
 
 namespace agentline::devfix {
 
@@ -56,17 +56,17 @@ class GenerationError : public std::runtime_error {
     kUnavailable,  // 5xx, timeout, connection refused: counts against the breaker, retried
     kRejected,     // other 4xx, an unusable reply: the task cannot succeed as it is
   };
-  GenerationError(Kind kind, const std::string& what, resilience::RateLimitFeedback feedback = {},
+  GenerationError(Kind kind, const std::string& what, net::RateLimitFeedback feedback = {},
                   std::string error_class = "")
       : std::runtime_error(what), kind_(kind), feedback_(std::move(feedback)), error_class_(std::move(error_class)) {}
   Kind kind() const { return kind_; }
   // For kRejected: the class a FILE_FAILED or PLAN_REJECTED carries (llm_rejected unless said).
   const std::string& error_class() const { return error_class_; }
-  const resilience::RateLimitFeedback& feedback() const { return feedback_; }
+  const net::RateLimitFeedback& feedback() const { return feedback_; }
 
  private:
   Kind kind_;
-  resilience::RateLimitFeedback feedback_;
+  net::RateLimitFeedback feedback_;
   std::string error_class_;
 };
 

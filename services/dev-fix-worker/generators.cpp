@@ -245,7 +245,7 @@ class OpenAiGenerator final : public Generator {
     const long status = answer.status;
     const std::string& reply = answer.body;
     const std::vector<std::pair<std::string, std::string>> reply_headers(answer.headers.begin(), answer.headers.end());
-    auto feedback = resilience::RateLimitFeedback::from_headers(reply_headers);
+    auto feedback = net::RateLimitFeedback::from_headers(reply_headers);
     if (status == 429) {
       throw GenerationError(GenerationError::Kind::kRateLimited, "LLM API answered 429 (rate limited)", feedback);
     }

@@ -28,17 +28,15 @@ int main(int argc, char** argv) {
   if (options.share_cache()) {
     replicator = std::make_unique<cache::CacheReplicator>(
         worker->cache(), cache::CacheReplicatorConfig{host.kafka_settings(), host.catalog().topic("cache.results")});
-    try {
-      replicator->warm();
-      replicator->start();
-    } catch (const std::exception& e) {
-      spdlog::error("cannot share the result cache: {}", e.what());
+    if (!host.opened("the shared result cache", [&] {
+          replicator->warm();
+          replicator->start();
+        }))
       return 1;
-    }
   }
   host.add_admin_route("GET", "/stats", [&](const std::string&) { return std::pair{200, worker->stats().dump()}; });
   host.add_admin_route("POST", "/cache/invalidate", [&](const std::string& body) { return worker->invalidate(body); });
-  host.add_metrics([&](std::vector<prometheus::MetricFamily>& families) { worker->collect(families); });
+  host.add_metrics([&](std::vector<prometheus::MetricFamily>& families) { worker->append_metrics(families); });
   const int rc =
       host.run([&](const kafka::InboundRecord& record, kafka::Emitter& out) { return worker->handle(record, out); });
   if (replicator) replicator->stop();

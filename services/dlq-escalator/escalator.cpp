@@ -5,14 +5,17 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "agentline/cache/result_cache.h"
+#include "agentline/config/options.h"
 #include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/net/http_client.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::dlq {
 namespace {
@@ -30,22 +33,34 @@ std::string top(const std::map<std::string, std::int64_t>& counts, std::size_t n
 
 }  // namespace
 
+void EscalatorOptions::bind(config::OptionSet& o) {
+  o.add("db", &db, "DLQ store file (default: <state-dir>/dlq-escalator.db)");
+  o.add("digest-url", &config.digest_url, "Webhook (Slack-compatible) for the digest; empty: no digest");
+  o.add("digest-token-file", &digest_token_file,
+        "File holding a bearer token for the digest webhook (or env AGENTLINE_DIGEST_TOKEN)");
+  o.add("digest-window-ms", &config.digest_window, "Records of this window go into one digest message");
+  o.add("min-free-mb", &min_free_mb, "Not ready while the store's volume has less free space than this");
+}
+
+void EscalatorOptions::resolve(const std::string& state_dir, const std::string& escalations_topic) {
+  if (db.empty()) db = (std::filesystem::path(state_dir) / "dlq-escalator.db").string();
+  config.digest_token = config::read_secret(digest_token_file, "AGENTLINE_DIGEST_TOKEN");
+  if (config.digest_window < std::chrono::milliseconds(100))
+    throw std::invalid_argument("--digest-window-ms must be at least 100");
+  config.escalations_topic = escalations_topic;
+  config.dashboard_hint =
+      "List them: `dlq-escalator list --db " + db + " --since 1h`; replay: `dlq-escalator replay --dry-run ...`";
+}
+
 Escalator::Escalator(EscalatorConfig config, DlqStore& store, prometheus::Registry& registry)
     : config_(std::move(config)), store_(store) {
-  records_ = &prometheus::BuildCounter()
-                  .Name("agentline_dlq_records_total")
-                  .Help(
-                      "Dead-lettered records stored, by reason (error class) and dialect (agentline, spring, connect, "
-                      "unknown)")
-                  .Register(registry);
-  escalated_ = &prometheus::BuildCounter()
-                    .Name("agentline_escalations_total")
-                    .Help("ESCALATED events emitted, by reason")
-                    .Register(registry);
-  digests_ = &prometheus::BuildCounter()
-                  .Name("agentline_dlq_digests_total")
-                  .Help("Digest messages, by outcome (sent, failed)")
-                  .Register(registry);
+  records_ = &observability::counter(
+      registry, "agentline_dlq_records_total",
+      "Dead-lettered records stored, by reason (error class) and dialect (agentline, spring, connect, "
+      "unknown)");
+  escalated_ = &observability::counter(registry, "agentline_escalations_total", "ESCALATED events emitted, by reason");
+  digests_ =
+      &observability::counter(registry, "agentline_dlq_digests_total", "Digest messages, by outcome (sent, failed)");
   for (const char* outcome : {"sent", "failed"}) digests_->Add({{"outcome", outcome}});
 }
 
@@ -84,7 +99,7 @@ std::optional<kafka::Failure> Escalator::handle(const kafka::InboundRecord& reco
   out.emit(events::make_record(config_.escalations_topic, event["job_id"], event, &record,
                                validator_.event_schema_id("ESCALATED")));
   escalated_->Add({{"reason", d.error_class}}).Increment();
-  if (fresh) wake_.notify_one();
+  if (fresh && digest_) digest_->wake();
   return std::nullopt;
 }
 
@@ -160,26 +175,16 @@ std::int64_t Escalator::digest_once(bool force) {
 
 void Escalator::start_digest() {
   if (config_.digest_url.empty()) return;
-  digest_thread_ = std::thread([this] {
-    while (!stop_) {
-      try {
-        digest_once();
-      } catch (const std::exception& e) {
-        spdlog::error("digest failed: {}", e.what());
-      }
-      std::unique_lock lock(mu_);
-      wake_.wait_for(lock,
-                     std::min<std::chrono::milliseconds>(config_.digest_window / 4 + std::chrono::milliseconds(50),
-                                                         std::chrono::seconds(5)),
-                     [this] { return stop_.load(); });
-    }
+  const auto every = std::min<std::chrono::milliseconds>(config_.digest_window / 4 + std::chrono::milliseconds(50),
+                                                         std::chrono::seconds(5));
+  digest_ = std::make_unique<service::PeriodicTask>("digest", every, [this] {
+    digest_once();
+    return false;
   });
 }
 
 void Escalator::stop_digest() {
-  stop_ = true;
-  wake_.notify_all();
-  if (digest_thread_.joinable()) digest_thread_.join();
+  if (digest_) digest_->stop();
 }
 
 }  // namespace agentline::dlq

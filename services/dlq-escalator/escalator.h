@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "agentline/events/message_validator.h"
 #include "agentline/kafka/consumer_runtime.h"
+#include "agentline/service/periodic_task.h"
 #include "dlq_store.h"
 
 namespace prometheus {
@@ -27,6 +29,10 @@ template <typename T>
 class Family;
 class Counter;
 }  // namespace prometheus
+
+namespace agentline::config {
+class OptionSet;
+}
 
 namespace agentline::dlq {
 
@@ -37,6 +43,18 @@ struct EscalatorConfig {
   std::chrono::milliseconds digest_window{60000};
   std::chrono::milliseconds digest_timeout{10000};
   std::string dashboard_hint;  // e.g. "dlq-escalator list --since 1h", shown in the digest
+};
+
+// The service's own options: --db, --digest-url, --digest-token-file, --digest-window-ms,
+// --min-free-mb; resolve() fills the config from them once parsed (throws when wrong).
+struct EscalatorOptions {
+  std::string db;  // default: <state-dir>/dlq-escalator.db
+  std::string digest_token_file;
+  int min_free_mb = 64;
+  EscalatorConfig config;
+
+  void bind(config::OptionSet& options);
+  void resolve(const std::string& state_dir, const std::string& escalations_topic);
 };
 
 class Escalator {
@@ -60,10 +78,7 @@ class Escalator {
   EscalatorConfig config_;
   DlqStore& store_;
   events::MessageValidator validator_;
-  std::atomic<bool> stop_{false};
-  std::thread digest_thread_;
-  std::mutex mu_;
-  std::condition_variable wake_;
+  std::unique_ptr<service::PeriodicTask> digest_;
   prometheus::Family<prometheus::Counter>* records_;
   prometheus::Family<prometheus::Counter>* escalated_;
   prometheus::Family<prometheus::Counter>* digests_;

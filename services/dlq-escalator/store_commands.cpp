@@ -1,5 +1,7 @@
 #include "store_commands.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -9,6 +11,7 @@
 #include "agentline/config/options.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/observability/metric_families.h"
 #include "replay.h"
 
 namespace agentline::dlq {
@@ -63,13 +66,12 @@ Filter filter_from(const nlohmann::json& body) {
   return f;
 }
 
-}  // namespace
-
-int run_store_command(int argc, char** argv) {
+int run_command(int argc, char** argv) {
   const std::string command = argv[1];
   config::OptionSet o("dlq-escalator " + command, command == "list"
                                                       ? "Stored DLQ records"
                                                       : "Send stored DLQ records back to their original topic");
+  o.set_version(kafka::version_line());
   service::ConnectionOptions connection;
   std::string db, since, until;
   ReplayOptions replay;
@@ -141,6 +143,18 @@ int run_store_command(int argc, char** argv) {
   return report.failed > 0 ? 1 : 0;
 }
 
+}  // namespace
+
+std::optional<int> run_store_command(int argc, char** argv) {
+  if (argc < 2 || (std::string(argv[1]) != "list" && std::string(argv[1]) != "replay")) return std::nullopt;
+  try {
+    return run_command(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dlq-escalator: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 StoreRoutes::StoreRoutes(DlqStore& store, kafka::KafkaSettings settings)
     : store_(store), settings_(std::move(settings)) {}
 
@@ -186,6 +200,16 @@ void StoreRoutes::add_to(service::ServiceHost& host) {
                                                {"failed", report.failed},
                                                {"log", log.str()}};
                        }));
+  host.add_metrics([this](std::vector<prometheus::MetricFamily>& families) {
+    auto& stored = observability::family(families, "agentline_dlq_stored_records",
+                                         "Records in the DLQ store, by reason", prometheus::MetricType::Gauge);
+    try {
+      for (const auto& [reason, n] : store_.counts_by_reason())
+        observability::add_sample(stored, {{"reason", reason}}, static_cast<double>(n));
+    } catch (const std::exception& e) {
+      spdlog::warn("dlq metrics: {}", e.what());
+    }
+  });
 }
 
 }  // namespace agentline::dlq

@@ -7,6 +7,7 @@
 // config file and AGENTLINE_* variables), so in a pod they find the same store and brokers.
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "agentline/kafka/client_config.h"
 #include "agentline/kafka/producer.h"
@@ -15,11 +16,13 @@
 
 namespace agentline::dlq {
 
-// argv[1] is "list" or "replay". Returns the exit code (2: bad options or no store at --db).
-int run_store_command(int argc, char** argv);
+// A value when argv[1] is "list" or "replay": the command ran, exit with it (1: it failed;
+// 2: bad options or no store at --db).
+std::optional<int> run_store_command(int argc, char** argv);
 
-// The store's admin routes on a running service; replays go through a producer made on the
-// first one. Thread-safe (replays run one at a time).
+// The store's admin routes and its metric (agentline_dlq_stored_records by reason) on a
+// running service; replays go through a producer made on the first one. Thread-safe (replays
+// run one at a time).
 class StoreRoutes {
  public:
   StoreRoutes(DlqStore& store, kafka::KafkaSettings settings);

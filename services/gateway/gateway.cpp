@@ -1,6 +1,7 @@
 #include "gateway.h"
 
 #include "agentline/config/options.h"
+#include "agentline/observability/metric_registration.h"
 #include "gateway_impl.h"
 
 namespace agentline::gateway {
@@ -28,19 +29,12 @@ Gateway::Impl::Impl(GatewayConfig c, ProgressView& v, kafka::Producer& p, const 
                     prometheus::Registry& registry)
     : config(std::move(c)), view(v), producer(p), validator(val) {
   while (!config.dlq_url.empty() && config.dlq_url.back() == '/') config.dlq_url.pop_back();
-  requests = &prometheus::BuildCounter()
-                  .Name("agentline_gateway_requests_total")
-                  .Help("HTTP requests answered by the gateway, by route and status")
-                  .Register(registry);
-  open_streams = &prometheus::BuildGauge()
-                      .Name("agentline_gateway_streams")
-                      .Help("Open Server-Sent Events streams")
-                      .Register(registry)
-                      .Add({});
-  auto& tasks = prometheus::BuildCounter()
-                    .Name("agentline_gateway_tasks_total")
-                    .Help("Tasks received by POST /api/jobs, by outcome")
-                    .Register(registry);
+  requests = &observability::counter(registry, "agentline_gateway_requests_total",
+                                     "HTTP requests answered by the gateway, by route and status");
+  open_streams =
+      &observability::gauge(registry, "agentline_gateway_streams", "Open Server-Sent Events streams").Add({});
+  auto& tasks =
+      observability::counter(registry, "agentline_gateway_tasks_total", "Tasks received by POST /api/jobs, by outcome");
   submitted_tasks = &tasks.Add({{"outcome", "submitted"}});
   rejected_tasks = &tasks.Add({{"outcome", "rejected"}});
 }

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "agentline/events/message_validator.h"
 #include "agentline/kafka/producer.h"
@@ -25,6 +27,8 @@ using Json = nlohmann::json;
 using net::HttpExchange;
 
 std::string dump(const Json& j);
+// Its embedded files: the page and docs/openapi.yaml (agentline_embed in CMakeLists.txt).
+std::optional<std::string_view> embedded_file(std::string_view path);
 // A job id as schemas/task.json allows it: 1 to 128 of A-Z a-z 0-9 . _ : -
 bool valid_job_id(const std::string& id);
 std::string random_hex(std::size_t bytes);

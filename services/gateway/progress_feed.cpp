@@ -12,6 +12,7 @@
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/topic_follower.h"
 #include "agentline/observability/health.h"
+#include "agentline/observability/metric_registration.h"
 #include "agentline/service/stop_signal.h"
 #include "progress_view.h"
 
@@ -21,10 +22,8 @@ void feed_progress(const kafka::KafkaSettings& settings, const std::string& topi
                    prometheus::Registry& registry, observability::HealthState& health) {
   health.set_condition("jobs_progress", false, "reading jobs.progress");
   kafka::TopicFollower follower(settings, topic, "agentline-gateway");
-  auto& delay = prometheus::BuildHistogram()
-                    .Name("agentline_gateway_progress_delay_seconds")
-                    .Help("From the router writing a jobs.progress record to the gateway applying it")
-                    .Register(registry)
+  auto& delay = observability::histogram(registry, "agentline_gateway_progress_delay_seconds",
+                                         "From the router writing a jobs.progress record to the gateway applying it")
                     .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   std::atomic<bool> following{false};
   auto apply = [&](const kafka::InboundRecord& r) {

@@ -1,7 +1,6 @@
 // The gateway's route table. Every /api route but the OpenAPI document needs the token.
 #include <future>
 
-#include "agentline/config/resources.h"
 #include "agentline/net/http_client.h"
 #include "gateway_impl.h"
 
@@ -10,7 +9,7 @@ namespace agentline::gateway {
 namespace {
 
 void embedded(HttpExchange& x, const char* resource, const char* content_type) {
-  x.respond(200, content_type, config::embedded_resource(resource).value_or(""));
+  x.respond(200, content_type, embedded_file(resource).value_or(""));
 }
 
 }  // namespace

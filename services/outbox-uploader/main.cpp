@@ -36,12 +36,7 @@ int main(int argc, char** argv) {
       }))
     return *exit_code;
   std::unique_ptr<outbox::OutboxStore> store;
-  try {
-    store = std::make_unique<outbox::OutboxStore>(options.db);
-  } catch (const std::exception& e) {
-    std::cerr << "outbox-uploader: cannot open the outbox: " << e.what() << "\n";
-    return 1;
-  }
+  if (!host.opened("the outbox", [&] { store = std::make_unique<outbox::OutboxStore>(options.db); })) return 1;
   spdlog::info("outbox {} -> target {}", options.db, target->name());
   auto producer = std::make_shared<kafka::Producer>(host.kafka_settings(), "outbox-uploader-events");
   outbox::Uploader uploader(options.uploader, *store, *target, producer, host.catalog(), *host.registry(),

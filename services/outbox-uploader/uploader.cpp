@@ -14,6 +14,7 @@
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/metric_families.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::outbox {
 namespace {
@@ -40,43 +41,36 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
       group_(group),
       retry_(config_.retry),
       batcher_(config_.batch),
-      breaker_("target-" + target.name(), config_.breaker) {
-  staged_ =
-      &prometheus::BuildCounter()
-           .Name("agentline_outbox_staged_total")
-           .Help("deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed, reannounced)")
-           .Register(registry);
-  uploads_ =
-      &prometheus::BuildCounter()
-           .Name("agentline_outbox_uploads_total")
-           .Help("Upload attempts, by target and outcome (uploaded, already_there, retry, failed, not_permitted)")
-           .Register(registry);
-  published_ = &prometheus::BuildCounter()
-                    .Name("agentline_outbox_events_total")
-                    .Help("Events published by the outbox, by type (UPLOADED, UPLOAD_FAILED, dlq)")
-                    .Register(registry);
-  duration_ = &prometheus::BuildHistogram()
-                   .Name("agentline_outbox_upload_duration_seconds")
-                   .Help("Time one upload took")
-                   .Register(registry)
+      breaker_("target-" + target.name(), config_.breaker),
+      helpers_("uploads", [&] {
+        resilience::WorkerPoolConfig pool;
+        pool.min_threads = 0;
+        pool.max_threads = std::max(1, config_.concurrency - 1);
+        pool.idle_timeout = std::chrono::minutes(1);
+        return pool;
+      }()) {
+  staged_ = &observability::counter(
+      registry, "agentline_outbox_staged_total",
+      "deploy.requests records staged in the outbox, by outcome (staged, duplicate, rearmed, reannounced)");
+  uploads_ = &observability::counter(
+      registry, "agentline_outbox_uploads_total",
+      "Upload attempts, by target and outcome (uploaded, already_there, retry, failed, not_permitted)");
+  published_ = &observability::counter(registry, "agentline_outbox_events_total",
+                                       "Events published by the outbox, by type (UPLOADED, UPLOAD_FAILED, dlq)");
+  duration_ = &observability::histogram(registry, "agentline_outbox_upload_duration_seconds", "Time one upload took")
                    .Add({{"target", target_.name()}},
                         prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
-  end_to_end_ = &prometheus::BuildHistogram()
-                     .Name("agentline_end_to_end_seconds")
-                     .Help("From a task's entry into the pipeline (prioritized) to its file's delivery")
-                     .Register(registry)
+  end_to_end_ = &observability::histogram(registry, "agentline_end_to_end_seconds",
+                                          "From a task's entry into the pipeline (prioritized) to its file's delivery")
                      .Add({{"target", target_.name()}}, prometheus::Histogram::BucketBoundaries{
                                                             0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
-  handed_over_ = &prometheus::BuildCounter()
-                      .Name("agentline_outbox_handed_over_total")
-                      .Help("Staged items sent back to deploy.requests when their partition left this replica")
-                      .Register(registry)
-                      .Add({});
-  batch_size_ = &prometheus::BuildGauge()
-                     .Name("agentline_outbox_batch_size")
-                     .Help("Items the adaptive batcher claims per batch now")
-                     .Register(registry)
-                     .Add({});
+  handed_over_ =
+      &observability::counter(registry, "agentline_outbox_handed_over_total",
+                              "Staged items sent back to deploy.requests when their partition left this replica")
+           .Add({});
+  batch_size_ =
+      &observability::gauge(registry, "agentline_outbox_batch_size", "Items the adaptive batcher claims per batch now")
+           .Add({});
 }
 
 Uploader::~Uploader() { stop(); }
@@ -196,7 +190,7 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
                       : outcome == StageOutcome::kSuperseded  ? "superseded"
                                                               : "duplicate";
   staged_->Add({{"outcome", label}}).Increment();
-  if (outcome != StageOutcome::kDuplicate) wake_.notify_one();
+  if (outcome != StageOutcome::kDuplicate && passes_) passes_->wake();
   return std::nullopt;
 }
 
@@ -204,28 +198,13 @@ void Uploader::start() {
   const int recovered = store_.recover_in_flight();
   if (recovered > 0)
     spdlog::warn("{} item(s) were in flight when the last run stopped; reconciling them with the target", recovered);
-  thread_ = std::thread([this] { loop(); });
+  passes_ =
+      std::make_unique<service::PeriodicTask>("upload pass", config_.idle_poll, [this] { return run_once() > 0; });
 }
 
 void Uploader::stop() {
-  stop_ = true;
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Uploader::loop() {
-  while (!stop_) {
-    int attempted = 0;
-    try {
-      attempted = run_once();
-    } catch (const std::exception& e) {
-      spdlog::error("upload pass failed: {}", e.what());
-    }
-    if (attempted > 0) continue;
-    auto wait = config_.idle_poll;
-    std::unique_lock lock(wake_mu_);
-    wake_.wait_for(lock, wait, [this] { return stop_.load(); });
-  }
+  if (stop_.exchange(true) || !passes_) return;
+  passes_->stop();
   try {
     publish_owed_events();
   } catch (const std::exception& e) {
@@ -242,6 +221,7 @@ int Uploader::run_once() {
       spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
   }
   publish_owed_events();
+  helpers_.tick();
   batch_size_->Set(batcher_.batch_size());
   const auto now = events::now_ms();
   if (now < paused_until_ms_.load() || handing_over_) return 0;
@@ -293,10 +273,33 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
   };
   const std::size_t threads =
       std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), batch.size());
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  // The helpers run `work` beside this thread; every one has ended (or never started: a full
+  // pool leaves more to this thread) before the batch, on this frame, goes out of scope.
+  struct Helpers {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t started = 0, ended = 0;
+    ~Helpers() {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return ended == started; });
+    }
+  } helpers;
+  for (std::size_t t = 1; t < threads; ++t) {
+    std::lock_guard lock(helpers.mu);
+    const bool taken = helpers_.submit([&] {
+      struct End {
+        Helpers& h;
+        ~End() {
+          std::lock_guard lock(h.mu);
+          ++h.ended;
+          h.cv.notify_all();
+        }
+      } end{helpers};
+      work();
+    });
+    if (taken) ++helpers.started;
+  }
   work();
-  for (auto& t : pool) t.join();
 }
 
 void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took) {

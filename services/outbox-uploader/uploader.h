@@ -25,6 +25,8 @@
 #include "agentline/resilience/adaptive_batcher.h"
 #include "agentline/resilience/circuit_breaker.h"
 #include "agentline/resilience/retry_policy.h"
+#include "agentline/resilience/worker_pool.h"
+#include "agentline/service/periodic_task.h"
 #include "outbox_store.h"
 #include "targets.h"
 
@@ -97,7 +99,6 @@ class Uploader {
   std::string stats_json();
 
  private:
-  void loop();
   void publish_owed_events();
   void upload_batch(std::vector<OutboxItem>& batch);
   void settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took);
@@ -113,11 +114,12 @@ class Uploader {
   resilience::RetryPolicy retry_;
   resilience::AdaptiveBatcher batcher_;
   resilience::CircuitBreaker breaker_;
+  // The batch's uploads beyond the pass thread's own: up to concurrency - 1 threads, retired
+  // after a minute idle.
+  resilience::WorkerPool helpers_;
 
   std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex wake_mu_;
-  std::condition_variable wake_;
+  std::unique_ptr<service::PeriodicTask> passes_;
   std::atomic<std::int64_t> paused_until_ms_{0};  // a 429's Retry-After pauses the target
   std::atomic<bool> handing_over_{false};         // no new claims while a hand-over waits
   std::int64_t next_orphan_check_ms_ = 0;         // the upload loop's thread only

@@ -7,25 +7,22 @@
 
 #include "agentline/events/record.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::priority {
 
 PriorityAssigner::PriorityAssigner(const kafka::TopicCatalog& catalog, PriorityRules rules,
                                    prometheus::Registry& registry)
     : rules_(std::move(rules)), fix_topic_(catalog.topic("tasks.fix")) {
-  auto& family = prometheus::BuildCounter()
-                     .Name("agentline_tasks_prioritized_total")
-                     .Help("Tasks routed by priority-assigner, by priority (fix = tasks.fix)")
-                     .Register(registry);
+  auto& family = observability::counter(registry, "agentline_tasks_prioritized_total",
+                                        "Tasks routed by priority-assigner, by priority (fix = tasks.fix)");
   for (auto p : {Priority::kCritical, Priority::kHigh, Priority::kNormal, Priority::kLow}) {
     topics_[p] = catalog.topic("tasks." + std::string(to_string(p)));
     assigned_[p] = &family.Add({{"priority", std::string(to_string(p))}});
   }
   fixes_ = &family.Add({{"priority", "fix"}});
-  explicit_ = &prometheus::BuildCounter()
-                   .Name("agentline_tasks_explicit_priority_total")
-                   .Help("Tasks whose own payload.priority decided their topic")
-                   .Register(registry)
+  explicit_ = &observability::counter(registry, "agentline_tasks_explicit_priority_total",
+                                      "Tasks whose own payload.priority decided their topic")
                    .Add({});
 }
 

@@ -11,6 +11,9 @@
 
 namespace agentline::priority {
 
+// Its embedded files (agentline_embed in CMakeLists.txt).
+std::optional<std::string_view> embedded_file(std::string_view path);
+
 namespace {
 
 std::string lower(std::string_view s) {
@@ -80,7 +83,7 @@ PriorityRules PriorityRules::parse(const std::string& json_text) {
 }
 
 PriorityRules PriorityRules::load(const std::string& path) {
-  if (path.empty()) return parse(std::string(*config::embedded_resource("config/priority-rules.json")));
+  if (path.empty()) return parse(std::string(*embedded_file("config/priority-rules.json")));
   return parse(config::read_file(path));
 }
 

@@ -10,6 +10,9 @@
 
 namespace agentline::qa {
 
+// Its embedded files (agentline_embed in CMakeLists.txt).
+std::optional<std::string_view> embedded_file(std::string_view path);
+
 namespace {
 
 // A line or column number from a tool's output; absurd values saturate instead of throwing.
@@ -77,7 +80,7 @@ CheckTable CheckTable::defaults() {
 
 CheckTable CheckTable::job_defaults() {
   CheckTable t;
-  const std::string driver(*config::embedded_resource("services/qa-worker/job_check.py"));
+  const std::string driver(*embedded_file("services/qa-worker/job_check.py"));
   auto kind = [&](const char* name, const char* kind) {
     return Check{name, {"python3", "-c", driver, kind}, "agentline", {}};
   };

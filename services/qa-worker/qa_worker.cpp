@@ -17,6 +17,7 @@
 #include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::qa {
 namespace {
@@ -56,26 +57,15 @@ QaWorker::QaWorker(const kafka::TopicCatalog& catalog, CheckTable checks, CheckT
       sandbox_(std::move(sandbox)),
       job_sandbox_(std::move(job_sandbox)),
       events_topic_(catalog.topic("events")) {
-  checks_total_ = &prometheus::BuildCounter()
-                       .Name("agentline_qa_checks_total")
-                       .Help("Checks run, by check and outcome (passed, failed, unchecked)")
-                       .Register(registry);
-  limit_kills_ = &prometheus::BuildCounter()
-                      .Name("agentline_qa_limit_kills_total")
-                      .Help("Checks stopped by a sandbox limit, by limit")
-                      .Register(registry);
-  duration_ = &prometheus::BuildHistogram()
-                   .Name("agentline_qa_check_duration_seconds")
-                   .Help("Time a check took, by check")
-                   .Register(registry);
-  job_checks_total_ = &prometheus::BuildCounter()
-                           .Name("agentline_qa_job_checks_total")
-                           .Help("Job checks run, by check and outcome (passed, failed, skipped)")
-                           .Register(registry);
-  job_duration_ = &prometheus::BuildHistogram()
-                       .Name("agentline_qa_job_check_duration_seconds")
-                       .Help("Time a job check took, by check")
-                       .Register(registry);
+  checks_total_ = &observability::counter(registry, "agentline_qa_checks_total",
+                                          "Checks run, by check and outcome (passed, failed, unchecked)");
+  limit_kills_ = &observability::counter(registry, "agentline_qa_limit_kills_total",
+                                         "Checks stopped by a sandbox limit, by limit");
+  duration_ = &observability::histogram(registry, "agentline_qa_check_duration_seconds", "Time a check took, by check");
+  job_checks_total_ = &observability::counter(registry, "agentline_qa_job_checks_total",
+                                              "Job checks run, by check and outcome (passed, failed, skipped)");
+  job_duration_ =
+      &observability::histogram(registry, "agentline_qa_job_check_duration_seconds", "Time a job check took, by check");
 }
 
 std::optional<kafka::Failure> QaWorker::handle(const kafka::InboundRecord& record, kafka::Emitter& out) {

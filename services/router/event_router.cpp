@@ -15,6 +15,7 @@
 #include "agentline/events/record.h"
 #include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::router {
 namespace {
@@ -81,40 +82,26 @@ EventRouter::EventRouter(const kafka::TopicCatalog& catalog, RoutingTable table,
   char id[40];
   std::snprintf(id, sizeof id, "router-%08x%08x", random(), random());
   origin_ = id;
-  routed_ =
-      &prometheus::BuildCounter()
-           .Name("agentline_router_routed_total")
-           .Help(
-               "Events routed, by event type and destination (qa.requests, deploy.requests, tasks.fix, dlq, progress)")
-           .Register(registry);
-  failed_ = &prometheus::BuildCounter()
-                 .Name("agentline_router_failed_total")
-                 .Help("Events the router dead-lettered, by reason")
-                 .Register(registry);
-  duplicates_ = &prometheus::BuildCounter()
-                     .Name("agentline_router_duplicates_total")
-                     .Help("Redelivered events dropped by id")
-                     .Register(registry)
-                     .Add({});
-  dead_letters_seen_ = &prometheus::BuildCounter()
-                            .Name("agentline_router_dead_letters_seen_total")
-                            .Help(
-                                "DLQ records read, by whether they named a job's file (shown: on the job's "
-                                "progress; no_file: nothing to show)")
-                            .Register(registry);
-  reviews_requested_ = &prometheus::BuildCounter()
-                            .Name("agentline_router_reviews_requested_total")
-                            .Help("Model reviews asked for, by reviewer")
-                            .Register(registry);
-  review_calls_saved_ = &prometheus::BuildCounter()
-                             .Name("agentline_router_review_calls_saved_total")
-                             .Help("Reviewer calls not made because the review rules chose other reviewers or none")
-                             .Register(registry)
-                             .Add({});
-  failure_ratio_ = &prometheus::BuildGauge()
-                        .Name("agentline_router_failure_ratio")
-                        .Help("Dead-lettered over all events handled since start (the seed's failure rate)")
-                        .Register(registry)
+  routed_ = &observability::counter(
+      registry, "agentline_router_routed_total",
+      "Events routed, by event type and destination (qa.requests, deploy.requests, tasks.fix, dlq, progress)");
+  failed_ =
+      &observability::counter(registry, "agentline_router_failed_total", "Events the router dead-lettered, by reason");
+  duplicates_ =
+      &observability::counter(registry, "agentline_router_duplicates_total", "Redelivered events dropped by id")
+           .Add({});
+  dead_letters_seen_ =
+      &observability::counter(registry, "agentline_router_dead_letters_seen_total",
+                              "DLQ records read, by whether they named a job's file (shown: on the job's "
+                              "progress; no_file: nothing to show)");
+  reviews_requested_ = &observability::counter(registry, "agentline_router_reviews_requested_total",
+                                               "Model reviews asked for, by reviewer");
+  review_calls_saved_ =
+      &observability::counter(registry, "agentline_router_review_calls_saved_total",
+                              "Reviewer calls not made because the review rules chose other reviewers or none")
+           .Add({});
+  failure_ratio_ = &observability::gauge(registry, "agentline_router_failure_ratio",
+                                         "Dead-lettered over all events handled since start (the seed's failure rate)")
                         .Add({});
 }
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "chaos"))
+sys.path.insert(0, os.path.join(here, "..", "support"))
 from harness import Stack  # noqa: E402
 
 

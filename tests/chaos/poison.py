@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SERVICES, Stack, log, metric_sum, write_tasks  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from harness import SERVICES, Stack, kafka_topics, log, metric_sum, write_tasks  # noqa: E402
 
 MSG_DELIM = "\x1e"
 KEY_DELIM = "\x1f"
@@ -153,12 +153,7 @@ def main():
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="agentline-poison-")
-    bootstrap = prefix = None
-    if args.kafka_state:
-        bootstrap = open(os.path.join(args.kafka_state, "bootstrap")).read().strip()
-        prefix = f"poison-{os.getpid()}."
-        subprocess.run([os.path.join(args.bin, "agentline"), "topics", "apply", "--bootstrap-servers", bootstrap,
-                        "--topic-prefix", prefix, "--replication-factor", "1"], check=True, capture_output=True)
+    bootstrap, prefix = kafka_topics(args.bin, args.kafka_state, "poison")
     stack = Stack(args.bin, work, {"AGENTLINE_SESSION_TIMEOUT_MS": "6000"}, bootstrap=bootstrap, prefix=prefix)
     failures = []
     try:

@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Seven free ports from port on (the services' and the gateway's), shared with the Python tests.
-port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port_block(7))' "$root/tests/chaos")
+port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port_block(7))' "$root/tests/support")
 
 # 1. Client-side validation: every broken line is named with its reason; nothing is sent.
 "$bin/agentline" broker --state-dir "$work/v" >"$work/broker.log" 2>&1 &

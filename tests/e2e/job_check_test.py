@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import harness  # noqa: E402
 from harness import Stack, check, log, metric_sum  # noqa: E402
 
@@ -109,10 +109,11 @@ def main():
         check(len(records) == 1 and records[0]["reason"] == "job_qa_failed" and
               "cannot import name" in records[0]["message"],
               f"pynever: one DLQ record, job_qa_failed, with the diagnostic: {records}")
-        status = stack.cli("status", "pynever", check=False)
-        check("job check failed (round 3)" in status.stdout and "cannot import name" in status.stdout,
-              f"pynever: agentline status shows the job check: {status.stdout}")
-        log("agentline status pynever:\n" + status.stdout)
+        status = stack.cli("status", "pynever", "--json", check=False)
+        jc = json.loads(status.stdout or "{}").get("job_check", {})
+        check(jc.get("state") == "failed" and jc.get("attempt") == 2 and "cannot import name" in json.dumps(jc),
+              f"pynever: agentline status --json shows the job check failed in round 3 with its diagnostic: {jc}")
+        log("agentline status pynever --json: " + status.stdout.strip()[:600])
 
         # C and JavaScript: fixed once, delivered, and they work together.
         for job in ("cfix", "jsfix"):

@@ -10,7 +10,7 @@ cleanup() { [ -n "$up_pid" ] && kill -TERM "$up_pid" 2>/dev/null; wait 2>/dev/nu
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; cat "$work/up.log" >&2 || true; exit 1; }
 # Seven free ports from port on (the services' and the gateway's), shared with the Python tests.
-port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port_block(7))' "$root/tests/chaos")
+port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port_block(7))' "$root/tests/support")
 
 # A SIGKILLed member keeps its partitions until its session times out (librdkafka's default
 # is 45 s): the services take a 6 s session timeout from the environment, as every option.

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import harness  # noqa: E402
 from harness import Stack, log  # noqa: E402
 
@@ -97,7 +97,7 @@ class Client:
 
 
 def main():
-    bin_dir, root = sys.argv[1], sys.argv[2]
+    bin_dir = sys.argv[1]  # argv[2], the source root, is not needed
     work = tempfile.mkdtemp(prefix="agentline-gateway-")
     env = {"AGENTLINE_API_TOKEN": TOKEN, "AGENTLINE_SSE_HEARTBEAT_MS": "300", "AGENTLINE_UNKNOWN_JOB_WAIT_MS": "1500"}
     stack = Stack(bin_dir, work, env)

@@ -260,4 +260,19 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
+std::string message(const std::string& type, const std::string& job_id, const std::string& task_id,
+                    const nlohmann::json& payload, const std::string& id_prefix) {
+  return nlohmann::json{
+      {"id", id_prefix + "-" + task_id},      {"task_id", task_id}, {"job_id", job_id}, {"type", type},
+      {"created_at", "2026-11-22T10:00:00Z"}, {"payload", payload}}
+      .dump();
+}
+
+std::string dev_task(const std::string& job_id, const std::string& task_id, const std::string& path,
+                     const nlohmann::json& extra) {
+  nlohmann::json payload = {{"path", path}, {"description", "write " + path}};
+  payload.update(extra);
+  return message("DEV_TASK", job_id, task_id, payload);
+}
+
 }  // namespace agentline::testing

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/record.h"
@@ -99,5 +101,13 @@ std::string http_request(int port, const std::string& method, const std::string&
 std::chrono::milliseconds scaled(std::chrono::milliseconds timeout);
 // Polls `condition` until it holds or the (scaled) timeout passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A message as the schemas have it, serialized: {"id": "<id_prefix>-<task_id>", "task_id",
+// "job_id", "type", "created_at", "payload"}. The one task builder of the integration tests.
+std::string message(const std::string& type, const std::string& job_id, const std::string& task_id,
+                    const nlohmann::json& payload, const std::string& id_prefix = "m");
+// A DEV_TASK writing `path` ("write <path>"), its payload extended by `extra`.
+std::string dev_task(const std::string& job_id, const std::string& task_id, const std::string& path,
+                     const nlohmann::json& extra = nlohmann::json::object());
 
 }  // namespace agentline::testing

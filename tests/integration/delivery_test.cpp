@@ -78,40 +78,20 @@ class DeliveryTest : public ::testing::Test {
   std::string topic(const std::string& logical) const { return broker_.catalog().topic(logical); }
   std::string task(const std::string& job, const std::string& id, const std::string& path,
                    json extra = json::object()) const {
-    json payload = {{"path", path}, {"description", "write " + path}};
-    payload.update(extra);
-    return json{{"id", "m-" + id},
-                {"task_id", id},
-                {"job_id", job},
-                {"type", "DEV_TASK"},
-                {"created_at", "2026-11-22T10:00:00Z"},
-                {"payload", payload}}
-        .dump();
+    return agentline::testing::dev_task(job, id, path, extra);
   }
   // QA_PASSED records as the router forwards them to deploy.requests (keyed by job).
   std::string qa_passed(const std::string& job, const std::string& id, const std::string& path,
                         const std::string& content, json extra = json::object()) const {
     json payload = {{"path", path}, {"content", content}};
     payload.update(extra);
-    return json{{"id", "qp-" + id},
-                {"task_id", id},
-                {"job_id", job},
-                {"type", "QA_PASSED"},
-                {"created_at", "2026-11-22T10:00:00Z"},
-                {"payload", payload}}
-        .dump();
+    return agentline::testing::message("QA_PASSED", job, id, payload, "qp");
   }
   std::string deploy_item(const std::string& job, const std::string& item, const std::string& kind,
                           const std::string& title, const std::string& parent = "") const {
     json payload = {{"item_id", item}, {"kind", kind}, {"title", title}};
     if (!parent.empty()) payload["parent_id"] = parent;
-    return json{{"id", "di-" + item},
-                {"task_id", item},
-                {"job_id", job},
-                {"type", "DEPLOY_ITEM"},
-                {"created_at", "2026-11-22T10:00:00Z"},
-                {"payload", payload}}
-        .dump();
+    return agentline::testing::message("DEPLOY_ITEM", job, item, payload, "di");
   }
   std::vector<json> events_of_type(const std::string& type) {
     std::vector<json> out;

@@ -246,13 +246,7 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
   auto uploader = start("outbox-uploader", {"--target", "webhook", "--webhook-url", hook.url("/hook"), "--max-attempts",
                                             "2", "--retry-base-ms", "100"});
   auto task = [](const std::string& id, json payload) {
-    return json{{"id", "m-" + id},
-                {"task_id", id},
-                {"job_id", "j"},
-                {"type", "DEV_TASK"},
-                {"created_at", "2026-11-22T10:00:00Z"},
-                {"payload", payload}}
-        .dump();
+    return agentline::testing::message("DEV_TASK", "j", id, payload);
   };
   broker_.produce_batch({
       {topic("tasks.submitted"), "ok-1", task("ok-1", {{"path", "a.py"}, {"description", "write a"}})},

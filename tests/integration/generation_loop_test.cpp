@@ -30,13 +30,8 @@ using nlohmann::json;
 namespace {
 
 std::string task(const std::string& id, const std::string& path, const std::string& description = "") {
-  return json{{"id", "m-" + id},
-              {"task_id", id},
-              {"job_id", "job-1"},
-              {"type", "DEV_TASK"},
-              {"created_at", "2026-11-22T10:00:00Z"},
-              {"payload", {{"path", path}, {"description", description.empty() ? "write " + path : description}}}}
-      .dump();
+  return agentline::testing::dev_task("job-1", id, path,
+                                      description.empty() ? json::object() : json{{"description", description}});
 }
 
 // The values of the samples whose lines start with `prefix` (name and labels), in order.
@@ -299,13 +294,9 @@ TEST_F(GenerationLoopTest, TheSandboxContainsHostileFiles) {
       {"hog.py", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))\n"},
       {"fine.py", "print('hello')\n"}};
   for (const auto& [name, content] : files) {
-    json e = {{"id", "fc-" + name},
-              {"task_id", name},
-              {"job_id", "job-1"},
-              {"type", "FILE_COMPLETED"},
-              {"created_at", "2026-11-22T10:00:00Z"},
-              {"payload", {{"path", "src/" + name}, {"content", content}}}};
-    broker_.produce(topic("qa.requests"), name, e.dump());
+    broker_.produce(topic("qa.requests"), name,
+                    agentline::testing::message("FILE_COMPLETED", "job-1", name,
+                                                {{"path", "src/" + name}, {"content", content}}, "fc"));
   }
   auto results = events(files.size(), 90s);
   ASSERT_EQ(results.size(), files.size()) << qa.log();

@@ -19,14 +19,9 @@ namespace {
 
 std::string task(const std::string& id, const std::string& path, const std::string& type = "DEV_TASK",
                  const std::string& priority = "") {
-  json t = {{"id", "msg-" + id},
-            {"task_id", id},
-            {"job_id", "job-1"},
-            {"type", type},
-            {"created_at", "2026-11-22T10:00:00Z"},
-            {"payload", {{"path", path}, {"description", "write " + path}}}};
-  if (!priority.empty()) t["payload"]["priority"] = priority;
-  return t.dump();
+  json payload = {{"path", path}, {"description", "write " + path}};
+  if (!priority.empty()) payload["priority"] = priority;
+  return agentline::testing::message(type, "job-1", id, payload, "msg");
 }
 
 class PriorityAssignerTest : public ::testing::Test {

@@ -266,8 +266,10 @@ bool job_complete(const nlohmann::json& state, bool delivered) {
   return true;
 }
 
-// Prints job progress; with wait_seconds > 0 first waits until every job is complete.
-int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds, bool files, bool delivered) {
+// Prints job progress (with `json`, each job's document on a line of its own, as on
+// jobs.progress); with wait_seconds > 0 first waits until every job is complete.
+int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds, bool files, bool delivered,
+               bool json) {
   const auto topic = g.load_catalog().topic("jobs.progress");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   std::map<std::string, nlohmann::json> jobs;
@@ -285,12 +287,16 @@ int cmd_status(const GlobalOptions& g, const std::string& job, int wait_seconds,
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   if (jobs.empty()) {
-    std::cout << (job.empty() ? "no jobs on " + topic : "no job " + job + " on " + topic) << "\n";
+    (json ? std::cerr : std::cout) << (job.empty() ? "no jobs on " + topic : "no job " + job + " on " + topic) << "\n";
     return job.empty() ? 0 : 1;
   }
   bool complete = true;
   for (const auto& [id, state] : jobs) {
-    cli::print_job(state, std::cout, files);
+    if (json) {
+      std::cout << state.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      cli::print_job(state, std::cout, files);
+    }
     complete = complete && job_complete(state, delivered);
   }
   return wait_seconds > 0 && !complete ? 3 : 0;
@@ -442,10 +448,12 @@ int main(int argc, char** argv) {
   int status_wait = 0;
   bool status_files = false;
   bool status_delivered = false;
+  bool status_json = false;
   auto* status = app.add_subcommand("status", "Job progress from jobs.progress (per job, or one job)");
   status->add_option("job", status_job, "Job id; all jobs when empty");
   status->add_option("--wait", status_wait, "Wait up to this many seconds for the job(s) to complete (exit 3 if not)");
   status->add_flag("--files", status_files, "List every file with its status");
+  status->add_flag("--json", status_json, "Each job's document (as on jobs.progress) as one line of JSON");
   status->add_flag("--delivered", status_delivered,
                    "With --wait: wait until every file is delivered (or failed / dead-lettered)");
   auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
@@ -466,7 +474,7 @@ int main(int argc, char** argv) {
     if (*submit) return cmd_submit(g, file, raw, max_backlog, wait, goal);
     if (*apply) return cmd_topics_apply(g, replication_factor);
     if (*list) return cmd_topics_list(g);
-    if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered);
+    if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered, status_json);
     if (*lag) return cmd_lag(g, group, topic, wait_seconds);
   } catch (const std::exception& e) {
     std::cerr << "agentline: " << e.what() << "\n";

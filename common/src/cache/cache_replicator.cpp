@@ -1,5 +1,6 @@
 #include "agentline/cache/cache_replicator.h"
 #include "agentline/events/timestamps.h"
+#include "agentline/kafka/headers.h"
 
 #include <unistd.h>
 
@@ -17,7 +18,6 @@
 namespace agentline::cache {
 namespace {
 
-constexpr const char* kReplicaHeader = "agentline-cache-replica";
 constexpr const char* kNamespacePrefix = "namespace:";
 
 std::string default_replica_id() {
@@ -47,7 +47,7 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
 
   void publish(kafka::OutgoingRecord record) {
     record.topic = config.topic;
-    record.headers.push_back({kReplicaHeader, config.replica_id});
+    record.headers.push_back({std::string(kafka::headers::kCacheReplica), config.replica_id});
     producer->send(record, [this, key = record.key](const kafka::DeliveryReport& report) {
       if (report.ok) {
         published.fetch_add(1, std::memory_order_relaxed);
@@ -98,7 +98,7 @@ struct CacheReplicator::Impl final : ResultCache::Listener {
       return false;
     }
     if (!from_warm) {
-      auto origin = record.header(kReplicaHeader);
+      auto origin = record.header(kafka::headers::kCacheReplica);
       if (origin && *origin == config.replica_id) return false;  // our own, already applied
     }
     const std::string& key = *record.key;

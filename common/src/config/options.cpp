@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "agentline/config/resources.h"
-#include "agentline/kafka/client_config.h"
 
 extern char** environ;
 
@@ -61,7 +60,6 @@ struct OptionSet::Impl {
   Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
     app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")->envname("AGENTLINE_CONFIG");
     app.allow_config_extras(CLI::config_extras_mode::error);
-    app.set_version_flag("--version", kafka::version_line());
     app.get_formatter()->column_width(38);
   }
 };
@@ -69,6 +67,8 @@ struct OptionSet::Impl {
 OptionSet::OptionSet(std::string program, std::string description)
     : impl_(std::make_unique<Impl>(std::move(program), std::move(description))) {}
 OptionSet::~OptionSet() = default;
+
+void OptionSet::set_version(const std::string& line) { impl_->app.set_version_flag("--version", line); }
 
 std::string OptionSet::env_name(const std::string& name) {
   std::string env = kEnvPrefix;

@@ -28,6 +28,9 @@
 #include "kafka/consumer_statistics.h"
 #include "kafka/flow_control.h"
 #include "kafka/handles.h"
+#include "kafka/in_flight.h"
+#include "kafka/mutex.h"
+#include "kafka/protocol_probe.h"
 #include "kafka/retry_tier_gate.h"
 
 namespace agentline::kafka {
@@ -88,35 +91,20 @@ struct ConsumerRuntime::Impl {
   // (and the constructor, before it).
   std::string auth_failure;
 
-  // Guards partitions, in_flight and the work queue.
-  std::mutex mutex;
+  // Guards what is marked GUARDED_BY(mutex): the compiler checks it (mutex.h).
+  Mutex mutex;
   // Two condition variables: waking every worker on each finished job (one variable for both)
   // cost a fifth of the router's CPU in futex wakeups (bench/NOTES.md).
   std::condition_variable changed;     // a handler returned or a record was acknowledged: poll thread
   std::condition_variable work_ready;  // work arrived, or the workers stop: worker threads
-  std::map<PartitionId, std::shared_ptr<PartitionState>> partitions;
-  std::deque<std::shared_ptr<Job>> work;
+  std::map<PartitionId, std::shared_ptr<PartitionState>> partitions GUARDED_BY(mutex);
+  std::deque<std::shared_ptr<Job>> work GUARDED_BY(mutex);
   // Records whose handler asked to back off; run again once hold_until_ms has passed.
-  std::deque<std::shared_ptr<Job>> deferred;
-  std::int64_t hold_until_ms = 0;
-  // Handlers dispatched and not returned (at most max_in_flight), and records whose handler
-  // returned but whose outputs Kafka has not acknowledged yet. Only the first limits handler
-  // concurrency: waiting for acknowledgements does not hold a worker, so throughput is not
-  // capped at max_in_flight / ack latency. The second is bounded too, by count (kAwaitingPerSlot
-  // per slot) and by the bytes of the inputs held (kAwaitingBytes), so memory stays bounded when
-  // the broker is slow. (At 32 per slot the router on Apache Kafka ran at 512 / ack latency:
-  // 3,700 records/s; bench/NOTES.md.)
-  int in_flight = 0;
-  int awaiting_acks = 0;
-  std::size_t awaiting_bytes = 0;
-  static constexpr int kAwaitingPerSlot = 256;
-  static constexpr std::size_t kAwaitingBytes = 64u << 20;
-  int unfinished() const { return in_flight + awaiting_acks; }
-  bool has_capacity() const {
-    return in_flight < options.max_in_flight && awaiting_acks < std::max(1, options.max_in_flight) * kAwaitingPerSlot &&
-           awaiting_bytes < kAwaitingBytes;
-  }
-  bool workers_stop = false;
+  std::deque<std::shared_ptr<Job>> deferred GUARDED_BY(mutex);
+  std::int64_t hold_until_ms GUARDED_BY(mutex) = 0;
+  // Records past dispatch: handlers running and outputs awaiting acknowledgement (in_flight.h).
+  InFlight in_flight GUARDED_BY(mutex){options.max_in_flight};
+  bool workers_stop GUARDED_BY(mutex) = false;
   std::vector<std::thread> workers;
 
   // Poll-thread only. Records fetched but not dispatched, one queue per priority rank.
@@ -187,7 +175,7 @@ struct ConsumerRuntime::Impl {
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
-  void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec);
+  void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) REQUIRES(mutex);
   int ms_until_due();
   void update_backpressure();
   void resume_due_partitions();
@@ -251,10 +239,10 @@ void ConsumerRuntime::Impl::start_workers() {
 
 void ConsumerRuntime::Impl::stop_workers() {
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     workers_stop = true;
     // Records dispatched but not started are dropped uncommitted: the next owner reads them.
-    in_flight -= static_cast<int>(work.size());
+    in_flight.dropped(static_cast<int>(work.size()));
     work.clear();
   }
   work_ready.notify_all();
@@ -266,8 +254,8 @@ void ConsumerRuntime::Impl::worker_loop() {
   for (;;) {
     std::shared_ptr<Job> job;
     {
-      std::unique_lock lock(mutex);
-      work_ready.wait(lock, [&] { return workers_stop || !work.empty(); });
+      Lock lock(mutex);
+      while (!workers_stop && work.empty()) lock.wait(work_ready);
       if (work.empty()) return;
       job = std::move(work.front());
       work.pop_front();
@@ -277,11 +265,6 @@ void ConsumerRuntime::Impl::worker_loop() {
 }
 
 namespace {
-// The brokers refused the client's credentials (SASL or TLS): retrying cannot fix that.
-bool refused_credentials(int err) {
-  return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR__SSL;
-}
 
 // A name the filesystem refuses depends on the record (its path), not on the moment: bad input,
 // straight to the DLQ. Anything else (a full disk, permissions, I/O) may pass: transient.
@@ -319,12 +302,12 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   const auto& rec = job->record;
   if (failure && failure->kind == FailureKind::kBackoff) {
     {
-      std::lock_guard lock(mutex);
+      Lock lock(mutex);
       hold_until_ms = std::max(hold_until_ms, wall_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
       job->pending.store(1);
       deferred.push_back(job);
-      --in_flight;
-      metrics->in_flight.Set(unfinished());
+      in_flight.deferred();
+      metrics->in_flight.Set(in_flight.unfinished());
     }
     metrics->finished(rec.topic, "deferred");
     spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
@@ -350,11 +333,9 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   }
   {
     // The handler is done: its worker slot is free while the outputs await acknowledgement.
-    std::lock_guard lock(mutex);
-    --in_flight;
-    ++awaiting_acks;
-    awaiting_bytes += job->record.value.size();
-    metrics->in_flight.Set(unfinished());
+    Lock lock(mutex);
+    in_flight.handler_returned(job->record.value.size());
+    metrics->in_flight.Set(in_flight.unfinished());
   }
   changed.notify_all();
   release(*job);
@@ -363,7 +344,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
 void ConsumerRuntime::Impl::release(Job& job) {
   if (job.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     if (job.delivery_failed.load()) {
       // Its offset stays uncommitted; the process restarts and replays it.
       metrics->delivery_failures.Increment();
@@ -371,9 +352,8 @@ void ConsumerRuntime::Impl::release(Job& job) {
     } else if (!job.partition->revoked) {
       job.partition->tracker.finish(job.record.offset);
     }
-    --awaiting_acks;
-    awaiting_bytes -= job.record.value.size();
-    metrics->in_flight.Set(unfinished());
+    in_flight.acknowledged(job.record.value.size());
+    metrics->in_flight.Set(in_flight.unfinished());
   }
   changed.notify_all();
 }
@@ -397,7 +377,7 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
   std::vector<PartitionId> due;
   const std::int64_t now = wall_ms();
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (auto& [id, state] : partitions) {
       if (state->retry_paused && state->due_ms <= now) {
         state->retry_paused = false;
@@ -417,7 +397,7 @@ void ConsumerRuntime::Impl::update_backpressure() {
   std::vector<PartitionId> to_pause;
   std::vector<PartitionId> to_resume;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     std::size_t held = 0;
     for (const auto& [id, state] : partitions) held += state->held.size();
     flow.observe(waiting, held, !deferred.empty() || wall_ms() < hold_until_ms);
@@ -437,17 +417,17 @@ void ConsumerRuntime::Impl::update_backpressure() {
 void ConsumerRuntime::Impl::dispatch_backlog() {
   {
     // While held, nothing runs; afterwards the deferred records go first.
-    std::unique_lock lock(mutex);
+    Lock lock(mutex);
     const bool held = wall_ms() < hold_until_ms;
     metrics->held.Set(held ? 1 : 0);
     if (held) return;
     bool pushed = false;
-    while (!deferred.empty() && has_capacity()) {
+    while (!deferred.empty() && in_flight.has_room()) {
       auto job = std::move(deferred.front());
       deferred.pop_front();
       if (job->partition->revoked) continue;  // its next owner reads it
-      ++in_flight;
-      metrics->in_flight.Set(unfinished());
+      in_flight.dispatched();
+      metrics->in_flight.Set(in_flight.unfinished());
       work.push_back(std::move(job));
       pushed = true;
     }
@@ -463,8 +443,8 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     auto queue = std::find_if(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); });
     if (queue == backlogs.end()) return;
     auto& backlog = *queue;
-    std::unique_lock lock(mutex);
-    if (!has_capacity()) return;
+    Lock lock(mutex);
+    if (!in_flight.has_room()) return;
     InboundRecord& rec = backlog.front();
     auto it = partitions.find({rec.topic, rec.partition});
     if (it == partitions.end() || it->second->revoked || rec.offset <= it->second->last_started) {
@@ -522,8 +502,8 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   }
   state->tracker.start(rec.offset);
   state->last_started = rec.offset;
-  ++in_flight;
-  metrics->in_flight.Set(unfinished());
+  in_flight.dispatched();
+  metrics->in_flight.Set(in_flight.unfinished());
   auto job = std::make_shared<Job>();
   job->record = std::move(rec);
   job->partition = state;
@@ -536,11 +516,11 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
 void ConsumerRuntime::Impl::dispatch_held() {
   bool started = false;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     if (wall_ms() < hold_until_ms || !deferred.empty()) return;
     const std::int64_t now = wall_ms();
     for (auto& [id, state] : partitions) {
-      while (!state->held.empty() && has_capacity() && retry_due_ms(state->held.front()) <= now) {
+      while (!state->held.empty() && in_flight.has_room() && retry_due_ms(state->held.front()) <= now) {
         if (state->held.front().offset > state->last_started) {
           start_job(state, std::move(state->held.front()));
           started = true;
@@ -556,7 +536,7 @@ void ConsumerRuntime::Impl::dispatch_held() {
 int ConsumerRuntime::Impl::ms_until_due() {
   std::int64_t next = std::numeric_limits<std::int64_t>::max();
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (const auto& [id, state] : partitions) {
       if (!state->held.empty()) next = std::min(next, retry_due_ms(state->held.front()));
       if (state->retry_paused) next = std::min(next, state->due_ms);
@@ -569,7 +549,7 @@ int ConsumerRuntime::Impl::ms_until_due() {
 // Records wait locally and may be dispatched (not while a backoff holds consumption).
 bool ConsumerRuntime::Impl::backlog_waiting() {
   if (std::none_of(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); })) return false;
-  std::lock_guard lock(mutex);
+  Lock lock(mutex);
   return deferred.empty() && wall_ms() >= hold_until_ms;
 }
 
@@ -593,7 +573,7 @@ void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only)
   PartitionListPtr list(rd_kafka_topic_partition_list_new(8));
   std::vector<std::pair<std::shared_ptr<PartitionState>, std::int64_t>> advanced;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (auto& [id, state] : partitions) {
       if (only != nullptr && !only->count(id)) continue;
       auto offset = state->tracker.committable();
@@ -609,7 +589,7 @@ void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only)
     spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
     return;
   }
-  std::lock_guard lock(mutex);
+  Lock lock(mutex);
   for (auto& [state, offset] : advanced) state->last_committed = std::max(state->last_committed, offset);
 }
 
@@ -643,7 +623,7 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   ever_assigned = true;
   check_data_loss(parts);
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (int i = 0; i < parts->cnt; ++i) {
       auto state = std::make_shared<PartitionState>();
       state->rank = partition_rank(parts->elems[i].topic);
@@ -664,7 +644,7 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   // revocation up. They stay uncommitted, and the next owner reads them again.
   std::map<PartitionId, std::size_t> deferred_here;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     std::erase_if(deferred, [&](const auto& job) {
       PartitionId id{job->record.topic, job->record.partition};
       if (ids.count(id) == 0) return false;
@@ -677,19 +657,22 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     // be replayed by the next owner.
     // While closing, drain() has already waited its grace period.
     const bool closing = stop_requested.load() || fatal.load();
-    std::unique_lock lock(mutex);
-    changed.wait_for(lock, closing ? std::chrono::milliseconds(0) : options.revoke_timeout, [&] {
+    Lock lock(mutex);
+    const auto until = Clock::now() + (closing ? std::chrono::milliseconds(0) : options.revoke_timeout);
+    auto settled = [&]() REQUIRES(mutex) {
       for (const auto& id : ids) {
         auto it = partitions.find(id);
         const auto parked = deferred_here.count(id) != 0 ? deferred_here.at(id) : 0;
         if (it != partitions.end() && static_cast<std::size_t>(it->second->tracker.in_flight()) > parked) return false;
       }
       return true;
-    });
+    };
+    while (!settled() && lock.wait_until(changed, until)) {
+    }
   }
   commit(true, &ids);
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (const auto& id : ids) {
       auto it = partitions.find(id);
       if (it == partitions.end()) continue;
@@ -804,22 +787,22 @@ void ConsumerRuntime::Impl::drain() {
   for (auto& q : backlogs) q.clear();
   std::vector<PartitionId> ids;
   {
-    std::lock_guard lock(mutex);
+    Lock lock(mutex);
     for (auto& [id, state] : partitions) ids.push_back(id);
   }
   pause_or_resume(ids, true);
   const auto deadline = Clock::now() + options.shutdown_grace;
   for (;;) {
     {
-      std::unique_lock lock(mutex);
-      if (unfinished() == 0 || fatal.load()) break;
-      if (changed.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(100)),
-                             [&] { return unfinished() == 0; })) {
-        break;
+      Lock lock(mutex);
+      if (in_flight.unfinished() == 0 || fatal.load()) break;
+      const auto until = std::min(deadline, Clock::now() + std::chrono::milliseconds(100));
+      while (in_flight.unfinished() != 0 && lock.wait_until(changed, until)) {
       }
+      if (in_flight.unfinished() == 0) break;
       if (Clock::now() >= deadline) {
         spdlog::warn("shutdown grace of {} ms over with {} record(s) in flight; they will be replayed",
-                     options.shutdown_grace.count(), unfinished());
+                     options.shutdown_grace.count(), in_flight.unfinished());
         break;
       }
     }
@@ -902,77 +885,6 @@ bool ConsumerRuntime::Impl::subscribe() {
   return true;
 }
 
-namespace {
-
-// Whether the brokers offer the consumer group protocol: their ApiVersions answer lists
-// ConsumerGroupHeartbeat. librdkafka has no public call for a broker's API versions, but logs
-// them under debug=feature; a short-lived client with the service's own connection settings
-// (TLS, SASL) connects once and reads them. nullopt when no broker answered in time.
-// (A consumer-protocol client on a broker without it does not fail: it re-queries the
-// coordinator forever, at debug level only, so the question must be asked first.)
-struct ApiProbe {
-  std::mutex mutex;
-  bool listed = false;     // "Broker API support:" seen
-  bool offered = false;    // ConsumerGroupHeartbeat among the APIs
-  std::string auth_error;  // the brokers refused the credentials: no answer will come
-};
-
-void api_probe_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
-  if (!refused_credentials(err)) return;
-  auto* probe = static_cast<ApiProbe*>(opaque);
-  std::lock_guard lock(probe->mutex);
-  probe->auth_error = reason;
-}
-
-void api_probe_log(const rd_kafka_t* rk, int, const char* fac, const char* line) {
-  auto* probe = static_cast<ApiProbe*>(rd_kafka_opaque(rk));
-  if (std::string_view(fac) != "APIVERSION") return;
-  std::lock_guard lock(probe->mutex);
-  const std::string_view text(line);
-  if (text.find("Broker API support:") != std::string_view::npos) probe->listed = true;
-  if (text.find("ApiKey ConsumerGroupHeartbeat (68)") != std::string_view::npos) probe->offered = true;
-}
-
-struct ProbeAnswer {
-  std::optional<bool> offered;
-  std::string auth_error;
-};
-
-ProbeAnswer offers_consumer_protocol(const KafkaSettings& settings, std::chrono::milliseconds timeout) {
-  ApiProbe probe;
-  {
-    auto conf = make_conf(settings, {{"client.id", "agentline-protocol-probe"}}, {});
-    char err[256];
-    if (rd_kafka_conf_set(conf.get(), "debug", "feature", err, sizeof err) != RD_KAFKA_CONF_OK) return {};
-    rd_kafka_conf_set_opaque(conf.get(), &probe);
-    rd_kafka_conf_set_log_cb(conf.get(), api_probe_log);
-    rd_kafka_conf_set_error_cb(conf.get(), api_probe_error);
-    KafkaPtr rk = make_client(RD_KAFKA_PRODUCER, std::move(conf));
-    const rd_kafka_metadata_t* metadata = nullptr;
-    const auto deadline = Clock::now() + timeout;
-    auto refused = [&] {
-      rd_kafka_poll(rk.get(), 0);  // serves the error callback
-      std::lock_guard lock(probe.mutex);
-      return !probe.auth_error.empty();
-    };
-    while (Clock::now() < deadline && !refused()) {
-      const auto left = std::min(std::chrono::milliseconds(500),
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-      // A metadata request makes the client connect; the API versions are exchanged first.
-      if (rd_kafka_metadata(rk.get(), 0, nullptr, &metadata, static_cast<int>(std::max<long>(1, left.count()))) ==
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(metadata);
-        break;
-      }
-    }
-  }  // destroyed: every log line has been delivered
-  std::lock_guard lock(probe.mutex);
-  if (!probe.listed) return {std::nullopt, probe.auth_error};
-  return {probe.offered, {}};
-}
-
-}  // namespace
-
 GroupProtocol parse_group_protocol(const std::string& name) {
   if (name == "auto") return GroupProtocol::kAuto;
   if (name == "consumer") return GroupProtocol::kConsumer;
@@ -1054,8 +966,10 @@ int ConsumerRuntime::run(const Handler& handler) {
     // worker instead, briefly, then serve librdkafka without blocking.
     const bool waiting = impl.backlog_waiting();
     if (waiting) {
-      std::unique_lock lock(impl.mutex);
-      impl.changed.wait_for(lock, std::chrono::milliseconds(5), [&] { return impl.has_capacity(); });
+      Lock lock(impl.mutex);
+      const auto until = Clock::now() + std::chrono::milliseconds(5);
+      while (!impl.in_flight.has_room() && lock.wait_until(impl.changed, until)) {
+      }
     }
     // Then take what librdkafka has already fetched, up to the backlog's bound: one record per
     // turn left thousands of prefetched low-priority records queued ahead of a critical one
@@ -1075,7 +989,7 @@ int ConsumerRuntime::run(const Handler& handler) {
   {
     // Work still running after the grace period is abandoned: finishing later must not move
     // a commit past it, since this process may exit before its outputs are acknowledged.
-    std::lock_guard lock(impl.mutex);
+    Lock lock(impl.mutex);
     for (auto& [id, state] : impl.partitions) state->revoked = true;
   }
   rd_kafka_consumer_close(impl.rk.get());

@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-#include "agentline/resilience/rate_limit.h"
+#include "agentline/net/rate_limit_headers.h"
 
 namespace agentline::net {
 namespace {
@@ -132,7 +132,7 @@ std::optional<std::chrono::milliseconds> retry_after(const HttpResponse& r) {
     }
   }
   if (auto v = r.header("retry-after")) {
-    if (auto d = resilience::parse_retry_after(*v)) return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    if (auto d = parse_retry_after(*v)) return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
   }
   return std::nullopt;
 }

@@ -3,23 +3,22 @@
 namespace agentline::observability {
 
 namespace {
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+std::chrono::steady_clock::rep ticks() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 }  // namespace
 
-HealthState::HealthState(std::chrono::milliseconds liveness_window)
-    : window_(liveness_window), last_beat_ms_(now_ms()) {}
+HealthState::HealthState(std::chrono::milliseconds liveness_window) : window_(liveness_window), last_beat_(ticks()) {}
 
-void HealthState::beat() { last_beat_ms_.store(now_ms(), std::memory_order_relaxed); }
+void HealthState::beat() { last_beat_.store(ticks(), std::memory_order_relaxed); }
 
 void HealthState::set_condition(const std::string& name, bool ok, const std::string& reason) {
   std::lock_guard lock(mutex_);
   conditions_[name] = {ok, reason};
 }
 
-bool HealthState::live() const { return now_ms() - last_beat_ms_.load(std::memory_order_relaxed) <= window_.count(); }
+bool HealthState::live() const {
+  const std::chrono::steady_clock::duration since(ticks() - last_beat_.load(std::memory_order_relaxed));
+  return since <= window_;
+}
 
 bool HealthState::ready() const {
   std::lock_guard lock(mutex_);

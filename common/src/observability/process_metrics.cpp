@@ -9,8 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include "agentline/config/container_resources.h"
 #include "agentline/observability/metric_families.h"
-#include "agentline/resilience/container_resources.h"
 
 namespace agentline::observability {
 namespace {
@@ -63,7 +63,7 @@ void append_process_metrics(std::vector<prometheus::MetricFamily>& families) {
   }
   if (!ec) gauge(families, "process_open_fds", "Number of open file descriptors.", static_cast<double>(fds));
   // The container's limits (cgroup), for "memory above 80% of the limit"; +Inf when none.
-  static const auto resources = resilience::ContainerResources::detect();
+  static const auto resources = config::ContainerResources::detect();
   const bool memory_limited = resources.memory_source.rfind("cgroup", 0) == 0;
   gauge(families, "agentline_container_memory_limit_bytes",
         "Memory limit of the container (cgroup); +Inf when unlimited",

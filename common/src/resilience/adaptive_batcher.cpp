@@ -13,7 +13,7 @@ void AdaptiveBatcherConfig::validate() const {
   if (!(smoothing > 0 && smoothing <= 1)) throw std::invalid_argument("adaptive batcher: smoothing in (0, 1]");
 }
 
-AdaptiveBatcherConfig AdaptiveBatcherConfig::sized_for(const ContainerResources& resources,
+AdaptiveBatcherConfig AdaptiveBatcherConfig::sized_for(const config::ContainerResources& resources,
                                                        std::int64_t bytes_per_item) {
   AdaptiveBatcherConfig c;
   if (bytes_per_item > 0 && resources.memory_bytes > 0) {

@@ -484,11 +484,9 @@ std::vector<std::string> CircuitBreakerRegistry::names() const {
   return out;
 }
 
-std::vector<prometheus::MetricFamily> CircuitBreakerRegistry::collect() const {
-  std::vector<prometheus::MetricFamily> families;
+void CircuitBreakerRegistry::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
   std::lock_guard lock(mu_);
   for (const auto& [name, breaker] : breakers_) breaker->append_metrics(families);
-  return families;
 }
 
 }  // namespace agentline::resilience

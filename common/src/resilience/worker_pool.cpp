@@ -16,7 +16,8 @@ void WorkerPoolConfig::validate() const {
   if (max_queue < 1) throw std::invalid_argument("worker pool: max_queue must be at least 1");
 }
 
-WorkerPoolConfig WorkerPoolConfig::sized_for(const ContainerResources& resources, std::int64_t bytes_per_thread) {
+WorkerPoolConfig WorkerPoolConfig::sized_for(const config::ContainerResources& resources,
+                                             std::int64_t bytes_per_thread) {
   WorkerPoolConfig c;
   int by_cpu = std::max(2, static_cast<int>(std::ceil(resources.cpus * 4)));
   if (bytes_per_thread > 0 && resources.memory_bytes > 0) {

@@ -28,6 +28,7 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
       options_(service_, std::move(description)),
       registry_(std::make_shared<prometheus::Registry>()),
       health_(std::make_shared<observability::HealthState>()) {
+  options_.set_version(kafka::version_line());
   auto& c = common_;
   bind_connection_options(options_, c);
   options_.add("group-id", &c.group_id, "Consumer group; empty: the service name");
@@ -87,6 +88,17 @@ std::optional<int> ServiceHost::configure(int argc, char** argv, const std::func
     return 2;
   }
   return std::nullopt;
+}
+
+bool ServiceHost::opened(const std::string& what, const std::function<void()>& open) const {
+  try {
+    open();
+    return true;
+  } catch (const std::exception& e) {
+    std::cerr << service_ << ": cannot open " << what << ": " << e.what() << "\n";
+    spdlog::error("cannot open {}: {}", what, e.what());
+    return false;
+  }
 }
 
 void ServiceHost::add_admin_route(const std::string& method, const std::string& path, AdminRoute route) {

@@ -8,21 +8,18 @@
 #include <filesystem>
 
 #include "agentline/observability/health.h"
+#include "agentline/observability/metric_registration.h"
 
 namespace agentline::storage {
 
 VolumeWatch::VolumeWatch(std::string store, std::string path, std::uint64_t min_free_bytes,
                          std::shared_ptr<observability::HealthState> health, prometheus::Registry& registry)
     : store_(std::move(store)), path_(std::move(path)), min_free_(min_free_bytes), health_(std::move(health)) {
-  free_ = &prometheus::BuildGauge()
-               .Name("agentline_storage_free_bytes")
-               .Help("Free bytes on the volume of a service's SQLite store (for the disk alert)")
-               .Register(registry)
+  free_ = &observability::gauge(registry, "agentline_storage_free_bytes",
+                                "Free bytes on the volume of a service's SQLite store (for the disk alert)")
                .Add({{"store", store_}});
-  capacity_ = &prometheus::BuildGauge()
-                   .Name("agentline_storage_capacity_bytes")
-                   .Help("Size of the volume of a service's SQLite store")
-                   .Register(registry)
+  capacity_ = &observability::gauge(registry, "agentline_storage_capacity_bytes",
+                                    "Size of the volume of a service's SQLite store")
                    .Add({{"store", store_}});
   check();
   thread_ = std::thread([this] {

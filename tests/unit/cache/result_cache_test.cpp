@@ -1,4 +1,5 @@
 #include "agentline/cache/result_cache.h"
+#include "eventually.h"
 
 #include <gtest/gtest.h>
 
@@ -150,7 +151,7 @@ TEST(ResultCache, SingleFlightComputesOnceForConcurrentMisses) {
       results[t] = cache.get_or_compute("same-task", "ns", [&] {
         computed.fetch_add(1);
         // A slow LLM call: it finishes only once all seven others are waiting for it.
-        while (cache.stats().single_flight_shared < 7) std::this_thread::yield();
+        EXPECT_TRUE(testing::eventually([&] { return cache.stats().single_flight_shared >= 7; }));
         return std::string("generated");
       });
     });

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agentline/net/http_client.h"
+#include "eventually.h"
 
 namespace agentline::net {
 namespace {
@@ -149,8 +150,7 @@ TEST(HttpServer, AdminCallsRunOneAtATimeOnTheirOwnThreadWhileProbesAnswer) {
   auto first = std::async(std::launch::async, [&] { return call(server, "POST", "/replay"); });
   gate.wait_entered(1);
   auto second = std::async(std::launch::async, [&] { return call(server, "POST", "/replay"); });
-  for (int i = 0; i < 1000 && server.admin_calls() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_EQ(server.admin_calls(), 2u);
+  ASSERT_TRUE(testing::eventually([&] { return server.admin_calls() == 2; }));
   // The queue holds two calls (one running, one waiting): the third is refused, not queued.
   const auto third = call(server, "POST", "/replay");
   EXPECT_EQ(third.status, 503);
@@ -181,8 +181,7 @@ TEST(HttpServer, StoppingAnswersWaitingAdminCalls503AndAThrowingHandler500) {
   auto running = std::async(std::launch::async, [&] { return call(server, "POST", "/slow"); });
   gate.wait_entered(1);
   auto waiting = std::async(std::launch::async, [&] { return call(server, "POST", "/slow"); });
-  for (int i = 0; i < 1000 && server.admin_calls() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_EQ(server.admin_calls(), 2u);
+  ASSERT_TRUE(testing::eventually([&] { return server.admin_calls() == 2; }));
   auto stopped = std::async(std::launch::async, [&] { server.stop(); });
   // stop() waits for the running call: it has not returned before the call ends.
   EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);

@@ -228,7 +228,8 @@ TEST(CircuitBreakerRegistry, PerNameConfigAndMetrics) {
   EXPECT_EQ(registry.get("openai").state(), BreakerState::kClosed);
   EXPECT_THROW(registry.configure("webhook", strict), std::invalid_argument) << "already in use";
 
-  const auto families = registry.collect();
+  std::vector<prometheus::MetricFamily> families;
+  registry.append_metrics(families);
   auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
     for (const auto& f : families) {
       if (f.name != name) continue;

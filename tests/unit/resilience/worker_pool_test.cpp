@@ -1,4 +1,5 @@
 #include "agentline/resilience/worker_pool.h"
+#include "eventually.h"
 
 #include <gtest/gtest.h>
 
@@ -9,13 +10,14 @@
 #include <future>
 #include <latch>
 
+#include "agentline/config/container_resources.h"
 #include "agentline/resilience/adaptive_batcher.h"
-#include "agentline/resilience/container_resources.h"
 
 namespace agentline::resilience {
 namespace {
 
 using namespace std::chrono_literals;
+using config::ContainerResources;
 
 TEST(AdaptiveBatcher, MovesTowardsTheTargetTimeWithinBounds) {
   AdaptiveBatcherConfig c;
@@ -79,15 +81,15 @@ TEST(WorkerPool, GrowsWithTheQueueAndShrinksWhenIdle) {
   EXPECT_EQ(s.queued, 2u);
   EXPECT_EQ(s.peak_threads, 4);
   release.set_value();
-  while (pool.stats().completed < 6) std::this_thread::yield();
-  while (pool.stats().idle < 4) std::this_thread::yield();
+  ASSERT_TRUE(testing::eventually([&] { return pool.stats().completed >= 6; }));
+  ASSERT_TRUE(testing::eventually([&] { return pool.stats().idle >= 4; }));
 
   clock.advance(29s);
   pool.tick();
   EXPECT_EQ(pool.stats().threads, 4) << "not idle long enough";
   clock.advance(1s);
   pool.tick();
-  while (pool.stats().threads > 1) std::this_thread::yield();
+  ASSERT_TRUE(testing::eventually([&] { return pool.stats().threads <= 1; }));
   pool.tick();  // joins the retired threads
   s = pool.stats();
   EXPECT_EQ(s.threads, 1) << "back to min_threads";
@@ -103,7 +105,7 @@ TEST(WorkerPool, ABurstFasterThanAWakeUpStillGrowsThePool) {
     c.min_threads = 1;
     c.max_threads = 4;
     WorkerPool pool("burst", c);
-    while (pool.stats().idle < 1) std::this_thread::yield();
+    ASSERT_TRUE(testing::eventually([&] { return pool.stats().idle >= 1; }));
     std::mutex mu;
     std::condition_variable cv;
     int running = 0;

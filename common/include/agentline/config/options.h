@@ -27,6 +27,8 @@ class OptionSet {
  public:
   OptionSet(std::string program, std::string description);
   ~OptionSet();
+  // Adds --version, printing `line`.
+  void set_version(const std::string& line);
   OptionSet(const OptionSet&) = delete;
   OptionSet& operator=(const OptionSet&) = delete;
 

@@ -1,6 +1,8 @@
 #pragma once
-// Files compiled into every binary (schemas/, topics/catalog.json, config/priority-rules.json),
-// so an installed binary runs without a source tree.
+// Files compiled into every binary (schemas/, topics/catalog.json), so an installed binary runs
+// without a source tree. A service's own files (the gateway's page and API document, the
+// default priority rules, the job-check driver) are embedded into its library alone, each
+// looked up by its own embedded_file() (cmake/Embed.cmake).
 #include <optional>
 #include <string>
 #include <string_view>

@@ -24,7 +24,7 @@ class HealthState {
 
  private:
   std::chrono::milliseconds window_;
-  std::atomic<std::int64_t> last_beat_ms_;
+  std::atomic<std::chrono::steady_clock::rep> last_beat_;  // steady_clock ticks
   mutable std::mutex mutex_;
   std::map<std::string, std::pair<bool, std::string>> conditions_;
 };

@@ -1,7 +1,9 @@
 #pragma once
 // Building Prometheus samples at scrape time. Components that keep their own atomic counters
 // (breakers, limiters, the cache: nothing on their hot path touches prometheus-cpp) turn them
-// into metric families only when /metrics is read.
+// into metric families only when /metrics is read. Each exports them one way:
+//   void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
+// and a service hands that to ServiceHost::add_metrics, which /metrics calls at scrape time.
 #include <prometheus/metric_family.h>
 
 #include <string>
@@ -13,13 +15,5 @@ namespace agentline::observability {
 prometheus::MetricFamily& family(std::vector<prometheus::MetricFamily>& families, const std::string& name,
                                  const std::string& help, prometheus::MetricType type);
 void add_sample(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels, double value);
-
-// Something whose samples are gathered at scrape time (a prometheus::Collectable without the
-// registration machinery). /metrics (observability/operational_routes.h) serializes these beside the registry.
-class MetricSource {
- public:
-  virtual ~MetricSource() = default;
-  virtual std::vector<prometheus::MetricFamily> collect() const = 0;
-};
 
 }  // namespace agentline::observability

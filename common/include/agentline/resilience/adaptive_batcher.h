@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "agentline/config/container_resources.h"
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/container_resources.h"
 
 namespace agentline::resilience {
 
@@ -19,7 +19,7 @@ struct AdaptiveBatcherConfig {
 
   void validate() const;  // throws std::invalid_argument
   // max_batch bounded so that a batch of `bytes_per_item` items fits in 1/16 of the memory.
-  static AdaptiveBatcherConfig sized_for(const ContainerResources& resources, std::int64_t bytes_per_item);
+  static AdaptiveBatcherConfig sized_for(const config::ContainerResources& resources, std::int64_t bytes_per_item);
 };
 
 class AdaptiveBatcher {

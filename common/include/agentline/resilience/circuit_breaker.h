@@ -188,8 +188,8 @@ class CircuitBreakerRegistry {
   void add_listener(CircuitBreaker::Listener listener);
   std::vector<std::string> names() const;
 
-  // agentline_breaker_* families for every breaker (prometheus::Collectable-shaped).
-  std::vector<prometheus::MetricFamily> collect() const;
+  // agentline_breaker_* samples of every breaker.
+  void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
 
  private:
   const CircuitBreakerConfig defaults_;

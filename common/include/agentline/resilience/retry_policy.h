@@ -16,7 +16,8 @@
 #include <optional>
 
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/rate_limit.h"
+#include "agentline/resilience/sliding_window.h"
+#include "agentline/resilience/token_bucket.h"
 
 namespace agentline::resilience {
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <thread>
 
+#include "agentline/config/container_resources.h"
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/container_resources.h"
 
 namespace agentline::resilience {
 
@@ -30,7 +30,8 @@ struct WorkerPoolConfig {
   void validate() const;  // throws std::invalid_argument
   // For I/O-bound work (LLM and HTTP calls): 4 threads per CPU of quota, at least 2, and no more
   // than the memory allows at `bytes_per_thread` each.
-  static WorkerPoolConfig sized_for(const ContainerResources& resources, std::int64_t bytes_per_thread = 64 << 20);
+  static WorkerPoolConfig sized_for(const config::ContainerResources& resources,
+                                    std::int64_t bytes_per_thread = 64 << 20);
 };
 
 class WorkerPool {

@@ -82,6 +82,10 @@ class ServiceHost {
     on_revoked_ = std::move(fn);
   }
 
+  // Runs `open` (what the service cannot run without, such as its store); false after
+  // reporting why ("<service>: cannot open <what>: ..."): the service exits 1.
+  bool opened(const std::string& what, const std::function<void()>& open) const;
+
   // Serves HTTP, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
   int run(const kafka::Handler& handler);
   // Serves HTTP and runs `body` (which returns once service::stop_requested(), with the exit

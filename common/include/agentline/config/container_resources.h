@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace agentline::resilience {
+namespace agentline::config {
 
 struct ContainerResources {
   double cpus = 1;                // may be fractional (a quota of 1.5 CPUs)
@@ -19,4 +19,4 @@ struct ContainerResources {
                                    const std::string& proc_root = "/proc");
 };
 
-}  // namespace agentline::resilience
+}  // namespace agentline::config

@@ -304,6 +304,19 @@ class Stack:
         self.up_log.close()
 
 
+def kafka_topics(bin_dir, kafka_state, name):
+    """(bootstrap, prefix) for a run on the Apache Kafka of tests/kafka/kafka-local.sh at
+    `kafka_state`, with the catalog's topics applied under a prefix of its own ("<name>-<pid>.");
+    (None, None) without one: the embedded broker of `agentline up`."""
+    if not kafka_state:
+        return None, None
+    bootstrap = open(os.path.join(kafka_state, "bootstrap")).read().strip()
+    prefix = f"{name}-{os.getpid()}."
+    subprocess.run([os.path.join(bin_dir, "agentline"), "topics", "apply", "--bootstrap-servers", bootstrap,
+                    "--topic-prefix", prefix, "--replication-factor", "1"], check=True, capture_output=True)
+    return bootstrap, prefix
+
+
 def free_port_block(n):
     """A base port with the n ports above it free (the services' /metrics ports). Drawn below
     Linux's ephemeral range (32768-60999), so that tests running side by side, whose brokers and

@@ -1,4 +1,4 @@
-#include "agentline/resilience/container_resources.h"
+#include "agentline/config/container_resources.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <sstream>
 #include <thread>
 
-namespace agentline::resilience {
+namespace agentline::config {
 namespace {
 
 bool read_first_line(const std::string& path, std::string& out) {
@@ -77,4 +77,4 @@ ContainerResources ContainerResources::detect(const std::string& cgroup_root, co
   return r;
 }
 
-}  // namespace agentline::resilience
+}  // namespace agentline::config

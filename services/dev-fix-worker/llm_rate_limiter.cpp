@@ -1,0 +1,192 @@
+#include "llm_rate_limiter.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "agentline/observability/metric_families.h"
+
+namespace agentline::devfix {
+
+std::string_view LlmRateLimiter::to_string(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::kNone:
+      return "none";
+    case Refusal::kRequests:
+      return "requests_per_minute";
+    case Refusal::kTokens:
+      return "tokens_per_minute";
+    case Refusal::kInFlight:
+      return "in_flight";
+    case Refusal::kBackoff:
+      return "server_backoff";
+    case Refusal::kTooLarge:
+      return "too_large";
+  }
+  return "unknown";
+}
+
+LlmRateLimiter::Lease::Lease(Lease&& other) noexcept
+    : limiter_(std::exchange(other.limiter_, nullptr)),
+      refusal_(other.refusal_),
+      retry_after_(other.retry_after_),
+      reserved_(other.reserved_),
+      slice_(other.slice_),
+      admitted_at_(other.admitted_at_) {}
+
+LlmRateLimiter::Lease& LlmRateLimiter::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    limiter_ = std::exchange(other.limiter_, nullptr);
+    refusal_ = other.refusal_;
+    retry_after_ = other.retry_after_;
+    reserved_ = other.reserved_;
+    slice_ = other.slice_;
+    admitted_at_ = other.admitted_at_;
+  }
+  return *this;
+}
+
+void LlmRateLimiter::Lease::complete(std::int64_t used_tokens) {
+  if (limiter_ != nullptr) std::exchange(limiter_, nullptr)->finish(*this, used_tokens);
+}
+
+void LlmRateLimiter::Lease::release() {
+  if (limiter_ != nullptr) std::exchange(limiter_, nullptr)->finish(*this, std::nullopt);
+}
+
+LlmRateLimiter::LlmRateLimiter(std::string name, LlmLimits limits, const Clock& clock)
+    : name_(std::move(name)),
+      clock_(clock),
+      limits_(limits),
+      requests_(std::chrono::minutes(1), 60),
+      tokens_(std::chrono::minutes(1), 60) {
+  if (limits.requests_per_minute < 0 || limits.tokens_per_minute < 0 || limits.max_in_flight < 0) {
+    throw std::invalid_argument("llm rate limiter '" + name_ + "': limits must not be negative");
+  }
+}
+
+LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
+  Lease lease;
+  max_tokens = std::max<std::int64_t>(max_tokens, 0);
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  auto refuse = [&](Refusal why, Duration retry_after) {
+    ++rejected_[why];
+    lease.refusal_ = why;
+    lease.retry_after_ = retry_after;
+    return std::move(lease);
+  };
+  if (limits_.tokens_per_minute > 0 && max_tokens > limits_.tokens_per_minute) {
+    return refuse(Refusal::kTooLarge, Duration::max());
+  }
+  if (now < blocked_until_) return refuse(Refusal::kBackoff, blocked_until_ - now);
+  if (server_requests_left_ && now < server_requests_reset_ && *server_requests_left_ <= 0) {
+    return refuse(Refusal::kBackoff, server_requests_reset_ - now);
+  }
+  if (server_tokens_left_ && now < server_tokens_reset_ && *server_tokens_left_ < max_tokens) {
+    return refuse(Refusal::kBackoff, server_tokens_reset_ - now);
+  }
+  if (limits_.max_in_flight > 0 && in_flight_ >= limits_.max_in_flight) return refuse(Refusal::kInFlight, Duration{0});
+  if (limits_.requests_per_minute > 0 && requests_.sum(now) + 1 > limits_.requests_per_minute) {
+    return refuse(Refusal::kRequests, requests_.time_until_room(now, 1, limits_.requests_per_minute));
+  }
+  if (limits_.tokens_per_minute > 0 && tokens_.sum(now) + max_tokens > limits_.tokens_per_minute) {
+    return refuse(Refusal::kTokens, tokens_.time_until_room(now, max_tokens, limits_.tokens_per_minute));
+  }
+  requests_.add(now, 1);
+  lease.slice_ = tokens_.add(now, max_tokens);
+  lease.reserved_ = max_tokens;
+  lease.admitted_at_ = now;
+  lease.limiter_ = this;
+  ++in_flight_;
+  ++admitted_;
+  if (server_requests_left_ && now < server_requests_reset_) --*server_requests_left_;
+  if (server_tokens_left_ && now < server_tokens_reset_) *server_tokens_left_ -= max_tokens;
+  return lease;
+}
+
+void LlmRateLimiter::finish(Lease& lease, std::optional<std::int64_t> used_tokens) {
+  std::lock_guard lock(mu_);
+  --in_flight_;
+  if (!used_tokens) return;
+  const TimePoint now = clock_.now();
+  const std::int64_t used = std::max<std::int64_t>(*used_tokens, 0);
+  if (used < lease.reserved_) {
+    tokens_.refund(now, lease.slice_, lease.reserved_ - used);
+    refunded_ += lease.reserved_ - used;
+  } else if (used > lease.reserved_) {
+    tokens_.add(now, used - lease.reserved_);  // the server counted it: so do we
+  }
+}
+
+void LlmRateLimiter::on_feedback(const RateLimitFeedback& feedback) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  if (feedback.retry_after) blocked_until_ = std::max(blocked_until_, now + *feedback.retry_after);
+  if (feedback.remaining_requests && feedback.reset_requests) {
+    server_requests_left_ = feedback.remaining_requests;
+    server_requests_reset_ = now + *feedback.reset_requests;
+  }
+  if (feedback.remaining_tokens && feedback.reset_tokens) {
+    server_tokens_left_ = feedback.remaining_tokens;
+    server_tokens_reset_ = now + *feedback.reset_tokens;
+  }
+}
+
+void LlmRateLimiter::set_limits(LlmLimits limits) {
+  std::lock_guard lock(mu_);
+  limits_ = limits;
+}
+
+LlmRateLimiter::Stats LlmRateLimiter::stats() {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  Stats s;
+  s.admitted = admitted_;
+  for (const auto& [why, n] : rejected_) s.rejected[std::string(to_string(why))] = n;
+  s.in_flight = in_flight_;
+  s.requests_in_window = requests_.sum(now);
+  s.tokens_in_window = tokens_.sum(now);
+  s.tokens_refunded = refunded_;
+  s.backoff_remaining = now < blocked_until_ ? blocked_until_ - now : Duration{0};
+  return s;
+}
+
+void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
+  using observability::add_sample;
+  using observability::family;
+  auto* self = const_cast<LlmRateLimiter*>(this);  // stats() rolls the windows; logically const
+  const Stats s = self->stats();
+  add_sample(family(families, "agentline_ratelimit_admitted_total", "Calls admitted by the limiter",
+                    prometheus::MetricType::Counter),
+             {{"limiter", name_}}, static_cast<double>(s.admitted));
+  auto& rejected = family(families, "agentline_ratelimit_rejections_total", "Calls refused by the limiter, by reason",
+                          prometheus::MetricType::Counter);
+  for (const auto& [why, n] : s.rejected)
+    add_sample(rejected, {{"limiter", name_}, {"reason", why}}, static_cast<double>(n));
+  add_sample(family(families, "agentline_ratelimit_in_flight", "Admitted calls not yet finished",
+                    prometheus::MetricType::Gauge),
+             {{"limiter", name_}}, static_cast<double>(s.in_flight));
+  auto& usage = family(families, "agentline_ratelimit_window_usage", "Requests and tokens counted in the last minute",
+                       prometheus::MetricType::Gauge);
+  add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}}, static_cast<double>(s.requests_in_window));
+  add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}}, static_cast<double>(s.tokens_in_window));
+  // The limits beside the usage, so "quota used" is one division in PromQL; +Inf when unlimited.
+  LlmLimits limits;
+  {
+    std::lock_guard lock(self->mu_);
+    limits = limits_;
+  }
+  auto limit_of = [](std::int64_t v) {
+    return v > 0 ? static_cast<double>(v) : std::numeric_limits<double>::infinity();
+  };
+  auto& limit = family(families, "agentline_ratelimit_window_limit",
+                       "Requests and tokens allowed per minute (+Inf: no limit)", prometheus::MetricType::Gauge);
+  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}}, limit_of(limits.requests_per_minute));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}}, limit_of(limits.tokens_per_minute));
+  add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",
+                    prometheus::MetricType::Counter),
+             {{"limiter", name_}}, static_cast<double>(s.tokens_refunded));
+}
+
+}  // namespace agentline::devfix

@@ -1,0 +1,118 @@
+#pragma once
+// dev-fix-worker's limits on its LLM backend: requests/min + tokens/min + in-flight, admitted
+// atomically, with reserve/refund of tokens and feedback from Retry-After and x-ratelimit-*
+// response headers. Answers at once (never blocks or sleeps); thread-safe; the time comes from
+// an injected Clock.
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentline/net/rate_limit_headers.h"
+#include "agentline/resilience/clock.h"
+#include "agentline/resilience/sliding_window.h"
+
+namespace prometheus {
+struct MetricFamily;
+}
+
+namespace agentline::devfix {
+
+using net::RateLimitFeedback;
+using resilience::Clock;
+using resilience::Duration;
+using resilience::SystemClock;
+using resilience::TimePoint;
+using resilience::WindowCounter;
+
+struct LlmLimits {
+  std::int64_t requests_per_minute = 0;  // 0: no limit
+  std::int64_t tokens_per_minute = 0;    // 0: no limit
+  int max_in_flight = 0;                 // 0: no limit
+};
+
+class LlmRateLimiter {
+ public:
+  enum class Refusal { kNone, kRequests, kTokens, kInFlight, kBackoff, kTooLarge };
+  static std::string_view to_string(Refusal refusal);
+
+  // An admitted call. Holds one in-flight slot and the reserved tokens until destroyed;
+  // complete() refunds the reserved tokens the call did not use.
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { release(); }
+
+    explicit operator bool() const { return limiter_ != nullptr; }
+    Refusal refusal() const { return refusal_; }
+    Duration retry_after() const { return retry_after_; }
+    std::int64_t reserved_tokens() const { return reserved_; }
+    TimePoint admitted_at() const { return admitted_at_; }
+    // The call used `used_tokens` (prompt + completion): refund the rest of the reservation
+    // (or charge the excess) and free the in-flight slot.
+    void complete(std::int64_t used_tokens);
+    // Free the in-flight slot, keeping the whole reservation charged.
+    void release();
+
+   private:
+    friend class LlmRateLimiter;
+    LlmRateLimiter* limiter_ = nullptr;
+    Refusal refusal_ = Refusal::kNone;
+    Duration retry_after_{0};
+    std::int64_t reserved_ = 0;
+    std::int64_t slice_ = 0;
+    TimePoint admitted_at_{};
+  };
+
+  struct Stats {
+    std::int64_t admitted = 0;
+    std::map<std::string, std::int64_t> rejected;  // by refusal reason
+    std::int64_t in_flight = 0;
+    std::int64_t requests_in_window = 0;
+    std::int64_t tokens_in_window = 0;
+    std::int64_t tokens_refunded = 0;
+    Duration backoff_remaining{0};
+  };
+
+  LlmRateLimiter(std::string name, LlmLimits limits, const Clock& clock = SystemClock::instance());
+  // Reserve `max_tokens` (the prompt's tokens plus the completion's max_tokens). Refused if any
+  // one of requests, tokens, in-flight or a server-imposed backoff has no room; nothing is taken
+  // then. A reservation larger than tokens_per_minute is refused as kTooLarge (it never fits).
+  Lease try_acquire(std::int64_t max_tokens);
+  // Apply what the server said: Retry-After blocks all admissions for that long; a remaining
+  // count of zero blocks that dimension until its reset; smaller remaining counts cap what we
+  // admit until the reset.
+  void on_feedback(const RateLimitFeedback& feedback);
+  void set_limits(LlmLimits limits);
+  Stats stats();
+  void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  void finish(Lease& lease, std::optional<std::int64_t> used_tokens);
+  const std::string name_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  LlmLimits limits_;
+  WindowCounter requests_;
+  WindowCounter tokens_;
+  std::int64_t in_flight_ = 0;
+  TimePoint blocked_until_{};
+  // The server's own view, valid until its reset time.
+  std::optional<std::int64_t> server_requests_left_;
+  TimePoint server_requests_reset_{};
+  std::optional<std::int64_t> server_tokens_left_;
+  TimePoint server_tokens_reset_{};
+  std::int64_t admitted_ = 0;
+  std::int64_t refunded_ = 0;
+  std::map<Refusal, std::int64_t> rejected_;
+};
+
+}  // namespace agentline::devfix
