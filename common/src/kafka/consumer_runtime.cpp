@@ -30,6 +30,7 @@
 #include "kafka/handles.h"
 #include "kafka/in_flight.h"
 #include "kafka/mutex.h"
+#include "kafka/partition_table.h"
 #include "kafka/protocol_probe.h"
 #include "kafka/retry_tier_gate.h"
 
@@ -44,22 +45,6 @@ std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-using PartitionId = std::pair<std::string, std::int32_t>;
-
-struct PartitionState {
-  OffsetTracker tracker;
-  std::int64_t last_started = -1;
-  std::int64_t last_committed = -1;
-  bool revoked = false;
-  bool retry_paused = false;  // a retry-tier partition waiting for its head record
-  std::int64_t due_ms = 0;    // when to resume it: the head record's due time minus the lead
-  // Retry-tier records fetched ahead of their due time (within the lead), in offset order;
-  // dispatched as each comes due. Poll thread only.
-  std::deque<InboundRecord> held;
-  bool flow_paused = false;  // paused for backpressure or for higher-priority work
-  int rank = 0;              // 0 = highest priority
-};
 
 }  // namespace
 
@@ -97,7 +82,7 @@ struct ConsumerRuntime::Impl {
   // cost a fifth of the router's CPU in futex wakeups (bench/NOTES.md).
   std::condition_variable changed;     // a handler returned or a record was acknowledged: poll thread
   std::condition_variable work_ready;  // work arrived, or the workers stop: worker threads
-  std::map<PartitionId, std::shared_ptr<PartitionState>> partitions GUARDED_BY(mutex);
+  PartitionTable partitions GUARDED_BY(mutex);
   std::deque<std::shared_ptr<Job>> work GUARDED_BY(mutex);
   // Records whose handler asked to back off; run again once hold_until_ms has passed.
   std::deque<std::shared_ptr<Job>> deferred GUARDED_BY(mutex);
@@ -446,12 +431,11 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     Lock lock(mutex);
     if (!in_flight.has_room()) return;
     InboundRecord& rec = backlog.front();
-    auto it = partitions.find({rec.topic, rec.partition});
-    if (it == partitions.end() || it->second->revoked || rec.offset <= it->second->last_started) {
+    auto state = partitions.find({rec.topic, rec.partition});
+    if (!state || state->revoked || rec.offset <= state->last_started) {
       backlog.pop_front();  // no longer ours, or already dispatched
       continue;
     }
-    auto state = it->second;
     if (router.is_retry_topic(rec.topic)) {
       const std::int64_t due = retry_due_ms(rec);
       const std::int64_t now = wall_ms();
@@ -624,11 +608,9 @@ void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   check_data_loss(parts);
   {
     Lock lock(mutex);
-    for (int i = 0; i < parts->cnt; ++i) {
-      auto state = std::make_shared<PartitionState>();
-      state->rank = partition_rank(parts->elems[i].topic);
-      partitions[{parts->elems[i].topic, parts->elems[i].partition}] = std::move(state);
-    }
+    std::vector<PartitionId> ids;
+    for (int i = 0; i < parts->cnt; ++i) ids.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+    partitions.assign(ids, [this](const std::string& topic) { return partition_rank(topic); });
     metrics->assigned.Set(static_cast<double>(partitions.size()));
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);
@@ -659,30 +641,15 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
     const bool closing = stop_requested.load() || fatal.load();
     Lock lock(mutex);
     const auto until = Clock::now() + (closing ? std::chrono::milliseconds(0) : options.revoke_timeout);
-    auto settled = [&]() REQUIRES(mutex) {
-      for (const auto& id : ids) {
-        auto it = partitions.find(id);
-        const auto parked = deferred_here.count(id) != 0 ? deferred_here.at(id) : 0;
-        if (it != partitions.end() && static_cast<std::size_t>(it->second->tracker.in_flight()) > parked) return false;
-      }
-      return true;
-    };
-    while (!settled() && lock.wait_until(changed, until)) {
+    while (!partitions.settled(ids, deferred_here) && lock.wait_until(changed, until)) {
     }
   }
   commit(true, &ids);
   {
     Lock lock(mutex);
-    for (const auto& id : ids) {
-      auto it = partitions.find(id);
-      if (it == partitions.end()) continue;
-      if (it->second->tracker.in_flight() > 0) {
-        spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first,
-                     id.second, it->second->tracker.in_flight());
-      }
-      it->second->revoked = true;
-      it->second->held.clear();
-      partitions.erase(it);
+    for (const auto& [id, running] : partitions.revoke(ids)) {
+      spdlog::warn("revoked {}[{}] with {} record(s) still in flight; the next owner replays them", id.first, id.second,
+                   running);
     }
     metrics->assigned.Set(static_cast<double>(partitions.size()));
   }
@@ -788,7 +755,7 @@ void ConsumerRuntime::Impl::drain() {
   std::vector<PartitionId> ids;
   {
     Lock lock(mutex);
-    for (auto& [id, state] : partitions) ids.push_back(id);
+    ids = partitions.ids();
   }
   pause_or_resume(ids, true);
   const auto deadline = Clock::now() + options.shutdown_grace;
@@ -990,7 +957,7 @@ int ConsumerRuntime::run(const Handler& handler) {
     // Work still running after the grace period is abandoned: finishing later must not move
     // a commit past it, since this process may exit before its outputs are acknowledged.
     Lock lock(impl.mutex);
-    for (auto& [id, state] : impl.partitions) state->revoked = true;
+    impl.partitions.revoke_all();
   }
   rd_kafka_consumer_close(impl.rk.get());
   impl.stop_workers();
