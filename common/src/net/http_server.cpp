@@ -5,6 +5,8 @@
 #include <prometheus/family.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,13 +50,8 @@ const char* reason_phrase(int status) {
   }
 }
 
-std::string json_error(std::string_view message) {
-  std::string out = R"({"error":")";
-  for (char c : message) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out + "\"}";
+std::string json_error(const std::string& message) {
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // Opens and closes a connection to the server: civetweb's accept loop polls for 2 s between

@@ -95,7 +95,6 @@ bool ServiceHost::opened(const std::string& what, const std::function<void()>& o
     open();
     return true;
   } catch (const std::exception& e) {
-    std::cerr << service_ << ": cannot open " << what << ": " << e.what() << "\n";
     spdlog::error("cannot open {}: {}", what, e.what());
     return false;
   }

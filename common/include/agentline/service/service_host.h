@@ -83,7 +83,7 @@ class ServiceHost {
   }
 
   // Runs `open` (what the service cannot run without, such as its store); false after
-  // reporting why ("<service>: cannot open <what>: ..."): the service exits 1.
+  // logging why ("cannot open <what>: ..."): the service exits 1.
   bool opened(const std::string& what, const std::function<void()>& open) const;
 
   // Serves HTTP, consumes until SIGTERM/SIGINT and drains. Returns the exit code.
