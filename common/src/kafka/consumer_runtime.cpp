@@ -29,6 +29,7 @@
 #include "kafka/flow_control.h"
 #include "kafka/handles.h"
 #include "kafka/in_flight.h"
+#include "kafka/job.h"
 #include "kafka/mutex.h"
 #include "kafka/partition_table.h"
 #include "kafka/protocol_probe.h"
@@ -47,8 +48,6 @@ std::int64_t wall_ms() {
 }
 
 }  // namespace
-
-struct Job;
 
 struct ConsumerRuntime::Impl {
   KafkaSettings settings;
@@ -150,7 +149,13 @@ struct ConsumerRuntime::Impl {
   void stop_workers();
   void worker_loop();
   void run_job(const std::shared_ptr<Job>& job);
+  // A job settled (its handler returned and its outputs were acknowledged): its offset is done,
+  // or, when an output failed, the process stops with it uncommitted.
   void release(Job& job);
+  const std::shared_ptr<const JobEmitter::Send> send = std::make_shared<const JobEmitter::Send>(
+      [this](const OutgoingRecord& r, DeliveryCallback done) { producer->send(r, std::move(done)); });
+  const std::shared_ptr<const JobEmitter::Finished> finished =
+      std::make_shared<const JobEmitter::Finished>([this](Job& job) { release(job); });
   // Serves librdkafka once; true when it returned something (a record, an error, an EOF).
   bool poll_once(int timeout_ms);
   // Pauses and resumes partitions for priority and backpressure (flow_control.h): the local
@@ -185,39 +190,6 @@ struct ConsumerRuntime::Impl {
   static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
 };
 
-// One inbound record from dispatch until its handler returned and every record produced for
-// it is acknowledged. `pending` counts the handler itself plus each unacknowledged output.
-struct Job {
-  InboundRecord record;
-  std::shared_ptr<PartitionState> partition;
-  ConsumerRuntime::Impl* impl = nullptr;
-  std::atomic<int> pending{1};
-  std::atomic<bool> delivery_failed{false};
-};
-
-namespace {
-class JobEmitter final : public Emitter {
- public:
-  JobEmitter(std::shared_ptr<Job> job, Producer& producer) : job_(std::move(job)), producer_(producer) {}
-  void emit(OutgoingRecord record) override {
-    job_->pending.fetch_add(1, std::memory_order_relaxed);
-    auto job = job_;
-    producer_.send(record, [job, topic = record.topic](const DeliveryReport& report) {
-      if (!report.ok) {
-        spdlog::error("could not deliver a record to {} for {}[{}]@{}: {}", topic, job->record.topic,
-                      job->record.partition, job->record.offset, report.error);
-        job->delivery_failed.store(true);
-      }
-      job->impl->release(*job);
-    });
-  }
-
- private:
-  std::shared_ptr<Job> job_;
-  Producer& producer_;
-};
-}  // namespace
-
 void ConsumerRuntime::Impl::start_workers() {
   for (int i = 0; i < std::max(1, options.max_in_flight); ++i) workers.emplace_back([this] { worker_loop(); });
 }
@@ -249,47 +221,17 @@ void ConsumerRuntime::Impl::worker_loop() {
   }
 }
 
-namespace {
-
-// A name the filesystem refuses depends on the record (its path), not on the moment: bad input,
-// straight to the DLQ. Anything else (a full disk, permissions, I/O) may pass: transient.
-Failure filesystem_failure(const std::filesystem::filesystem_error& e) {
-  const auto code = e.code();
-  for (auto input : {std::errc::filename_too_long, std::errc::invalid_argument, std::errc::illegal_byte_sequence,
-                     std::errc::not_a_directory, std::errc::is_a_directory}) {
-    if (code == input) return Failure::bad_input("unwritable_path", e.what());
-  }
-  return Failure::transient("unhandled_exception", e.what());
-}
-}  // namespace
-
 void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
-  JobEmitter emitter(job, *producer);
-  std::optional<Failure> failure;
+  JobEmitter emitter(job, send, finished);
   auto started = Clock::now();
-  try {
-    if (auto bomb = header_limit_violation(job->record); !bomb.empty()) {
-      const auto& observed = options.observed_topics;
-      if (std::find(observed.begin(), observed.end(), job->record.topic) == observed.end()) {
-        failure = Failure::bad_input("header_limit", std::move(bomb));
-      }
-    } else {
-      failure = (*handler)(job->record, emitter);
-    }
-  } catch (const std::filesystem::filesystem_error& e) {
-    failure = filesystem_failure(e);
-  } catch (const std::exception& e) {
-    failure = Failure::transient("unhandled_exception", e.what());
-  } catch (...) {
-    failure = Failure::transient("unhandled_exception", "unknown exception");
-  }
+  std::optional<Failure> failure = invoke_handler(*handler, job->record, emitter, options.observed_topics);
   metrics->handler_seconds.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   const auto& rec = job->record;
   if (failure && failure->kind == FailureKind::kBackoff) {
     {
       Lock lock(mutex);
       hold_until_ms = std::max(hold_until_ms, wall_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
-      job->pending.store(1);
+      job->reset();
       deferred.push_back(job);
       in_flight.deferred();
       metrics->in_flight.Set(in_flight.unfinished());
@@ -323,11 +265,10 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
     metrics->in_flight.Set(in_flight.unfinished());
   }
   changed.notify_all();
-  release(*job);
+  emitter.handler_returned();
 }
 
 void ConsumerRuntime::Impl::release(Job& job) {
-  if (job.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   {
     Lock lock(mutex);
     if (job.delivery_failed.load()) {
@@ -491,7 +432,6 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   auto job = std::make_shared<Job>();
   job->record = std::move(rec);
   job->partition = state;
-  job->impl = this;
   metrics->consumed(job->record.topic);
   work.push_back(std::move(job));
 }
