@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/producer.h"
 
 namespace agentline::dlq {
@@ -52,10 +53,7 @@ ReplayReport replay(DlqStore& store, kafka::Producer* producer, const ReplayOpti
       log << "FAILED " << what << " -> " << target << ": " << ack.error << "\n";
       continue;
     }
-    store.mark_replayed(
-        r.id, target,
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    store.mark_replayed(r.id, target, events::now_ms());
     ++report.replayed;
     log << "sent   " << what << " -> " << target << " (replay " << before + 1 << ")\n";
   }

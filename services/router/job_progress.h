@@ -88,9 +88,8 @@ class JobProgress {
   bool ended(const std::string& job_id, const std::string& path) const;
   // The job as one document: the summary with "files" {path: file record}.
   std::optional<nlohmann::json> get(const std::string& job_id) const;
-  // Orders apply + publish per job (the compacted topic must end on the latest version). One
-  // lock for all jobs serialized every worker: a quarter of the router's context switches were
-  // waits on it (bench/NOTES.md). Jobs share one of kStripes locks by hash.
+  // Orders apply + publish per job (the compacted topic must end on the latest version). Jobs
+  // share one of kStripes locks by hash, so workers on different jobs do not wait for each other.
   std::unique_lock<std::mutex> lock(const std::string& job_id) const {
     return std::unique_lock(publish_mu_[std::hash<std::string>{}(job_id) % kStripes]);
   }

@@ -5,11 +5,6 @@
 
 namespace agentline::events {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string iso8601(std::int64_t ms_since_epoch) {
   const std::time_t t = static_cast<std::time_t>(ms_since_epoch / 1000);
   std::tm tm{};

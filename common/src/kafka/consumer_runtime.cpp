@@ -24,6 +24,7 @@
 #include "agentline/kafka/offset_tracker.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
+#include "agentline/resilience/clock.h"
 #include "kafka/consumer_metrics.h"
 #include "kafka/consumer_statistics.h"
 #include "kafka/flow_control.h"
@@ -40,14 +41,7 @@ namespace agentline::kafka {
 using namespace detail;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
+using resilience::now_ms;
 
 struct ConsumerRuntime::Impl {
   KafkaSettings settings;
@@ -77,8 +71,8 @@ struct ConsumerRuntime::Impl {
 
   // Guards what is marked GUARDED_BY(mutex): the compiler checks it (mutex.h).
   Mutex mutex;
-  // Two condition variables: waking every worker on each finished job (one variable for both)
-  // cost a fifth of the router's CPU in futex wakeups (bench/NOTES.md).
+  // Two condition variables, so that a finished job wakes only the poll thread and new work only
+  // the workers (one shared variable woke every worker per finished job).
   std::condition_variable changed;     // a handler returned or a record was acknowledged: poll thread
   std::condition_variable work_ready;  // work arrived, or the workers stop: worker threads
   PartitionTable partitions GUARDED_BY(mutex);
@@ -159,8 +153,8 @@ struct ConsumerRuntime::Impl {
   // Serves librdkafka once; true when it returned something (a record, an error, an EOF).
   bool poll_once(int timeout_ms);
   // Pauses and resumes partitions for priority and backpressure (flow_control.h): the local
-  // backlog's bound is 16 x max_in_flight. The bound is well above max_in_flight on purpose:
-  // pausing whenever a handful of records wait starved the workers (bench/NOTES.md).
+  // backlog's bound is 16 x max_in_flight, well above max_in_flight so that a worker that frees
+  // up always finds a record waiting.
   FlowControl flow{static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16};
   bool backlog_waiting();
   void dispatch_backlog();
@@ -230,7 +224,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   if (failure && failure->kind == FailureKind::kBackoff) {
     {
       Lock lock(mutex);
-      hold_until_ms = std::max(hold_until_ms, wall_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
+      hold_until_ms = std::max(hold_until_ms, now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
       job->reset();
       deferred.push_back(job);
       in_flight.deferred();
@@ -245,7 +239,7 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   if (!failure) {
     metrics->finished(rec.topic, "ok");
   } else {
-    OutgoingRecord routed = router.route(rec, *failure, wall_ms());
+    OutgoingRecord routed = router.route(rec, *failure, now_ms());
     bool to_dlq = routed.topic == router.dlq_topic();
     if (to_dlq) {
       spdlog::warn("dead-lettering {}[{}]@{}: {}: {}", rec.topic, rec.partition, rec.offset, failure->error_class,
@@ -301,7 +295,7 @@ void ConsumerRuntime::Impl::pause_or_resume(const std::vector<PartitionId>& ids,
 
 void ConsumerRuntime::Impl::resume_due_partitions() {
   std::vector<PartitionId> due;
-  const std::int64_t now = wall_ms();
+  const std::int64_t now = now_ms();
   {
     Lock lock(mutex);
     for (auto& [id, state] : partitions) {
@@ -326,7 +320,7 @@ void ConsumerRuntime::Impl::update_backpressure() {
     Lock lock(mutex);
     std::size_t held = 0;
     for (const auto& [id, state] : partitions) held += state->held.size();
-    flow.observe(waiting, held, !deferred.empty() || wall_ms() < hold_until_ms);
+    flow.observe(waiting, held, !deferred.empty() || now_ms() < hold_until_ms);
     for (auto& [id, state] : partitions) {
       const bool want =
           flow.should_pause(state->flow_paused, static_cast<std::size_t>(state->rank), router.is_retry_topic(id.first));
@@ -344,7 +338,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
   {
     // While held, nothing runs; afterwards the deferred records go first.
     Lock lock(mutex);
-    const bool held = wall_ms() < hold_until_ms;
+    const bool held = now_ms() < hold_until_ms;
     metrics->held.Set(held ? 1 : 0);
     if (held) return;
     bool pushed = false;
@@ -379,7 +373,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     }
     if (router.is_retry_topic(rec.topic)) {
       const std::int64_t due = retry_due_ms(rec);
-      const std::int64_t now = wall_ms();
+      const std::int64_t now = now_ms();
       if (!state->held.empty() && rec.offset <= state->held.back().offset) {
         backlog.pop_front();  // fetched again after a seek: already held
         continue;
@@ -423,7 +417,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
 void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) {
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset,
-                  state->rank, wall_ms() - rec.timestamp_ms);
+                  state->rank, now_ms() - rec.timestamp_ms);
   }
   state->tracker.start(rec.offset);
   state->last_started = rec.offset;
@@ -441,8 +435,8 @@ void ConsumerRuntime::Impl::dispatch_held() {
   bool started = false;
   {
     Lock lock(mutex);
-    if (wall_ms() < hold_until_ms || !deferred.empty()) return;
-    const std::int64_t now = wall_ms();
+    if (now_ms() < hold_until_ms || !deferred.empty()) return;
+    const std::int64_t now = now_ms();
     for (auto& [id, state] : partitions) {
       while (!state->held.empty() && in_flight.has_room() && retry_due_ms(state->held.front()) <= now) {
         if (state->held.front().offset > state->last_started) {
@@ -467,14 +461,14 @@ int ConsumerRuntime::Impl::ms_until_due() {
     }
   }
   if (next == std::numeric_limits<std::int64_t>::max()) return 100;
-  return static_cast<int>(std::clamp<std::int64_t>(next - wall_ms(), 0, 100));
+  return static_cast<int>(std::clamp<std::int64_t>(next - now_ms(), 0, 100));
 }
 
 // Records wait locally and may be dispatched (not while a backoff holds consumption).
 bool ConsumerRuntime::Impl::backlog_waiting() {
   if (std::none_of(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); })) return false;
   Lock lock(mutex);
-  return deferred.empty() && wall_ms() >= hold_until_ms;
+  return deferred.empty() && now_ms() >= hold_until_ms;
 }
 
 bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
@@ -869,7 +863,7 @@ int ConsumerRuntime::run(const Handler& handler) {
     impl.dispatch_backlog();
     impl.update_backpressure();
     // With records waiting locally, never block in poll: a worker may free up any moment, and
-    // a 100 ms poll on paused partitions starved the workers (bench/NOTES.md). Wait for a
+    // a blocking poll on paused partitions would leave it idle. Wait for a
     // worker instead, briefly, then serve librdkafka without blocking.
     const bool waiting = impl.backlog_waiting();
     if (waiting) {
@@ -878,9 +872,9 @@ int ConsumerRuntime::run(const Handler& handler) {
       while (!impl.in_flight.has_room() && lock.wait_until(impl.changed, until)) {
       }
     }
-    // Then take what librdkafka has already fetched, up to the backlog's bound: one record per
-    // turn left thousands of prefetched low-priority records queued ahead of a critical one
-    // (flow control never saw a full backlog, so never paused them; bench/NOTES.md).
+    // Then take what librdkafka has already fetched, up to the backlog's bound, so that flow
+    // control sees the backlog and pauses low-priority partitions before their prefetched
+    // records queue ahead of a critical one.
     if (impl.poll_once(waiting ? 0 : impl.ms_until_due())) {
       for (int i = 0; i < 1024 && impl.backlog_size() < impl.flow.backlog_bound() && impl.poll_once(0); ++i) {
       }

@@ -4,8 +4,8 @@
 // acknowledged yet. Only the first limits handler concurrency: waiting for acknowledgements does
 // not hold a worker, so throughput is not capped at max_in_flight / ack latency. The second is
 // bounded too, by count (kAwaitingPerSlot per slot) and by the bytes of the inputs held
-// (kAwaitingBytes), so memory stays bounded when the broker is slow. (At 32 per slot the router
-// on Apache Kafka ran at 512 / ack latency: 3,700 records/s; bench/NOTES.md.) Not thread-safe:
+// (kAwaitingBytes), so memory stays bounded when the broker is slow; the count per slot is high
+// because throughput is at most (slots x kAwaitingPerSlot) / ack latency. Not thread-safe:
 // the runtime's mutex guards it.
 #include <cstddef>
 

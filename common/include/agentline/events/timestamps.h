@@ -4,9 +4,11 @@
 #include <cstdint>
 #include <string>
 
+#include "agentline/resilience/clock.h"
+
 namespace agentline::events {
 
-std::int64_t now_ms();
+using resilience::now_ms;
 std::string iso8601(std::int64_t ms_since_epoch);
 std::string now_iso8601();
 

@@ -3,8 +3,16 @@
 // a Clock, so their tests advance a ManualClock instead of sleeping.
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 
 namespace agentline::resilience {
+
+// Wall-clock milliseconds since the epoch, as Kafka timestamps and messages carry them (the
+// retry tiers' due times, created_at). For measuring intervals use a Clock: it is steady.
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 using Duration = std::chrono::nanoseconds;
 using TimePoint = std::chrono::steady_clock::time_point;
