@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -125,6 +126,20 @@ void BrokerFixture::set_broker_down(bool down) {
 std::int64_t BrokerFixture::lag(const std::string& group, const std::string& topic) {
   kafka::ClusterAdmin admin(kafka::KafkaSettings{bootstrap(), {}, ""});
   return admin.group_lag(group, topic);
+}
+
+bool BrokerFixture::settled(const std::map<std::string, std::vector<std::string>>& inputs,
+                            std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& [group, topics] : inputs) {
+    for (const auto& t : topics) pairs.emplace_back(group, catalog_.topic(t));
+    for (const auto& tier : catalog_.retry_tiers(group)) pairs.emplace_back(group, tier.topic);
+  }
+  return eventually(
+      [&] {
+        return std::all_of(pairs.begin(), pairs.end(), [&](const auto& p) { return lag(p.first, p.second) == 0; });
+      },
+      timeout);
 }
 
 ServiceProcess::ServiceProcess(std::string binary, std::vector<std::string> args) {

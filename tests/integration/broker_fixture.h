@@ -58,6 +58,12 @@ class BrokerFixture {
                                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Records of `topic` the group has not committed.
   std::int64_t lag(const std::string& group, const std::string& topic);
+  // The bounded wait for "nothing more happens": until each group (a name of `inputs`) has
+  // committed everything of its topics (logical names) and of its retry tiers. A service commits
+  // a record only once what it produced for it is acknowledged, so then nothing it consumed is
+  // still being worked on and nothing it would produce is still to come. False on timeout.
+  bool settled(const std::map<std::string, std::vector<std::string>>& inputs,
+               std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Embedded broker only: refuse every connection (down) or accept them again.
   void set_broker_down(bool down);
 
@@ -67,6 +73,15 @@ class BrokerFixture {
   std::string bootstrap_;
   std::unique_ptr<kafka::Producer> producer_;  // destroyed before the broker
 };
+
+// The pipeline's groups under their default names and the topics each consumes.
+inline const std::map<std::string, std::vector<std::string>> kPipelineInputs{
+    {"priority-assigner", {"tasks.submitted"}},
+    {"dev-fix-worker", {"tasks.fix", "tasks.critical", "tasks.high", "tasks.normal", "tasks.low"}},
+    {"qa-worker", {"qa.requests"}},
+    {"router", {"events", "tasks.submitted", "dlq"}},
+    {"outbox-uploader", {"deploy.requests"}},
+    {"dlq-escalator", {"dlq"}}};
 
 // A service binary run as a child process; stderr goes to a log file kept for failures.
 class ServiceProcess {

@@ -177,7 +177,11 @@ TEST_F(DeliveryTest, EveryTaskReachesTheFilesystemAndAFlakyWebhookExactlyOnceAcr
       << to_hook->log();
   ASSERT_TRUE(eventually(
       [&] { return count_status(wh_db, "uploaded") == kTasks && count_status(fs_db, "uploaded") == kTasks; }, 30s));
-  std::this_thread::sleep_for(1s);  // anything late would show up now
+  auto groups = agentline::testing::kPipelineInputs;
+  groups.erase("dlq-escalator");
+  groups.erase("outbox-uploader");
+  groups["outbox-fs"] = groups["outbox-webhook"] = {"deploy.requests"};
+  ASSERT_TRUE(broker_.settled(groups)) << "anything late would have been produced once this holds";
 
   // Exactly once at both targets, with the content QA passed.
   std::map<std::string, std::string> passed;  // task id -> content
@@ -378,7 +382,7 @@ TEST_F(DeliveryTest, ScaleInWithTheTargetDownStrandsNothingEveryItemIsDeliveredO
   ASSERT_TRUE(eventually([&] { return hook.stats().value("created", 0) == kItems; }, 60s))
       << hook.stats().dump() << "\n"
       << replicas[0]->log();
-  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(broker_.settled({{"outbox-uploader", {"deploy.requests"}}}));
   const auto stats = hook.stats();
   EXPECT_EQ(stats.value("created", 0), kItems);
   for (const auto& [key, n] : stats["creates_per_key"].items()) EXPECT_EQ(n, 1) << key;

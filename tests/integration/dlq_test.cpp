@@ -273,9 +273,11 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
 
   // The target is fixed. A dry run sends nothing; the replay delivers each file once.
   hook.mode({{"status", 0}});
+  const auto before_dry_run = broker_.read_available(topic("deploy.requests")).size();
   const auto dry = replay("--reason upload_failed --dry-run");
   EXPECT_NE(dry.find("dry run: selected 3, would replay 3"), std::string::npos) << dry;
-  std::this_thread::sleep_for(1s);
+  // A replay returns once its records are acknowledged: a dry run that sent any would show here.
+  EXPECT_EQ(broker_.read_available(topic("deploy.requests")).size(), before_dry_run);
   EXPECT_EQ(hook.stats().value("created", -1), 0);
   const auto sent = replay("--reason upload_failed --rate 20");
   EXPECT_NE(sent.find("selected 3, replayed 3"), std::string::npos) << sent;
@@ -298,7 +300,7 @@ TEST_F(DlqTest, PipelineFailuresLandWithReasonsAndReplayBringsThemThroughOnceFix
   EXPECT_EQ(list("--reason qa_failed_max --task never").back()["replay_count"], 2);
   const auto third = replay("--reason qa_failed_max --max-replays 2");
   EXPECT_NE(third.find("replayed 0, refused by the loop guard 1"), std::string::npos) << third;
-  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(broker_.settled(agentline::testing::kPipelineInputs));
   EXPECT_EQ(qa_failed_records(), 3u);
 }
 
