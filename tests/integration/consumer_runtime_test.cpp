@@ -38,7 +38,8 @@ class ConsumerRuntimeTest : public ::testing::Test {
   ConsumerRuntimeTest() : broker_(kafka::TopicCatalog::parse(kCatalog)) {}
 
   // Runs the runtime on its own thread until stop().
-  void start(kafka::Handler handler, int max_in_flight = 8, std::chrono::milliseconds grace = 5s) {
+  void start(kafka::Handler handler, int max_in_flight = 8, std::chrono::milliseconds grace = 5s,
+             const std::function<void(kafka::ConsumerOptions&)>& configure = {}) {
     handler_ = std::move(handler);
     kafka::KafkaSettings settings{broker_.bootstrap(), {}, ""};
     producer_ = std::make_shared<kafka::Producer>(settings, "runtime-test");
@@ -52,6 +53,7 @@ class ConsumerRuntimeTest : public ::testing::Test {
     options.commit_interval = 200ms;
     options.session_timeout = 6000ms;
     options.statistics_interval = 1000ms;
+    if (configure) configure(options);
     health_ = std::make_shared<observability::HealthState>();
     runtime_ = std::make_unique<kafka::ConsumerRuntime>(settings, options, broker_.catalog(), producer_,
                                                         std::make_shared<prometheus::Registry>(), health_);
@@ -190,6 +192,72 @@ TEST_F(ConsumerRuntimeTest, HandlersRunInParallelInsideOnePartition) {
   EXPECT_EQ(stop(), 0);
   EXPECT_GE(peak.load(), 8) << "a single partition still feeds many handlers at once";
   EXPECT_LE(peak.load(), 16) << "never more than max_in_flight";
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, ATenantsFirstRecordOvertakesAnotherTenantsBacklogAndAHeldTenantWaitsInPlace) {
+  // Tenants are the first letter of the key. One worker; each record takes 10 ms (a service time).
+  std::mutex mutex;
+  std::vector<std::string> order;  // record keys as handled
+  std::atomic<int> refusals{0};
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        std::this_thread::sleep_for(10ms);
+        std::lock_guard lock(mutex);
+        order.push_back(*r.key);
+        return std::nullopt;
+      },
+      /*max_in_flight=*/1, 5s,
+      [&](kafka::ConsumerOptions& o) {
+        o.read_ahead = 1000;
+        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+        // Tenant c is over its quota for its first three asks: it waits 100 ms each time.
+        o.fair.admit = [&](const std::string& key, const kafka::InboundRecord&) {
+          return key == "c" && refusals.fetch_add(1) < 3 ? std::chrono::milliseconds(100) : 0ms;
+        };
+      });
+  std::vector<kafka::OutgoingRecord> flood;
+  for (int i = 0; i < 150; ++i) flood.push_back({topic("in"), "a" + std::to_string(1000 + i), "v", {}, std::nullopt});
+  broker_.produce_batch(flood);
+  auto handled = [&] {
+    std::lock_guard lock(mutex);
+    return order.size();
+  };
+  ASSERT_TRUE(agentline::testing::eventually([&] { return handled() >= 5; }, 30s));
+  const std::size_t at_arrival = handled();
+  broker_.produce_batch({{topic("in"), "b1", "v", {}, std::nullopt},
+                         {topic("in"), "c1", "v", {}, std::nullopt},
+                         {topic("in"), "b2", "v", {}, std::nullopt}});
+  // Records are handled out of offset order now: a commit must still never pass one not handled
+  // (a crash would lose it). Committed lag >= records not yet handled, while a's backlog drains.
+  std::int64_t worst = 0;
+  ASSERT_TRUE(agentline::testing::eventually(
+      [&] {
+        const auto lag = broker_.lag("runtime-test", topic("in"));
+        const auto unhandled = 153 - static_cast<std::int64_t>(handled());
+        worst = std::min(worst, lag - unhandled);
+        return unhandled == 0;
+      },
+      60s))
+      << handled();
+  EXPECT_GE(worst, 0) << "a commit passed a record still waiting";
+  EXPECT_EQ(stop(), 0);
+
+  auto position = [&](const std::string& key) {
+    return static_cast<std::size_t>(std::find(order.begin(), order.end(), key) - order.begin());
+  };
+  // FIFO would handle b after the ~145 records of a still waiting; fairly, it waits behind at most
+  // a few (the fetch of its records, then one of a's per turn).
+  EXPECT_LT(position("b1"), at_arrival + 15) << "b1 arrived after " << at_arrival << " records";
+  EXPECT_LT(position("b2"), at_arrival + 15);
+  EXPECT_GE(refusals.load(), 4) << "c was asked again after each hold";
+  EXPECT_LT(position("c1"), order.size() - 50) << "c waited in place, not behind the whole backlog";
+  EXPECT_GT(position("c1"), position("b2")) << "while c was held, the others went on";
+  std::vector<std::string> a_order;
+  for (const auto& k : order)
+    if (k[0] == 'a') a_order.push_back(k);
+  EXPECT_TRUE(std::is_sorted(a_order.begin(), a_order.end())) << "a tenant's records keep their order";
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
   EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
 }
 

@@ -27,6 +27,7 @@
 #include "agentline/resilience/clock.h"
 #include "kafka/consumer_metrics.h"
 #include "kafka/consumer_statistics.h"
+#include "kafka/fair_queue.h"
 #include "kafka/flow_control.h"
 #include "kafka/handles.h"
 #include "kafka/in_flight.h"
@@ -85,8 +86,8 @@ struct ConsumerRuntime::Impl {
   bool workers_stop GUARDED_BY(mutex) = false;
   std::vector<std::thread> workers;
 
-  // Poll-thread only. Records fetched but not dispatched, one queue per priority rank.
-  std::vector<std::deque<InboundRecord>> backlogs;
+  // Poll-thread only. Records fetched but not dispatched, one fair queue per priority rank.
+  std::vector<FairQueue<InboundRecord>> backlogs;
   // What a retry tier's head record does: run, wait in memory, or pause its partition
   // (retry_tier_gate.h).
   RetryTierGate retry_gate;
@@ -122,6 +123,12 @@ struct ConsumerRuntime::Impl {
     auto it = topic_rank.find(topic);
     return it == topic_rank.end() ? lowest_rank() : it->second;
   }
+  // Fair queuing dispatches a partition's records out of offset order: they are tracked as they
+  // are fetched, so a commit never passes one still waiting. Retry tiers keep offset order (their
+  // records wait for due times in order) and are tracked at dispatch, as without fair queuing.
+  bool tracked_at_fetch(const std::string& topic) const {
+    return static_cast<bool>(options.fair.key) && !router.is_retry_topic(topic);
+  }
   std::size_t backlog_size() const {
     std::size_t n = 0;
     for (const auto& q : backlogs) n += q.size();
@@ -129,7 +136,7 @@ struct ConsumerRuntime::Impl {
   }
   template <typename Pred>
   void erase_backlog_if(Pred pred) {
-    for (auto& q : backlogs) std::erase_if(q, pred);
+    for (auto& q : backlogs) q.erase_if(pred);
   }
 
   // Builds the consumer client for `p` (rk), subscribes it to the topics; false if the
@@ -155,11 +162,14 @@ struct ConsumerRuntime::Impl {
   // Pauses and resumes partitions for priority and backpressure (flow_control.h): the local
   // backlog's bound is 16 x max_in_flight, well above max_in_flight so that a worker that frees
   // up always finds a record waiting.
-  FlowControl flow{static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16};
+  FlowControl flow{options.read_ahead > 0 ? options.read_ahead
+                                          : static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16};
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
-  void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) REQUIRES(mutex);
+  // `tracked`: its offset was tracked when it was fetched (tracked_at_fetch).
+  void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked = false)
+      REQUIRES(mutex);
   int ms_until_due();
   void update_backpressure();
   void resume_due_partitions();
@@ -360,22 +370,34 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
   }
   dispatch_held();
   for (;;) {
-    auto queue = std::find_if(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); });
-    if (queue == backlogs.end()) return;
+    // The highest rank with a record whose key is not held, and that key.
+    const std::int64_t turn = now_ms();
+    FairQueue<InboundRecord>* queue = nullptr;
+    const std::string* next = nullptr;
+    for (auto& q : backlogs) {
+      if ((next = q.next(turn)) != nullptr) {
+        queue = &q;
+        break;
+      }
+    }
+    if (queue == nullptr) return;
     auto& backlog = *queue;
+    const std::string key = *next;
     Lock lock(mutex);
     if (!in_flight.has_room()) return;
-    InboundRecord& rec = backlog.front();
+    InboundRecord& rec = backlog.front(key);
     auto state = partitions.find({rec.topic, rec.partition});
-    if (!state || state->revoked || rec.offset <= state->last_started) {
-      backlog.pop_front();  // no longer ours, or already dispatched
+    const bool tracked = tracked_at_fetch(rec.topic);
+    if (!state || state->revoked ||
+        (tracked ? !state->tracker.pending(rec.offset) : rec.offset <= state->last_started)) {
+      backlog.pop(key, false);  // no longer ours, or already dispatched
       continue;
     }
     if (router.is_retry_topic(rec.topic)) {
       const std::int64_t due = retry_due_ms(rec);
       const std::int64_t now = now_ms();
       if (!state->held.empty() && rec.offset <= state->held.back().offset) {
-        backlog.pop_front();  // fetched again after a seek: already held
+        backlog.pop(key, false);  // fetched again after a seek: already held
         continue;
       }
       if (const auto decision = retry_gate.decide(due, now, !state->held.empty());
@@ -383,7 +405,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         if (decision == RetryTierGate::Decision::kHold) {
           // Due soon (or behind held records, whose order it keeps): wait in memory.
           state->held.push_back(std::move(rec));
-          backlog.pop_front();
+          backlog.pop(key);
           continue;
         }
         // Due later: hold the tier's partition at this record and read it again shortly
@@ -406,21 +428,34 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
         continue;
       }
     }
-    start_job(state, std::move(rec));
-    backlog.pop_front();
+    if (options.fair.admit) {
+      // Asked without the lock: only this thread dispatches or revokes, so the record, its
+      // partition and the room checked above stay as they are meanwhile.
+      lock.unlock();
+      const auto wait = options.fair.admit(key, rec);
+      if (wait.count() > 0) {
+        backlog.hold(key, turn + wait.count());
+        continue;
+      }
+      lock.lock();
+    }
+    start_job(state, std::move(rec), tracked);
+    backlog.pop(key);
     lock.unlock();
     work_ready.notify_one();
   }
 }
 
 // Caller holds the mutex and has checked capacity.
-void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec) {
+void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked) {
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset,
                   state->rank, now_ms() - rec.timestamp_ms);
   }
-  state->tracker.start(rec.offset);
-  state->last_started = rec.offset;
+  if (!tracked) {
+    state->tracker.start(rec.offset);
+    state->last_started = rec.offset;
+  }
   in_flight.dispatched();
   metrics->in_flight.Set(in_flight.unfinished());
   auto job = std::make_shared<Job>();
@@ -460,13 +495,17 @@ int ConsumerRuntime::Impl::ms_until_due() {
       if (state->retry_paused) next = std::min(next, state->due_ms);
     }
   }
+  for (const auto& q : backlogs) next = std::min(next, q.next_release_ms(now_ms()));
   if (next == std::numeric_limits<std::int64_t>::max()) return 100;
   return static_cast<int>(std::clamp<std::int64_t>(next - now_ms(), 0, 100));
 }
 
-// Records wait locally and may be dispatched (not while a backoff holds consumption).
+// Records wait locally and may be dispatched (not while a backoff holds consumption, nor those
+// whose key is held).
 bool ConsumerRuntime::Impl::backlog_waiting() {
-  if (std::none_of(backlogs.begin(), backlogs.end(), [](const auto& q) { return !q.empty(); })) return false;
+  const std::int64_t now = now_ms();
+  if (std::none_of(backlogs.begin(), backlogs.end(), [&](const auto& q) { return q.next(now) != nullptr; }))
+    return false;
   Lock lock(mutex);
   return deferred.empty() && now_ms() >= hold_until_ms;
 }
@@ -483,7 +522,16 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
   mark_connected();
   InboundRecord record = to_inbound_record(msg.get());
   const int rank = partition_rank(record.topic);
-  backlogs[static_cast<std::size_t>(rank)].push_back(std::move(record));
+  if (tracked_at_fetch(record.topic)) {
+    Lock lock(mutex);
+    auto state = partitions.find({record.topic, record.partition});
+    if (!state || state->revoked || record.offset <= state->last_started) return true;  // not ours, or fetched again
+    state->tracker.start(record.offset);
+    state->last_started = record.offset;
+  }
+  std::string key = options.fair.key ? options.fair.key(record) : std::string();
+  const double weight = options.fair.weight && !key.empty() ? options.fair.weight(key) : 1.0;
+  backlogs[static_cast<std::size_t>(rank)].push(key, weight, std::move(record));
   return true;
 }
 
@@ -555,10 +603,15 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   metrics->rebalances.Increment();
   std::set<PartitionId> ids;
   for (int i = 0; i < parts->cnt; ++i) ids.insert({parts->elems[i].topic, parts->elems[i].partition});
-  erase_backlog_if([&](const InboundRecord& r) { return ids.count({r.topic, r.partition}) > 0; });
-  // Deferred records (a backend asked to back off) are not running: they must not hold the
-  // revocation up. They stay uncommitted, and the next owner reads them again.
+  // Records waiting locally, and deferred ones (a backend asked to back off), are not running:
+  // they must not hold the revocation up. They stay uncommitted, and the next owner reads them
+  // again. (Waiting records count where they are tracked already: tracked_at_fetch.)
   std::map<PartitionId, std::size_t> deferred_here;
+  erase_backlog_if([&](const InboundRecord& r) {
+    if (ids.count({r.topic, r.partition}) == 0) return false;
+    if (tracked_at_fetch(r.topic)) ++deferred_here[{r.topic, r.partition}];
+    return true;
+  });
   {
     Lock lock(mutex);
     std::erase_if(deferred, [&](const auto& job) {
@@ -685,7 +738,7 @@ void ConsumerRuntime::Impl::error_cb(rd_kafka_t*, int err, const char* reason, v
 
 void ConsumerRuntime::Impl::drain() {
   // Stop fetching: records not yet dispatched stay uncommitted for the next owner.
-  for (auto& q : backlogs) q.clear();
+  for (auto& q : backlogs) q.erase_if([](const InboundRecord&) { return true; });
   std::vector<PartitionId> ids;
   {
     Lock lock(mutex);

@@ -85,6 +85,21 @@ struct ConsumerOptions {
   std::chrono::milliseconds session_timeout{10000};  // classic protocol only
   GroupProtocol group_protocol = GroupProtocol::kAuto;
   std::chrono::milliseconds statistics_interval{5000};  // consumer-lag gauges; 0 disables
+  // Fair queuing inside each priority class (common/src/kafka/fair_queue.h). `key` names the
+  // queue a record waits in (dev-fix-worker: its tenant); without it each class is first come,
+  // first served. Keys share dispatches by `weight` (unset: 1 each). `admit`, when set, is asked
+  // on the poll thread before a record is dispatched: zero admits it (and charges it), more holds
+  // its key that long while the other keys go on — the record waits in place, never re-produced.
+  struct FairQueuing {
+    std::function<std::string(const InboundRecord&)> key;
+    std::function<double(const std::string& key)> weight;
+    std::function<std::chrono::milliseconds(const std::string& key, const InboundRecord&)> admit;
+  };
+  FairQueuing fair;
+  // Records fetched ahead and waiting locally before fetching pauses (0: 16 x max_in_flight).
+  // Fair queuing sees this far ahead: a key's backlog beyond it in the same partitions is still
+  // read in order.
+  std::size_t read_ahead = 0;
   // Called on the poll thread when partitions leave this member (a rebalance, or the close at
   // shutdown), after their finished work was committed: a service that keeps state per
   // partition (outbox-uploader's staged items) hands it to the next owner here.

@@ -11,13 +11,19 @@ namespace agentline::kafka {
 
 class OffsetTracker {
  public:
-  // A record at `offset` was handed to a handler. Offsets must be added in increasing order.
+  // A record at `offset` was handed to a handler, or taken in to be (the consumer runtime's fair
+  // queuing dispatches out of order). Offsets must be added in increasing order.
   void start(std::int64_t offset);
   // Its handler finished and its outputs are acknowledged. Unknown offsets are ignored.
   void finish(std::int64_t offset);
   // The offset to commit (next record to read), if anything finished since construction.
   std::optional<std::int64_t> committable() const { return committable_; }
   std::size_t in_flight() const;
+  // Started and not finished.
+  bool pending(std::int64_t offset) const {
+    auto it = pending_.find(offset);
+    return it != pending_.end() && !it->second;
+  }
 
  private:
   std::map<std::int64_t, bool> pending_;  // offset -> finished
