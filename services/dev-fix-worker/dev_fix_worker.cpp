@@ -20,6 +20,12 @@
 namespace agentline::devfix {
 namespace {
 
+// Counts down what was counted up on entry, however the scope is left.
+struct Running {
+  std::atomic<int>& n;
+  ~Running() { --n; }
+};
+
 // Thrown inside the cache's single-flight computation when the call must not be made now.
 struct Backoff {
   kafka::Failure failure;
@@ -93,6 +99,7 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       breaker_("llm-" + generator_->backend(), config_.breaker, clock),
       limiter_("llm-" + generator_->backend(), config_.limits, clock),
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
+      concurrency_("llm-" + generator_->backend(), config_.concurrency, clock),
       metrics_(std::make_unique<Metrics>()) {
   auto& m = *metrics_;
   m.tasks = &observability::counter(
@@ -109,10 +116,10 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
   m.cost = &observability::counter(registry, "agentline_llm_cost_usd_total",
                                    "Cost of the generator calls, from the per-model price table")
                 .Add({});
-  m.tenant_throttled =
-      &observability::counter(registry, "agentline_tenant_throttled_total",
-                              "Tasks put back at the end of their topic because their tenant was over its quota")
-           .Add({});
+  m.tenant_throttled = &observability::counter(registry, "agentline_tenant_throttled_total",
+                                               "Times a tenant's next task waited in place because the tenant was "
+                                               "over its quota (--tenant-rate, --tenant-burst)")
+                            .Add({});
   m.batched_files = &observability::counter(registry, "agentline_llm_batched_files_total",
                                             "Files generated in a call shared with other small files of their job")
                          .Add({});
@@ -132,6 +139,8 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
 DevFixWorker::~DevFixWorker() = default;
 
 std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& record, kafka::Emitter& out) {
+  ++tasks_running_;
+  Running running{tasks_running_};
   nlohmann::json task;
   if (auto failure = events::MessageValidator::parse(record.value, task)) return failure;
   if (auto failure = validator_.validate_task(task)) return failure;
@@ -144,20 +153,6 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
         ->Add({{"priority", priority}},
               prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800})
         .Observe(std::max<double>(0, static_cast<double>(events::now_ms() - record.timestamp_ms) / 1000.0));
-  }
-
-  // Tenant quota: over it, the task goes to the back of its own topic (other tenants go on).
-  const std::string tenant = payload.value("tenant", "default");
-  if (!tenants_.try_acquire(tenant)) {
-    metrics_->tenant_throttled->Increment();
-    kafka::OutgoingRecord again;
-    auto original = record.header(kafka::headers::kOriginalTopic);
-    again.topic = original ? std::string(*original) : record.topic;
-    again.key = record.key.value_or("");
-    again.value = record.value;
-    again.headers = record.headers;
-    out.emit(std::move(again));
-    return std::nullopt;
   }
 
   const std::string type = task["type"];
@@ -222,6 +217,28 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   out.emit(event_record(events_topic_, event, record));
   metrics_->tasks->Add({{"kind", kind}, {"outcome", result.cached ? "cached" : "completed"}}).Increment();
   return std::nullopt;
+}
+
+std::string DevFixWorker::tenant_of(const kafka::InboundRecord& record) {
+  const auto doc = nlohmann::json::parse(record.value, nullptr, false);
+  if (!doc.is_object()) return "";  // not a task: its handler dead-letters it
+  const auto payload = doc.find("payload");
+  if (payload == doc.end() || !payload->is_object()) return "";
+  const auto tenant = payload->find("tenant");
+  return tenant != payload->end() && tenant->is_string() ? tenant->get<std::string>() : std::string("default");
+}
+
+double DevFixWorker::tenant_weight(const std::string& tenant) const {
+  auto it = config_.tenant_weights.find(tenant);
+  return it == config_.tenant_weights.end() ? 1.0 : it->second;
+}
+
+std::chrono::milliseconds DevFixWorker::admit(const std::string& tenant) {
+  if (tenant.empty()) return std::chrono::milliseconds(0);
+  const auto admission = tenants_.try_acquire(tenant);
+  if (admission) return std::chrono::milliseconds(0);
+  metrics_->tenant_throttled->Increment();
+  return std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after));
 }
 
 std::optional<kafka::Failure> DevFixWorker::generate(const GenerationRequest& request,
@@ -446,12 +463,20 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
         clamp_wait(lease.retry_after()))};
   }
   const auto call_start = std::chrono::steady_clock::now();
+  // The limit is in use when the tasks running (each making at most one call at a time) fill it.
+  const int in_flight = tasks_running_.load();
+  ++calls_in_flight_;
+  Running call{calls_in_flight_};
   try {
     std::vector<Generation> out = generator_->generate_batch(requests);
-    metrics_->call_seconds->Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count();
+    metrics_->call_seconds->Observe(seconds);
     permit.success();
     std::int64_t used = 0;
+    std::int64_t completion = 0;
+    for (const auto& g : out) completion += g.completion_tokens;
+    // Seconds per 100 completion tokens: a long reply is not a slow backend.
+    concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)), in_flight);
     for (const auto& g : out) {
       used += g.prompt_tokens + g.completion_tokens;
       metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
@@ -467,11 +492,13 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
       case GenerationError::Kind::kRateLimited:
         permit.ignore();  // the backend is up; it asks us to slow down
         limiter_.on_feedback(e.feedback());
+        concurrency_.on_overload();
         metrics_->calls->Add({{"outcome", "rate_limited"}}).Increment();
         throw Backoff{kafka::Failure::backoff("llm_rate_limited", e.what(),
                                               clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1))))};
       case GenerationError::Kind::kUnavailable:
         permit.failure();
+        concurrency_.on_overload();  // a timeout or a 5xx: the backend takes less than we send
         metrics_->calls->Add({{"outcome", "unavailable"}}).Increment();
         break;
       case GenerationError::Kind::kRejected:
@@ -487,6 +514,7 @@ nlohmann::json DevFixWorker::stats() {
   const auto c = cache_.stats();
   const auto b = breaker_.snapshot();
   auto l = limiter_.stats();
+  const auto cc = concurrency_.stats();
   return {
       {"backend", generator_->backend()},
       {"model", generator_->model()},
@@ -513,6 +541,13 @@ nlohmann::json DevFixWorker::stats() {
         {"requests_last_minute", l.requests_in_window},
         {"tokens_last_minute", l.tokens_in_window},
         {"tokens_refunded", l.tokens_refunded}}},
+      {"concurrency",
+       {{"limit", cc.limit},
+        {"min", config_.concurrency.min_limit},
+        {"max", config_.concurrency.max_limit},
+        {"calls_in_flight", calls_in_flight_.load()},
+        {"latency_baseline", cc.baseline},
+        {"latency_recent", cc.recent}}},
       {"batches", {{"calls", batches_ ? batches_->batches() : 0}, {"files", batches_ ? batches_->batched_files() : 0}}},
       {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
 }
@@ -535,6 +570,7 @@ void DevFixWorker::append_metrics(std::vector<prometheus::MetricFamily>& familie
   breaker_.append_metrics(families);
   limiter_.append_metrics(families);
   tenants_.append_metrics(families);
+  concurrency_.append_metrics(families);
   cache_.append_metrics(families);
 }
 

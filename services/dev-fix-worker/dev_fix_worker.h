@@ -1,16 +1,21 @@
 #pragma once
 // dev-fix-worker: one pool for dev and fix tasks (the consumer runtime serves tasks.fix, then
-// critical, high, normal, low, always the highest that has work; calls in flight are bounded by
-// --max-in-flight, not by partitions). Around the generator backend: the result cache (content
-// hash of backend, model, parameters and prompt), a per-tenant token bucket, the LLM-aware rate
-// limiter and the circuit breaker. While the breaker is open or the limiter says wait, the
-// handler returns a backoff: the runtime holds consumption, burns no retry and sends nothing to
-// the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task or its reply
+// critical, high, normal, low, always the highest that has work). Inside a priority class, tenants
+// share the worker by weighted fair queuing (the runtime's, keyed by tenant_of(), weighted by
+// --tenant-weights); a tenant over its quota (admit()) waits in place while the others go on.
+// Tasks running are bounded by an adaptive limit (concurrency_limit(): AIMD between
+// --llm-min-in-flight and --llm-max-in-flight, docs/llm-economics.md). Around the generator
+// backend: the result cache (content hash of backend, model, parameters and prompt), the
+// LLM-aware rate limiter and the circuit breaker. While the breaker is open or the limiter says
+// wait, the handler returns a backoff: the runtime holds consumption, burns no retry and sends
+// nothing to the DLQ. Emits FILE_COMPLETED (or FILE_FAILED when the backend rejects the task or its reply
 // is cut at max_tokens or empty). PLAN_TASK and REPLAN_TASK are LLM work of the same pool: the
 // reply is checked as a plan (plan.h) and emitted as PLAN_COMPLETED or PLAN_REJECTED (with the
 // errors, for the router's plan-fix loop). REVIEW_TASK is too: each reviewer of the file is a
 // call, and the file comes back as QA_PASSED or QA_FAILED with the findings (review.h). Thread-safe.
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +26,7 @@
 #include "agentline/events/message_validator.h"
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "agentline/resilience/adaptive_concurrency.h"
 #include "agentline/resilience/circuit_breaker.h"
 #include "batch_coalescer.h"
 #include "generator.h"
@@ -43,6 +49,8 @@ struct WorkerConfig {
   LlmLimits limits{0, 0, 0};
   double tenant_rate_per_second = 50;
   double tenant_burst = 100;
+  std::map<std::string, double> tenant_weights;  // unlisted tenants weigh 1
+  resilience::AdaptiveConcurrencyConfig concurrency;
   resilience::CircuitBreakerConfig breaker;
   cache::ResultCacheConfig cache;
   std::size_t context_budget_chars = 24000;  // --context-budget-tokens x 4
@@ -64,6 +72,15 @@ class DevFixWorker {
   ~DevFixWorker();
 
   std::optional<kafka::Failure> handle(const kafka::InboundRecord& record, kafka::Emitter& out);
+
+  // Fair queuing (the runtime's ConsumerOptions::fair): a task's tenant ("default" when it names
+  // none), a tenant's weight, and its admission: zero when its quota has room (charged), else how
+  // long the tenant waits.
+  static std::string tenant_of(const kafka::InboundRecord& record);
+  double tenant_weight(const std::string& tenant) const;
+  std::chrono::milliseconds admit(const std::string& tenant);
+  // Tasks that may run at once now (the adaptive limit).
+  int concurrency_limit() const { return concurrency_.limit(); }
 
   // The /stats document: cache, limiter, breaker (the seed's dashboard data).
   nlohmann::json stats();
@@ -98,6 +115,9 @@ class DevFixWorker {
   resilience::CircuitBreaker breaker_;
   LlmRateLimiter limiter_;
   resilience::KeyedRateLimiter tenants_;
+  resilience::AdaptiveConcurrency concurrency_;
+  std::atomic<int> calls_in_flight_{0};
+  std::atomic<int> tasks_running_{0};
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<BatchCoalescer> batches_;
 };

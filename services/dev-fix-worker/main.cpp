@@ -21,7 +21,14 @@ int main(int argc, char** argv) {
       }))
     return *exit_code;
   host.set_priority_order(priorities);
-  spdlog::info("generator backend: {}", options.describe());
+  host.set_fair_queuing(
+      {&devfix::DevFixWorker::tenant_of, [&](const std::string& tenant) { return worker->tenant_weight(tenant); },
+       [&](const std::string& tenant, const kafka::InboundRecord&) { return worker->admit(tenant); }},
+      options.read_ahead());
+  host.set_concurrency_limit([&] { return worker->concurrency_limit(); });
+  const auto limits = worker->stats()["concurrency"];
+  spdlog::info("generator backend: {}; tasks generating at once: {} to {}, starting at {}", options.describe(),
+               limits["min"].get<int>(), limits["max"].get<int>(), limits["limit"].get<int>());
 
   // The result cache shared with the other replicas through cache.results (--cache-share 1).
   std::unique_ptr<cache::CacheReplicator> replicator;

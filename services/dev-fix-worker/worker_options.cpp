@@ -51,9 +51,16 @@ void WorkerOptions::bind(config::OptionSet& o) {
   o.add("max-tokens", &worker.default_max_tokens, "Completion tokens per call unless the task sets max_tokens");
   o.add("llm-requests-per-minute", &rpm_, "Rate limit: requests per minute (0: none)");
   o.add("llm-tokens-per-minute", &tpm_, "Rate limit: tokens per minute (0: none)");
-  o.add("llm-max-in-flight", &llm_in_flight_, "Rate limit: concurrent calls (0: --max-in-flight)");
-  o.add("tenant-rate", &worker.tenant_rate_per_second, "Tasks per second per tenant");
+  o.add("llm-max-in-flight", &llm_in_flight_,
+        "Adaptive concurrency: the most tasks generating at once (0: --max-in-flight, which also caps it)");
+  o.add("llm-min-in-flight", &worker.concurrency.min_limit,
+        "Adaptive concurrency: the fewest tasks generating at once, however overloaded the backend");
+  o.add("tenant-rate", &worker.tenant_rate_per_second, "Tasks per second per tenant (over it, its tasks wait)");
   o.add("tenant-burst", &worker.tenant_burst, "Burst of tasks per tenant");
+  o.add("tenant-weights", &tenant_weights_,
+        "Shares of the worker between tenants inside a priority class: tenant=weight,... (unlisted: 1)");
+  o.add("read-ahead", &read_ahead_,
+        "Tasks read ahead per replica: fair queuing between tenants sees this far (about 2 KB each)");
   resilience::bind_breaker_options(o, "breaker-", worker.breaker, "the LLM");
   o.add("cache-entries", &cache_entries_, "Result cache: maximum entries");
   o.add("cache-ttl-s", &worker.cache.ttl, "Result cache: time to live of an entry", std::chrono::seconds(1));
@@ -79,12 +86,20 @@ void WorkerOptions::bind(config::OptionSet& o) {
       throw std::invalid_argument("--generator must be template, openai or exec, not '" + backend + "'");
     if (!api_key_file.empty()) openai.api_key = config::read_secret(api_key_file, "AGENTLINE_LLM_API_KEY");
     if (!prices_file.empty()) openai.prices = parse_prices(read_file(prices_file));
+    worker.tenant_weights = parse_tenant_weights(tenant_weights_);
+    if (read_ahead_ < 1) throw std::invalid_argument("--read-ahead must be at least 1");
   });
 }
 
 WorkerConfig WorkerOptions::worker_config(int max_in_flight) const {
   WorkerConfig c = worker;
-  c.limits = {rpm_, tpm_, llm_in_flight_ > 0 ? llm_in_flight_ : max_in_flight};
+  const int most = std::min(llm_in_flight_ > 0 ? llm_in_flight_ : max_in_flight, max_in_flight);
+  c.limits = {rpm_, tpm_, most};
+  c.concurrency.max_limit = most;
+  c.concurrency.min_limit = std::clamp(c.concurrency.min_limit, 1, most);
+  // Start at a quarter of the range and probe upwards: a cold start should not hit a provider
+  // with everything at once.
+  c.concurrency.initial_limit = std::max(c.concurrency.min_limit, most / 4);
   c.context_budget_chars = static_cast<std::size_t>(std::max(0, context_budget_tokens_)) * 4;
   c.plan.max_files = std::max(1, c.plan.max_files);
   c.plan_max_tokens = std::max(1, c.plan_max_tokens);
@@ -92,6 +107,26 @@ WorkerConfig WorkerOptions::worker_config(int max_in_flight) const {
   c.cache.max_entries = static_cast<std::size_t>(std::max(1, cache_entries_));
   c.cache.ttl = std::max<decltype(c.cache.ttl)>(c.cache.ttl, std::chrono::seconds(1));
   return c;
+}
+
+std::map<std::string, double> parse_tenant_weights(const std::string& text) {
+  std::map<std::string, double> weights;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    double weight = 0;
+    try {
+      if (eq != std::string::npos && eq > 0) weight = std::stod(item.substr(eq + 1));
+    } catch (const std::exception&) {
+      weight = 0;
+    }
+    if (!(weight > 0))
+      throw std::invalid_argument("--tenant-weights: '" + item + "' is not tenant=weight (weight > 0)");
+    weights[item.substr(0, eq)] = weight;
+  }
+  return weights;
 }
 
 std::unique_ptr<Generator> WorkerOptions::make_generator() const {

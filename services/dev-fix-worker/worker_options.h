@@ -4,6 +4,7 @@
 // them to the service's OptionSet with this binary's defaults; after parsing, worker_config()
 // and make_generator() build what they name (std::invalid_argument for a bad choice).
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,12 +33,18 @@ struct WorkerOptions {
   std::string describe() const;  // the backend, for the start-up log
   // The result cache is shared with the other replicas through the cache.results topic.
   bool share_cache() const { return cache_share_ != 0; }
+  std::size_t read_ahead() const { return static_cast<std::size_t>(read_ahead_); }
 
  private:
   int rpm_ = 0, tpm_ = 0, llm_in_flight_ = 0;
   int cache_entries_ = 10000;
   int cache_share_ = 0;
   int context_budget_tokens_ = 6000;
+  std::string tenant_weights_;
+  int read_ahead_ = 4096;
 };
+
+// "gold=3,free=1" -> {gold: 3, free: 1}; std::invalid_argument on a malformed item.
+std::map<std::string, double> parse_tenant_weights(const std::string& text);
 
 }  // namespace agentline::devfix

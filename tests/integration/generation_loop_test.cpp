@@ -73,10 +73,12 @@ class FakeLlm {
     std::filesystem::remove(port_file);
   }
   int port() const { return port_; }
-  void mode(const std::string& m, int retry_after = 1, int latency_ms = 0) {
+  void mode(const std::string& m, int retry_after = 1, int latency_ms = 0, int capacity = 0) {
     int status = 0;
-    http_request(port_, "POST", "/admin/mode",
-                 json{{"mode", m}, {"retry_after", retry_after}, {"latency_ms", latency_ms}}.dump(), &status);
+    http_request(
+        port_, "POST", "/admin/mode",
+        json{{"mode", m}, {"retry_after", retry_after}, {"latency_ms", latency_ms}, {"capacity", capacity}}.dump(),
+        &status);
     ASSERT_EQ(status, 200);
   }
   json stats() const { return json::parse(http_get(port_, "/admin/stats")); }
@@ -203,6 +205,79 @@ TEST_F(GenerationLoopTest, TheRequestsPerMinuteLimitHolds) {
   EXPECT_EQ(llm.requests(), 6) << "the seventh call waits for the minute to pass";
   EXPECT_EQ(broker_.read_available(topic("events")).size(), 6u);
   EXPECT_EQ(metric(http_port_, "agentline_consumer_held{"), 1);
+  EXPECT_EQ(dlq_size(), 0u);
+}
+
+TEST_F(GenerationLoopTest, TheTasksGeneratingAtOnceFollowWhatTheProviderTakes) {
+  // The provider answers three calls at a time (200 ms each) and 429s a fourth; the worker may
+  // run twelve. The adaptive limit finds about three: a fixed twelve would see 9 of 12 calls
+  // refused.
+  FakeLlm llm;
+  llm.mode("ok", 1, 200, 3);
+  auto worker = dev_fix_worker(llm, {"--max-in-flight", "12", "--batch-max-files", "1"});
+  constexpr int kTasks = 60;
+  for (int i = 0; i < kTasks; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  EXPECT_EQ(events(kTasks, 120s).size(), static_cast<std::size_t>(kTasks)) << worker->log();
+  const auto stats = llm.stats();
+  const int requests = stats["requests"].get<int>();
+  const int refused = stats["over_capacity"].get<int>();
+  EXPECT_LE(refused * 100, requests * 35) << refused << " of " << requests << " calls answered 429";
+  EXPECT_GE(metric(http_port_,
+                   "agentline_concurrency_limit_changes_total{limiter=\"llm-openai\",direction=\"down\","
+                   "cause=\"overload\"}"),
+            1)
+      << "the limit probed above the provider's capacity and came back down";
+  const double limit = metric(http_port_, "agentline_concurrency_limit{");
+  EXPECT_GE(limit, 1);
+  EXPECT_LE(limit, 6) << "near the provider's three, far from the twelve allowed";
+  EXPECT_EQ(dlq_size(), 0u) << "a 429 is waited out, never a failure of the task";
+}
+
+TEST_F(GenerationLoopTest, ATenantsFloodDoesNotDelayAnotherTenantsTasks) {
+  // Two calls at a time, 200 ms each: a file every 100 ms (a service time), well above the
+  // consumer's fetch wait, which the trickle also waits once.
+  FakeLlm llm;
+  llm.mode("ok", 1, 200);
+  auto worker = dev_fix_worker(llm, {"--max-in-flight", "2", "--llm-min-in-flight", "2", "--batch-max-files", "1"});
+  auto tenant_task = [](const std::string& tenant, int i) {
+    const std::string id = tenant + "-" + std::to_string(i);
+    return kafka::OutgoingRecord{
+        "",
+        id,
+        agentline::testing::dev_task("job-" + tenant, id, tenant + "/f" + std::to_string(i) + ".py",
+                                     {{"tenant", tenant}}),
+        {},
+        std::nullopt};
+  };
+  std::vector<kafka::OutgoingRecord> flood;
+  for (int i = 0; i < 120; ++i) {
+    flood.push_back(tenant_task("acme", i));
+    flood.back().topic = topic("tasks.normal");
+  }
+  broker_.produce_batch(flood);
+  ASSERT_EQ(events(10, 60s).size(), 10u) << worker->log();
+  const std::size_t at_arrival = broker_.read_available(topic("events")).size();
+  std::vector<kafka::OutgoingRecord> trickle;
+  for (int i = 0; i < 4; ++i) {
+    trickle.push_back(tenant_task("globex", i));
+    trickle.back().topic = topic("tasks.normal");
+  }
+  broker_.produce_batch(trickle);
+  const auto all = events(124, 120s);
+  ASSERT_EQ(all.size(), 124u) << worker->log();
+  std::size_t last_globex = 0;
+  int acme = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const std::string id = all[i]["task_id"];
+    if (id.rfind("globex-", 0) == 0) last_globex = i;
+    if (id.rfind("acme-", 0) == 0) ++acme;
+  }
+  // First come, first served would finish globex after the ~110 acme tasks still waiting; fairly,
+  // its four wait for the fetch and about one acme task each.
+  EXPECT_LT(last_globex, at_arrival + 20) << "globex arrived after " << at_arrival << " files";
+  EXPECT_EQ(acme, 120) << "acme used the capacity globex left";
   EXPECT_EQ(dlq_size(), 0u);
 }
 

@@ -6,9 +6,13 @@ POST /v1/chat/completions answers according to the current mode:
   429    429 with Retry-After (seconds, --retry-after) and x-ratelimit-* headers
   503    503 Service Unavailable
   hang   accepts the request and never answers (until the mode changes or 60 s pass)
+In mode ok, a provider's capacity and load: with "capacity" C > 0 a request arriving while C are
+being answered gets a 429 (Retry-After: retry_after); each request takes latency_ms plus
+load_latency_ms for every other request being answered (a latency that grows with load).
 Control and inspection (for tests):
-  POST /admin/mode {"mode": "...", "latency_ms": 0, "retry_after": 1}
-  GET  /admin/stats -> {"requests": n, "by_mode": {...}, "max_concurrent": n, "timestamps": [...]}
+  POST /admin/mode {"mode": "...", "latency_ms": 0, "retry_after": 1, "capacity": 0, "load_latency_ms": 0}
+  GET  /admin/stats -> {"requests": n, "by_mode": {...}, "max_concurrent": n, "over_capacity": n,
+                        "timestamps": [...]}
 Usage: fake_llm_server.py PORT_FILE   (binds 127.0.0.1:0 and writes the port to PORT_FILE)
 """
 import json
@@ -18,8 +22,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-state = {"mode": "ok", "latency_ms": 0, "retry_after": 1}
-stats = {"requests": 0, "by_mode": {}, "max_concurrent": 0, "timestamps": []}
+state = {"mode": "ok", "latency_ms": 0, "retry_after": 1, "capacity": 0, "load_latency_ms": 0}
+stats = {"requests": 0, "by_mode": {}, "max_concurrent": 0, "over_capacity": 0, "timestamps": []}
 concurrent = 0
 lock = threading.Lock()
 mode_changed = threading.Condition(lock)
@@ -70,10 +74,15 @@ class Handler(BaseHTTPRequestHandler):
             stats["requests"] += 1
             stats["by_mode"][mode] = stats["by_mode"].get(mode, 0) + 1
             stats["timestamps"].append(time.time())
+            over = mode == "ok" and 0 < state["capacity"] <= concurrent
             concurrent += 1
             stats["max_concurrent"] = max(stats["max_concurrent"], concurrent)
-            latency = state["latency_ms"] / 1000.0
+            latency = (state["latency_ms"] + state["load_latency_ms"] * (concurrent - 1)) / 1000.0
             retry_after = state["retry_after"]
+            if over:
+                stats["over_capacity"] += 1
+                mode = "429"
+                latency = 0
         try:
             if mode == "hang":
                 with lock:

@@ -348,6 +348,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
   {
     // While held, nothing runs; afterwards the deferred records go first.
     Lock lock(mutex);
+    if (options.concurrency_limit) in_flight.set_limit(options.concurrency_limit());
     const bool held = now_ms() < hold_until_ms;
     metrics->held.Set(held ? 1 : 0);
     if (held) return;

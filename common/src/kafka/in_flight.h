@@ -20,6 +20,10 @@ class InFlight {
 
   // Room for one more dispatch.
   bool has_room() const;
+  // Handlers running at most, for now: at least 1 and at most max_in_flight (an adaptive
+  // concurrency limit moves it; max_in_flight until set).
+  void set_limit(int limit);
+  int limit() const { return limit_; }
   void dispatched() { ++running_; }
   // Dispatched but never started (the workers stopped): not running any more.
   void dropped(int records) { running_ -= records; }
@@ -37,6 +41,7 @@ class InFlight {
 
  private:
   int max_running_;
+  int limit_;
   int max_awaiting_;
   int running_ = 0;
   int awaiting_ = 0;

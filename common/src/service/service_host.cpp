@@ -153,6 +153,9 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.commit_interval = std::chrono::milliseconds(std::max(10, common_.commit_interval_ms));
     options.statistics_interval = std::chrono::milliseconds(common_.statistics_interval_ms);
     options.on_revoked = on_revoked_;
+    options.fair = fair_;
+    options.read_ahead = read_ahead_;
+    options.concurrency_limit = concurrency_limit_;
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
 
     g_running.store(&runtime);

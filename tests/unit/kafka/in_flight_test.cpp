@@ -29,6 +29,20 @@ TEST(InFlight, HandlersAreBoundedByMaxInFlightAndAcknowledgementsDoNotHoldASlot)
   EXPECT_EQ(f.running(), 0) << "dispatched, never started";
 }
 
+TEST(InFlight, AnAdaptiveLimitBoundsHandlersBetweenOneAndMaxInFlight) {
+  InFlight f(4);
+  f.set_limit(2);
+  f.dispatched();
+  f.dispatched();
+  EXPECT_FALSE(f.has_room()) << "two running at a limit of two";
+  f.set_limit(3);
+  EXPECT_TRUE(f.has_room());
+  f.set_limit(100);
+  EXPECT_EQ(f.limit(), 4) << "never above max_in_flight: there are that many workers";
+  f.set_limit(0);
+  EXPECT_EQ(f.limit(), 1) << "never below one, or nothing would run";
+}
+
 TEST(InFlight, RecordsAwaitingAcknowledgementAreBoundedByCountAndBytes) {
   InFlight by_count(1);
   for (int i = 0; i < InFlight::kAwaitingPerSlot; ++i) {

@@ -96,6 +96,9 @@ struct ConsumerOptions {
     std::function<std::chrono::milliseconds(const std::string& key, const InboundRecord&)> admit;
   };
   FairQueuing fair;
+  // Handlers running at most, asked on the poll thread before dispatching (an adaptive
+  // concurrency limit, dev-fix-worker's); clamped to 1..max_in_flight. Unset: max_in_flight.
+  std::function<int()> concurrency_limit;
   // Records fetched ahead and waiting locally before fetching pauses (0: 16 x max_in_flight).
   // Fair queuing sees this far ahead: a key's backlog beyond it in the same partitions is still
   // read in order.

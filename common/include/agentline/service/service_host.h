@@ -74,6 +74,13 @@ class ServiceHost {
   kafka::KafkaSettings kafka_settings() const { return common_.kafka_settings(); }
   // Consumer options (priorities): applied to the runtime run() builds.
   void set_priority_order(std::vector<std::string> logical_topics) { priority_order_ = std::move(logical_topics); }
+  // Fair queuing between keys inside each priority class, how far ahead to read for it, and an
+  // adaptive limit on handlers running (ConsumerOptions::fair, read_ahead, concurrency_limit).
+  void set_fair_queuing(kafka::ConsumerOptions::FairQueuing fair, std::size_t read_ahead) {
+    fair_ = std::move(fair);
+    read_ahead_ = read_ahead;
+  }
+  void set_concurrency_limit(std::function<int()> limit) { concurrency_limit_ = std::move(limit); }
   // Topics (logical names) this service only watches; their owner dead-letters bad records.
   void set_observed_topics(std::vector<std::string> logical_topics) { observed_topics_ = std::move(logical_topics); }
 
@@ -94,6 +101,9 @@ class ServiceHost {
 
  private:
   std::string service_;
+  kafka::ConsumerOptions::FairQueuing fair_;
+  std::size_t read_ahead_ = 0;
+  std::function<int()> concurrency_limit_;
   std::vector<std::string> logical_topics_;
   config::OptionSet options_;
   CommonOptions common_;
