@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "agentline/kafka/producer.h"
+#include "agentline/resilience/worker_pool.h"
 #include "agentline/service/service_host.h"
 #include "agentline/storage/volume_watch.h"
 #include "outbox_store.h"
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<outbox::Target> target;
   if (auto exit_code = host.configure(argc, argv, [&] {
         options.resolve(host.common().state_dir);
+        // Uploads wait on the network: 4 per CPU of quota, as the memory allows.
+        options.uploader.concurrency = host.size_pool(
+            "uploads", options.uploader.concurrency,
+            [](const config::ContainerResources& r) { return resilience::WorkerPoolConfig::sized_for(r).max_threads; });
         target = outbox::make_target(options.target);
       }))
     return *exit_code;

@@ -20,7 +20,9 @@ void UploaderOptions::bind(config::OptionSet& o) {
   o.add("ado-pat-file", &ado_pat_file, "azure-devops: file holding the PAT (or env AGENTLINE_ADO_PAT)");
   o.add("ado-file-type", &target.ado_file_type, "azure-devops: work item type of a delivered file");
   o.add("upload-timeout-ms", &target.timeout, "Timeout of one upload call");
-  o.add("upload-concurrency", &uploader.concurrency, "Uploads running at once");
+  uploader.concurrency = 0;
+  o.add("upload-concurrency", &uploader.concurrency,
+        "Uploads running at once (0: sized for the container: 4 per CPU, 64 MiB each)");
   o.add("max-attempts", &uploader.retry.max_attempts,
         "Attempts per item before it is marked failed (and dead-lettered)");
   o.add("retry-base-ms", &uploader.retry.base, "First retry delay (doubles per attempt, with jitter)");

@@ -8,6 +8,7 @@
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/observability/logging.h"
+#include "agentline/observability/metric_registration.h"
 #include "agentline/service/stop_signal.h"
 
 namespace agentline::service {
@@ -41,7 +42,9 @@ ServiceHost::ServiceHost(std::string service, std::string description, std::vect
                     "Answer admin routes (the gateway's API) without a token on an address that is not loopback");
   options_.add("http-port", &c.http_port, "Port of /metrics, /healthz and /readyz (0 picks a free port)");
   options_.add("log-level", &c.log_level, "trace, debug, info, warn or error");
-  options_.add("max-in-flight", &c.max_in_flight, "Records processed in parallel, across all partitions");
+  options_.add("max-in-flight", &c.max_in_flight,
+               "Records processed in parallel, across all partitions (0: sized for the container where the "
+               "service is bound by the machine, else 16)");
   options_.add("shutdown-grace-ms", &c.shutdown_grace_ms, "On SIGTERM, time in-flight work gets to finish");
   options_.add("session-timeout-ms", &c.session_timeout_ms,
                "Consumer group session timeout under the classic group protocol (under the consumer protocol "
@@ -74,7 +77,8 @@ std::optional<int> ServiceHost::configure(int argc, char** argv, const std::func
     catalog_ = kafka::TopicCatalog::load(common_.catalog);
     if (!common_.topic_prefix.empty()) catalog_.set_prefix(common_.topic_prefix);
     for (const auto& t : logical_topics_) catalog_.topic(t);  // fail early on a catalog without them
-    if (common_.max_in_flight < 1) throw config::ConfigError("--max-in-flight must be at least 1");
+    if (common_.max_in_flight < 0) throw config::ConfigError("--max-in-flight must be at least 1 (0: sized)");
+    common_.max_in_flight = size_pool("handlers", common_.max_in_flight, in_flight_rule_);
     common_.api_token = config::read_secret(common_.api_token_file, "AGENTLINE_API_TOKEN");
     net::HttpServerOptions http;
     http.host = common_.http_host;
@@ -88,6 +92,24 @@ std::optional<int> ServiceHost::configure(int argc, char** argv, const std::func
     return 2;
   }
   return std::nullopt;
+}
+
+int ServiceHost::size_pool(const std::string& pool, int configured, const SizingRule& rule) {
+  static const config::ContainerResources resources = config::ContainerResources::detect();
+  constexpr int kDefault = 16;
+  const char* source = configured > 0 ? "option" : rule ? "container" : "default";
+  const int size = configured > 0 ? configured : rule ? std::max(1, rule(resources)) : kDefault;
+  if (configured <= 0 && rule) {
+    spdlog::info("{}: {} (sized for {:.2g} CPUs from {}, {} MiB from {})", pool, size, resources.cpus,
+                 resources.cpu_source, resources.memory_bytes >> 20, resources.memory_source);
+  } else {
+    spdlog::info("{}: {} ({})", pool, size, source);
+  }
+  observability::gauge(*registry_, "agentline_pool_size",
+                       "Threads or slots of a pool, as configured or sized for the container's CPU and memory limits")
+      .Add({{"pool", pool}, {"source", source}})
+      .Set(size);
+  return size;
 }
 
 bool ServiceHost::opened(const std::string& what, const std::function<void()>& open) const {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agentline/config/container_resources.h"
 #include "agentline/config/options.h"
 #include "agentline/kafka/client_config.h"
 #include "agentline/kafka/consumer_runtime.h"
@@ -36,7 +37,7 @@ struct CommonOptions : ConnectionOptions {
   // Admin routes (the gateway's API) open without a token on an address that is not loopback.
   bool insecure_no_auth = false;
   std::string log_level = "info";
-  int max_in_flight = 16;
+  int max_in_flight = 0;  // 0: sized by the service's rule (set_in_flight_rule), else 16
   int shutdown_grace_ms = 20000;
   int session_timeout_ms = 10000;       // classic group protocol only
   std::string group_protocol = "auto";  // auto, consumer (KIP-848) or classic
@@ -89,6 +90,15 @@ class ServiceHost {
     on_revoked_ = std::move(fn);
   }
 
+  // How a service that is bound by the machine (qa-worker's checks) sizes --max-in-flight when it
+  // is 0: from the container's CPU and memory limits. Set before configure().
+  using SizingRule = std::function<int(const config::ContainerResources&)>;
+  void set_in_flight_rule(SizingRule rule) { in_flight_rule_ = std::move(rule); }
+  // A pool's size: `configured` when positive, else `rule` applied to the container's limits
+  // (ContainerResources, cgroup v2/v1), at least 1, else 16. Logged, and exported as
+  // agentline_pool_size{pool,source}: source option, container or default.
+  int size_pool(const std::string& pool, int configured, const SizingRule& rule);
+
   // Runs `open` (what the service cannot run without, such as its store); false after
   // logging why ("cannot open <what>: ..."): the service exits 1.
   bool opened(const std::string& what, const std::function<void()>& open) const;
@@ -101,6 +111,7 @@ class ServiceHost {
 
  private:
   std::string service_;
+  SizingRule in_flight_rule_;
   kafka::ConsumerOptions::FairQueuing fair_;
   std::size_t read_ahead_ = 0;
   std::function<int()> concurrency_limit_;
