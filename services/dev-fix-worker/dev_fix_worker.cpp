@@ -44,8 +44,8 @@ kafka::OutgoingRecord event_record(const std::string& topic, const nlohmann::jso
 // tokens and cost only for a call made now (a cached result cost nothing this time).
 void DevFixWorker::add_usage(nlohmann::json& payload, const nlohmann::json& generated, bool cached,
                              std::chrono::steady_clock::time_point started) const {
-  payload["backend"] = generator_->backend();
-  payload["model"] = generated.value("model", generator_->model());
+  payload["backend"] = generated.value("backend", primary().backend());
+  payload["model"] = generated.value("model", primary().model());
   payload["cached"] = cached;
   payload["prompt_tokens"] = cached ? 0 : generated.value("prompt_tokens", 0);
   payload["completion_tokens"] = cached ? 0 : generated.value("completion_tokens", 0);
@@ -91,16 +91,18 @@ struct DevFixWorker::Metrics {
 
 DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<Generator> generator,
                            WorkerConfig config, prometheus::Registry& registry, const resilience::Clock& clock)
-    : generator_(std::move(generator)),
-      config_(std::move(config)),
+    : config_(std::move(config)),
+      clock_(clock),
       events_topic_(catalog.topic("events")),
-      cache_namespace_(generator_->backend() + ":" + generator_->model()),
+      cache_namespace_(generator->backend() + ":" + generator->model()),
       cache_(config_.cache, clock),
-      breaker_("llm-" + generator_->backend(), config_.breaker, clock),
-      limiter_("llm-" + generator_->backend(), config_.limits, clock),
+      breakers_(config_.breaker, clock),
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
-      concurrency_("llm-" + generator_->backend(), config_.concurrency, clock),
+      concurrency_("llm-" + generator->backend(), config_.concurrency, clock),
       metrics_(std::make_unique<Metrics>()) {
+  const std::string primary_name = "llm-" + generator->backend();
+  backends_.push_back({std::move(generator), &breakers_.get(primary_name),
+                       std::make_unique<LlmRateLimiter>(primary_name, config_.limits, clock)});
   auto& m = *metrics_;
   m.tasks = &observability::counter(
       registry, "agentline_tasks_generated_total",
@@ -180,7 +182,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
           {"error_class", rejected->error_class().empty() ? "llm_rejected" : rejected->error_class()},
           {"error", std::string(rejected->what()).substr(0, 4000)},
           {"fix_attempt", request.fix_attempt},
-          {"backend", generator_->backend()}}}};
+          {"backend", primary().backend()}}}};
     out.emit(event_record(events_topic_, failed, record));
     metrics_->tasks->Add({{"kind", kind}, {"outcome", "failed"}}).Increment();
     return std::nullopt;
@@ -228,6 +230,25 @@ std::string DevFixWorker::tenant_of(const kafka::InboundRecord& record) {
   return tenant != payload->end() && tenant->is_string() ? tenant->get<std::string>() : std::string("default");
 }
 
+void DevFixWorker::add_fallback(std::unique_ptr<Generator> generator, LlmLimits limits) {
+  const std::string name = "llm-fallback" + std::to_string(backends_.size()) + "-" + generator->model();
+  backends_.push_back(
+      {std::move(generator), &breakers_.get(name), std::make_unique<LlmRateLimiter>(name, limits, clock_)});
+}
+
+LlmRateLimiter* DevFixWorker::tenant_limiter(const std::string& tenant) {
+  std::lock_guard lock(tenant_limiters_mu_);
+  auto it = tenant_limiters_.find(tenant);
+  if (it != tenant_limiters_.end()) return it->second.get();
+  auto o = config_.tenant_overrides.find(tenant);
+  const LlmLimits limits = o != config_.tenant_overrides.end() ? o->second : config_.tenant_limits;
+  const bool none = limits.requests_per_minute == 0 && limits.tokens_per_minute == 0 && limits.max_in_flight == 0 &&
+                    limits.requests_per_hour == 0 && limits.tokens_per_day == 0 && limits.burst == 0;
+  auto& slot = tenant_limiters_[tenant];
+  if (!none) slot = std::make_unique<LlmRateLimiter>("tenant:" + tenant, limits, clock_);
+  return slot.get();
+}
+
 double DevFixWorker::tenant_weight(const std::string& tenant) const {
   auto it = config_.tenant_weights.find(tenant);
   return it == config_.tenant_weights.end() ? 1.0 : it->second;
@@ -244,8 +265,8 @@ std::chrono::milliseconds DevFixWorker::admit(const std::string& tenant) {
 std::optional<kafka::Failure> DevFixWorker::generate(const GenerationRequest& request,
                                                      cache::ResultCache::Result& result,
                                                      std::optional<GenerationError>& rejected) {
-  const std::string key = cache::content_key(cache_namespace_, {{"backend", generator_->backend()},
-                                                                {"model", generator_->model()},
+  const std::string key = cache::content_key(cache_namespace_, {{"backend", primary().backend()},
+                                                                {"model", primary().model()},
                                                                 {"max_tokens", request.max_tokens},
                                                                 {"raw", request.raw_reply},
                                                                 {"temperature_boost", request.temperature_boost},
@@ -268,6 +289,7 @@ std::optional<kafka::Failure> DevFixWorker::generate(const GenerationRequest& re
                             {"completion_tokens", g.completion_tokens},
                             {"cost_usd", g.cost_usd},
                             {"model", g.model},
+                            {"backend", g.backend},
                             {"finish_reason", g.finish_reason},
                             {"usage_estimated", g.usage_estimated}}
           .dump();
@@ -280,8 +302,16 @@ std::optional<kafka::Failure> DevFixWorker::generate(const GenerationRequest& re
       // down: the record waits for it without spending a retry attempt, so an outage never
       // walks records through the retry tiers into the DLQ. Only failures while the breaker
       // still closes count as the record's attempts.
-      if (breaker_.state() != resilience::BreakerState::kClosed) {
-        return kafka::Failure::backoff("llm_unavailable", e.what(), clamp_wait(breaker_.retry_after()));
+      resilience::Duration soonest = resilience::Duration::max();
+      for (const auto& b : backends_) {
+        if (b.breaker->state() == resilience::BreakerState::kClosed) {
+          soonest = resilience::Duration::max();
+          break;
+        }
+        soonest = std::min(soonest, b.breaker->retry_after());
+      }
+      if (soonest != resilience::Duration::max()) {
+        return kafka::Failure::backoff("llm_unavailable", e.what(), clamp_wait(soonest));
       }
       return kafka::Failure::transient("llm_unavailable", e.what());
     }
@@ -445,79 +475,155 @@ std::optional<kafka::Failure> DevFixWorker::handle_review(const nlohmann::json& 
 }
 
 std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationRequest>& requests) {
-  auto permit = breaker_.try_acquire();
-  if (!permit) {
-    throw Backoff{kafka::Failure::backoff("breaker_open",
-                                          "the " + generator_->backend() + " backend's circuit breaker is open",
-                                          clamp_wait(breaker_.retry_after()))};
-  }
   std::int64_t reserve = 0;
   for (const auto& r : requests) {
     reserve += static_cast<std::int64_t>((r.system_prompt.size() + r.user_prompt.size()) / 4) + r.max_tokens;
   }
-  auto lease = limiter_.try_acquire(reserve);
-  if (!lease) {
-    permit.ignore();
-    throw Backoff{kafka::Failure::backoff(
-        "rate_limited", "local rate limit: " + std::string(LlmRateLimiter::to_string(lease.refusal())),
-        clamp_wait(lease.retry_after()))};
-  }
-  const auto call_start = std::chrono::steady_clock::now();
-  // The limit is in use when the tasks running (each making at most one call at a time) fill it.
-  const int in_flight = tasks_running_.load();
-  ++calls_in_flight_;
-  Running call{calls_in_flight_};
-  try {
-    std::vector<Generation> out = generator_->generate_batch(requests);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count();
-    metrics_->call_seconds->Observe(seconds);
-    permit.success();
-    std::int64_t used = 0;
-    std::int64_t completion = 0;
-    for (const auto& g : out) completion += g.completion_tokens;
-    // Seconds per 100 completion tokens: a long reply is not a slow backend.
-    concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)), in_flight);
-    for (const auto& g : out) {
-      used += g.prompt_tokens + g.completion_tokens;
-      metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
-      metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
-      metrics_->cost->Increment(g.cost_usd);
+  // A call that can never fit a window (more tokens than a day's) is refused as the task's fault.
+  auto too_large = [&](const std::string& whose) {
+    return GenerationError(
+        GenerationError::Kind::kRejected,
+        "the call reserves " + std::to_string(reserve) + " tokens, more than " + whose + " allows in a whole window",
+        {}, "llm_too_large");
+  };
+  // The tenant's own limits first: they hold only this tenant, whichever backend serves it.
+  const std::string tenant = requests.front().task["payload"].value("tenant", "default");
+  LlmRateLimiter::Lease tenant_lease;
+  if (auto* limiter = tenant_limiter(tenant)) {
+    tenant_lease = limiter->try_acquire(reserve);
+    if (!tenant_lease) {
+      if (tenant_lease.refusal() == LlmRateLimiter::Refusal::kTooLarge) throw too_large("tenant " + tenant);
+      throw Backoff{kafka::Failure::hold_key(
+          "tenant_rate_limited",
+          "tenant " + tenant + ": " + std::string(LlmRateLimiter::to_string(tenant_lease.refusal())),
+          clamp_wait(tenant_lease.retry_after()))};
     }
-    lease.complete(used > 0 ? used : reserve);
-    metrics_->calls->Add({{"outcome", "ok"}}).Increment();
-    if (requests.size() > 1) metrics_->batched_files->Increment(static_cast<double>(requests.size()));
-    return out;
-  } catch (const GenerationError& e) {
-    switch (e.kind()) {
-      case GenerationError::Kind::kRateLimited:
-        permit.ignore();  // the backend is up; it asks us to slow down
-        limiter_.on_feedback(e.feedback());
-        concurrency_.on_overload();
-        metrics_->calls->Add({{"outcome", "rate_limited"}}).Increment();
-        throw Backoff{kafka::Failure::backoff("llm_rate_limited", e.what(),
-                                              clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1))))};
-      case GenerationError::Kind::kUnavailable:
-        permit.failure();
-        concurrency_.on_overload();  // a timeout or a 5xx: the backend takes less than we send
-        metrics_->calls->Add({{"outcome", "unavailable"}}).Increment();
-        break;
-      case GenerationError::Kind::kRejected:
-        permit.ignore();
-        metrics_->calls->Add({{"outcome", "rejected"}}).Increment();
-        break;
-    }
-    throw;
   }
+  // Then the backends in order (docs/llm-economics.md): one whose breaker is open, whose limits
+  // are spent, that answers 429 or is unavailable is passed over for the next. If none serves,
+  // the call waits for the earliest to have room again, or fails as unavailable.
+  std::optional<kafka::Failure> wait;
+  auto wait_at_most = [&](kafka::Failure f) {
+    if (!wait || f.retry_after < wait->retry_after) wait = std::move(f);
+  };
+  std::optional<GenerationError> unavailable;
+  bool fits_somewhere = false;
+  for (auto& b : backends_) {
+    const std::string& name = b.breaker->name();
+    auto permit = b.breaker->try_acquire();
+    if (!permit) {
+      fits_somewhere = true;
+      wait_at_most(kafka::Failure::backoff("breaker_open", "the " + name + " circuit breaker is open",
+                                           clamp_wait(b.breaker->retry_after())));
+      continue;
+    }
+    auto lease = b.limiter->try_acquire(reserve);
+    if (!lease) {
+      permit.ignore();
+      if (lease.refusal() == LlmRateLimiter::Refusal::kTooLarge) continue;
+      fits_somewhere = true;
+      wait_at_most(kafka::Failure::backoff(
+          "rate_limited", name + ": local rate limit: " + std::string(LlmRateLimiter::to_string(lease.refusal())),
+          clamp_wait(lease.retry_after())));
+      continue;
+    }
+    fits_somewhere = true;
+    const auto call_start = std::chrono::steady_clock::now();
+    // The limit is in use when the tasks running (each making at most one call at a time) fill it.
+    const int in_flight = tasks_running_.load();
+    ++calls_in_flight_;
+    Running call{calls_in_flight_};
+    try {
+      std::vector<Generation> out = b.generator->generate_batch(requests);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count();
+      metrics_->call_seconds->Observe(seconds);
+      permit.success();
+      std::int64_t used = 0;
+      std::int64_t completion = 0;
+      for (const auto& g : out) completion += g.completion_tokens;
+      // Seconds per 100 completion tokens: a long reply is not a slow backend.
+      concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)),
+                              in_flight);
+      for (auto& g : out) {
+        used += g.prompt_tokens + g.completion_tokens;
+        if (g.model.empty()) g.model = b.generator->model();
+        g.backend = b.generator->backend();
+        metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
+        metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
+        metrics_->cost->Increment(g.cost_usd);
+      }
+      lease.complete(used > 0 ? used : reserve);
+      tenant_lease.complete(used > 0 ? used : reserve);
+      metrics_->calls->Add({{"outcome", "ok"}, {"backend", name}}).Increment();
+      if (requests.size() > 1) metrics_->batched_files->Increment(static_cast<double>(requests.size()));
+      return out;
+    } catch (const GenerationError& e) {
+      switch (e.kind()) {
+        case GenerationError::Kind::kRateLimited:
+          permit.ignore();  // the backend is up; it asks us to slow down
+          b.limiter->on_feedback(e.feedback());
+          concurrency_.on_overload();
+          metrics_->calls->Add({{"outcome", "rate_limited"}, {"backend", name}}).Increment();
+          wait_at_most(kafka::Failure::backoff("llm_rate_limited", e.what(),
+                                               clamp_wait(e.feedback().retry_after.value_or(std::chrono::seconds(1)))));
+          continue;
+        case GenerationError::Kind::kUnavailable:
+          permit.failure();
+          concurrency_.on_overload();  // a timeout or a 5xx: the backend takes less than we send
+          metrics_->calls->Add({{"outcome", "unavailable"}, {"backend", name}}).Increment();
+          unavailable = e;
+          continue;
+        case GenerationError::Kind::kRejected:
+          permit.ignore();  // the task's own fault: another backend would not take it either
+          metrics_->calls->Add({{"outcome", "rejected"}, {"backend", name}}).Increment();
+          tenant_lease.cancel();
+          throw;
+      }
+    }
+  }
+  tenant_lease.cancel();  // no call was answered
+  if (!fits_somewhere) throw too_large("every backend's limit");
+  if (unavailable && !wait) throw *unavailable;
+  if (!wait) throw GenerationError(GenerationError::Kind::kUnavailable, "no backend could take the call");
+  throw Backoff{*wait};
 }
 
 nlohmann::json DevFixWorker::stats() {
   const auto c = cache_.stats();
-  const auto b = breaker_.snapshot();
-  auto l = limiter_.stats();
   const auto cc = concurrency_.stats();
+  auto backend_json = [](const Backend& backend) {
+    const auto b = backend.breaker->snapshot();
+    auto l = backend.limiter->stats();
+    return nlohmann::json{
+        {"name", backend.breaker->name()},
+        {"backend", backend.generator->backend()},
+        {"model", backend.generator->model()},
+        {"breaker",
+         {{"state", std::string(resilience::to_string(b.state))},
+          {"failure_rate", b.failure_rate},
+          {"slow_call_rate", b.slow_call_rate},
+          {"times_opened", b.times_opened},
+          {"not_permitted", b.not_permitted_calls},
+          {"open_remaining_ms", std::chrono::duration_cast<std::chrono::milliseconds>(b.open_remaining).count()}}},
+        {"limiter",
+         {{"admitted", l.admitted},
+          {"rejected", l.rejected},
+          {"in_flight", l.in_flight},
+          {"requests_last_minute", l.requests_in_window},
+          {"requests_last_hour", l.requests_last_hour},
+          {"tokens_last_minute", l.tokens_in_window},
+          {"tokens_last_day", l.tokens_last_day},
+          {"tokens_refunded", l.tokens_refunded}}}};
+  };
+  nlohmann::json backends = nlohmann::json::array();
+  for (const auto& b : backends_) backends.push_back(backend_json(b));
+  const auto& first = backends.front();
   return {
-      {"backend", generator_->backend()},
-      {"model", generator_->model()},
+      {"backend", primary().backend()},
+      {"model", primary().model()},
+      {"breaker", first["breaker"]},
+      {"limiter", first["limiter"]},
+      {"backends", backends},
       {"cache",
        {{"hits", c.hits},
         {"misses", c.misses},
@@ -527,20 +633,6 @@ nlohmann::json DevFixWorker::stats() {
         {"expirations", c.expirations},
         {"invalidations", c.invalidations},
         {"single_flight_shared", c.single_flight_shared}}},
-      {"breaker",
-       {{"state", std::string(resilience::to_string(b.state))},
-        {"failure_rate", b.failure_rate},
-        {"slow_call_rate", b.slow_call_rate},
-        {"times_opened", b.times_opened},
-        {"not_permitted", b.not_permitted_calls},
-        {"open_remaining_ms", std::chrono::duration_cast<std::chrono::milliseconds>(b.open_remaining).count()}}},
-      {"limiter",
-       {{"admitted", l.admitted},
-        {"rejected", l.rejected},
-        {"in_flight", l.in_flight},
-        {"requests_last_minute", l.requests_in_window},
-        {"tokens_last_minute", l.tokens_in_window},
-        {"tokens_refunded", l.tokens_refunded}}},
       {"concurrency",
        {{"limit", cc.limit},
         {"min", config_.concurrency.min_limit},
@@ -549,7 +641,26 @@ nlohmann::json DevFixWorker::stats() {
         {"latency_baseline", cc.baseline},
         {"latency_recent", cc.recent}}},
       {"batches", {{"calls", batches_ ? batches_->batches() : 0}, {"files", batches_ ? batches_->batched_files() : 0}}},
-      {"tenants", {{"admitted", tenants_.admitted()}, {"throttled", tenants_.rejected()}, {"keys", tenants_.keys()}}}};
+      {"tenants",
+       {{"admitted", tenants_.admitted()},
+        {"throttled", tenants_.rejected()},
+        {"keys", tenants_.keys()},
+        {"limited", tenant_limits_json()}}}};
+}
+
+nlohmann::json DevFixWorker::tenant_limits_json() {
+  nlohmann::json out = nlohmann::json::object();
+  std::lock_guard lock(tenant_limiters_mu_);
+  for (const auto& [tenant, limiter] : tenant_limiters_) {
+    if (!limiter) continue;
+    const auto s = limiter->stats();
+    out[tenant] = {{"requests_last_minute", s.requests_in_window},
+                   {"requests_last_hour", s.requests_last_hour},
+                   {"tokens_last_minute", s.tokens_in_window},
+                   {"tokens_last_day", s.tokens_last_day},
+                   {"refused", s.rejected}};
+  }
+  return out;
 }
 
 std::pair<int, std::string> DevFixWorker::invalidate(const std::string& body) {
@@ -567,10 +678,13 @@ std::pair<int, std::string> DevFixWorker::invalidate(const std::string& body) {
 }
 
 void DevFixWorker::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
-  breaker_.append_metrics(families);
-  limiter_.append_metrics(families);
+  breakers_.append_metrics(families);
+  for (const auto& b : backends_) b.limiter->append_metrics(families);
   tenants_.append_metrics(families);
   concurrency_.append_metrics(families);
+  std::lock_guard lock(tenant_limiters_mu_);
+  for (const auto& [tenant, limiter] : tenant_limiters_)
+    if (limiter) limiter->append_metrics(families);
   cache_.append_metrics(families);
 }
 

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -50,6 +51,9 @@ struct WorkerConfig {
   double tenant_rate_per_second = 50;
   double tenant_burst = 100;
   std::map<std::string, double> tenant_weights;  // unlisted tenants weigh 1
+  // Each tenant's own limits on the LLM (all zero: none), and per-tenant overrides.
+  LlmLimits tenant_limits;
+  std::map<std::string, LlmLimits> tenant_overrides;
   resilience::AdaptiveConcurrencyConfig concurrency;
   resilience::CircuitBreakerConfig breaker;
   cache::ResultCacheConfig cache;
@@ -88,7 +92,9 @@ class DevFixWorker {
   std::pair<int, std::string> invalidate(const std::string& body);
   void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
   cache::ResultCache& cache() { return cache_; }
-  resilience::CircuitBreaker& breaker() { return breaker_; }
+  // A backend tried, in the order added, when those before it cannot take a call (breaker open,
+  // limits spent, 429, unavailable): --llm-fallbacks. Call before handling starts.
+  void add_fallback(std::unique_ptr<Generator> generator, LlmLimits limits);
 
  private:
   struct Metrics;
@@ -107,15 +113,27 @@ class DevFixWorker {
   // One backend call for `requests` behind the breaker and the limiter.
   std::vector<Generation> call_backend(const std::vector<GenerationRequest>& requests);
   events::MessageValidator validator_;
-  std::unique_ptr<Generator> generator_;
+  struct Backend {
+    std::unique_ptr<Generator> generator;
+    resilience::CircuitBreaker*
+        breaker;  // from breakers_, named llm-<backend> (the primary) or llm-fallback<n>-<model>
+    std::unique_ptr<LlmRateLimiter> limiter;
+  };
+  const Generator& primary() const { return *backends_.front().generator; }
   WorkerConfig config_;
+  const resilience::Clock& clock_;
   std::string events_topic_;
   std::string cache_namespace_;
   cache::ResultCache cache_;
-  resilience::CircuitBreaker breaker_;
-  LlmRateLimiter limiter_;
+  resilience::CircuitBreakerRegistry breakers_;
+  std::vector<Backend> backends_;  // the primary first
   resilience::KeyedRateLimiter tenants_;
   resilience::AdaptiveConcurrency concurrency_;
+  // The tenant's own limiter, made on first use; null when the tenant has no limits.
+  LlmRateLimiter* tenant_limiter(const std::string& tenant);
+  nlohmann::json tenant_limits_json();
+  mutable std::mutex tenant_limiters_mu_;
+  std::map<std::string, std::unique_ptr<LlmRateLimiter>> tenant_limiters_;
   std::atomic<int> calls_in_flight_{0};
   std::atomic<int> tasks_running_{0};
   std::unique_ptr<Metrics> metrics_;

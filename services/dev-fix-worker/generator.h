@@ -46,6 +46,7 @@ struct Generation {
   std::string model;
   std::string finish_reason;     // "stop", "length" (cut at max_tokens), ... ("" if not told)
   bool usage_estimated = false;  // the reply had no usage: tokens estimated at 4 characters each
+  std::string backend;           // the backend that answered (the worker sets it: it may be a fallback)
 };
 
 // A failed call, classified where it happened.

@@ -21,6 +21,12 @@ std::string_view LlmRateLimiter::to_string(Refusal refusal) {
       return "server_backoff";
     case Refusal::kTooLarge:
       return "too_large";
+    case Refusal::kBurst:
+      return "burst";
+    case Refusal::kRequestsPerHour:
+      return "requests_per_hour";
+    case Refusal::kTokensPerDay:
+      return "tokens_per_day";
   }
   return "unknown";
 }
@@ -31,6 +37,8 @@ LlmRateLimiter::Lease::Lease(Lease&& other) noexcept
       retry_after_(other.retry_after_),
       reserved_(other.reserved_),
       slice_(other.slice_),
+      day_slice_(other.day_slice_),
+      request_slices_{other.request_slices_[0], other.request_slices_[1], other.request_slices_[2]},
       admitted_at_(other.admitted_at_) {}
 
 LlmRateLimiter::Lease& LlmRateLimiter::Lease::operator=(Lease&& other) noexcept {
@@ -41,6 +49,8 @@ LlmRateLimiter::Lease& LlmRateLimiter::Lease::operator=(Lease&& other) noexcept 
     retry_after_ = other.retry_after_;
     reserved_ = other.reserved_;
     slice_ = other.slice_;
+    day_slice_ = other.day_slice_;
+    std::copy(std::begin(other.request_slices_), std::end(other.request_slices_), request_slices_);
     admitted_at_ = other.admitted_at_;
   }
   return *this;
@@ -54,13 +64,21 @@ void LlmRateLimiter::Lease::release() {
   if (limiter_ != nullptr) std::exchange(limiter_, nullptr)->finish(*this, std::nullopt);
 }
 
+void LlmRateLimiter::Lease::cancel() {
+  if (limiter_ != nullptr) std::exchange(limiter_, nullptr)->finish(*this, 0, true);
+}
+
 LlmRateLimiter::LlmRateLimiter(std::string name, LlmLimits limits, const Clock& clock)
     : name_(std::move(name)),
       clock_(clock),
       limits_(limits),
       requests_(std::chrono::minutes(1), 60),
-      tokens_(std::chrono::minutes(1), 60) {
-  if (limits.requests_per_minute < 0 || limits.tokens_per_minute < 0 || limits.max_in_flight < 0) {
+      tokens_(std::chrono::minutes(1), 60),
+      burst_(std::chrono::seconds(1), 20),
+      requests_hour_(std::chrono::hours(1), 60),
+      tokens_day_(std::chrono::hours(24), 96) {
+  if (limits.requests_per_minute < 0 || limits.tokens_per_minute < 0 || limits.max_in_flight < 0 ||
+      limits.requests_per_hour < 0 || limits.tokens_per_day < 0 || limits.burst < 0) {
     throw std::invalid_argument("llm rate limiter '" + name_ + "': limits must not be negative");
   }
 }
@@ -76,7 +94,8 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
     lease.retry_after_ = retry_after;
     return std::move(lease);
   };
-  if (limits_.tokens_per_minute > 0 && max_tokens > limits_.tokens_per_minute) {
+  if ((limits_.tokens_per_minute > 0 && max_tokens > limits_.tokens_per_minute) ||
+      (limits_.tokens_per_day > 0 && max_tokens > limits_.tokens_per_day)) {
     return refuse(Refusal::kTooLarge, Duration::max());
   }
   if (now < blocked_until_) return refuse(Refusal::kBackoff, blocked_until_ - now);
@@ -87,14 +106,27 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
     return refuse(Refusal::kBackoff, server_tokens_reset_ - now);
   }
   if (limits_.max_in_flight > 0 && in_flight_ >= limits_.max_in_flight) return refuse(Refusal::kInFlight, Duration{0});
-  if (limits_.requests_per_minute > 0 && requests_.sum(now) + 1 > limits_.requests_per_minute) {
-    return refuse(Refusal::kRequests, requests_.time_until_room(now, 1, limits_.requests_per_minute));
+  // Every window is checked before any is charged: admission is all or nothing.
+  const struct {
+    WindowCounter& counter;
+    std::int64_t limit;
+    std::int64_t amount;
+    Refusal why;
+  } windows[] = {{burst_, limits_.burst, 1, Refusal::kBurst},
+                 {requests_, limits_.requests_per_minute, 1, Refusal::kRequests},
+                 {requests_hour_, limits_.requests_per_hour, 1, Refusal::kRequestsPerHour},
+                 {tokens_, limits_.tokens_per_minute, max_tokens, Refusal::kTokens},
+                 {tokens_day_, limits_.tokens_per_day, max_tokens, Refusal::kTokensPerDay}};
+  for (const auto& w : windows) {
+    if (w.limit > 0 && w.counter.sum(now) + w.amount > w.limit) {
+      return refuse(w.why, w.counter.time_until_room(now, w.amount, w.limit));
+    }
   }
-  if (limits_.tokens_per_minute > 0 && tokens_.sum(now) + max_tokens > limits_.tokens_per_minute) {
-    return refuse(Refusal::kTokens, tokens_.time_until_room(now, max_tokens, limits_.tokens_per_minute));
-  }
-  requests_.add(now, 1);
+  lease.request_slices_[0] = burst_.add(now, 1);
+  lease.request_slices_[1] = requests_.add(now, 1);
+  lease.request_slices_[2] = requests_hour_.add(now, 1);
   lease.slice_ = tokens_.add(now, max_tokens);
+  lease.day_slice_ = tokens_day_.add(now, max_tokens);
   lease.reserved_ = max_tokens;
   lease.admitted_at_ = now;
   lease.limiter_ = this;
@@ -105,17 +137,25 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   return lease;
 }
 
-void LlmRateLimiter::finish(Lease& lease, std::optional<std::int64_t> used_tokens) {
+void LlmRateLimiter::finish(Lease& lease, std::optional<std::int64_t> used_tokens, bool cancelled) {
   std::lock_guard lock(mu_);
   --in_flight_;
   if (!used_tokens) return;
   const TimePoint now = clock_.now();
+  if (cancelled) {
+    burst_.refund(now, lease.request_slices_[0], 1);
+    requests_.refund(now, lease.request_slices_[1], 1);
+    requests_hour_.refund(now, lease.request_slices_[2], 1);
+    --admitted_;
+  }
   const std::int64_t used = std::max<std::int64_t>(*used_tokens, 0);
   if (used < lease.reserved_) {
     tokens_.refund(now, lease.slice_, lease.reserved_ - used);
+    tokens_day_.refund(now, lease.day_slice_, lease.reserved_ - used);
     refunded_ += lease.reserved_ - used;
   } else if (used > lease.reserved_) {
     tokens_.add(now, used - lease.reserved_);  // the server counted it: so do we
+    tokens_day_.add(now, used - lease.reserved_);
   }
 }
 
@@ -147,6 +187,8 @@ LlmRateLimiter::Stats LlmRateLimiter::stats() {
   s.in_flight = in_flight_;
   s.requests_in_window = requests_.sum(now);
   s.tokens_in_window = tokens_.sum(now);
+  s.requests_last_hour = requests_hour_.sum(now);
+  s.tokens_last_day = tokens_day_.sum(now);
   s.tokens_refunded = refunded_;
   s.backoff_remaining = now < blocked_until_ ? blocked_until_ - now : Duration{0};
   return s;
@@ -167,10 +209,16 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
   add_sample(family(families, "agentline_ratelimit_in_flight", "Admitted calls not yet finished",
                     prometheus::MetricType::Gauge),
              {{"limiter", name_}}, static_cast<double>(s.in_flight));
-  auto& usage = family(families, "agentline_ratelimit_window_usage", "Requests and tokens counted in the last minute",
-                       prometheus::MetricType::Gauge);
-  add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}}, static_cast<double>(s.requests_in_window));
-  add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}}, static_cast<double>(s.tokens_in_window));
+  auto& usage = family(families, "agentline_ratelimit_window_usage",
+                       "Requests and tokens counted in each window (minute, hour, day)", prometheus::MetricType::Gauge);
+  add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}, {"window", "minute"}},
+             static_cast<double>(s.requests_in_window));
+  add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "minute"}},
+             static_cast<double>(s.tokens_in_window));
+  add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}, {"window", "hour"}},
+             static_cast<double>(s.requests_last_hour));
+  add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "day"}},
+             static_cast<double>(s.tokens_last_day));
   // The limits beside the usage, so "quota used" is one division in PromQL; +Inf when unlimited.
   LlmLimits limits;
   {
@@ -181,9 +229,15 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
     return v > 0 ? static_cast<double>(v) : std::numeric_limits<double>::infinity();
   };
   auto& limit = family(families, "agentline_ratelimit_window_limit",
-                       "Requests and tokens allowed per minute (+Inf: no limit)", prometheus::MetricType::Gauge);
-  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}}, limit_of(limits.requests_per_minute));
-  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}}, limit_of(limits.tokens_per_minute));
+                       "Requests and tokens allowed per window (+Inf: no limit)", prometheus::MetricType::Gauge);
+  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}, {"window", "second"}}, limit_of(limits.burst));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}, {"window", "minute"}},
+             limit_of(limits.requests_per_minute));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "minute"}},
+             limit_of(limits.tokens_per_minute));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}, {"window", "hour"}},
+             limit_of(limits.requests_per_hour));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "day"}}, limit_of(limits.tokens_per_day));
   add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",
                     prometheus::MetricType::Counter),
              {{"limiter", name_}}, static_cast<double>(s.tokens_refunded));

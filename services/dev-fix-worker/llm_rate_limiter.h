@@ -1,8 +1,9 @@
 #pragma once
-// dev-fix-worker's limits on its LLM backend: requests/min + tokens/min + in-flight, admitted
-// atomically, with reserve/refund of tokens and feedback from Retry-After and x-ratelimit-*
-// response headers. Answers at once (never blocks or sleeps); thread-safe; the time comes from
-// an injected Clock.
+// dev-fix-worker's limits on its LLM backend (and on each tenant): requests per second (the burst),
+// minute and hour, tokens per minute and day, and calls in flight, admitted atomically (all
+// windows have room or nothing is taken), with tokens reserved up front and corrected by the
+// usage the server reports, and feedback from Retry-After and x-ratelimit-* response headers. Answers at once (never
+// blocks or sleeps); thread-safe; the time comes from an injected Clock.
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -28,15 +29,29 @@ using resilience::SystemClock;
 using resilience::TimePoint;
 using resilience::WindowCounter;
 
-struct LlmLimits {
-  std::int64_t requests_per_minute = 0;  // 0: no limit
-  std::int64_t tokens_per_minute = 0;    // 0: no limit
-  int max_in_flight = 0;                 // 0: no limit
+struct LlmLimits {  // 0: no limit
+  std::int64_t requests_per_minute = 0;
+  std::int64_t tokens_per_minute = 0;
+  int max_in_flight = 0;
+  std::int64_t requests_per_hour = 0;
+  std::int64_t tokens_per_day = 0;
+  std::int64_t burst = 0;  // requests in any one second
 };
 
 class LlmRateLimiter {
  public:
-  enum class Refusal { kNone, kRequests, kTokens, kInFlight, kBackoff, kTooLarge };
+  // kRequests and kTokens are the per-minute windows.
+  enum class Refusal {
+    kNone,
+    kRequests,
+    kTokens,
+    kInFlight,
+    kBackoff,
+    kTooLarge,
+    kBurst,
+    kRequestsPerHour,
+    kTokensPerDay
+  };
   static std::string_view to_string(Refusal refusal);
 
   // An admitted call. Holds one in-flight slot and the reserved tokens until destroyed;
@@ -60,6 +75,8 @@ class LlmRateLimiter {
     void complete(std::int64_t used_tokens);
     // Free the in-flight slot, keeping the whole reservation charged.
     void release();
+    // The call was never made (another limit refused it): take back the request and the tokens.
+    void cancel();
 
    private:
     friend class LlmRateLimiter;
@@ -67,7 +84,9 @@ class LlmRateLimiter {
     Refusal refusal_ = Refusal::kNone;
     Duration retry_after_{0};
     std::int64_t reserved_ = 0;
-    std::int64_t slice_ = 0;
+    std::int64_t slice_ = 0;                      // of the minute's tokens
+    std::int64_t day_slice_ = 0;                  // of the day's tokens
+    std::int64_t request_slices_[3] = {0, 0, 0};  // of the second's, minute's and hour's requests
     TimePoint admitted_at_{};
   };
 
@@ -76,15 +95,18 @@ class LlmRateLimiter {
     std::map<std::string, std::int64_t> rejected;  // by refusal reason
     std::int64_t in_flight = 0;
     std::int64_t requests_in_window = 0;
-    std::int64_t tokens_in_window = 0;
+    std::int64_t tokens_in_window = 0;  // the minute's
+    std::int64_t requests_last_hour = 0;
+    std::int64_t tokens_last_day = 0;
     std::int64_t tokens_refunded = 0;
     Duration backoff_remaining{0};
   };
 
   LlmRateLimiter(std::string name, LlmLimits limits, const Clock& clock = SystemClock::instance());
   // Reserve `max_tokens` (the prompt's tokens plus the completion's max_tokens). Refused if any
-  // one of requests, tokens, in-flight or a server-imposed backoff has no room; nothing is taken
-  // then. A reservation larger than tokens_per_minute is refused as kTooLarge (it never fits).
+  // one of the request and token windows, in-flight or a server-imposed backoff has no room;
+  // nothing is taken then. A reservation larger than tokens_per_minute or tokens_per_day is
+  // refused as kTooLarge (it never fits).
   Lease try_acquire(std::int64_t max_tokens);
   // Apply what the server said: Retry-After blocks all admissions for that long; a remaining
   // count of zero blocks that dimension until its reset; smaller remaining counts cap what we
@@ -96,13 +118,16 @@ class LlmRateLimiter {
   const std::string& name() const { return name_; }
 
  private:
-  void finish(Lease& lease, std::optional<std::int64_t> used_tokens);
+  void finish(Lease& lease, std::optional<std::int64_t> used_tokens, bool cancelled = false);
   const std::string name_;
   const Clock& clock_;
   mutable std::mutex mu_;
   LlmLimits limits_;
   WindowCounter requests_;
   WindowCounter tokens_;
+  WindowCounter burst_;
+  WindowCounter requests_hour_;
+  WindowCounter tokens_day_;
   std::int64_t in_flight_ = 0;
   TimePoint blocked_until_{};
   // The server's own view, valid until its reset time.

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
         worker = std::make_unique<devfix::DevFixWorker>(host.catalog(), options.make_generator(),
                                                         options.worker_config(host.common().max_in_flight),
                                                         *host.registry());
+        for (auto& [generator, limits] : options.make_fallbacks()) worker->add_fallback(std::move(generator), limits);
       }))
     return *exit_code;
   host.set_priority_order(priorities);

@@ -11,7 +11,9 @@
 #include <mutex>
 #include <thread>
 
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/dead_letter.h"
+#include "agentline/kafka/headers.h"
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "broker_fixture.h"
@@ -259,6 +261,90 @@ TEST_F(ConsumerRuntimeTest, ATenantsFirstRecordOvertakesAnotherTenantsBacklogAnd
   EXPECT_TRUE(std::is_sorted(a_order.begin(), a_order.end())) << "a tenant's records keep their order";
   EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
   EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, WithFairQueuingARetryTiersRecordsOfManyKeysAllRunInOffsetOrder) {
+  // A retry tier holding 20 records of key a, then 20 of key b, due shortly. A tier is read in
+  // offset order (its commits are tracked at dispatch), so fair queuing must not reorder it:
+  // every record runs once, none is skipped.
+  std::mutex mutex;
+  std::map<std::string, int> ran;
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        std::lock_guard lock(mutex);
+        ++ran[*r.key];
+        return std::nullopt;
+      },
+      /*max_in_flight=*/2, 5s,
+      [&](kafka::ConsumerOptions& o) {
+        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+      });
+  const auto due = std::to_string(events::now_ms() + 300);
+  std::vector<kafka::OutgoingRecord> records;
+  for (int i = 0; i < 40; ++i) {
+    records.push_back({tier(1),
+                       (i < 20 ? "a" : "b") + std::to_string(100 + i),
+                       "v",
+                       {{std::string(kafka::headers::kAttempt), "1"},
+                        {std::string(kafka::headers::kRetryDue), due},
+                        {std::string(kafka::headers::kOriginalTopic), topic("in")}},
+                       std::nullopt});
+  }
+  broker_.produce_batch(records);
+  auto count = [&] {
+    std::lock_guard lock(mutex);
+    return ran.size();
+  };
+  ASSERT_TRUE(agentline::testing::eventually([&] { return count() == 40; }, 60s)) << count() << " of 40";
+  ASSERT_TRUE(broker_.settled({{"runtime-test", {"in"}}}));
+  EXPECT_EQ(stop(), 0);
+  for (const auto& [key, n] : ran) EXPECT_EQ(n, 1) << key;
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
+}
+
+TEST_F(ConsumerRuntimeTest, AKeyTheHandlerHoldsWaitsInPlaceWhileTheOthersGoOn) {
+  // Tenant c's first try finds its own limit spent (kHoldKey, 300 ms): c waits, a goes on, then
+  // each record of c runs once more, in order, never through a retry tier.
+  std::mutex mutex;
+  std::vector<std::string> done;
+  std::map<std::string, int> tries;
+  std::map<std::string, int> attempts_seen;
+  std::optional<std::chrono::steady_clock::time_point> held_at;
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        std::this_thread::sleep_for(5ms);
+        std::lock_guard lock(mutex);
+        attempts_seen[*r.key] = std::max(attempts_seen[*r.key], kafka::attempt_of(r));
+        if ((*r.key)[0] == 'c' && tries[*r.key]++ == 0) {
+          if (!held_at) held_at = std::chrono::steady_clock::now();
+          return kafka::Failure::hold_key("tenant_over_limit", "c's tokens for today are spent", 300ms);
+        }
+        done.push_back(*r.key);
+        return std::nullopt;
+      },
+      /*max_in_flight=*/1, 5s,
+      [&](kafka::ConsumerOptions& o) {
+        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+      });
+  std::vector<kafka::OutgoingRecord> records;
+  for (int i = 0; i < 3; ++i) records.push_back({topic("in"), "c" + std::to_string(i), "v", {}, std::nullopt});
+  for (int i = 0; i < 40; ++i) records.push_back({topic("in"), "a" + std::to_string(100 + i), "v", {}, std::nullopt});
+  broker_.produce_batch(records);
+  auto finished = [&] {
+    std::lock_guard lock(mutex);
+    return done.size();
+  };
+  ASSERT_TRUE(agentline::testing::eventually([&] { return finished() == 43; }, 60s)) << finished();
+  ASSERT_TRUE(broker_.settled({{"runtime-test", {"in"}}}));
+  EXPECT_EQ(stop(), 0);
+  std::lock_guard lock(mutex);
+  auto position = [&](const std::string& key) { return std::find(done.begin(), done.end(), key) - done.begin(); };
+  EXPECT_LT(position("c0"), position("c1"));
+  EXPECT_LT(position("c1"), position("c2")) << "a held key keeps its records' order";
+  EXPECT_GE(position("c0"), 5) << "a went on while c waited";
+  for (const auto& [key, n] : tries) EXPECT_EQ(n, 2) << key << ": held once, then run once";
+  for (const auto& [key, attempt] : attempts_seen) EXPECT_EQ(attempt, 0) << key << " went through a retry tier";
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
 }
 
 TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndAReplayRedoesOnlyThatTail) {

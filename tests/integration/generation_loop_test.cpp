@@ -281,6 +281,44 @@ TEST_F(GenerationLoopTest, ATenantsFloodDoesNotDelayAnotherTenantsTasks) {
   EXPECT_EQ(dlq_size(), 0u);
 }
 
+TEST_F(GenerationLoopTest, DuringAPrimaryOutageFilesComeFromTheFallbackModelAndReturnAfter) {
+  FakeLlm primary;
+  FakeLlm backup;
+  primary.mode("503");
+  const json fallbacks = json::array(
+      {{{"base_url", "http://127.0.0.1:" + std::to_string(backup.port()) + "/v1"}, {"model", "backup-model"}}});
+  auto worker =
+      dev_fix_worker(primary, {"--llm-model", "primary-model", "--llm-fallbacks", fallbacks.dump(),
+                               "--breaker-minimum-calls", "2", "--breaker-window", "2", "--breaker-open-wait-ms",
+                               "2000", "--breaker-successes", "1", "--batch-max-files", "1", "--max-in-flight", "2"});
+  for (int i = 0; i < 10; ++i)
+    broker_.produce(topic("tasks.normal"), "t" + std::to_string(i),
+                    task("t" + std::to_string(i), "f" + std::to_string(i) + ".py"));
+  const auto during = events(10, 60s);
+  ASSERT_EQ(during.size(), 10u) << worker->log();
+  for (const auto& e : during) {
+    EXPECT_EQ(e["type"], "FILE_COMPLETED");
+    EXPECT_EQ(e["payload"]["model"], "backup-model") << "every file of the outage came from the fallback";
+  }
+  EXPECT_LE(primary.requests(), 4) << "once its breaker opened the primary was no longer asked";
+  EXPECT_EQ(metric(http_port_, "agentline_breaker_state{breaker=\"llm-openai\",state=\"open\"}"), 1);
+
+  // The primary recovers: after the open wait a probe succeeds, and files come from it again.
+  primary.mode("ok");
+  bool back = false;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (std::size_t n = 11; !back && std::chrono::steady_clock::now() < deadline; ++n) {
+    const std::string id = "r" + std::to_string(n);
+    broker_.produce(topic("tasks.normal"), id, task(id, id + ".py"));
+    const auto all = events(n, 30s);
+    ASSERT_EQ(all.size(), n) << worker->log();
+    back = all.back()["payload"]["model"] == "primary-model";
+    if (!back) std::this_thread::sleep_for(200ms);  // one task per 200 ms until the probe
+  }
+  EXPECT_TRUE(back) << "files came from the primary again" << worker->log();
+  EXPECT_EQ(dlq_size(), 0u) << "no file failed because its primary was down";
+}
+
 TEST_F(GenerationLoopTest, ARepeatedTaskIsServedFromTheCache) {
   FakeLlm llm;
   auto worker = dev_fix_worker(llm, {});

@@ -81,6 +81,13 @@ struct ConsumerRuntime::Impl {
   // Records whose handler asked to back off; run again once hold_until_ms has passed.
   std::deque<std::shared_ptr<Job>> deferred GUARDED_BY(mutex);
   std::int64_t hold_until_ms GUARDED_BY(mutex) = 0;
+  // Records whose handler said their key must wait (kHoldKey), for the poll thread to put back
+  // at the head of their key's queue; the key waits until `until_ms`.
+  struct Returned {
+    InboundRecord record;
+    std::int64_t until_ms;
+  };
+  std::deque<Returned> returned GUARDED_BY(mutex);
   // Records past dispatch: handlers running and outputs awaiting acknowledgement (in_flight.h).
   InFlight in_flight GUARDED_BY(mutex){options.max_in_flight};
   bool workers_stop GUARDED_BY(mutex) = false;
@@ -167,6 +174,8 @@ struct ConsumerRuntime::Impl {
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
+  // Puts records back whose key must wait (kHoldKey), and holds their keys.
+  void take_back_returned();
   // `tracked`: its offset was tracked when it was fetched (tracked_at_fetch).
   void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked = false)
       REQUIRES(mutex);
@@ -231,6 +240,25 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   std::optional<Failure> failure = invoke_handler(*handler, job->record, emitter, options.observed_topics);
   metrics->handler_seconds.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   const auto& rec = job->record;
+  if (failure && failure->kind == FailureKind::kHoldKey) {
+    if (tracked_at_fetch(rec.topic)) {
+      const std::string topic = rec.topic;
+      {
+        // Its offset stays tracked (pending): dispatching it again later is safe.
+        Lock lock(mutex);
+        returned.push_back(
+            {std::move(job->record), now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1)});
+        in_flight.deferred();
+        metrics->in_flight.Set(in_flight.unfinished());
+      }
+      metrics->finished(topic, "deferred");
+      spdlog::debug("holding a key for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
+                    bounded_message(failure->message, 300));
+      changed.notify_all();
+      return;
+    }
+    failure->kind = FailureKind::kBackoff;  // no keys here: everything waits
+  }
   if (failure && failure->kind == FailureKind::kBackoff) {
     {
       Lock lock(mutex);
@@ -345,6 +373,7 @@ void ConsumerRuntime::Impl::update_backpressure() {
 }
 
 void ConsumerRuntime::Impl::dispatch_backlog() {
+  if (options.fair.key) take_back_returned();
   {
     // While held, nothing runs; afterwards the deferred records go first.
     Lock lock(mutex);
@@ -466,6 +495,22 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   work.push_back(std::move(job));
 }
 
+void ConsumerRuntime::Impl::take_back_returned() {
+  std::deque<Returned> back;
+  {
+    Lock lock(mutex);
+    back.swap(returned);
+  }
+  // Last returned first, so that records of one key keep their order at its head.
+  for (auto it = back.rbegin(); it != back.rend(); ++it) {
+    auto& q = backlogs[static_cast<std::size_t>(partition_rank(it->record.topic))];
+    std::string key = options.fair.key(it->record);
+    const double weight = options.fair.weight ? options.fair.weight(key) : 1.0;
+    q.push_front(key, weight, std::move(it->record));
+    q.hold(key, it->until_ms);
+  }
+}
+
 // Held retry records whose due time has come run first: they have waited out their delay.
 void ConsumerRuntime::Impl::dispatch_held() {
   bool started = false;
@@ -530,7 +575,8 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
     state->tracker.start(record.offset);
     state->last_started = record.offset;
   }
-  std::string key = options.fair.key ? options.fair.key(record) : std::string();
+  // A retry tier's records keep their offset order (tracked at dispatch): one queue, no keys.
+  std::string key = tracked_at_fetch(record.topic) ? options.fair.key(record) : std::string();
   const double weight = options.fair.weight && !key.empty() ? options.fair.weight(key) : 1.0;
   backlogs[static_cast<std::size_t>(rank)].push(key, weight, std::move(record));
   return true;
@@ -608,6 +654,15 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   // they must not hold the revocation up. They stay uncommitted, and the next owner reads them
   // again. (Waiting records count where they are tracked already: tracked_at_fetch.)
   std::map<PartitionId, std::size_t> deferred_here;
+  {
+    Lock lock(mutex);
+    std::erase_if(returned, [&](const Returned& r) {
+      PartitionId id{r.record.topic, r.record.partition};
+      if (ids.count(id) == 0) return false;
+      ++deferred_here[id];
+      return true;
+    });
+  }
   erase_backlog_if([&](const InboundRecord& r) {
     if (ids.count({r.topic, r.partition}) == 0) return false;
     if (tracked_at_fetch(r.topic)) ++deferred_here[{r.topic, r.partition}];

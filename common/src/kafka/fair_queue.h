@@ -32,6 +32,15 @@ class FairQueue {
     k.items.emplace_back(next_seq_++, std::move(item));
     ++size_;
   }
+  // Back at the head of its key's queue (dispatched, then told to wait): it keeps its place
+  // ahead of the key's later records.
+  void push_front(const std::string& key, double weight, T item) {
+    auto& k = keys_[key];
+    k.weight = weight > 0 ? weight : 1;
+    if (k.items.empty()) k.head_start = std::max(virtual_time_, k.finish);
+    k.items.emplace_front(--front_seq_, std::move(item));
+    ++size_;
+  }
 
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
@@ -41,11 +50,11 @@ class FairQueue {
   const std::string* next(std::int64_t now_ms) const {
     const std::string* best = nullptr;
     double best_tag = std::numeric_limits<double>::infinity();
-    std::uint64_t best_seq = 0;
+    std::int64_t best_seq = 0;
     for (const auto& [key, k] : keys_) {
       if (k.items.empty() || k.held_until_ms > now_ms) continue;
       const double tag = start_tag(k);
-      const std::uint64_t seq = k.items.front().first;
+      const std::int64_t seq = k.items.front().first;
       if (tag < best_tag || (tag == best_tag && seq < best_seq)) {
         best = &key;
         best_tag = tag;
@@ -108,7 +117,7 @@ class FairQueue {
 
  private:
   struct Key {
-    std::deque<std::pair<std::uint64_t, T>> items;  // arrival sequence, record
+    std::deque<std::pair<std::int64_t, T>> items;  // arrival sequence (negative: put back), record
     double weight = 1;
     double head_start = 0;  // virtual start tag of the head record
     double finish = 0;      // virtual finish tag of the key's last dispatched record
@@ -125,7 +134,8 @@ class FairQueue {
 
   std::map<std::string, Key> keys_;
   double virtual_time_ = 0;
-  std::uint64_t next_seq_ = 0;
+  std::int64_t next_seq_ = 0;
+  std::int64_t front_seq_ = 0;
   std::size_t size_ = 0;
 };
 

@@ -48,7 +48,7 @@ void AdaptiveConcurrency::on_success(double latency_sample, int in_flight) {
   // Grow only a limit that is in use: idle capacity says nothing about what the backend takes.
   if (in_flight * 2 < static_cast<int>(limit_)) return;
   const double before = limit_;
-  limit_ = std::min<double>(config_.max_limit, limit_ + 1.0 / limit_);
+  limit_ = std::min<double>(config_.max_limit, limit_ + (decreased_ ? 1.0 / limit_ : 1.0));
   if (static_cast<int>(limit_) > static_cast<int>(before)) ++increases_;
 }
 

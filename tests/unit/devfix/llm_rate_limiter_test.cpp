@@ -167,5 +167,48 @@ TEST(LlmRateLimiter, UsageBeyondTheReservationIsCharged) {
   EXPECT_EQ(limiter.try_acquire(400).refusal(), LlmRateLimiter::Refusal::kTokens);
 }
 
+TEST(LlmRateLimiter, BurstHourAndDayWindowsHoldAsTheSeedsStateThem) {
+  ManualClock clock;
+  LlmLimits limits;
+  limits.burst = 2;
+  limits.requests_per_hour = 3;
+  limits.tokens_per_day = 1000;
+  LlmRateLimiter limiter("seeds", limits, clock);
+  auto a = limiter.try_acquire(400);
+  auto b = limiter.try_acquire(100);
+  ASSERT_TRUE(a && b);
+  auto c = limiter.try_acquire(100);
+  EXPECT_EQ(c.refusal(), LlmRateLimiter::Refusal::kBurst) << "two in one second";
+  EXPECT_LE(c.retry_after(), 1100ms) << "a second, counted in slices of 50 ms";
+  clock.advance(1100ms);
+  auto d = limiter.try_acquire(600);
+  EXPECT_EQ(d.refusal(), LlmRateLimiter::Refusal::kTokensPerDay) << "400 + 100 + 600 > 1000 today";
+  EXPECT_GT(d.retry_after(), 23h);
+  a.complete(50);  // the server counted 50 of the 400 reserved
+  auto e = limiter.try_acquire(600);
+  ASSERT_TRUE(e) << "the refund made room in the day";
+  auto f = limiter.try_acquire(1);
+  EXPECT_EQ(f.refusal(), LlmRateLimiter::Refusal::kRequestsPerHour);
+  EXPECT_GT(f.retry_after(), 58min);
+  EXPECT_EQ(limiter.try_acquire(1001).refusal(), LlmRateLimiter::Refusal::kTooLarge) << "never fits a day";
+  const auto s = limiter.stats();
+  EXPECT_EQ(s.requests_last_hour, 3);
+  EXPECT_EQ(s.tokens_last_day, 750);
+  EXPECT_EQ(s.rejected.at("burst"), 1);
+  EXPECT_EQ(s.rejected.at("tokens_per_day"), 1);
+  EXPECT_EQ(s.rejected.at("requests_per_hour"), 1);
+}
+
+TEST(LlmRateLimiter, ACancelledLeaseTakesBackItsRequestAndTokens) {
+  ManualClock clock;
+  LlmRateLimiter limiter("cancel", {1, 500, 1}, clock);
+  auto a = limiter.try_acquire(400);
+  ASSERT_TRUE(a);
+  a.cancel();  // another limit refused the call: it was never made
+  auto b = limiter.try_acquire(500);
+  EXPECT_TRUE(b) << "the request and the 400 tokens came back";
+  EXPECT_EQ(limiter.stats().admitted, 1);
+}
+
 }  // namespace
 }  // namespace agentline::devfix

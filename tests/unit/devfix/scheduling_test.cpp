@@ -36,19 +36,28 @@ struct Collect final : kafka::Emitter {
   void emit(kafka::OutgoingRecord record) override { records.push_back(std::move(record)); }
 };
 
-// A backend that answers 429 while `overloaded`, else a small file.
+// A backend that answers 429 while `overloaded`, is unavailable (a 503) while `down`, else writes a
+// small file; it counts its calls.
 class ScriptedBackend final : public Generator {
  public:
-  explicit ScriptedBackend(std::atomic<bool>& overloaded) : overloaded_(overloaded) {}
-  Generation generate(const GenerationRequest&) override {
+  explicit ScriptedBackend(std::atomic<bool>& overloaded, std::string model = "m", std::atomic<bool>* down = nullptr,
+                           std::atomic<int>* calls = nullptr)
+      : overloaded_(overloaded), model_(std::move(model)), down_(down), calls_(calls) {}
+  // Reports 100 prompt tokens and every completion token it was allowed.
+  Generation generate(const GenerationRequest& request) override {
+    if (calls_ != nullptr) ++*calls_;
     if (overloaded_) throw GenerationError(GenerationError::Kind::kRateLimited, "HTTP 429");
-    return {"print(1)\n", 10, 10, 0, "m", "stop"};
+    if (down_ != nullptr && *down_) throw GenerationError(GenerationError::Kind::kUnavailable, "HTTP 503");
+    return {"print(1)\n", 100, request.max_tokens, 0, model_, "stop"};
   }
   std::string backend() const override { return "scripted"; }
-  std::string model() const override { return "m"; }
+  std::string model() const override { return model_; }
 
  private:
   std::atomic<bool>& overloaded_;
+  std::string model_;
+  std::atomic<bool>* down_;
+  std::atomic<int>* calls_;
 };
 
 struct Fixture {
@@ -122,6 +131,70 @@ TEST(Scheduling, A429HalvesTheTasksGeneratingAtOnceAndSuccessesGrowThemBackAsFar
   // One task at a time: the limit grows while it is at most twice what is used, then stops.
   EXPECT_EQ(worker->concurrency_limit(), 3);
   EXPECT_EQ(worker->stats()["concurrency"]["max"], 16);
+}
+
+TEST(Scheduling, ATenantOverItsOwnTokensWaitsAloneAndATaskThatCanNeverFitFails) {
+  Fixture f;
+  WorkerConfig config;
+  config.tenant_overrides =
+      parse_tenant_limits(R"({"acme": {"tokens_per_day": 3000}, "tiny": {"tokens_per_day": 10}})");
+  config.default_max_tokens = 1000;
+  auto worker = f.worker(config);
+  Collect out;
+  EXPECT_FALSE(worker->handle(task_record("a1", {{"tenant", "acme"}}), out)) << "1,100 tokens used";
+  EXPECT_FALSE(worker->handle(task_record("a2", {{"tenant", "acme"}}), out)) << "2,200 used";
+  auto held = worker->handle(task_record("a3", {{"tenant", "acme"}}), out);
+  ASSERT_TRUE(held) << "another ~1,100 do not fit the day's 3,000";
+  EXPECT_EQ(held->kind, kafka::FailureKind::kHoldKey) << "only acme waits";
+  EXPECT_EQ(held->error_class, "tenant_rate_limited");
+  EXPECT_FALSE(worker->handle(task_record("g1", {{"tenant", "globex"}}), out)) << "globex has no limit";
+  EXPECT_EQ(out.records.size(), 3u);
+
+  EXPECT_FALSE(worker->handle(task_record("t1", {{"tenant", "tiny"}}), out)) << "answered, not held";
+  const auto failed = nlohmann::json::parse(out.records.back().value);
+  EXPECT_EQ(failed["type"], "FILE_FAILED") << "10 tokens a day never fit a call: the task fails with the reason";
+  EXPECT_EQ(failed["payload"]["error_class"], "llm_too_large");
+  EXPECT_EQ(worker->stats()["tenants"]["limited"]["acme"]["refused"]["tokens_per_day"], 1);
+  EXPECT_THROW(parse_tenant_limits(R"({"acme": {"tokens_per_week": 1}})"), std::invalid_argument);
+  EXPECT_THROW(parse_tenant_limits(R"({"acme": {"burst": -1}})"), std::invalid_argument);
+}
+
+TEST(Scheduling, DuringAPrimaryOutageCallsGoToTheFallbackAndComeBackWhenItRecovers) {
+  Fixture f;
+  WorkerConfig config;
+  config.breaker.minimum_calls = 2;
+  config.breaker.window_size = 2;
+  config.breaker.failure_rate_threshold = 50;
+  config.breaker.open_wait = std::chrono::seconds(30);
+  config.breaker.half_open_max_probes = 1;
+  config.breaker.half_open_successes_to_close = 1;
+  config.batch_max_files = 1;
+  std::atomic<bool> primary_down{true}, never{false};
+  std::atomic<int> primary_calls{0}, backup_calls{0};
+  DevFixWorker worker(f.catalog, std::make_unique<ScriptedBackend>(never, "primary", &primary_down, &primary_calls),
+                      config, f.registry, f.clock);
+  worker.add_fallback(std::make_unique<ScriptedBackend>(never, "backup", nullptr, &backup_calls), {});
+  Collect out;
+  auto model_of_last = [&] { return nlohmann::json::parse(out.records.back().value)["payload"]["model"]; };
+
+  EXPECT_FALSE(worker.handle(task_record("t1"), out)) << "served, not failed: the fallback answered";
+  EXPECT_EQ(model_of_last(), "backup") << "the event says which model wrote the file";
+  EXPECT_FALSE(worker.handle(task_record("t2"), out));
+  EXPECT_EQ(primary_calls.load(), 2);
+  EXPECT_EQ(worker.stats()["backends"][0]["breaker"]["state"], "open") << "two failures of two";
+  for (int i = 3; i <= 6; ++i) EXPECT_FALSE(worker.handle(task_record("t" + std::to_string(i)), out));
+  EXPECT_EQ(primary_calls.load(), 2) << "an open breaker: the primary is not even asked";
+  EXPECT_EQ(backup_calls.load(), 6);
+  EXPECT_EQ(model_of_last(), "backup");
+
+  primary_down = false;
+  f.clock.advance(std::chrono::seconds(31));  // the open wait has passed: a probe may go
+  EXPECT_FALSE(worker.handle(task_record("t7"), out));
+  EXPECT_EQ(model_of_last(), "primary") << "the probe succeeded and closed the breaker";
+  EXPECT_FALSE(worker.handle(task_record("t8"), out));
+  EXPECT_EQ(model_of_last(), "primary");
+  EXPECT_EQ(backup_calls.load(), 6);
+  EXPECT_EQ(worker.stats()["backends"][1]["model"], "backup");
 }
 
 }  // namespace

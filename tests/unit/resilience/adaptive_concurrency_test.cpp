@@ -17,15 +17,21 @@ AdaptiveConcurrencyConfig config(int min, int max, int initial) {
   return c;
 }
 
-TEST(AdaptiveConcurrency, GrowsByAboutOnePerRoundOfSuccessfulCallsUpToItsMaximum) {
+TEST(AdaptiveConcurrency, DoublesPerRoundUntilTheFirstOverloadThenGrowsByAboutOnePerRound) {
   ManualClock clock;
-  AdaptiveConcurrency limit("llm", config(1, 10, 4), clock);
+  AdaptiveConcurrency limit("llm", config(1, 64, 4), clock);
   for (int i = 0; i < 4; ++i) limit.on_success(1.0, 4);
-  EXPECT_EQ(limit.limit(), 4) << "1/limit per success: just short of one more after a round of four";
-  limit.on_success(1.0, 4);
-  EXPECT_EQ(limit.limit(), 5);
-  for (int i = 0; i < 200; ++i) limit.on_success(1.0, limit.limit());
-  EXPECT_EQ(limit.limit(), 10) << "never above --llm-max-in-flight";
+  EXPECT_EQ(limit.limit(), 8) << "slow start: a round of four successes doubles four";
+  for (int i = 0; i < 8; ++i) limit.on_success(1.0, 8);
+  EXPECT_EQ(limit.limit(), 16);
+  limit.on_overload();
+  EXPECT_EQ(limit.limit(), 8);
+  for (int i = 0; i < 8; ++i) limit.on_success(1.0, 8);
+  EXPECT_EQ(limit.limit(), 8) << "1/limit per success: just short of one more after a round of eight";
+  limit.on_success(1.0, 8);
+  EXPECT_EQ(limit.limit(), 9);
+  for (int i = 0; i < 5000; ++i) limit.on_success(1.0, limit.limit());
+  EXPECT_EQ(limit.limit(), 64) << "never above --llm-max-in-flight";
 }
 
 TEST(AdaptiveConcurrency, AnIdleLimitDoesNotGrow) {

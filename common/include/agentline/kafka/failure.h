@@ -8,13 +8,17 @@
 //    its rate limit says wait). Not the record's fault: no retry tier is used, nothing goes to
 //    the DLQ. The runtime stops dispatching and fetching for `retry_after`, then runs the same
 //    record again. A handler returning kBackoff must not have emitted anything.
+//  - kHoldKey: a kBackoff for this record's fair-queuing key only (ConsumerOptions::fair): what
+//    is exhausted is its tenant's own (a tenant's tokens per day). The record goes back to the
+//    head of its key's queue, the key waits `retry_after`, the other keys go on. Without fair
+//    queuing it is a kBackoff. Nothing emitted, as for kBackoff.
 #include <chrono>
 #include <string>
 #include <utility>
 
 namespace agentline::kafka {
 
-enum class FailureKind { kBadInput, kTransient, kBackoff };
+enum class FailureKind { kBadInput, kTransient, kBackoff, kHoldKey };
 
 struct Failure {
   FailureKind kind = FailureKind::kTransient;
@@ -30,6 +34,9 @@ struct Failure {
   }
   static Failure backoff(std::string error_class, std::string message, std::chrono::milliseconds retry_after) {
     return {FailureKind::kBackoff, std::move(error_class), std::move(message), retry_after};
+  }
+  static Failure hold_key(std::string error_class, std::string message, std::chrono::milliseconds retry_after) {
+    return {FailureKind::kHoldKey, std::move(error_class), std::move(message), retry_after};
   }
 };
 

@@ -1,8 +1,10 @@
 #pragma once
 // An adaptive limit on calls in flight to a backend whose capacity is unknown and changes (an
 // LLM provider): AIMD, in the style of Netflix's concurrency-limits.
-//   - Additive increase: each call that succeeds while the limit is in use (at least half of it
-//     in flight) adds 1/limit, so the limit grows by about one per round of calls.
+//   - Slow start: until the first overload, each call that succeeds while the limit is in use (at
+//     least half of it in flight) adds one, so the limit doubles per round of calls (as TCP does:
+//     a cold worker reaches a large provider's capacity in a few rounds, not hundreds).
+//   - Additive increase after that: each such call adds 1/limit, about one per round.
 //   - Multiplicative decrease on overload: a 429 or a timeout multiplies it by `backoff_ratio`
 //     (0.5); a latency above `latency_tolerance` x the baseline multiplies it by
 //     `latency_backoff` (0.9). At most one decrease per `cooldown`, so a burst of 429s from the
@@ -70,7 +72,7 @@ class AdaptiveConcurrency {
   double baseline_ = 0;
   double recent_ = 0;
   TimePoint last_decrease_{};
-  bool decreased_ = false;
+  bool decreased_ = false;  // since construction: slow start is over
   std::int64_t increases_ = 0;
   std::int64_t decreases_ = 0;
   std::int64_t latency_decreases_ = 0;
