@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/ usr / bin / env python3
 """Generates the Grafana dashboards in helm/agentline/dashboards/ (used by the Helm chart and
 docker-compose). Edit here, run `python3 monitoring/dashboards.py`, commit both; the deploy
 checks fail when the JSON is stale.
@@ -48,8 +48,11 @@ class Dashboard:
             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
             "options": {},
             "targets": [
-                {"refId": chr(ord("A") + i), "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                 "expr": expr, "legendFormat": legend}
+                {
+  "refId" : chr(ord("A") + i),
+            "datasource" : {"type" : "prometheus", "uid" : "${datasource}"},
+                           "expr" : expr,
+                                    "legendFormat" : legend}
                 for i, (expr, legend) in enumerate(targets)
             ],
         }
@@ -61,11 +64,21 @@ class Dashboard:
 
     def json(self):
         var = lambda name, query: {
-            "name": name, "label": name, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
-            "query": {"query": query, "refId": name}, "definition": query, "refresh": 2, "includeAll": True,
-            "multi": True, "allValue": ".+", "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-            "options": [], "sort": 1,
-        }
+  "name" : name,
+           "label" : name,
+                     "type" : "query",
+                              "datasource" : {"type" : "prometheus", "uid" : "${datasource}"},
+                                             "query" : {"query" : query, "refId" : name},
+                                                       "definition" : query,
+                                                                      "refresh" : 2,
+                                                                      "includeAll" : True,
+                                                                                     "multi" : True,
+                                                                                               "allValue" : ".+",
+                                                                                                            "current"
+      : {"selected" : True, "text" : ["All"], "value" : ["$__all"]},
+        "options" : [],
+                    "sort" : 1,
+}
         return {
             "uid": self.uid,
             "title": self.title,
@@ -148,10 +161,23 @@ def llm():
             [("sum by (breaker, outcome) (%s)" % rate("agentline_breaker_calls_total"), "{{breaker}} {{outcome}}")], "ops")
     d.panel("Rate-limit rejections", "Calls a limiter refused per second, by limiter and reason.",
             [("sum by (limiter, reason) (%s)" % rate("agentline_ratelimit_rejections_total"), "{{limiter}} {{reason}}")], "ops")
-    d.panel("Quota used", "Requests and tokens of the last minute against the per-minute limits.",
-            [("max by (limiter, dimension) (%s / %s)" % (m("agentline_ratelimit_window_usage"),
-                                                        m("agentline_ratelimit_window_limit")), "{{limiter}} {{dimension}}")],
+    d.panel("Quota used", "Requests and tokens counted in each window (minute, hour, day) against its limit, per "
+            "backend and per limited tenant.",
+            [("max by (limiter, dimension, window) (%s / %s)" % (m("agentline_ratelimit_window_usage"),
+                                                                m("agentline_ratelimit_window_limit")),
+              "{{limiter}} {{dimension}} per {{window}}")],
             "percentunit")
+    d.panel("Tasks generating at once", "The adaptive concurrency limit (AIMD) beside the calls in flight.",
+            [("max by (limiter) (%s)" % m("agentline_concurrency_limit"), "limit {{limiter}}"),
+             ("sum by (limiter) (%s)" % m("agentline_ratelimit_in_flight"), "in flight {{limiter}}")], "short")
+    d.panel("Concurrency limit changes", "Changes of the adaptive limit per second: up on success, down on overload "
+            "(429, timeout) or latency above the baseline.",
+            [("sum by (direction, cause) (%s)" % rate("agentline_concurrency_limit_changes_total"),
+              "{{direction}} {{cause}}")], "ops")
+    d.panel("Tenants waiting", "Times per second a tenant's next task waited in place for its quota.",
+            [("sum(%s)" % rate("agentline_tenant_throttled_total"), "held")], "ops")
+    d.panel("Pool sizes", "Handler slots and upload threads, as configured or sized for the container.",
+            [("max by (job, pool, source) (%s)" % m("agentline_pool_size"), "{{job}} {{pool}} ({{source}})")], "short")
     return d
 
 

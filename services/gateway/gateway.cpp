@@ -2,6 +2,7 @@
 
 #include "agentline/config/options.h"
 #include "agentline/observability/metric_registration.h"
+#include "dashboard.h"
 #include "gateway_impl.h"
 
 namespace agentline::gateway {
@@ -10,6 +11,8 @@ std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 
 void GatewayConfig::bind(config::OptionSet& o) {
   o.add("dlq-url", &dlq_url, "dlq-escalator's HTTP address (its --http-port) for GET /api/dlq and replays");
+  o.add("service-urls", &service_urls,
+        "The services GET /api/dashboard reads (/readyz, /metrics): name=http://host:port,... (agentline up sets it)");
   o.add("sse-heartbeat-ms", &heartbeat,
         "Heartbeat comment on idle event streams; a client gone is found by the write that fails, so within "
         "about two heartbeats its stream slot is free");
@@ -23,6 +26,11 @@ void GatewayConfig::bind(config::OptionSet& o) {
 void GatewayConfig::check() const {
   if (heartbeat < std::chrono::milliseconds(100)) throw config::ConfigError("--sse-heartbeat-ms must be at least 100");
   if (max_streams < 1) throw config::ConfigError("--max-streams must be at least 1");
+  try {
+    parse_service_urls(service_urls);
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError(e.what());
+  }
 }
 
 Gateway::Impl::Impl(GatewayConfig c, ProgressView& v, kafka::Producer& p, const events::MessageValidator& val,

@@ -28,9 +28,10 @@ namespace agentline::gateway {
 class ProgressView;
 
 struct GatewayConfig {
-  std::string dlq_url;      // dlq-escalator's HTTP base URL; empty: the DLQ endpoints answer 503
-  std::string api_token;    // sent on to dlq-escalator; the server checks it on the API
-  std::string tasks_topic;  // full name of tasks.submitted
+  std::string dlq_url;       // dlq-escalator's HTTP base URL; empty: the DLQ endpoints answer 503
+  std::string service_urls;  // --service-urls: name=url,... whose /readyz and /metrics GET /api/dashboard reads
+  std::string api_token;     // sent on to dlq-escalator; the server checks it on the API
+  std::string tasks_topic;   // full name of tasks.submitted
   std::chrono::milliseconds heartbeat{2000};
   // At most one event per stream per interval: the changes in between go out together.
   std::chrono::milliseconds min_event_interval{200};

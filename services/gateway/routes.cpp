@@ -2,6 +2,7 @@
 #include <future>
 
 #include "agentline/net/http_client.h"
+#include "dashboard.h"
 #include "gateway_impl.h"
 
 namespace agentline::gateway {
@@ -47,6 +48,11 @@ void Gateway::Impl::add_routes(net::HttpServer& server) {
   server.add({"GET", "/api/jobs/{id}", "job", job_route(&Impl::job), Access::kToken});
   server.add({"GET", "/api/jobs/{id}/progress", "progress", job_route(&Impl::progress), Access::kToken});
   server.add({"GET", "/api/progress/stream/{id}", "stream", job_route(&Impl::stream), Access::kToken});
+  server.add({"GET", "/api/dashboard", "dashboard",
+              [this](HttpExchange& x) {
+                json(x, 200, build_dashboard(parse_service_urls(config.service_urls), std::chrono::seconds(2)));
+              },
+              Access::kToken});
   server.add({"GET", "/api/dlq", "dlq", [this](HttpExchange& x) { list_dlq(x); }, Access::kToken});
   server.add({"POST", "/api/dlq/replay", "dlq_replay", [this](HttpExchange& x) { replay_dlq(x); }, Access::kToken});
 }

@@ -347,6 +347,13 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
         argv.insert(argv.end(),
                     {"--dlq-url", "http://127.0.0.1:" + std::to_string(base_port + (dlq - services.begin()))});
       }
+      // GET /api/dashboard reads every service's /readyz and /metrics.
+      std::string urls;
+      for (std::size_t i = 0; i < services.size(); ++i) {
+        if (services[i] == "gateway") continue;
+        urls += (urls.empty() ? "" : ",") + services[i] + "=http://127.0.0.1:" + std::to_string(base_port + i);
+      }
+      argv.insert(argv.end(), {"--service-urls", urls});
       page_url = "http://127.0.0.1:" + std::to_string(port - 1) + "/";
     }
     supervisor.start({name, argv});
