@@ -1,4 +1,4 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """Generates the Grafana dashboards in helm/agentline/dashboards/ (used by the Helm chart and
 docker-compose). Edit here, run `python3 monitoring/dashboards.py`, commit both; the deploy
 checks fail when the JSON is stale.
@@ -48,11 +48,8 @@ class Dashboard:
             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
             "options": {},
             "targets": [
-                {
-  "refId" : chr(ord("A") + i),
-            "datasource" : {"type" : "prometheus", "uid" : "${datasource}"},
-                           "expr" : expr,
-                                    "legendFormat" : legend}
+                {"refId": chr(ord("A") + i), "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                 "expr": expr, "legendFormat": legend}
                 for i, (expr, legend) in enumerate(targets)
             ],
         }
@@ -64,21 +61,11 @@ class Dashboard:
 
     def json(self):
         var = lambda name, query: {
-  "name" : name,
-           "label" : name,
-                     "type" : "query",
-                              "datasource" : {"type" : "prometheus", "uid" : "${datasource}"},
-                                             "query" : {"query" : query, "refId" : name},
-                                                       "definition" : query,
-                                                                      "refresh" : 2,
-                                                                      "includeAll" : True,
-                                                                                     "multi" : True,
-                                                                                               "allValue" : ".+",
-                                                                                                            "current"
-      : {"selected" : True, "text" : ["All"], "value" : ["$__all"]},
-        "options" : [],
-                    "sort" : 1,
-}
+            "name": name, "label": name, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "query": {"query": query, "refId": name}, "definition": query, "refresh": 2, "includeAll": True,
+            "multi": True, "allValue": ".+", "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "options": [], "sort": 1,
+        }
         return {
             "uid": self.uid,
             "title": self.title,

@@ -5,6 +5,9 @@ import os
 import statistics
 
 
+LLM_TPW = 60 * 900  # bench/pipeline/run.py's provider: tokens per window
+
+
 def load(out):
     path = os.path.join(out, "pipeline.jsonl")
     return [json.loads(l) for l in open(path) if l.strip()] if os.path.exists(path) else []
@@ -168,6 +171,24 @@ def section(out, png):
         r.append("|---:|---:|---:|---:|---:|---:|")
         r.append("| %d | %.0f | %.0f | %.2f | %.0f | %s |\n" % (len(conc), med(conc, "tasks_per_s"), med(conc, "ideal_per_s"), med(conc, "ratio"),
                                                              med(conc, "drain_tasks_per_s"), max(x.get("max_concurrent") or 0 for x in conc)))
+    econ = [x for x in rows if x["scenario"] == "llm_economics"]
+    if econ:
+        r.append("### 3b. LLM economics: a rate-limited provider (#22)\n")
+        r.append("tests/support/fake_llm_server.py as a provider allowing %d requests and %s tokens per %d s (sliding; 429 "
+                 "with Retry-After beyond, x-ratelimit-* headers on every answer as OpenAI sends them), answering after "
+                 "300 ms plus 20 ms per other call in flight. Side by side: dev-fix-worker with no limits configured "
+                 "(it learns them from the headers and 429s; adaptive concurrency up to 32) on a backlog larger than the "
+                 "provider takes, and the seeds' naive client (16 callers retrying 429s with exponential backoff). "
+                 "Utilization: answered calls per window after the first window, against the limit.\n"
+                 % (econ[0]["limit_per_window"], format(LLM_TPW, ","), econ[0]["window_s"]))
+        r.append("| client | runs | answered per window | utilization (goal ≥ 0.95) | calls | answered 429 | share 429 (goal ≤ 1 %) |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|")
+        for client in sorted({x["client"] for x in econ}):
+            xs = [x for x in econ if x["client"] == client]
+            r.append("| %s | %d | %.1f | %.2f | %.0f | %.0f | %.1f %% |" % (
+                client, len(xs), med(xs, "answered_per_window"), med(xs, "utilization"), med(xs, "calls"),
+                med(xs, "answered_429"), 100 * med(xs, "share_429")))
+        r.append("")
     pr = [x for x in rows if x["scenario"] == "priority"]
     if pr:
         r.append("### 4. Priority isolation\n")
@@ -240,6 +261,12 @@ def section(out, png):
                       all(v >= 0.9 for v in ratios)))
     if conc:
         goals.append(("concurrency ≥ 0.9 × ideal (64 in flight / 200 ms)", "%.2f" % med(conc, "ratio"), med(conc, "ratio") >= 0.9))
+    ours = [x for x in econ if x["client"].startswith("agentline")]
+    if ours:
+        goals.append(("LLM economics: ≥ 0.95 of the provider's limit used", "%.2f" % med(ours, "utilization"),
+                      med(ours, "utilization") >= 0.95))
+        goals.append(("LLM economics: ≤ 1 % of calls answered 429", "%.1f %%" % (100 * med(ours, "share_429")),
+                      med(ours, "share_429") <= 0.01))
     if pr:
         for broker in ("embedded", "kafka"):
             rs = [x for x in pr if x["mode"] == "priority" and x["broker"] == broker]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -426,6 +427,101 @@ def fake_llm(latency_ms, name):
     return llm, port
 
 
+LLM_WINDOW_S, LLM_RPW, LLM_TPW = 10, 60, 60 * 900  # the provider: 60 requests and 54,000 tokens per 10 s
+
+
+def llm_provider(name):
+    """The fake server as a rate-limited provider whose latency grows with load: 300 ms plus 20 ms
+    per other call in flight; 429 with Retry-After beyond LLM_RPW requests / LLM_TPW tokens per
+    LLM_WINDOW_S (sliding), x-ratelimit-* headers on every answer."""
+    llm, port = fake_llm(300, name)
+    req = urllib.request.Request("http://127.0.0.1:%d/admin/mode" % port, method="POST", data=json.dumps(
+        {"mode": "ok", "latency_ms": 300, "load_latency_ms": 20, "rpm_limit": LLM_RPW, "tpm_limit": LLM_TPW,
+         "window_s": LLM_WINDOW_S}).encode())
+    urllib.request.urlopen(req).read()
+    return llm, port
+
+
+def provider_figures(port, start, seconds, **kw):
+    """Answered calls per window over [start + one window, start + seconds] against the limit, and
+    the share of calls answered 429."""
+    stats = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/admin/stats" % port).read())
+    lo, hi = start + LLM_WINDOW_S, start + seconds
+    answered = sum(1 for t in stats["answered_at"] if lo <= t < hi)
+    per_window = answered * LLM_WINDOW_S / (hi - lo)
+    calls = stats["requests"]
+    record(scenario="llm_economics", limit_per_window=LLM_RPW, window_s=LLM_WINDOW_S, answered_per_window=per_window,
+           utilization=per_window / LLM_RPW, calls=calls, answered_429=stats["limited"],
+           share_429=stats["limited"] / calls if calls else 0, **kw)
+    log("llm %s: %.1f of %d per window (%.2f), %d of %d calls answered 429" % (
+        kw.get("client"), per_window, LLM_RPW, per_window / LLM_RPW, stats["limited"], calls))
+
+
+def naive_client(port, seconds, callers=16):
+    """The seeds' Python: N callers in a loop, each retrying a 429 with exponential backoff (1, 2,
+    4 ... 32 s, with jitter), as fast as the provider answers otherwise."""
+    import random
+    import threading
+    stop = time.time() + seconds
+    body = json.dumps({"model": "fake", "max_tokens": 800,
+                       "messages": [{"role": "user", "content": "File: x.py\n" + "write a module " * 20}]}).encode()
+
+    def caller():
+        backoff = 1.0
+        while time.time() < stop:
+            req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % port, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(req, timeout=30).read()
+                backoff = 1.0
+            except urllib.error.HTTPError as e:
+                if e.code != 429:
+                    continue
+                time.sleep(min(backoff, max(0.0, stop - time.time())) * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, 32)
+            except OSError:
+                continue
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def llm_economics():
+    """#22's benchmark: one rate-limited provider, dev-fix-worker (no limits configured: it learns
+    them from the provider's headers and 429s) beside a naive client, each for 60 s."""
+    seconds = 30 if QUICK else 60
+    for run in range(RUNS):
+        llm, port = llm_provider("econ-naive-%d" % run)
+        try:
+            start = time.time()
+            naive_client(port, seconds)
+            provider_figures(port, start, seconds, client="naive (16 callers, exponential backoff)", run=run)
+        finally:
+            llm.kill()
+        catalog = bench_catalog({"tasks.normal": 4})
+        broker = EmbeddedBroker(catalog)
+        llm, port = llm_provider("econ-agentline-%d" % run)
+        worker = None
+        try:
+            count = 60 * seconds  # more than the provider can take in the time
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.normal"), "--count", count,
+                  "--size", 300, "--kind", "task", "--job", "econ", "--jobs-of", 1000000, "--priority", "normal")
+            start = time.time()
+            worker = Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
+                                                        "--max-in-flight", "32", "--batch-max-files", "1", "--max-tokens", "800",
+                                                        "--tenant-rate", "100000", "--tenant-burst", "100000",
+                                                        "--llm-timeout-ms", "30000"])
+            time.sleep(max(0.0, start + seconds - time.time()))
+            provider_figures(port, start, seconds, client="agentline (dev-fix-worker, adaptive)", run=run)
+        finally:
+            if worker:
+                worker.stop()
+            llm.kill()
+            broker.stop()
+
+
 def priority(broker_cls):
     """A backlog of low tasks on a worker with a real service time (a 20 ms LLM, 8 calls in
     flight: ~350 tasks/s, so 20,000 lows take about a minute), then 50 critical tasks, one every
@@ -596,6 +692,9 @@ def main():
         if want("concurrency"):
             log("concurrency beyond partitions")
             concurrency()
+        if want("llm"):
+            log("LLM economics: a rate-limited provider, agentline beside a naive client")
+            llm_economics()
         if want("priority"):
             log("priority isolation")
             priority(EmbeddedBroker)

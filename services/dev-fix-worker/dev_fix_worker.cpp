@@ -552,6 +552,7 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
         metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
         metrics_->cost->Increment(g.cost_usd);
       }
+      if (!out.empty()) b.limiter->on_answer(out.front().feedback, reserve);
       lease.complete(used > 0 ? used : reserve);
       tenant_lease.complete(used > 0 ? used : reserve);
       metrics_->calls->Add({{"outcome", "ok"}, {"backend", name}}).Increment();

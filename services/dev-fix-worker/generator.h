@@ -44,9 +44,10 @@ struct Generation {
   std::int64_t completion_tokens = 0;
   double cost_usd = 0;
   std::string model;
-  std::string finish_reason;     // "stop", "length" (cut at max_tokens), ... ("" if not told)
-  bool usage_estimated = false;  // the reply had no usage: tokens estimated at 4 characters each
-  std::string backend;           // the backend that answered (the worker sets it: it may be a fallback)
+  std::string finish_reason;        // "stop", "length" (cut at max_tokens), ... ("" if not told)
+  bool usage_estimated = false;     // the reply had no usage: tokens estimated at 4 characters each
+  std::string backend;              // the backend that answered (the worker sets it: it may be a fallback)
+  net::RateLimitFeedback feedback;  // the provider's x-ratelimit-* headers on this answer, if any
 };
 
 // A failed call, classified where it happened.

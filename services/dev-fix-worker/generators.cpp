@@ -148,11 +148,13 @@ class OpenAiGenerator final : public Generator {
   std::string model() const override { return config_.model; }
 
   Generation generate(const GenerationRequest& request) override {
+    net::RateLimitFeedback feedback;
     const std::string body = complete(request.system_prompt, request.user_prompt, request.max_tokens,
-                                      response_format(request), request.temperature_boost);
+                                      response_format(request), request.temperature_boost, &feedback);
     Generation g =
         parse_chat_completion(body, request.system_prompt + request.user_prompt, request.raw_reply, config_.model);
     g.cost_usd = cost(g.prompt_tokens, g.completion_tokens);
+    g.feedback = std::move(feedback);
     return g;
   }
 
@@ -169,7 +171,9 @@ class OpenAiGenerator final : public Generator {
     const std::string system = requests[0].system_prompt +
                                " Several files are requested: for each one, write a line `File: <path>` and then one "
                                "fenced code block with its complete content.";
-    const Generation r = parse_chat_completion(complete(system, user, max_tokens), system + user, true, config_.model);
+    net::RateLimitFeedback feedback;
+    const Generation r = parse_chat_completion(complete(system, user, max_tokens, nullptr, 0, &feedback), system + user,
+                                               true, config_.model);
     if (r.finish_reason == "length") {
       throw GenerationError(GenerationError::Kind::kRejected, "the batched reply was cut at max_tokens", {},
                             "llm_truncated");
@@ -194,6 +198,7 @@ class OpenAiGenerator final : public Generator {
           total == 0 ? 0
                      : static_cast<std::int64_t>(static_cast<double>(r.completion_tokens) * it->second.size() / total);
       g.cost_usd = cost(g.prompt_tokens, g.completion_tokens);
+      g.feedback = feedback;
       out.push_back(std::move(g));
     }
     return out;
@@ -218,7 +223,8 @@ class OpenAiGenerator final : public Generator {
   }
 
   std::string complete(const std::string& system_prompt, const std::string& user_prompt, int max_tokens,
-                       const nlohmann::ordered_json& response_format = nullptr, double temperature_boost = 0) {
+                       const nlohmann::ordered_json& response_format = nullptr, double temperature_boost = 0,
+                       net::RateLimitFeedback* feedback_out = nullptr) {
     nlohmann::ordered_json body = {
         {"model", config_.model},
         {"temperature", std::min(1.0, config_.temperature + temperature_boost)},
@@ -257,6 +263,7 @@ class OpenAiGenerator final : public Generator {
       throw GenerationError(GenerationError::Kind::kRejected,
                             "LLM API answered " + std::to_string(status) + ": " + reply.substr(0, 300));
     }
+    if (feedback_out != nullptr) *feedback_out = std::move(feedback);
     return reply;
   }
 

@@ -99,11 +99,11 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
     return refuse(Refusal::kTooLarge, Duration::max());
   }
   if (now < blocked_until_) return refuse(Refusal::kBackoff, blocked_until_ - now);
-  if (server_requests_left_ && now < server_requests_reset_ && *server_requests_left_ <= 0) {
-    return refuse(Refusal::kBackoff, server_requests_reset_ - now);
+  if (const auto room = server_requests_.room(now); room && *room < 1) {
+    return refuse(Refusal::kBackoff, server_requests_.wait_for(now, 1));
   }
-  if (server_tokens_left_ && now < server_tokens_reset_ && *server_tokens_left_ < max_tokens) {
-    return refuse(Refusal::kBackoff, server_tokens_reset_ - now);
+  if (const auto room = server_tokens_.room(now); room && *room < max_tokens) {
+    return refuse(Refusal::kBackoff, server_tokens_.wait_for(now, max_tokens));
   }
   if (limits_.max_in_flight > 0 && in_flight_ >= limits_.max_in_flight) return refuse(Refusal::kInFlight, Duration{0});
   // Every window is checked before any is charged: admission is all or nothing.
@@ -132,8 +132,8 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   lease.limiter_ = this;
   ++in_flight_;
   ++admitted_;
-  if (server_requests_left_ && now < server_requests_reset_) --*server_requests_left_;
-  if (server_tokens_left_ && now < server_tokens_reset_) *server_tokens_left_ -= max_tokens;
+  if (server_requests_.room(now)) --*server_requests_.left;
+  if (server_tokens_.room(now)) *server_tokens_.left -= max_tokens;
   return lease;
 }
 
@@ -163,14 +163,58 @@ void LlmRateLimiter::on_feedback(const RateLimitFeedback& feedback) {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
   if (feedback.retry_after) blocked_until_ = std::max(blocked_until_, now + *feedback.retry_after);
-  if (feedback.remaining_requests && feedback.reset_requests) {
-    server_requests_left_ = feedback.remaining_requests;
-    server_requests_reset_ = now + *feedback.reset_requests;
+  if (feedback.remaining_requests && feedback.reset_requests)
+    server_requests_.tell(now, *feedback.remaining_requests, *feedback.reset_requests, feedback.limit_requests);
+  if (feedback.remaining_tokens && feedback.reset_tokens)
+    server_tokens_.tell(now, *feedback.remaining_tokens, *feedback.reset_tokens, feedback.limit_tokens);
+}
+
+namespace {
+// Of the refill the server's headers imply, the share counted on: a provider's window frees room
+// in bursts (as its old calls leave), not evenly, and 429s cost more than a little slack.
+constexpr double kRefillShare = 0.9;
+}  // namespace
+
+std::optional<std::int64_t> LlmRateLimiter::ServerCount::room(TimePoint now) const {
+  if (!left || now >= reset) return std::nullopt;
+  std::int64_t refill = 0;
+  if (limit && *limit > told && reset > at) {
+    refill = static_cast<std::int64_t>(kRefillShare * static_cast<double>(*limit - told) *
+                                       std::chrono::duration<double>(now - at).count() /
+                                       std::chrono::duration<double>(reset - at).count());
   }
-  if (feedback.remaining_tokens && feedback.reset_tokens) {
-    server_tokens_left_ = feedback.remaining_tokens;
-    server_tokens_reset_ = now + *feedback.reset_tokens;
+  return *left + refill;
+}
+
+Duration LlmRateLimiter::ServerCount::wait_for(TimePoint now, std::int64_t amount) const {
+  const auto current = room(now);
+  if (!current || *current >= amount) return Duration{0};
+  if (!limit || *limit <= told || reset <= at) return reset - now;
+  const double per_ns = kRefillShare * static_cast<double>(*limit - told) / static_cast<double>((reset - at).count());
+  const auto ns = static_cast<Duration::rep>(static_cast<double>(amount - *current) / per_ns) + 1;
+  return std::min(Duration(ns), reset - now);
+}
+
+void LlmRateLimiter::ServerCount::tell(TimePoint now, std::int64_t remaining, Duration reset_in,
+                                       std::optional<std::int64_t> allowance) {
+  left = told = remaining;
+  limit = allowance;
+  at = now;
+  reset = now + reset_in;
+}
+
+void LlmRateLimiter::on_answer(const RateLimitFeedback& feedback, std::int64_t reserved_per_call) {
+  RateLimitFeedback adjusted = feedback;
+  {
+    std::lock_guard lock(mu_);
+    const std::int64_t others = std::max<std::int64_t>(in_flight_ - 1, 0);
+    if (adjusted.remaining_requests)
+      adjusted.remaining_requests = std::max<std::int64_t>(*adjusted.remaining_requests - others, 0);
+    if (adjusted.remaining_tokens)
+      adjusted.remaining_tokens = std::max<std::int64_t>(*adjusted.remaining_tokens - others * reserved_per_call, 0);
   }
+  adjusted.retry_after.reset();  // an answer, not a refusal
+  on_feedback(adjusted);
 }
 
 void LlmRateLimiter::set_limits(LlmLimits limits) {

@@ -112,6 +112,11 @@ class LlmRateLimiter {
   // count of zero blocks that dimension until its reset; smaller remaining counts cap what we
   // admit until the reset.
   void on_feedback(const RateLimitFeedback& feedback);
+  // The same for the headers of a call that succeeded while this limiter's calls were in flight:
+  // the server counted its remaining requests and tokens when the call arrived, so the calls
+  // sent since are taken off (conservatively, all others in flight; `reserved` tokens each on
+  // average) before the counts cap admissions.
+  void on_answer(const RateLimitFeedback& feedback, std::int64_t reserved_per_call);
   void set_limits(LlmLimits limits);
   Stats stats();
   void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
@@ -130,11 +135,23 @@ class LlmRateLimiter {
   WindowCounter tokens_day_;
   std::int64_t in_flight_ = 0;
   TimePoint blocked_until_{};
-  // The server's own view, valid until its reset time.
-  std::optional<std::int64_t> server_requests_left_;
-  TimePoint server_requests_reset_{};
-  std::optional<std::int64_t> server_tokens_left_;
-  TimePoint server_tokens_reset_{};
+  // The server's own count (x-ratelimit-remaining-*), valid until its reset time. The server
+  // refills towards its full allowance (x-ratelimit-limit-*, when it says) by the reset, so the
+  // room grows linearly from what it told; without the allowance, it stays as told until reset.
+  struct ServerCount {
+    std::optional<std::int64_t> left;  // as told, less what was admitted since
+    std::int64_t told = 0;
+    std::optional<std::int64_t> limit;
+    TimePoint at{};
+    TimePoint reset{};
+    // The room at `now`; nullopt: no cap (nothing told, or the reset has passed).
+    std::optional<std::int64_t> room(TimePoint now) const;
+    // How long until `amount` fits (the reset when the refill is unknown).
+    Duration wait_for(TimePoint now, std::int64_t amount) const;
+    void tell(TimePoint now, std::int64_t remaining, Duration reset_in, std::optional<std::int64_t> allowance);
+  };
+  ServerCount server_requests_;
+  ServerCount server_tokens_;
   std::int64_t admitted_ = 0;
   std::int64_t refunded_ = 0;
   std::map<Refusal, std::int64_t> rejected_;

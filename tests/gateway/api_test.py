@@ -1,24 +1,18 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """The gateway's API against the real pipeline: `agentline up` (embedded broker, the six
 services with the offline template generator and the filesystem target, and the gateway with a
 bearer token).
 
     api_test.py BIN_DIR SRC_DIR
 
-Checks: the token is required;
-a job with an invalid task is refused with the reasons and nothing is published;
-a valid job is accepted and followed to the end over Server -
-    Sent Events(progress events with rising ids, then final;
-                the first event the whole job, later ones only what changed);
-Last - Event - ID resumes without repeating what was seen; heartbeats on an idle stream and an error event for a job that never appears;
-ETag and If - None - Match give 304 while nothing changes;
-job list and details;
-the dead - lettered file in GET / api / dlq and replayed by POST / api / dlq /
-               replay(dlq - escalator's routes refuse a call without the token);
-/ metrics, / healthz, / readyz;
-404 and 405;
-a gateway on 0.0.0.0 without a token refuses to start;
-the stream slots of killed clients are free again within seconds.
+Checks: the token is required; a job with an invalid task is refused with the reasons and
+nothing is published; a valid job is accepted and followed to the end over Server-Sent Events
+(progress events with rising ids, then final; the first event the whole job, later ones only
+what changed); Last-Event-ID resumes without repeating what was seen; heartbeats on an idle stream and an error event for a job that never appears; ETag and
+If-None-Match give 304 while nothing changes; job list and details; the dead-lettered file in
+GET /api/dlq and replayed by POST /api/dlq/replay (dlq-escalator's routes refuse a call without
+the token); /metrics, /healthz, /readyz; 404 and 405; a gateway on 0.0.0.0 without a token
+refuses to start; the stream slots of killed clients are free again within seconds.
 """
 import http.client
 import json
@@ -71,11 +65,8 @@ class Client:
         """Reads an SSE stream: [(event, id, data or None)], with ("heartbeat", None, None) for comments."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         path = f"/api/progress/stream/{job}" + (f"?access_token={TOKEN}" if query_token else "")
-        headers = {
-} if query_token else {
-  "Authorization" : "Bearer " + TOKEN
-}
-if last_event_id is not None:
+        headers = {} if query_token else {"Authorization": "Bearer " + TOKEN}
+        if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         conn.request("GET", path, headers=headers)
         r = conn.getresponse()
@@ -114,7 +105,7 @@ def main():
         stack.wait_ready()
         api = Client(stack.port("gateway"))
 
-#-- authentication -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- authentication ----------------------------------------------------------------------
         status, headers, _ = api.call("GET", "/api/jobs", token=None)
         check(status == 401 and "Bearer" in headers.get("WWW-Authenticate", ""), f"no token: {status} {headers}")
         status, _, _ = api.call("GET", "/api/jobs", token="wrong")
@@ -124,7 +115,7 @@ def main():
         status, _, _ = api.call("GET", "/healthz", token=None)
         check(status == 200, "healthz needs no token")
 
-#-- validation : all or nothing -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- validation: all or nothing ----------------------------------------------------------
         bad = {"job_id": "refused", "tasks": [
             {"payload": {"path": "ok.py", "description": "fine"}},
             {"payload": {"path": "../../etc/passwd", "description": "escape"}},
@@ -139,10 +130,9 @@ def main():
             status, _, doc = api.call("POST", "/api/jobs", body)
             check(status == 400 and "error" in (doc or {}), f"bad body {body!r}: {status} {doc}")
 
-#-- a job, followed over SSE to the end -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- a job, followed over SSE to the end --------------------------------------------------
         job = "api-demo"
-        tasks = [{
-      "payload" : { "path" : f "app/m{i}.py", "description" : f "module {i}", "language" : "python" }}
+        tasks = [{"payload": {"path": f"app/m{i}.py", "description": f"module {i}", "language": "python"}}
                  for i in range(6)]
         tasks.append({"payload": {"path": "app/broken.py", "description": "never passes [demo:never-passes]",
                                   "language": "python"}})
@@ -153,14 +143,14 @@ def main():
         progress = [e for e in events if e[0] in ("progress", "final")]
         check(status == 200 and progress, f"first events: {status} {events}")
         first_id = progress[0][1] if progress else 0
-#Resume from the first event : nothing at or below its id comes again, and it runs to final.
+        # Resume from the first event: nothing at or below its id comes again, and it runs to final.
         status, events = api.stream(job, last_event_id=first_id, timeout=120, query_token=False)
         ids = [e[1] for e in events if e[0] in ("progress", "final")]
         check(ids and min(ids) > first_id, f"resume after {first_id} repeated events: {ids}")
         check(ids == sorted(set(ids)), f"event ids not rising: {ids}")
         final = [e for e in events if e[0] == "final"]
         check(len(final) == 1, f"no final event: {[e[0] for e in events][-5:]}")
-#The first event of a connection is the whole job, later ones only what changed.
+        # The first event of a connection is the whole job, later ones only what changed.
         docs = [e[2] for e in events if e[0] in ("progress", "final")]
         check(docs and not docs[0].get("delta") and all(d.get("delta") for d in docs[1:]),
               f"a document, then changes: {[d.get('delta') for d in docs]}")
@@ -173,16 +163,16 @@ def main():
         statuses = sorted(f["status"] for f in files.values())
         check(statuses == ["dead_lettered"] + ["delivered"] * 6, f"final file statuses: {statuses}")
         check(final_doc.get("complete") is True, "final document not complete")
-#After the end, a resume at the final id gets the final event once and the stream ends.
+        # After the end, a resume at the final id gets the final event once and the stream ends.
         status, events = api.stream(job, last_event_id=final[0][1] if final else 0, timeout=10)
         check([e[0] for e in events if e[0] != "heartbeat"] == ["final"], f"resume after final: {events}")
 
-#-- heartbeats, and an error for a job that never appears -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+        # -- heartbeats, and an error for a job that never appears -------------------------------
         status, events = api.stream("no-such-job", timeout=10)
         kinds = [e[0] for e in events]
         check(kinds.count("heartbeat") >= 3 and kinds[-1] == "error", f"idle stream: {kinds}")
 
-#-- ETag polling -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- ETag polling ------------------------------------------------------------------------
         status, headers, summary = api.call("GET", f"/api/jobs/{job}/progress")
         etag = headers.get("ETag", "")
         check(status == 200 and etag.startswith('"') and "files" not in summary, f"progress: {status} {headers}")
@@ -193,8 +183,7 @@ def main():
         status, _, _ = api.call("GET", "/api/jobs/nope/progress")
         check(status == 404, f"unknown job progress: {status}")
 
-#-- list and \
-    details -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- list and details --------------------------------------------------------------------
         status, _, doc = api.call("GET", "/api/jobs")
         check(status == 200 and [j["job_id"] for j in doc["jobs"]] == [job] and "files" not in doc["jobs"][0],
               f"job list: {doc}")
@@ -203,7 +192,7 @@ def main():
         broken = doc["files"].get("app/broken.py", {})
         check(broken.get("status") == "dead_lettered" and broken.get("reason"), f"broken file: {broken}")
 
-#-- the DLQ through dlq - escalator -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+        # -- the DLQ through dlq-escalator --------------------------------------------------------
         records = []
         for _ in range(50):
             status, _, doc = api.call("GET", f"/api/dlq?job={job}")
@@ -225,7 +214,7 @@ def main():
         status, _, doc = api.call("POST", "/api/dlq/replay", {"task": task, "bogus": 1})
         check(status == 400, f"replay with an unknown key: {status} {doc}")
 
-#-- the dashboard : every service read, the job's generations counted --------------------
+        # -- the dashboard: every service read, the job's generations counted --------------------
         status, _, doc = api.call("GET", "/api/dashboard")
         check(status == 200 and doc["health"]["total"] == 6 and doc["health"]["ready"] == 6,
               f"dashboard health: {status} {doc and doc.get('health')}")
@@ -239,7 +228,7 @@ def main():
         status, _, _ = api.call("GET", "/api/dashboard", token=None)
         check(status == 401, f"dashboard without a token: {status}")
 
-#-- agentline submit -- wait : the progress bar from the same stream -- -- -- -- -- -- -- -- -- -- --
+        # -- agentline submit --wait: the progress bar from the same stream ----------------------
         tasks_file = os.path.join(work, "cli.jsonl")
         with open(tasks_file, "w") as f:
             for i in range(4):
@@ -251,7 +240,7 @@ def main():
         check(r.returncode == 0 and lines and "] 100%  4/4 files" in lines[-1] and "delivered 4" in lines[-1],
               f"submit --wait: exit {r.returncode}, {r.stdout[-600:]} {r.stderr[-300:]}")
 
-#-- operations and errors -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+        # -- operations and errors ---------------------------------------------------------------
         status, _, text = api.call("GET", "/metrics", token=None)
         check(status == 200 and "agentline_gateway_requests_total" in text and "process_resident_memory_bytes" in text
               and "agentline_gateway_streams" in text, "metrics")
@@ -266,31 +255,33 @@ def main():
         status, _, text = api.call("GET", "/api/openapi.yaml", token=None)
         check(status == 200 and "openapi: 3.0.3" in text, "openapi.yaml")
 
-#-- closed by default -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
-#dlq - escalator's admin routes take the same token (the gateway passed it on above).
+        # -- closed by default -------------------------------------------------------------------
+        # dlq-escalator's admin routes take the same token (the gateway passed it on above).
         dlq_port = stack.port("dlq-escalator")
         conn = http.client.HTTPConnection("127.0.0.1", dlq_port, timeout=10)
         conn.request("POST", "/dlq/list", body="{}", headers={"Content-Type": "application/json"})
         status = conn.getresponse().status
         check(status == 401, f"dlq-escalator's /dlq/list without the token: {status}")
-#A gateway on every address without a token refuses to start, saying what to set.
+        # A gateway on every address without a token refuses to start, saying what to set.
         open_env = {k: v for k, v in os.environ.items() if k != "AGENTLINE_API_TOKEN"}
         gw = subprocess.run([os.path.join(bin_dir, "gateway"), "--http-host", "0.0.0.0", "--http-port", "0",
                              "--state-dir", stack.state], env=open_env, capture_output=True, text=True, timeout=30)
         check(gw.returncode == 2 and "--api-token-file" in gw.stderr and "--insecure-no-auth" in gw.stderr,
               f"a gateway on 0.0.0.0 without a token exits 2 and says what to set: {gw.returncode} {gw.stderr[-300:]}")
 
-#-- clients that went away free their stream slots -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
-#A gateway with three slots : three clients wait for a job that is not there yet, and are
-#killed(their sockets reset).Within a few heartbeats the slots are free again.
+        # -- clients that went away free their stream slots --------------------------------------
+        # A gateway with three slots: three clients wait for a job that is not there yet, and are
+        # killed (their sockets reset). Within a few heartbeats the slots are free again.
         port = harness.free_port()
         gw = subprocess.Popen([os.path.join(bin_dir, "gateway"), "--http-port", str(port), "--state-dir", stack.state,
                                "--max-streams", "3", "--sse-heartbeat-ms", "300", "--unknown-job-wait-ms", "600000"],
                               env=open_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            slots
-      = Client(port) deadline = time.time() + 60 while time.time() < deadline : try:
-        if slots.call("GET", "/readyz", token=None)[0] == 200:
+            slots = Client(port)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if slots.call("GET", "/readyz", token=None)[0] == 200:
                         break
                 except OSError:
                     pass  # not listening yet

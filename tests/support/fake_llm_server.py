@@ -9,6 +9,12 @@ POST /v1/chat/completions answers according to the current mode:
 In mode ok, a provider's capacity and load: with "capacity" C > 0 a request arriving while C are
 being answered gets a 429 (Retry-After: retry_after); each request takes latency_ms plus
 load_latency_ms for every other request being answered (a latency that grows with load).
+A provider's rate limits: with "rpm_limit" R > 0 (and/or "tpm_limit" T > 0) at most R requests
+(T tokens, each request counting its prompt at 4 characters a token plus its max_tokens, as
+OpenAI counts them) are answered per "window_s" seconds (60), sliding; beyond, 429 with
+Retry-After (the seconds until room for one). Every answer carries x-ratelimit-limit-*, x-ratelimit-remaining-requests
+/ -tokens and x-ratelimit-reset-requests / -tokens (the time until the window is empty again), as
+OpenAI's do ("limited" counts the 429s).
 Control and inspection (for tests):
   POST /admin/mode {"mode": "...", "latency_ms": 0, "retry_after": 1, "capacity": 0, "load_latency_ms": 0}
   GET  /admin/stats -> {"requests": n, "by_mode": {...}, "max_concurrent": n, "over_capacity": n,
@@ -22,8 +28,36 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-state = {"mode": "ok", "latency_ms": 0, "retry_after": 1, "capacity": 0, "load_latency_ms": 0}
-stats = {"requests": 0, "by_mode": {}, "max_concurrent": 0, "over_capacity": 0, "timestamps": []}
+state = {"mode": "ok", "latency_ms": 0, "retry_after": 1, "capacity": 0, "load_latency_ms": 0,
+         "rpm_limit": 0, "tpm_limit": 0, "window_s": 60}
+stats = {"requests": 0, "by_mode": {}, "max_concurrent": 0, "over_capacity": 0, "limited": 0, "answered": 0,
+         "timestamps": [], "answered_at": []}
+admitted = []  # (time, tokens) of requests admitted within the provider's window
+
+
+def provider_check(now, tokens):
+    """Under the lock: (admitted, retry_after_s, headers) against rpm_limit / tpm_limit."""
+    window = float(state["window_s"])
+    while admitted and admitted[0][0] <= now - window:
+        admitted.pop(0)
+    rpm, tpm = state["rpm_limit"], state["tpm_limit"]
+    used_tokens = sum(t for _, t in admitted)
+    room_in = max(0.001, admitted[0][0] + window - now) if admitted else 0.001  # the oldest leaves
+    ok = (rpm <= 0 or len(admitted) + 1 <= rpm) and (tpm <= 0 or used_tokens + tokens <= tpm)
+    if ok:
+        admitted.append((now, tokens))
+    # OpenAI's reset: the time until the limit is back to its initial state (the newest leaves).
+    reset = max(0.001, admitted[-1][0] + window - now) if admitted else 0.001
+    headers = {}
+    if rpm > 0:
+        headers["x-ratelimit-limit-requests"] = str(rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, rpm - len(admitted)))
+        headers["x-ratelimit-reset-requests"] = "%.3fs" % reset
+    if tpm > 0:
+        headers["x-ratelimit-limit-tokens"] = str(tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, tpm - sum(t for _, t in admitted)))
+        headers["x-ratelimit-reset-tokens"] = "%.3fs" % reset
+    return ok, room_in, headers
 concurrent = 0
 lock = threading.Lock()
 mode_changed = threading.Condition(lock)
@@ -75,9 +109,22 @@ class Handler(BaseHTTPRequestHandler):
             stats["by_mode"][mode] = stats["by_mode"].get(mode, 0) + 1
             stats["timestamps"].append(time.time())
             over = mode == "ok" and 0 < state["capacity"] <= concurrent
+            limit_headers = {}
+            if mode == "ok" and not over and (state["rpm_limit"] > 0 or state["tpm_limit"] > 0):
+                try:
+                    req = json.loads(body)
+                    tokens = sum(len(m.get("content", "")) for m in req.get("messages", [])) // 4 + int(req.get("max_tokens", 0))
+                except (ValueError, AttributeError, TypeError):
+                    tokens = 0
+                admitted_now, reset, limit_headers = provider_check(time.time(), tokens)
+                if not admitted_now:
+                    stats["limited"] += 1
+                    mode = "limited"
             concurrent += 1
             stats["max_concurrent"] = max(stats["max_concurrent"], concurrent)
             latency = (state["latency_ms"] + state["load_latency_ms"] * (concurrent - 1)) / 1000.0
+            if mode == "limited":
+                latency = 0
             retry_after = state["retry_after"]
             if over:
                 stats["over_capacity"] += 1
@@ -91,6 +138,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if latency:
                 time.sleep(latency)
+            if mode == "limited":
+                self._send(429, {"error": {"message": "rate limit reached"}},
+                           dict(limit_headers, **{"Retry-After": str(max(1, int(reset + 0.999)))}))
+                return
             if mode == "429":
                 self._send(429, {"error": {"message": "rate limited"}},
                            {"Retry-After": str(retry_after), "x-ratelimit-remaining-requests": "0",
@@ -112,7 +163,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"id": "cmpl-1", "model": request.get("model", "fake"),
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
                              "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4}},
-                       {"x-ratelimit-remaining-requests": "1000", "x-ratelimit-reset-requests": "1s"})
+                       limit_headers or {"x-ratelimit-remaining-requests": "1000", "x-ratelimit-reset-requests": "1s"})
+            with lock:
+                stats["answered"] += 1
+                stats["answered_at"].append(time.time())
         finally:
             with lock:
                 concurrent -= 1

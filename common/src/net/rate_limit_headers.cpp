@@ -104,6 +104,10 @@ RateLimitFeedback RateLimitFeedback::from_headers(const std::vector<std::pair<st
       if (auto ms = parse_count(value)) f.retry_after = std::chrono::milliseconds(*ms);
     } else if (name == "retry-after") {
       if (!f.retry_after) f.retry_after = parse_retry_after(value);
+    } else if (name == "x-ratelimit-limit-requests") {
+      f.limit_requests = parse_count(value);
+    } else if (name == "x-ratelimit-limit-tokens") {
+      f.limit_tokens = parse_count(value);
     } else if (name == "x-ratelimit-remaining-requests") {
       f.remaining_requests = parse_count(value);
     } else if (name == "x-ratelimit-remaining-tokens") {

@@ -210,5 +210,34 @@ TEST(LlmRateLimiter, ACancelledLeaseTakesBackItsRequestAndTokens) {
   EXPECT_EQ(limiter.stats().admitted, 1);
 }
 
+TEST(LlmRateLimiter, TheServersCountRefillsTowardsItsAllowanceByTheResetAndAnswersCountCallsStillOut) {
+  ManualClock clock;
+  LlmRateLimiter limiter("provider", {}, clock);
+  RateLimitFeedback told;
+  told.remaining_requests = 0;
+  told.limit_requests = 60;
+  told.reset_requests = std::chrono::seconds(10);
+  limiter.on_feedback(told);
+  const auto refused = limiter.try_acquire(10);
+  EXPECT_EQ(refused.refusal(), LlmRateLimiter::Refusal::kBackoff) << "nothing left now";
+  EXPECT_LT(refused.retry_after(), 1s) << "room comes back gradually, not only at the reset";
+  clock.advance(5s);
+  std::vector<LlmRateLimiter::Lease> leases;
+  while (auto lease = limiter.try_acquire(10)) leases.push_back(std::move(lease));
+  EXPECT_EQ(leases.size(), 27u) << "half of the window: 90 % of half the allowance";
+
+  // An answer's count was taken when its call arrived: the other calls out since are not in it.
+  LlmRateLimiter fresh("provider", {}, clock);
+  auto a = fresh.try_acquire(10);
+  auto b = fresh.try_acquire(10);
+  auto c = fresh.try_acquire(10);
+  RateLimitFeedback answer;
+  answer.remaining_requests = 3;
+  answer.reset_requests = std::chrono::seconds(10);
+  fresh.on_answer(answer, 10);
+  EXPECT_TRUE(fresh.try_acquire(10)) << "3 told, less the 2 others still out: 1";
+  EXPECT_FALSE(fresh.try_acquire(10));
+}
+
 }  // namespace
 }  // namespace agentline::devfix

@@ -18,6 +18,8 @@ struct RateLimitFeedback {
   std::optional<std::int64_t> remaining_tokens;
   std::optional<std::chrono::nanoseconds> reset_requests;  // x-ratelimit-reset-requests: "1s", "6m0s", "20ms"
   std::optional<std::chrono::nanoseconds> reset_tokens;
+  std::optional<std::int64_t> limit_requests;  // x-ratelimit-limit-*: the full allowance
+  std::optional<std::int64_t> limit_tokens;
 
   // Header names are matched case-insensitively; unknown headers and unparsable values are
   // ignored (a malformed header must not stop the worker).
