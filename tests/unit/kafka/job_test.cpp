@@ -88,7 +88,7 @@ TEST(Job, AHandlersExceptionIsAFailureAndOversizedHeadersAreBadInputUnlessOnlyOb
     ++calls;
     return std::nullopt;
   };
-  for (int i = 0; i < 200; ++i) record.headers.emplace_back("h" + std::to_string(i), std::string(1024, 'x'));
+  for (int i = 0; i < 200; ++i) record.headers.push_back({"h" + std::to_string(i), std::string(1024, 'x')});
   failure = invoke_handler(counting, record, h.emitter, {});
   ASSERT_TRUE(failure);
   EXPECT_EQ(failure->kind, FailureKind::kBadInput);
