@@ -56,7 +56,9 @@ Duration WindowCounter::time_until_room(TimePoint now, std::int64_t amount, std:
   if (excess <= 0) return Duration{0};
   if (amount > limit) return window_;
   const std::int64_t current = slice_of(now);
-  for (std::int64_t s = current - buckets_; s <= current; ++s) {
+  // Slices before the clock's epoch never held anything (and must not index the ring negatively:
+  // a day's window on a clock that started an hour ago, such as steady_clock after a boot).
+  for (std::int64_t s = std::max<std::int64_t>(0, current - buckets_); s <= current; ++s) {
     const auto& cell = ring_[static_cast<std::size_t>(s % static_cast<std::int64_t>(ring_.size()))];
     if (cell.first != s) continue;
     excess -= cell.second;
