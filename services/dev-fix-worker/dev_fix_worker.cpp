@@ -242,10 +242,8 @@ LlmRateLimiter* DevFixWorker::tenant_limiter(const std::string& tenant) {
   if (it != tenant_limiters_.end()) return it->second.get();
   auto o = config_.tenant_overrides.find(tenant);
   const LlmLimits limits = o != config_.tenant_overrides.end() ? o->second : config_.tenant_limits;
-  const bool none = limits.requests_per_minute == 0 && limits.tokens_per_minute == 0 && limits.max_in_flight == 0 &&
-                    limits.requests_per_hour == 0 && limits.tokens_per_day == 0 && limits.burst == 0;
   auto& slot = tenant_limiters_[tenant];
-  if (!none) slot = std::make_unique<LlmRateLimiter>("tenant:" + tenant, limits, clock_);
+  if (limits.any()) slot = std::make_unique<LlmRateLimiter>("tenant:" + tenant, limits, clock_);
   return slot.get();
 }
 
@@ -540,18 +538,18 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
       permit.success();
       std::int64_t used = 0;
       std::int64_t completion = 0;
-      for (const auto& g : out) completion += g.completion_tokens;
-      // Seconds per 100 completion tokens: a long reply is not a slow backend.
-      concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)),
-                              in_flight);
       for (auto& g : out) {
         used += g.prompt_tokens + g.completion_tokens;
+        completion += g.completion_tokens;
         if (g.model.empty()) g.model = b.generator->model();
         g.backend = b.generator->backend();
         metrics_->prompt_tokens->Increment(static_cast<double>(g.prompt_tokens));
         metrics_->completion_tokens->Increment(static_cast<double>(g.completion_tokens));
         metrics_->cost->Increment(g.cost_usd);
       }
+      // Seconds per 100 completion tokens: a long reply is not a slow backend.
+      concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)),
+                              in_flight);
       if (!out.empty()) b.limiter->on_answer(out.front().feedback, reserve);
       lease.complete(used > 0 ? used : reserve);
       tenant_lease.complete(used > 0 ? used : reserve);

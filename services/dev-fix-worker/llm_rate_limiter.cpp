@@ -163,10 +163,17 @@ void LlmRateLimiter::on_feedback(const RateLimitFeedback& feedback) {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
   if (feedback.retry_after) blocked_until_ = std::max(blocked_until_, now + *feedback.retry_after);
+  tell_locked(now, feedback, 0, 0);
+}
+
+void LlmRateLimiter::tell_locked(TimePoint now, const RateLimitFeedback& feedback, std::int64_t requests_out,
+                                 std::int64_t tokens_out) {
   if (feedback.remaining_requests && feedback.reset_requests)
-    server_requests_.tell(now, *feedback.remaining_requests, *feedback.reset_requests, feedback.limit_requests);
+    server_requests_.tell(now, std::max<std::int64_t>(*feedback.remaining_requests - requests_out, 0),
+                          *feedback.reset_requests, feedback.limit_requests);
   if (feedback.remaining_tokens && feedback.reset_tokens)
-    server_tokens_.tell(now, *feedback.remaining_tokens, *feedback.reset_tokens, feedback.limit_tokens);
+    server_tokens_.tell(now, std::max<std::int64_t>(*feedback.remaining_tokens - tokens_out, 0), *feedback.reset_tokens,
+                        feedback.limit_tokens);
 }
 
 namespace {
@@ -204,17 +211,9 @@ void LlmRateLimiter::ServerCount::tell(TimePoint now, std::int64_t remaining, Du
 }
 
 void LlmRateLimiter::on_answer(const RateLimitFeedback& feedback, std::int64_t reserved_per_call) {
-  RateLimitFeedback adjusted = feedback;
-  {
-    std::lock_guard lock(mu_);
-    const std::int64_t others = std::max<std::int64_t>(in_flight_ - 1, 0);
-    if (adjusted.remaining_requests)
-      adjusted.remaining_requests = std::max<std::int64_t>(*adjusted.remaining_requests - others, 0);
-    if (adjusted.remaining_tokens)
-      adjusted.remaining_tokens = std::max<std::int64_t>(*adjusted.remaining_tokens - others * reserved_per_call, 0);
-  }
-  adjusted.retry_after.reset();  // an answer, not a refusal
-  on_feedback(adjusted);
+  std::lock_guard lock(mu_);
+  const std::int64_t others = std::max<std::int64_t>(in_flight_ - 1, 0);
+  tell_locked(clock_.now(), feedback, others, others * reserved_per_call);  // an answer: its Retry-After is moot
 }
 
 void LlmRateLimiter::set_limits(LlmLimits limits) {

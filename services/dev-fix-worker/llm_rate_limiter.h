@@ -36,6 +36,11 @@ struct LlmLimits {  // 0: no limit
   std::int64_t requests_per_hour = 0;
   std::int64_t tokens_per_day = 0;
   std::int64_t burst = 0;  // requests in any one second
+
+  bool any() const {
+    return requests_per_minute > 0 || tokens_per_minute > 0 || max_in_flight > 0 || requests_per_hour > 0 ||
+           tokens_per_day > 0 || burst > 0;
+  }
 };
 
 class LlmRateLimiter {
@@ -124,6 +129,9 @@ class LlmRateLimiter {
 
  private:
   void finish(Lease& lease, std::optional<std::int64_t> used_tokens, bool cancelled = false);
+  // The server's remaining counts, less what is known to be out beyond them. Under mu_.
+  void tell_locked(TimePoint now, const RateLimitFeedback& feedback, std::int64_t requests_out,
+                   std::int64_t tokens_out);
   const std::string name_;
   const Clock& clock_;
   mutable std::mutex mu_;

@@ -136,6 +136,14 @@ struct ConsumerRuntime::Impl {
   bool tracked_at_fetch(const std::string& topic) const {
     return static_cast<bool>(options.fair.key) && !router.is_retry_topic(topic);
   }
+  // The key a record waits under in its rank's fair queue: "" (one queue) without fair queuing,
+  // and for a retry tier's records, which keep their offset order (tracked at dispatch).
+  std::string fair_key(const InboundRecord& record) const {
+    return tracked_at_fetch(record.topic) ? options.fair.key(record) : std::string();
+  }
+  double fair_weight(const std::string& key) const {
+    return options.fair.weight && !key.empty() ? options.fair.weight(key) : 1.0;
+  }
   std::size_t backlog_size() const {
     std::size_t n = 0;
     for (const auto& q : backlogs) n += q.size();
@@ -504,9 +512,8 @@ void ConsumerRuntime::Impl::take_back_returned() {
   // Last returned first, so that records of one key keep their order at its head.
   for (auto it = back.rbegin(); it != back.rend(); ++it) {
     auto& q = backlogs[static_cast<std::size_t>(partition_rank(it->record.topic))];
-    std::string key = options.fair.key(it->record);
-    const double weight = options.fair.weight ? options.fair.weight(key) : 1.0;
-    q.push_front(key, weight, std::move(it->record));
+    const std::string key = fair_key(it->record);
+    q.push_front(key, fair_weight(key), std::move(it->record));
     q.hold(key, it->until_ms);
   }
 }
@@ -575,10 +582,8 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
     state->tracker.start(record.offset);
     state->last_started = record.offset;
   }
-  // A retry tier's records keep their offset order (tracked at dispatch): one queue, no keys.
-  std::string key = tracked_at_fetch(record.topic) ? options.fair.key(record) : std::string();
-  const double weight = options.fair.weight && !key.empty() ? options.fair.weight(key) : 1.0;
-  backlogs[static_cast<std::size_t>(rank)].push(key, weight, std::move(record));
+  const std::string key = fair_key(record);
+  backlogs[static_cast<std::size_t>(rank)].push(key, fair_weight(key), std::move(record));
   return true;
 }
 

@@ -26,19 +26,13 @@ template <typename T>
 class FairQueue {
  public:
   void push(const std::string& key, double weight, T item) {
-    auto& k = keys_[key];
-    k.weight = weight > 0 ? weight : 1;
-    if (k.items.empty()) k.head_start = std::max(virtual_time_, k.finish);
-    k.items.emplace_back(next_seq_++, std::move(item));
+    enter(key, weight).items.emplace_back(next_seq_++, std::move(item));
     ++size_;
   }
   // Back at the head of its key's queue (dispatched, then told to wait): it keeps its place
   // ahead of the key's later records.
   void push_front(const std::string& key, double weight, T item) {
-    auto& k = keys_[key];
-    k.weight = weight > 0 ? weight : 1;
-    if (k.items.empty()) k.head_start = std::max(virtual_time_, k.finish);
-    k.items.emplace_front(--front_seq_, std::move(item));
+    enter(key, weight).items.emplace_front(--front_seq_, std::move(item));
     ++size_;
   }
 
@@ -124,6 +118,13 @@ class FairQueue {
     std::int64_t held_until_ms = 0;
     bool returning = false;  // held since its last dispatch: starts again at V at the earliest
   };
+  // `key`'s queue, about to take a record: a key that had none starts at V at the earliest.
+  Key& enter(const std::string& key, double weight) {
+    auto& k = keys_[key];
+    k.weight = weight > 0 ? weight : 1;
+    if (k.items.empty()) k.head_start = std::max(virtual_time_, k.finish);
+    return k;
+  }
   double start_tag(const Key& k) const { return k.returning ? std::max(virtual_time_, k.head_start) : k.head_start; }
   // A key without records is forgotten, hold and all: its finish is at most one record ahead of
   // V, and its next record is checked for admission again. The map stays as small as the keys
