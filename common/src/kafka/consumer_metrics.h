@@ -20,7 +20,8 @@ struct ConsumerMetrics {
   ConsumerMetrics(prometheus::Registry& registry, const std::string& service, const std::vector<std::string>& topics);
 
   // A record handed to the handler; its processing finished as `outcome` (ok, deferred,
-  // retried, dead_lettered). Topics not consumed (none in practice) are counted by lookup.
+  // retried, dead_lettered), or it was not run: done_before (commit_metadata.h). Topics not
+  // consumed (none in practice) are counted by lookup.
   void consumed(const std::string& topic);
   void finished(const std::string& topic, const char* outcome);
 

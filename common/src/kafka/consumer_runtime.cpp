@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <limits>
@@ -25,6 +26,7 @@
 #include "agentline/kafka/producer.h"
 #include "agentline/observability/health.h"
 #include "agentline/resilience/clock.h"
+#include "kafka/commit_metadata.h"
 #include "kafka/consumer_metrics.h"
 #include "kafka/consumer_statistics.h"
 #include "kafka/fair_queue.h"
@@ -193,7 +195,12 @@ struct ConsumerRuntime::Impl {
   void commit(bool sync, const std::set<PartitionId>* only = nullptr);
   void on_assign(rd_kafka_topic_partition_list_t* parts);
   void on_revoke(rd_kafka_topic_partition_list_t* parts);
-  void check_data_loss(rd_kafka_topic_partition_list_t* parts);
+  // The committed offsets of `parts`: reports records removed before the group read them (data
+  // loss), and returns what previous owners finished beyond each (commit_metadata.h).
+  std::map<PartitionId, std::set<std::int64_t>> read_committed(rd_kafka_topic_partition_list_t* parts);
+  // A record the previous owner finished (commit_metadata.h): taken as done, true. Its offset is
+  // tracked as started (unless `tracked` already) and finished.
+  bool finished_before(PartitionState& state, const InboundRecord& rec, bool tracked) REQUIRES(mutex);
   void pause_or_resume(const std::vector<PartitionId>& ids, bool pause);
   void drain();
   void on_stats(const char* json, size_t len);
@@ -491,6 +498,7 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
                   state->rank, now_ms() - rec.timestamp_ms);
   }
   if (!tracked) {
+    if (finished_before(*state, rec, false)) return;
     state->tracker.start(rec.offset);
     state->last_started = rec.offset;
   }
@@ -501,6 +509,17 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   job->partition = state;
   metrics->consumed(job->record.topic);
   work.push_back(std::move(job));
+}
+
+bool ConsumerRuntime::Impl::finished_before(PartitionState& state, const InboundRecord& rec, bool tracked) {
+  if (state.finished_before.erase(rec.offset) == 0) return false;
+  if (!tracked) {
+    state.tracker.start(rec.offset);
+    state.last_started = rec.offset;
+  }
+  state.tracker.finish(rec.offset);
+  metrics->finished(rec.topic, "done_before");
+  return true;
 }
 
 void ConsumerRuntime::Impl::take_back_returned() {
@@ -581,6 +600,7 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
     if (!state || state->revoked || record.offset <= state->last_started) return true;  // not ours, or fetched again
     state->tracker.start(record.offset);
     state->last_started = record.offset;
+    if (finished_before(*state, record, true)) return true;
   }
   const std::string key = fair_key(record);
   backlogs[static_cast<std::size_t>(rank)].push(key, fair_weight(key), std::move(record));
@@ -589,15 +609,35 @@ bool ConsumerRuntime::Impl::poll_once(int timeout_ms) {
 
 void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(8));
-  std::vector<std::pair<std::shared_ptr<PartitionState>, std::int64_t>> advanced;
+  struct Advanced {
+    std::shared_ptr<PartitionState> state;
+    std::int64_t offset;
+    std::string metadata;
+  };
+  std::vector<Advanced> advanced;
   {
     Lock lock(mutex);
     for (auto& [id, state] : partitions) {
       if (only != nullptr && !only->count(id)) continue;
+      // The end of the finished prefix, and the records finished beyond it in the metadata
+      // (commit_metadata.h). With only the latter, the prefix ends at the first record pending.
+      const auto finished = state->tracker.finished_beyond();
       auto offset = state->tracker.committable();
-      if (!offset || *offset <= state->last_committed) continue;
-      rd_kafka_topic_partition_list_add(list.get(), id.first.c_str(), id.second)->offset = *offset;
-      advanced.emplace_back(state, *offset);
+      if (!offset && !finished.empty()) offset = state->tracker.first_pending();
+      if (!offset || *offset < state->last_committed) continue;
+      std::string metadata = encode_finished(*offset, finished);
+      if (*offset == state->last_committed && metadata == state->last_metadata) continue;
+      auto* p = rd_kafka_topic_partition_list_add(list.get(), id.first.c_str(), id.second);
+      p->offset = *offset;
+      if (!metadata.empty()) {
+        // librdkafka frees it with the list.
+        p->metadata = std::malloc(metadata.size());
+        if (p->metadata != nullptr) {
+          std::memcpy(p->metadata, metadata.data(), metadata.size());
+          p->metadata_size = metadata.size();
+        }
+      }
+      advanced.push_back({state, *offset, std::move(metadata)});
     }
   }
   if (list->cnt == 0) return;
@@ -608,15 +648,25 @@ void ConsumerRuntime::Impl::commit(bool sync, const std::set<PartitionId>* only)
     return;
   }
   Lock lock(mutex);
-  for (auto& [state, offset] : advanced) state->last_committed = std::max(state->last_committed, offset);
+  for (auto& a : advanced) {
+    if (a.offset < a.state->last_committed) continue;
+    a.state->last_committed = a.offset;
+    a.state->last_metadata = std::move(a.metadata);
+  }
 }
 
-void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* parts) {
+std::map<PartitionId, std::set<std::int64_t>> ConsumerRuntime::Impl::read_committed(
+    rd_kafka_topic_partition_list_t* parts) {
+  std::map<PartitionId, std::set<std::int64_t>> finished;
   PartitionListPtr committed(rd_kafka_topic_partition_list_copy(parts));
-  if (rd_kafka_committed(rk.get(), committed.get(), 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  if (rd_kafka_committed(rk.get(), committed.get(), 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return finished;
   for (int i = 0; i < committed->cnt; ++i) {
     const auto& p = committed->elems[i];
     if (p.offset < 0) continue;
+    if (p.metadata != nullptr && p.metadata_size > 0) {
+      auto done = decode_finished(p.offset, std::string_view(static_cast<const char*>(p.metadata), p.metadata_size));
+      if (!done.empty()) finished[{p.topic, p.partition}] = std::move(done);
+    }
     int64_t low = 0, high = 0;
     if (rd_kafka_query_watermark_offsets(rk.get(), p.topic, p.partition, &low, &high, 5000) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -634,17 +684,23 @@ void ConsumerRuntime::Impl::check_data_loss(rd_kafka_topic_partition_list_t* par
           std::to_string(lost) + " records lost on " + p.topic + "[" + std::to_string(p.partition) + "]");
     }
   }
+  return finished;
 }
 
 void ConsumerRuntime::Impl::on_assign(rd_kafka_topic_partition_list_t* parts) {
   metrics->rebalances.Increment();
   ever_assigned = true;
-  check_data_loss(parts);
+  auto finished = read_committed(parts);
   {
     Lock lock(mutex);
     std::vector<PartitionId> ids;
     for (int i = 0; i < parts->cnt; ++i) ids.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
     partitions.assign(ids, [this](const std::string& topic) { return partition_rank(topic); });
+    for (auto& [id, done] : finished) {
+      spdlog::info("{}[{}]: {} record(s) beyond the committed offset were finished by its previous owner", id.first,
+                   id.second, done.size());
+      if (auto state = partitions.find(id)) state->finished_before = std::move(done);
+    }
     metrics->assigned.Set(static_cast<double>(partitions.size()));
   }
   spdlog::info("assigned {} partition(s)", parts->cnt);

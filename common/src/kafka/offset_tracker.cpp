@@ -28,4 +28,17 @@ std::size_t OffsetTracker::in_flight() const {
   return n;
 }
 
+std::vector<std::int64_t> OffsetTracker::finished_beyond() const {
+  std::vector<std::int64_t> out;
+  for (const auto& [offset, done] : pending_) {
+    if (done) out.push_back(offset);
+  }
+  return out;
+}
+
+std::optional<std::int64_t> OffsetTracker::first_pending() const {
+  if (pending_.empty()) return std::nullopt;
+  return pending_.begin()->first;
+}
+
 }  // namespace agentline::kafka

@@ -27,6 +27,10 @@ struct PartitionState {
   OffsetTracker tracker;
   std::int64_t last_started = -1;
   std::int64_t last_committed = -1;
+  std::string last_metadata;  // what the last commit carried (commit_metadata.h)
+  // Offsets beyond the committed one that the previous owner finished (commit_metadata.h): they
+  // are taken as done when fetched, never run again.
+  std::set<std::int64_t> finished_before;
   bool revoked = false;
   bool retry_paused = false;  // a retry-tier partition waiting for its head record
   std::int64_t due_ms = 0;    // when to resume it: the head record's due time minus the lead

@@ -55,3 +55,18 @@ TEST(OffsetTracker, StartingOffsetsOutOfOrderIsAProgrammingError) {
   EXPECT_THROW(t.start(5), std::logic_error);
   EXPECT_THROW(t.start(4), std::logic_error);
 }
+
+TEST(OffsetTracker, TellsWhatFinishedBehindARecordStillPending) {
+  OffsetTracker t;
+  for (int o = 10; o < 16; ++o) t.start(o);
+  t.finish(12);
+  t.finish(13);
+  t.finish(15);
+  EXPECT_EQ(t.first_pending(), 10);
+  EXPECT_EQ(t.finished_beyond(), (std::vector<std::int64_t>{12, 13, 15}));
+  t.finish(10);
+  t.finish(11);
+  EXPECT_EQ(t.committable(), 14);
+  EXPECT_EQ(t.first_pending(), 14);
+  EXPECT_EQ(t.finished_beyond(), (std::vector<std::int64_t>{15}));
+}

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace agentline::kafka {
 
@@ -19,6 +20,11 @@ class OffsetTracker {
   // The offset to commit (next record to read), if anything finished since construction.
   std::optional<std::int64_t> committable() const { return committable_; }
   std::size_t in_flight() const;
+  // Finished records behind one still pending, in increasing order: what the commit cannot
+  // cover yet (commit_metadata.h carries them to the next owner).
+  std::vector<std::int64_t> finished_beyond() const;
+  // The lowest offset started and not finished, if any.
+  std::optional<std::int64_t> first_pending() const;
   // Started and not finished.
   bool pending(std::int64_t offset) const {
     auto it = pending_.find(offset);
