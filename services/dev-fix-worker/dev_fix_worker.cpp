@@ -107,7 +107,7 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
   m.tasks = &observability::counter(
       registry, "agentline_tasks_generated_total",
       "Tasks finished by dev-fix-worker, by kind (dev, dev_fix, plan, replan) and outcome (completed, cached, "
-      "failed; rejected: a plan that failed its checks)");
+      "failed; rejected: a plan that failed its checks; budget_exhausted: its job had spent its budget)");
   m.wait = &observability::histogram(registry, "agentline_task_wait_seconds",
                                      "Time from a task reaching its priority topic to a worker taking it, by priority");
   m.calls = &observability::counter(registry, "agentline_llm_calls_total",
@@ -158,6 +158,10 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   }
 
   const std::string type = task["type"];
+  if (auto why = budgets_.exhausted(task["job_id"].get<std::string>())) {
+    metrics_->tasks->Add({{"kind", kind}, {"outcome", "budget_exhausted"}}).Increment();
+    return kafka::Failure::bad_input("budget_exhausted", *why);
+  }
   if (type == "PLAN_TASK" || type == "REPLAN_TASK") return handle_plan(task, record, out);
   if (type == "REVIEW_TASK") return handle_review(task, record, out);
 

@@ -31,6 +31,7 @@
 #include "agentline/resilience/circuit_breaker.h"
 #include "batch_coalescer.h"
 #include "generator.h"
+#include "job_budgets.h"
 #include "llm_rate_limiter.h"
 #include "plan.h"
 
@@ -92,6 +93,9 @@ class DevFixWorker {
   std::pair<int, std::string> invalidate(const std::string& body);
   void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
   cache::ResultCache& cache() { return cache_; }
+  // The jobs whose budget is spent: main.cpp feeds it from jobs.progress. A task of such a job is
+  // dead-lettered as budget_exhausted before any call.
+  JobBudgets& budgets() { return budgets_; }
   // A backend tried, in the order added, when those before it cannot take a call (breaker open,
   // limits spent, 429, unavailable): --llm-fallbacks. Call before handling starts.
   void add_fallback(std::unique_ptr<Generator> generator, LlmLimits limits);
@@ -136,6 +140,7 @@ class DevFixWorker {
   std::map<std::string, std::unique_ptr<LlmRateLimiter>> tenant_limiters_;
   std::atomic<int> calls_in_flight_{0};
   std::atomic<int> tasks_running_{0};
+  JobBudgets budgets_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<BatchCoalescer> batches_;
 };

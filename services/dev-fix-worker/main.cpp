@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agentline/cache/cache_replicator.h"
+#include "agentline/kafka/topic_follower.h"
 #include "agentline/service/service_host.h"
 #include "dev_fix_worker.h"
 #include "worker_options.h"
@@ -42,11 +43,18 @@ int main(int argc, char** argv) {
         }))
       return 1;
   }
+  // Job budgets (docs/llm-economics.md): the router's job summaries say which jobs spent theirs.
+  kafka::TopicFollower progress(host.kafka_settings(), host.catalog().topic("jobs.progress"), "dev-fix-worker-budgets");
+  const auto on_progress = [&](const kafka::InboundRecord& r) { worker->budgets().apply(r); };
+  if (!host.opened("jobs.progress (job budgets)", [&] { progress.catch_up(on_progress, std::chrono::seconds(60)); }))
+    return 1;
+  progress.follow(on_progress);
   host.add_admin_route("GET", "/stats", [&](const std::string&) { return std::pair{200, worker->stats().dump()}; });
   host.add_admin_route("POST", "/cache/invalidate", [&](const std::string& body) { return worker->invalidate(body); });
   host.add_metrics([&](std::vector<prometheus::MetricFamily>& families) { worker->append_metrics(families); });
   const int rc =
       host.run([&](const kafka::InboundRecord& record, kafka::Emitter& out) { return worker->handle(record, out); });
+  progress.stop();
   if (replicator) replicator->stop();
   return rc;
 }

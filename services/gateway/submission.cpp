@@ -53,9 +53,9 @@ void Gateway::Impl::submit(HttpExchange& x) {
     return error(x, 400, "\"job_id\" must be 1 to 120 of A-Z a-z 0-9 . _ : -");
   }
   for (const auto& [key, value] : doc.items()) {
-    const bool known =
-        key == "job_id" ||
-        (goal ? key == "goal" || key == "constraints" || key == "tenant" || key == "plan" : key == "tasks");
+    const bool known = key == "job_id" || (goal ? key == "goal" || key == "constraints" || key == "tenant" ||
+                                                      key == "plan" || key == "budget"
+                                                : key == "tasks");
     if (!known) return error(x, 400, "unknown key \"" + key + "\"");
   }
   Json problems = Json::array();
@@ -70,6 +70,7 @@ void Gateway::Impl::submit(HttpExchange& x) {
     // As given, so the schema refuses what is not an object.
     if (doc.contains("constraints")) doc["tasks"][0]["payload"]["constraints"] = doc["constraints"];
     if (doc.contains("plan")) doc["tasks"][0]["payload"]["plan"] = doc["plan"];
+    if (doc.contains("budget")) doc["tasks"][0]["payload"]["budget"] = doc["budget"];
   }
   const std::string batch = random_hex(8);
   for (std::size_t i = 0; i < doc["tasks"].size(); ++i) {

@@ -20,6 +20,15 @@
 namespace agentline::router {
 namespace {
 
+// What the LLM call behind an event cost: a generated file's (FILE_COMPLETED), or a review's (a
+// reviewed QA event's "review"). QA events carry the file's usage fields too, charged already
+// with its FILE_COMPLETED.
+JobProgress::Charge charge_of(const std::string& type, const nlohmann::json& payload) {
+  if (type == "FILE_COMPLETED") return JobProgress::Charge::of(payload);
+  const auto review = payload.find("review");
+  return review != payload.end() ? JobProgress::Charge::of(*review) : JobProgress::Charge{};
+}
+
 std::string first_diagnostic(const nlohmann::json& payload) {
   if (!payload.contains("diagnostics") || !payload["diagnostics"].is_array() || payload["diagnostics"].empty())
     return "";
@@ -149,6 +158,12 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   const std::string job = task["job_id"].get<std::string>();
   auto lock = progress_.lock(job);
   const std::string path = task["payload"].value("path", "");
+  // The job's budget: the first of its tasks that carries one sets it (agentline budget
+  // changes it later).
+  if (const auto budget = task["payload"].find("budget");
+      budget != task["payload"].end() && !progress_.has_section(job, "budget")) {
+    publish(out, job, progress_.set_section(job, "budget", *budget, true));
+  }
   if (type == "DEV_TASK" && gate_.planned(job, path)) {
     emit_gate(out, job, gate_.confirm(job, path, task["task_id"]), record);
   }
@@ -260,6 +275,12 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
   const auto& payload = event["payload"];
   const std::string path = payload.value("path", "");
   const bool replay = record.header(kafka::headers::kReplayCount).has_value();
+  if (type == "JOB_BUDGET_SET") {
+    auto lock = progress_.lock(job);
+    publish(out, job, progress_.set_section(job, "budget", payload["budget"], true));
+    count(false, type, "progress");
+    return std::nullopt;
+  }
   if (type == "PLAN_COMPLETED" || type == "PLAN_REJECTED") return handle_plan_event(event, record, out);
   if (type == "JOB_QA_PASSED" || type == "JOB_QA_FAILED") return handle_job_check(event, record, out);
   const auto route = table_.route(type);
@@ -301,7 +322,8 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
                         : type == "QA_PASSED"    ? Step::kQaPassed
                                                  : Step::kGenerated;
       publish(out, job,
-              progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay));
+              progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay,
+                              charge_of(type, payload)));
       if (type == "QA_PASSED" && planned) {
         nlohmann::json delivery = {{"id", event["id"]}, {"task_id", task_id}, {"payload", nlohmann::json::object()}};
         for (const auto& [key, value] : payload.items()) {
@@ -315,7 +337,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     }
     case Route::Kind::kFix: {
       const int attempt = payload.value("fix_attempt", 0);
-      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay);
+      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay, charge_of(type, payload));
       if (attempt >= table_.fix_limit()) {
         if (planned && replan(event, record, out)) return std::nullopt;
         const std::string diagnostic = first_diagnostic(payload);
@@ -721,6 +743,7 @@ std::optional<kafka::Failure> EventRouter::handle_plan_event(const nlohmann::jso
   }
   using Step = JobProgress::Step;
   auto lock = progress_.lock(job);
+  publish(out, job, progress_.charge_job(job, event["id"], JobProgress::Charge::of(payload)));
   if (type == "PLAN_COMPLETED") {
     const bool fresh = replan_of.empty();
     auto output = fresh ? gate_.accept_plan(job, payload) : gate_.accept_replan(job, task_id, payload);

@@ -1,5 +1,6 @@
 #include "job_progress.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 #include <vector>
@@ -86,6 +87,23 @@ void JobProgress::Tally::add(const nlohmann::json& file, int sign) {
   done += sign * is_end(status);
   fixes += sign * attempt;
   replans += sign * file.value("replans", 0);
+  if (const auto usage = file.find("usage"); usage != file.end() && usage->is_object()) {
+    tokens += sign * usage->value("tokens", std::int64_t{0});
+    cost_usd += sign * usage->value("cost_usd", 0.0);
+  }
+}
+
+UsageCharge UsageCharge::of(const nlohmann::json& usage) {
+  UsageCharge c;
+  if (!usage.is_object()) return c;
+  auto number = [&](const char* key) {
+    const auto it = usage.find(key);
+    return it != usage.end() && it->is_number() ? it->get<double>() : 0.0;
+  };
+  c.tokens =
+      static_cast<std::int64_t>(std::max(0.0, number("prompt_tokens")) + std::max(0.0, number("completion_tokens")));
+  c.cost_usd = std::max(0.0, number("cost_usd"));
+  return c;
 }
 
 nlohmann::json JobProgress::Tally::counts() const {
@@ -127,11 +145,27 @@ void JobProgress::refresh_locked(Job& job) {
   job.summary["files_total"] = total;
   job.summary["files_done"] = job.tally.done;
   job.summary["percent"] = total == 0 ? 0 : (100 * job.tally.done) / total;
+  std::int64_t tokens = job.tally.tokens;
+  double cost = job.tally.cost_usd;
+  if (const auto plan = job.summary.find("plan_usage"); plan != job.summary.end() && plan->is_object()) {
+    for (const auto& [event, c] : plan->items()) {
+      tokens += c.value("tokens", std::int64_t{0});
+      cost += c.value("cost_usd", 0.0);
+    }
+  }
+  if (tokens > 0 || cost > 0 || job.summary.contains("usage")) {
+    job.summary["usage"] = {{"tokens", tokens}, {"cost_usd", cost}};
+  }
+  if (auto budget = job.summary.find("budget"); budget != job.summary.end() && budget->is_object()) {
+    const auto max_tokens = budget->value("tokens", std::int64_t{0});
+    const auto max_cost = budget->value("cost_usd", 0.0);
+    (*budget)["exhausted"] = (max_tokens > 0 && tokens >= max_tokens) || (max_cost > 0 && cost >= max_cost);
+  }
 }
 
 JobProgress::Update JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
                                        Step step, const std::string& reason, int fix_attempt,
-                                       const nlohmann::json& details, bool replay) {
+                                       const nlohmann::json& details, bool replay, const Charge& charge) {
   std::lock_guard lock(mu_);
   Job& job = job_locked(job_id);
   auto it = job.files.find(path);
@@ -162,7 +196,14 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
   if (known) file["task_id"] = task_id;
   if (status) file["status"] = status;
   if (!reason.empty()) file["reason"] = reason;
+  if (reason.empty() && replay && status) file.erase("reason");  // replayed: why it failed before is past
   if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
+  if (charge.any()) {
+    auto& usage = file["usage"];
+    if (!usage.is_object()) usage = {{"tokens", 0}, {"cost_usd", 0.0}};
+    usage["tokens"] = usage.value("tokens", std::int64_t{0}) + charge.tokens;
+    usage["cost_usd"] = usage.value("cost_usd", 0.0) + charge.cost_usd;
+  }
   const std::string now = events::now_iso8601();
   const std::int64_t version = job.summary.value("version", std::int64_t{0}) + 1;
   job.summary["version"] = version;
@@ -186,6 +227,26 @@ JobProgress::Update JobProgress::set_section(const std::string& job_id, const st
   job.summary["updated_at"] = events::now_iso8601();
   refresh_locked(job);
   return {job.summary, nullptr};
+}
+
+JobProgress::Update JobProgress::charge_job(const std::string& job_id, const std::string& event_id,
+                                            const Charge& charge) {
+  if (!charge.any()) return {nullptr, nullptr};
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(job_id);
+    if (it != jobs_.end()) {
+      const auto plan = it->second.summary.find("plan_usage");
+      if (plan != it->second.summary.end() && plan->is_object() && plan->contains(event_id)) return {nullptr, nullptr};
+    }
+  }
+  return set_section(job_id, "plan_usage", {{event_id, {{"tokens", charge.tokens}, {"cost_usd", charge.cost_usd}}}});
+}
+
+bool JobProgress::has_section(const std::string& job_id, const std::string& section) const {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(job_id);
+  return it != jobs_.end() && it->second.summary.contains(section);
 }
 
 void JobProgress::load(const nlohmann::json& record) {

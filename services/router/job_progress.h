@@ -8,6 +8,12 @@
 // summed. files_done counts files at an end (QA passed, delivered, failed delivery or
 // dead-lettered). Thread-safe.
 //
+// Spending (docs/llm-economics.md): each file's "usage" {tokens, cost_usd} sums the calls that
+// made its steps; the summary's "usage" sums the files' and the plan's. A job with a "budget"
+// {tokens, cost_usd} (set by its first task that carries one, replaced by JOB_BUDGET_SET) has
+// "exhausted": true in it once the usage reaches either limit — dev-fix-worker then
+// dead-letters the job's remaining work as budget_exhausted.
+//
 // On the compacted jobs.progress topic a job is two kinds of record, so each step costs the
 // same whatever the job's size:
 //  - the job summary, key `<job_id>`: job_id, counts, files_total, files_done, percent,
@@ -31,6 +37,16 @@
 
 namespace agentline::router {
 
+// What an LLM call cost (docs/llm-economics.md): its prompt and completion tokens, and its
+// price from the backend's price table.
+struct UsageCharge {
+  std::int64_t tokens = 0;
+  double cost_usd = 0;
+  bool any() const { return tokens > 0 || cost_usd > 0; }
+  // From an event's payload (prompt_tokens, completion_tokens, cost_usd; absent: 0).
+  static UsageCharge of(const nlohmann::json& usage);
+};
+
 class JobProgress {
  public:
   enum class Step {
@@ -53,6 +69,8 @@ class JobProgress {
     nlohmann::json file;     // key: job_id + "/" + path; null for a summary-only update
   };
 
+  using Charge = UsageCharge;
+
   // Records one step of one file and returns the records to publish (both null when the step
   // changes nothing). Call under lock() when the publication order matters. A file's status
   // only moves forward: a step at or behind where the file is — by fix attempt, then by the
@@ -62,10 +80,17 @@ class JobProgress {
   // path (a new version of a hand-submitted file) takes the file over from its own start; for a
   // planned file, events of an earlier task id (before a replan) are ignored.
   // `details` (an object) is merged into the file's record: a planned file's description and
-  // depends_on, so the job page shows the plan.
+  // depends_on, so the job page shows the plan. `charge`, the call that made this step, is added
+  // to the file's "usage" {tokens, cost_usd} when the step applies (so a redelivered event is
+  // not charged twice) and to the job's.
   Update apply(const std::string& job_id, const std::string& task_id, const std::string& path, Step step,
                const std::string& reason = "", int fix_attempt = -1, const nlohmann::json& details = nullptr,
-               bool replay = false);
+               bool replay = false, const Charge& charge = {});
+  // Charges a call not made for one file (a plan or replan) to the job, under the event's id:
+  // charging the same event again changes nothing. Kept in the summary's "plan_usage".
+  Update charge_job(const std::string& job_id, const std::string& event_id, const Charge& charge);
+  // Whether the summary has `section` (e.g. "budget").
+  bool has_section(const std::string& job_id, const std::string& section) const;
   // Sets the summary's "plan": {status: planning | fixing | accepted | dead_lettered, goal,
   // attempt, interface, files, reason}: a job submitted as a goal shows its plan before it has
   // files. Merged into what is there.
@@ -103,6 +128,8 @@ class JobProgress {
   struct Tally {
     int submitted = 0, planned = 0, generated = 0, generation_failed = 0, qa_failed = 0, qa_passed = 0, delivered = 0,
         upload_failed = 0, dead_lettered = 0, done = 0, fixes = 0, replans = 0;
+    std::int64_t tokens = 0;
+    double cost_usd = 0;
     void add(const nlohmann::json& file, int sign);
     nlohmann::json counts() const;
   };

@@ -44,6 +44,12 @@ try {
   }
   await page.click(card);
   const statuses = await page.$$eval("#detail tbody tr .pill", (els) => els.map((e) => e.textContent.trim()));
+  // What the job's calls cost: the job's tokens and each file's (docs/llm-economics.md).
+  await page.waitForSelector("#budget", { timeout: 10000 });
+  const spent = (await page.textContent("#budget")).trim();
+  const fileTokens = await page.$$eval("#detail tbody tr", (rows) => rows.map((r) => Number(r.children[3].textContent)));
+  if (!/spent [1-9][0-9]* tokens/.test(spent)) fail("the job's spending is not shown: " + spent);
+  if (fileTokens.length !== 6 || fileTokens.some((n) => !(n > 0))) fail("files without their tokens: " + fileTokens.join(", "));
   // A goal through the same form: the planned job shows its plan and what each file imports.
   const goalJob = job + "-goal";
   await page.fill("#submit-json", JSON.stringify({ job_id: goalJob, goal: "A calculator CLI", constraints: { max_files: 4 } }));
@@ -82,7 +88,7 @@ try {
   const checkStatuses = await page.$$eval("#detail tbody tr", (rows) => rows.map((r) => r.dataset.path + "=" + r.querySelector(".pill").textContent.trim()));
   if (!checkStatuses.includes("shop/cli.py=dead lettered")) fail("the file the job check named is not dead-lettered: " + checkStatuses.join(", "));
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-job-check.png"), fullPage: true });
-  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, plan, imports, jobCheck, checkStatuses, connection: conn, reloads, errors }));
+  console.log(JSON.stringify({ job, percents_seen: [...seen], statuses, spent, fileTokens, plan, imports, jobCheck, checkStatuses, connection: conn, reloads, errors }));
   if (statuses.length !== 6 || statuses.some((s) => s !== "delivered")) fail("file statuses: " + statuses.join(", "));
   if (reloads !== 1) fail(`the page navigated ${reloads} times (it must update without reloading)`);
   if (errors.length) fail("page errors: " + errors.join("; "));

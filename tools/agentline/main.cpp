@@ -19,7 +19,10 @@
 #include <thread>
 
 #include "agentline/config/options.h"
+#include "agentline/events/message_validator.h"
 #include "agentline/events/plan_task.h"
+#include "agentline/events/record.h"
+#include "agentline/events/timestamps.h"
 #include "agentline/kafka/admin.h"
 #include "agentline/kafka/embedded_broker.h"
 #include "agentline/kafka/producer.h"
@@ -178,7 +181,50 @@ struct GoalOptions {
   std::string language;
   std::string layout;
   int max_files = 0;
+  std::int64_t budget_tokens = 0;
+  double budget_usd = 0;
 };
+
+// A job's budget as the task schemas have it: {tokens, cost_usd}, those given.
+nlohmann::json budget_of(std::int64_t tokens, double cost_usd) {
+  nlohmann::json budget = nlohmann::json::object();
+  if (tokens > 0) budget["tokens"] = tokens;
+  if (cost_usd > 0) budget["cost_usd"] = cost_usd;
+  return budget;
+}
+
+// Sets or changes a job's budget: a JOB_BUDGET_SET event the router applies to the job's
+// progress (docs/llm-economics.md).
+int cmd_budget(const GlobalOptions& g, const std::string& job, std::int64_t tokens, double cost_usd) {
+  const nlohmann::json budget = budget_of(tokens, cost_usd);
+  if (budget.empty()) {
+    std::cerr << "budget takes --tokens, --cost-usd or both\n";
+    return 2;
+  }
+  auto catalog = g.load_catalog();
+  const std::string id = "budget-" + job + "-" + std::to_string(events::now_ms());
+  const nlohmann::json event = {{"id", id},
+                                {"task_id", id},
+                                {"job_id", job},
+                                {"type", "JOB_BUDGET_SET"},
+                                {"created_at", events::now_iso8601()},
+                                {"payload", {{"budget", budget}}}};
+  if (auto failure = events::MessageValidator().validate_event(event)) {
+    std::cerr << "not a valid budget: " << failure->message << "\n";
+    return 2;
+  }
+  kafka::Producer producer(g.settings(), "agentline-budget");
+  std::optional<kafka::DeliveryReport> report;
+  producer.send(events::make_record(catalog.topic("events"), job, event, nullptr),
+                [&](const kafka::DeliveryReport& r) { report = r; });
+  producer.flush(std::chrono::seconds(30));
+  if (!report || !report->ok) {
+    std::cerr << "cannot publish the budget: " << (report ? report->error : "no delivery report in 30 s") << "\n";
+    return 1;
+  }
+  std::cout << "job " << job << ": budget " << budget.dump() << "\n";
+  return 0;
+}
 
 int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long max_backlog, const WaitOptions& wait,
                const GoalOptions& goal) {
@@ -196,7 +242,10 @@ int cmd_submit(const GlobalOptions& g, const std::string& file, bool raw, long m
     if (goal.max_files > 0) constraints["max_files"] = goal.max_files;
     std::string job_id = goal.job_id;
     if (job_id.empty()) job_id = "goal-" + cli::new_traceparent().substr(3, 12);
-    goal_in.str(events::make_plan_task(job_id, goal.goal, constraints, goal.tenant).dump() + "\n");
+    nlohmann::json plan_task = events::make_plan_task(job_id, goal.goal, constraints, goal.tenant);
+    if (auto budget = budget_of(goal.budget_tokens, goal.budget_usd); !budget.empty())
+      plan_task["payload"]["budget"] = budget;
+    goal_in.str(plan_task.dump() + "\n");
     std::cout << "job " << job_id << ": goal submitted for planning\n";
   } else {
     file_in.open(file);
@@ -426,6 +475,10 @@ int main(int argc, char** argv) {
   submit->add_option("--language", goal.language, "With --goal: constraint: the project's language");
   submit->add_option("--max-files", goal.max_files, "With --goal: constraint: at most this many files");
   submit->add_option("--layout", goal.layout, "With --goal: constraint: the layout the files follow");
+  submit->add_option(
+      "--budget-tokens", goal.budget_tokens,
+      "With --goal: the job's token budget: its remaining work stops once spent (docs/llm-economics.md)");
+  submit->add_option("--budget-usd", goal.budget_usd, "With --goal: the job's cost budget in US dollars");
   submit->add_flag("--raw", raw, "Send lines unvalidated, as they are (to exercise the DLQ)");
   WaitOptions wait;
   submit->add_option("--wait", wait.seconds,
@@ -463,6 +516,14 @@ int main(int argc, char** argv) {
   status->add_flag("--json", status_json, "Each job's document (as on jobs.progress) as one line of JSON");
   status->add_flag("--delivered", status_delivered,
                    "With --wait: wait until every file is delivered (or failed / dead-lettered)");
+  std::string budget_job;
+  std::int64_t budget_tokens = 0;
+  double budget_usd = 0;
+  auto* budget =
+      app.add_subcommand("budget", "Set or raise a job's budget (tokens, US dollars); then replay its DLQ records");
+  budget->add_option("job", budget_job, "Job id")->required();
+  budget->add_option("--tokens", budget_tokens, "Tokens the job may spend in all");
+  budget->add_option("--cost-usd", budget_usd, "US dollars the job may spend in all");
   auto* lag = app.add_subcommand("lag", "Records a consumer group has not committed yet");
   lag->add_option("--group", group, "Consumer group")->required();
   lag->add_option("--topic", topic, "Logical topic name")->capture_default_str();
@@ -483,6 +544,7 @@ int main(int argc, char** argv) {
     if (*list) return cmd_topics_list(g);
     if (*status) return cmd_status(g, status_job, status_wait, status_files, status_delivered, status_json);
     if (*lag) return cmd_lag(g, group, topic, wait_seconds);
+    if (*budget) return cmd_budget(g, budget_job, budget_tokens, budget_usd);
   } catch (const std::exception& e) {
     std::cerr << "agentline: " << e.what() << "\n";
     return 1;

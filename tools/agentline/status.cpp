@@ -51,6 +51,22 @@ void print_job(const nlohmann::json& job, std::ostream& out, bool files) {
       << c.value("generated", 0) << ", QA passed " << c.value("qa_passed", 0) << ", QA failed "
       << c.value("qa_failed", 0) << ", fixes " << c.value("fixes", 0) << ", delivered " << c.value("delivered", 0)
       << ", dead-lettered " << c.value("dead_lettered", 0) << "\n";
+  if (job.contains("usage") || job.contains("budget")) {
+    // What the job's LLM calls cost, against its budget (docs/llm-economics.md).
+    const auto usage = job.value("usage", nlohmann::json::object());
+    out << "  spent " << usage.value("tokens", std::int64_t{0}) << " tokens, $" << std::fixed << std::setprecision(4)
+        << usage.value("cost_usd", 0.0) << std::defaultfloat;
+    if (job.contains("budget") && job["budget"].is_object()) {
+      const auto& b = job["budget"];
+      out << "  budget";
+      if (b.contains("tokens")) out << " " << b.value("tokens", std::int64_t{0}) << " tokens";
+      if (b.contains("cost_usd"))
+        out << " $" << std::fixed << std::setprecision(4) << b.value("cost_usd", 0.0) << std::defaultfloat;
+      if (b.value("exhausted", false))
+        out << "  EXHAUSTED: the job's remaining work is dead-lettered (budget_exhausted)";
+    }
+    out << "\n";
+  }
   if (job.contains("job_check") && job["job_check"].is_object()) {
     // The job checked as a whole (docs/qa.md).
     const auto& jc = job["job_check"];
@@ -72,6 +88,10 @@ void print_job(const nlohmann::json& job, std::ostream& out, bool files) {
   for (const auto& [path, f] : job["files"].items()) {
     out << "  " << std::left << std::setw(14) << f.value("status", "?") << " " << path;
     if (f.value("fix_attempt", 0) > 0) out << "  (fix " << f.value("fix_attempt", 0) << ")";
+    if (f.contains("usage") && f["usage"].is_object()) {
+      out << "  " << f["usage"].value("tokens", std::int64_t{0}) << " tokens $" << std::fixed << std::setprecision(4)
+          << f["usage"].value("cost_usd", 0.0) << std::defaultfloat;
+    }
     if (f.contains("reason")) out << "  " << f["reason"].get<std::string>();
     out << "\n";
   }

@@ -17,6 +17,10 @@ kafka::OutgoingRecord make_record(std::string topic, std::string key, const nloh
   if (cause != nullptr) {
     if (auto trace = cause->header(kafka::headers::kTraceparent))
       r.headers.push_back({std::string(kafka::headers::kTraceparent), std::string(*trace)});
+    // Work replayed from the DLQ stays a replay downstream: the router lets its events move a
+    // dead-lettered file on again (job_progress.h), the outbox stages its item again.
+    if (auto replay = cause->header(kafka::headers::kReplayCount))
+      r.headers.push_back({std::string(kafka::headers::kReplayCount), std::string(*replay)});
   }
   return r;
 }

@@ -271,6 +271,71 @@ TEST_F(RouterTest, ProgressFollowsTheJob) {
   EXPECT_FALSE(json::parse(progress[progress.size() - 2].value).contains("files")) << "the summary stays small";
 }
 
+TEST_F(RouterTest, EveryCallIsChargedToItsFileAndJobOnceAndTheBudgetSaysWhenItIsSpent) {
+  Collect out;
+  auto submitted = task("t1", "a.py");
+  auto doc = json::parse(submitted.value);
+  doc["payload"]["budget"] = {{"tokens", 250}, {"cost_usd", 1.0}};
+  submitted.value = doc.dump();
+  router_.handle(submitted, out);
+  router_.handle(task("t2", "b.py"), out);
+  json p = last_progress(out);
+  EXPECT_EQ(p["budget"]["tokens"], 250) << "the first task that carries a budget sets the job's";
+  EXPECT_EQ(p["budget"]["exhausted"], false);
+
+  auto generated = event(
+      "g1", "FILE_COMPLETED",
+      {{"path", "a.py"}, {"content", ""}, {"prompt_tokens", 60}, {"completion_tokens", 40}, {"cost_usd", 0.01}}, "t1");
+  router_.handle(generated, out);
+  // The same event again (a new id: past the dedupe window, as after a restart) charges nothing.
+  auto again = event(
+      "g1-redelivered", "FILE_COMPLETED",
+      {{"path", "a.py"}, {"content", ""}, {"prompt_tokens", 60}, {"completion_tokens", 40}, {"cost_usd", 0.01}}, "t1");
+  router_.handle(again, out);
+  // QA events carry the file's fields too: not a call of their own.
+  router_.handle(event("q1", "QA_FAILED",
+                       {{"path", "a.py"},
+                        {"content", ""},
+                        {"prompt_tokens", 60},
+                        {"completion_tokens", 40},
+                        {"diagnostics", json::array({{{"message", "x"}, {"check", "syntax"}}})}},
+                       "t1"),
+                 out);
+  p = last_progress(out);
+  EXPECT_EQ(p["files"]["a.py"]["usage"]["tokens"], 100);
+  EXPECT_EQ(p["usage"]["tokens"], 100);
+  EXPECT_EQ(p["budget"]["exhausted"], false);
+
+  // The fix's generation and a replan's call add up; the plan's is charged once by event id.
+  router_.handle(event("g2", "FILE_COMPLETED",
+                       {{"path", "a.py"},
+                        {"content", ""},
+                        {"fix_attempt", 1},
+                        {"prompt_tokens", 100},
+                        {"completion_tokens", 20},
+                        {"cost_usd", 0.02}},
+                       "t1"),
+                 out);
+  p = last_progress(out);
+  EXPECT_EQ(p["files"]["a.py"]["usage"]["tokens"], 220);
+  EXPECT_NEAR(p["usage"]["cost_usd"].get<double>(), 0.03, 1e-9);
+  EXPECT_EQ(p["budget"]["exhausted"], false) << "220 of 250 tokens";
+  router_.handle(event("g3", "FILE_COMPLETED",
+                       {{"path", "b.py"}, {"content", ""}, {"prompt_tokens", 20}, {"completion_tokens", 10}}, "t2"),
+                 out);
+  p = last_progress(out);
+  EXPECT_EQ(p["usage"]["tokens"], 250);
+  EXPECT_EQ(p["files"]["b.py"]["usage"]["tokens"], 30);
+  EXPECT_EQ(p["budget"]["exhausted"], true) << "250 of 250 tokens: spent";
+
+  // Raised (agentline budget): the job may go on.
+  router_.handle(event("budget-1", "JOB_BUDGET_SET", {{"budget", {{"tokens", 10000}}}}, "budget-1"), out);
+  p = last_progress(out);
+  EXPECT_EQ(p["budget"]["tokens"], 10000);
+  EXPECT_FALSE(p["budget"].contains("cost_usd")) << "the new budget replaces the old";
+  EXPECT_EQ(p["budget"]["exhausted"], false);
+}
+
 json plan_event_payload() {
   return {
       {"goal", "a calculator"},

@@ -10,7 +10,8 @@
 
 namespace agentline::events {
 
-// `value` as compact JSON (invalid UTF-8 replaced, never thrown on); `cause` may be null.
+// `value` as compact JSON (invalid UTF-8 replaced, never thrown on); `cause` may be null. From
+// `cause` the record carries on its traceparent and its replay count (agentline-replay-count).
 kafka::OutgoingRecord make_record(std::string topic, std::string key, const nlohmann::json& value,
                                   const kafka::InboundRecord* cause, std::string_view schema_id = {});
 
