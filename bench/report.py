@@ -41,7 +41,6 @@ pairs = [
     ("circuit breaker, time-based window", "BM_BreakerTimeBased/threads:1", "breakerTimeBased"),
     ("circuit breaker, call rejected (open)", "BM_BreakerRejected/threads:1", "breakerRejected"),
     ("rate limiter acquire (TokenBucket vs RateLimiter)", "BM_TokenBucketAcquire", "rateLimiterAcquire"),
-    ("bulkhead acquire + release", "BM_BulkheadAcquireRelease/threads:1", "bulkheadAcquireRelease"),
     ("cache hit, 1 thread (W-TinyLFU vs Caffeine)", "BM_CacheHit/wtinylfu/threads:1", "hit1"),
     ("cache hit, 2 threads", "BM_CacheHit/wtinylfu/threads:2", "hit2"),
     ("cache miss, 1 thread", "BM_CacheMiss/wtinylfu/threads:1", "miss1"),

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "agentline/cache/result_cache.h"
-#include "agentline/resilience/bulkhead.h"
 #include "agentline/resilience/circuit_breaker.h"
 #include "agentline/resilience/token_bucket.h"
 #include "llm_rate_limiter.h"
@@ -110,16 +109,6 @@ void BM_TokenBucketAcquire(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(bucket.try_acquire().admitted);
 }
 BENCHMARK(BM_TokenBucketAcquire);
-
-void BM_BulkheadAcquireRelease(benchmark::State& state) {
-  static resilience::Bulkhead bulkhead("bench", 1000000);
-  AllocCounter allocs(state);
-  for (auto _ : state) {
-    auto lease = bulkhead.try_acquire();
-    benchmark::DoNotOptimize(static_cast<bool>(lease));
-  }
-}
-BENCHMARK(BM_BulkheadAcquireRelease)->Threads(1)->Threads(2);
 
 void BM_LlmLimiterAcquireComplete(benchmark::State& state) {
   devfix::LlmRateLimiter limiter("bench", {0, 0, 1000000});

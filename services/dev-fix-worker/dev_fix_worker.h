@@ -29,6 +29,7 @@
 #include "agentline/kafka/topic_catalog.h"
 #include "agentline/resilience/adaptive_concurrency.h"
 #include "agentline/resilience/circuit_breaker.h"
+#include "agentline/resilience/token_bucket.h"
 #include "batch_coalescer.h"
 #include "generator.h"
 #include "job_budgets.h"

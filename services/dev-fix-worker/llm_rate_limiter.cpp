@@ -27,6 +27,8 @@ std::string_view LlmRateLimiter::to_string(Refusal refusal) {
       return "requests_per_hour";
     case Refusal::kTokensPerDay:
       return "tokens_per_day";
+    case Refusal::kTokensPerMonth:
+      return "tokens_per_month";
   }
   return "unknown";
 }
@@ -38,6 +40,7 @@ LlmRateLimiter::Lease::Lease(Lease&& other) noexcept
       reserved_(other.reserved_),
       slice_(other.slice_),
       day_slice_(other.day_slice_),
+      month_slice_(other.month_slice_),
       request_slices_{other.request_slices_[0], other.request_slices_[1], other.request_slices_[2]},
       admitted_at_(other.admitted_at_) {}
 
@@ -50,6 +53,7 @@ LlmRateLimiter::Lease& LlmRateLimiter::Lease::operator=(Lease&& other) noexcept 
     reserved_ = other.reserved_;
     slice_ = other.slice_;
     day_slice_ = other.day_slice_;
+    month_slice_ = other.month_slice_;
     std::copy(std::begin(other.request_slices_), std::end(other.request_slices_), request_slices_);
     admitted_at_ = other.admitted_at_;
   }
@@ -76,9 +80,10 @@ LlmRateLimiter::LlmRateLimiter(std::string name, LlmLimits limits, const Clock& 
       tokens_(std::chrono::minutes(1), 60),
       burst_(std::chrono::seconds(1), 20),
       requests_hour_(std::chrono::hours(1), 60),
-      tokens_day_(std::chrono::hours(24), 96) {
+      tokens_day_(std::chrono::hours(24), 96),
+      tokens_month_(std::chrono::hours(24 * 30), 120) {
   if (limits.requests_per_minute < 0 || limits.tokens_per_minute < 0 || limits.max_in_flight < 0 ||
-      limits.requests_per_hour < 0 || limits.tokens_per_day < 0 || limits.burst < 0) {
+      limits.requests_per_hour < 0 || limits.tokens_per_day < 0 || limits.burst < 0 || limits.tokens_per_month < 0) {
     throw std::invalid_argument("llm rate limiter '" + name_ + "': limits must not be negative");
   }
 }
@@ -95,15 +100,16 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
     return std::move(lease);
   };
   if ((limits_.tokens_per_minute > 0 && max_tokens > limits_.tokens_per_minute) ||
-      (limits_.tokens_per_day > 0 && max_tokens > limits_.tokens_per_day)) {
+      (limits_.tokens_per_day > 0 && max_tokens > limits_.tokens_per_day) ||
+      (limits_.tokens_per_month > 0 && max_tokens > limits_.tokens_per_month)) {
     return refuse(Refusal::kTooLarge, Duration::max());
   }
   if (now < blocked_until_) return refuse(Refusal::kBackoff, blocked_until_ - now);
-  if (const auto room = server_requests_.room(now); room && *room < 1) {
-    return refuse(Refusal::kBackoff, server_requests_.wait_for(now, 1));
+  if (const auto room = server_requests_.room(now, own_, false); room && *room < 1) {
+    return refuse(Refusal::kBackoff, server_requests_.wait_for(now, 1, own_, false));
   }
-  if (const auto room = server_tokens_.room(now); room && *room < max_tokens) {
-    return refuse(Refusal::kBackoff, server_tokens_.wait_for(now, max_tokens));
+  if (const auto room = server_tokens_.room(now, own_, true); room && *room < max_tokens) {
+    return refuse(Refusal::kBackoff, server_tokens_.wait_for(now, max_tokens, own_, true));
   }
   if (limits_.max_in_flight > 0 && in_flight_ >= limits_.max_in_flight) return refuse(Refusal::kInFlight, Duration{0});
   // Every window is checked before any is charged: admission is all or nothing.
@@ -116,7 +122,8 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
                  {requests_, limits_.requests_per_minute, 1, Refusal::kRequests},
                  {requests_hour_, limits_.requests_per_hour, 1, Refusal::kRequestsPerHour},
                  {tokens_, limits_.tokens_per_minute, max_tokens, Refusal::kTokens},
-                 {tokens_day_, limits_.tokens_per_day, max_tokens, Refusal::kTokensPerDay}};
+                 {tokens_day_, limits_.tokens_per_day, max_tokens, Refusal::kTokensPerDay},
+                 {tokens_month_, limits_.tokens_per_month, max_tokens, Refusal::kTokensPerMonth}};
   for (const auto& w : windows) {
     if (w.limit > 0 && w.counter.sum(now) + w.amount > w.limit) {
       return refuse(w.why, w.counter.time_until_room(now, w.amount, w.limit));
@@ -127,13 +134,15 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   lease.request_slices_[2] = requests_hour_.add(now, 1);
   lease.slice_ = tokens_.add(now, max_tokens);
   lease.day_slice_ = tokens_day_.add(now, max_tokens);
+  lease.month_slice_ = tokens_month_.add(now, max_tokens);
   lease.reserved_ = max_tokens;
   lease.admitted_at_ = now;
   lease.limiter_ = this;
   ++in_flight_;
   ++admitted_;
-  if (server_requests_.room(now)) --*server_requests_.left;
-  if (server_tokens_.room(now)) *server_tokens_.left -= max_tokens;
+  if (server_requests_.room(now, own_, false)) --*server_requests_.left;
+  if (server_tokens_.room(now, own_, true)) *server_tokens_.left -= max_tokens;
+  own_.add(now, max_tokens);
   return lease;
 }
 
@@ -152,10 +161,12 @@ void LlmRateLimiter::finish(Lease& lease, std::optional<std::int64_t> used_token
   if (used < lease.reserved_) {
     tokens_.refund(now, lease.slice_, lease.reserved_ - used);
     tokens_day_.refund(now, lease.day_slice_, lease.reserved_ - used);
+    tokens_month_.refund(now, lease.month_slice_, lease.reserved_ - used);
     refunded_ += lease.reserved_ - used;
   } else if (used > lease.reserved_) {
     tokens_.add(now, used - lease.reserved_);  // the server counted it: so do we
     tokens_day_.add(now, used - lease.reserved_);
+    tokens_month_.add(now, used - lease.reserved_);
   }
 }
 
@@ -168,22 +179,60 @@ void LlmRateLimiter::on_feedback(const RateLimitFeedback& feedback) {
 
 void LlmRateLimiter::tell_locked(TimePoint now, const RateLimitFeedback& feedback, std::int64_t requests_out,
                                  std::int64_t tokens_out) {
-  if (feedback.remaining_requests && feedback.reset_requests)
+  if (feedback.remaining_requests && feedback.reset_requests) {
     server_requests_.tell(now, std::max<std::int64_t>(*feedback.remaining_requests - requests_out, 0),
                           *feedback.reset_requests, feedback.limit_requests);
-  if (feedback.remaining_tokens && feedback.reset_tokens)
+    own_.window = std::max(own_.window, *feedback.reset_requests);
+  }
+  if (feedback.remaining_tokens && feedback.reset_tokens) {
     server_tokens_.tell(now, std::max<std::int64_t>(*feedback.remaining_tokens - tokens_out, 0), *feedback.reset_tokens,
                         feedback.limit_tokens);
+    own_.window = std::max(own_.window, *feedback.reset_tokens);
+  }
 }
 
 namespace {
-// Of the refill the server's headers imply, the share counted on: a provider's window frees room
-// in bursts (as its old calls leave), not evenly, and 429s cost more than a little slack.
+// Of the linear refill the server's headers imply (before its window is known), the share counted
+// on: a provider's window frees room in bursts (as its old calls leave), not evenly.
 constexpr double kRefillShare = 0.9;
+// A call leaves the server's window this long after its admission here at the latest: the server
+// counts it when it arrives, a little after (our own queueing and the connection).
+constexpr Duration kArrivalMargin = std::chrono::milliseconds(250);
+// Calls are logged this long when the window is not known yet.
+constexpr Duration kLogWithoutWindow = std::chrono::minutes(1);
 }  // namespace
 
-std::optional<std::int64_t> LlmRateLimiter::ServerCount::room(TimePoint now) const {
+std::int64_t LlmRateLimiter::OwnCalls::freed(TimePoint from, TimePoint to, bool tokens) const {
+  if (window <= Duration{0} || to <= from) return 0;
+  const TimePoint lo = from - window - kArrivalMargin;
+  const TimePoint hi = to - window - kArrivalMargin;
+  auto it = std::upper_bound(calls.begin(), calls.end(), lo, [](TimePoint t, const auto& c) { return t < c.first; });
+  std::int64_t sum = 0;
+  for (; it != calls.end() && it->first <= hi; ++it) sum += tokens ? it->second : 1;
+  return sum;
+}
+
+std::optional<TimePoint> LlmRateLimiter::OwnCalls::when_freed(TimePoint from, std::int64_t amount, bool tokens) const {
+  if (window <= Duration{0}) return std::nullopt;
+  const TimePoint lo = from - window - kArrivalMargin;
+  auto it = std::upper_bound(calls.begin(), calls.end(), lo, [](TimePoint t, const auto& c) { return t < c.first; });
+  std::int64_t sum = 0;
+  for (; it != calls.end(); ++it) {
+    sum += tokens ? it->second : 1;
+    if (sum >= amount) return it->first + window + kArrivalMargin;
+  }
+  return std::nullopt;
+}
+
+void LlmRateLimiter::OwnCalls::add(TimePoint now, std::int64_t tokens) {
+  calls.emplace_back(now, tokens);
+  const Duration keep = std::max(window, kLogWithoutWindow) + 4 * kArrivalMargin;
+  while (!calls.empty() && (calls.front().first < now - keep || calls.size() > 1000000)) calls.pop_front();
+}
+
+std::optional<std::int64_t> LlmRateLimiter::ServerCount::room(TimePoint now, const OwnCalls& own, bool tokens) const {
   if (!left || now >= reset) return std::nullopt;
+  if (own.window > Duration{0}) return *left + own.freed(at, now, tokens);
   std::int64_t refill = 0;
   if (limit && *limit > told && reset > at) {
     refill = static_cast<std::int64_t>(kRefillShare * static_cast<double>(*limit - told) *
@@ -193,9 +242,14 @@ std::optional<std::int64_t> LlmRateLimiter::ServerCount::room(TimePoint now) con
   return *left + refill;
 }
 
-Duration LlmRateLimiter::ServerCount::wait_for(TimePoint now, std::int64_t amount) const {
-  const auto current = room(now);
+Duration LlmRateLimiter::ServerCount::wait_for(TimePoint now, std::int64_t amount, const OwnCalls& own,
+                                               bool tokens) const {
+  const auto current = room(now, own, tokens);
   if (!current || *current >= amount) return Duration{0};
+  if (own.window > Duration{0}) {
+    const auto at_room = own.when_freed(at, amount - *left, tokens);
+    return at_room ? std::clamp<Duration>(*at_room - now, Duration{1}, reset - now) : reset - now;
+  }
   if (!limit || *limit <= told || reset <= at) return reset - now;
   const double per_ns = kRefillShare * static_cast<double>(*limit - told) / static_cast<double>((reset - at).count());
   const auto ns = static_cast<Duration::rep>(static_cast<double>(amount - *current) / per_ns) + 1;
@@ -232,6 +286,7 @@ LlmRateLimiter::Stats LlmRateLimiter::stats() {
   s.tokens_in_window = tokens_.sum(now);
   s.requests_last_hour = requests_hour_.sum(now);
   s.tokens_last_day = tokens_day_.sum(now);
+  s.tokens_last_month = tokens_month_.sum(now);
   s.tokens_refunded = refunded_;
   s.backoff_remaining = now < blocked_until_ ? blocked_until_ - now : Duration{0};
   return s;
@@ -253,7 +308,8 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
                     prometheus::MetricType::Gauge),
              {{"limiter", name_}}, static_cast<double>(s.in_flight));
   auto& usage = family(families, "agentline_ratelimit_window_usage",
-                       "Requests and tokens counted in each window (minute, hour, day)", prometheus::MetricType::Gauge);
+                       "Requests and tokens counted in each window (minute, hour, day, month: 30 days)",
+                       prometheus::MetricType::Gauge);
   add_sample(usage, {{"limiter", name_}, {"dimension", "requests"}, {"window", "minute"}},
              static_cast<double>(s.requests_in_window));
   add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "minute"}},
@@ -262,6 +318,8 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
              static_cast<double>(s.requests_last_hour));
   add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "day"}},
              static_cast<double>(s.tokens_last_day));
+  add_sample(usage, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "month"}},
+             static_cast<double>(s.tokens_last_month));
   // The limits beside the usage, so "quota used" is one division in PromQL; +Inf when unlimited.
   LlmLimits limits;
   {
@@ -281,6 +339,8 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
   add_sample(limit, {{"limiter", name_}, {"dimension", "requests"}, {"window", "hour"}},
              limit_of(limits.requests_per_hour));
   add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "day"}}, limit_of(limits.tokens_per_day));
+  add_sample(limit, {{"limiter", name_}, {"dimension", "tokens"}, {"window", "month"}},
+             limit_of(limits.tokens_per_month));
   add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",
                     prometheus::MetricType::Counter),
              {{"limiter", name_}}, static_cast<double>(s.tokens_refunded));

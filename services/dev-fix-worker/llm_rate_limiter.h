@@ -1,10 +1,11 @@
 #pragma once
 // dev-fix-worker's limits on its LLM backend (and on each tenant): requests per second (the burst),
-// minute and hour, tokens per minute and day, and calls in flight, admitted atomically (all
+// minute and hour, tokens per minute, day and 30 days, and calls in flight, admitted atomically (all
 // windows have room or nothing is taken), with tokens reserved up front and corrected by the
 // usage the server reports, and feedback from Retry-After and x-ratelimit-* response headers. Answers at once (never
 // blocks or sleeps); thread-safe; the time comes from an injected Clock.
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -14,7 +15,7 @@
 
 #include "agentline/net/rate_limit_headers.h"
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/sliding_window.h"
+#include "agentline/resilience/window_counter.h"
 
 namespace prometheus {
 struct MetricFamily;
@@ -35,11 +36,12 @@ struct LlmLimits {  // 0: no limit
   int max_in_flight = 0;
   std::int64_t requests_per_hour = 0;
   std::int64_t tokens_per_day = 0;
-  std::int64_t burst = 0;  // requests in any one second
+  std::int64_t burst = 0;             // requests in any one second
+  std::int64_t tokens_per_month = 0;  // in any 30 days: a tenant's monthly budget
 
   bool any() const {
     return requests_per_minute > 0 || tokens_per_minute > 0 || max_in_flight > 0 || requests_per_hour > 0 ||
-           tokens_per_day > 0 || burst > 0;
+           tokens_per_day > 0 || burst > 0 || tokens_per_month > 0;
   }
 };
 
@@ -55,7 +57,8 @@ class LlmRateLimiter {
     kTooLarge,
     kBurst,
     kRequestsPerHour,
-    kTokensPerDay
+    kTokensPerDay,
+    kTokensPerMonth
   };
   static std::string_view to_string(Refusal refusal);
 
@@ -91,6 +94,7 @@ class LlmRateLimiter {
     std::int64_t reserved_ = 0;
     std::int64_t slice_ = 0;                      // of the minute's tokens
     std::int64_t day_slice_ = 0;                  // of the day's tokens
+    std::int64_t month_slice_ = 0;                // of the 30 days' tokens
     std::int64_t request_slices_[3] = {0, 0, 0};  // of the second's, minute's and hour's requests
     TimePoint admitted_at_{};
   };
@@ -103,6 +107,7 @@ class LlmRateLimiter {
     std::int64_t tokens_in_window = 0;  // the minute's
     std::int64_t requests_last_hour = 0;
     std::int64_t tokens_last_day = 0;
+    std::int64_t tokens_last_month = 0;  // 30 days
     std::int64_t tokens_refunded = 0;
     Duration backoff_remaining{0};
   };
@@ -141,11 +146,26 @@ class LlmRateLimiter {
   WindowCounter burst_;
   WindowCounter requests_hour_;
   WindowCounter tokens_day_;
+  WindowCounter tokens_month_;
   std::int64_t in_flight_ = 0;
   TimePoint blocked_until_{};
-  // The server's own count (x-ratelimit-remaining-*), valid until its reset time. The server
-  // refills towards its full allowance (x-ratelimit-limit-*, when it says) by the reset, so the
-  // room grows linearly from what it told; without the allowance, it stays as told until reset.
+  // Our own admissions (time, reserved tokens), oldest first: when each leaves the provider's
+  // window it frees room the server counted when it last told its remaining count. The window is
+  // learned: the longest reset the server gave (its reset is the time until the newest call
+  // leaves, so a call just admitted shows the whole window).
+  struct OwnCalls {
+    std::deque<std::pair<TimePoint, std::int64_t>> calls;
+    Duration window{0};  // 0: not known yet
+    // What our calls leaving the window in (from, to] free: requests, or their tokens.
+    std::int64_t freed(TimePoint from, TimePoint to, bool tokens) const;
+    // When what leaves after `from` adds up to `amount`; nullopt if the calls logged never do.
+    std::optional<TimePoint> when_freed(TimePoint from, std::int64_t amount, bool tokens) const;
+    void add(TimePoint now, std::int64_t tokens);
+  };
+  // The server's own count (x-ratelimit-remaining-*), valid until its reset time. Room comes
+  // back as our own calls leave its window (OwnCalls), once the window is known; before that, it
+  // refills linearly towards the full allowance (x-ratelimit-limit-*, when it says) by the reset;
+  // without either, it stays as told until the reset.
   struct ServerCount {
     std::optional<std::int64_t> left;  // as told, less what was admitted since
     std::int64_t told = 0;
@@ -153,11 +173,12 @@ class LlmRateLimiter {
     TimePoint at{};
     TimePoint reset{};
     // The room at `now`; nullopt: no cap (nothing told, or the reset has passed).
-    std::optional<std::int64_t> room(TimePoint now) const;
-    // How long until `amount` fits (the reset when the refill is unknown).
-    Duration wait_for(TimePoint now, std::int64_t amount) const;
+    std::optional<std::int64_t> room(TimePoint now, const OwnCalls& own, bool tokens) const;
+    // How long until `amount` fits (the reset when no refill is known).
+    Duration wait_for(TimePoint now, std::int64_t amount, const OwnCalls& own, bool tokens) const;
     void tell(TimePoint now, std::int64_t remaining, Duration reset_in, std::optional<std::int64_t> allowance);
   };
+  OwnCalls own_;
   ServerCount server_requests_;
   ServerCount server_tokens_;
   std::int64_t admitted_ = 0;

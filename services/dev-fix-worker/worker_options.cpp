@@ -69,10 +69,12 @@ void WorkerOptions::bind(config::OptionSet& o) {
   o.add("tenant-requests-per-hour", &tenant_rph_, "Each tenant's LLM requests per hour (0: none)");
   o.add("tenant-tokens-per-minute", &tenant_tpm_, "Each tenant's LLM tokens per minute (0: none)");
   o.add("tenant-tokens-per-day", &tenant_tpd_, "Each tenant's LLM tokens per day (0: none)");
+  o.add("tenant-tokens-per-month", &tenant_tpmonth_,
+        "Each tenant's LLM tokens in any 30 days, its monthly budget: spent, its tasks wait (0: none)");
   o.add("tenant-burst-requests", &tenant_burst_requests_, "Each tenant's LLM requests in any one second (0: none)");
   o.add("tenant-limits", &tenant_limits_file_,
         "JSON file of per-tenant limits replacing the --tenant-* ones: {tenant: {requests_per_minute, "
-        "requests_per_hour, tokens_per_minute, tokens_per_day, burst}}");
+        "requests_per_hour, tokens_per_minute, tokens_per_day, tokens_per_month, burst}}");
   o.add("tenant-weights", &tenant_weights_,
         "Shares of the worker between tenants inside a priority class: tenant=weight,... (unlisted: 1)");
   o.add("read-ahead", &read_ahead_,
@@ -105,8 +107,8 @@ void WorkerOptions::bind(config::OptionSet& o) {
     worker.tenant_weights = parse_tenant_weights(tenant_weights_);
     if (!tenant_limits_file_.empty()) worker.tenant_overrides = parse_tenant_limits(read_file(tenant_limits_file_));
     if (!fallbacks_.empty()) parse_fallbacks(fallbacks_.front() == '[' ? fallbacks_ : read_file(fallbacks_));
-    for (int v :
-         {rpm_, tpm_, rph_, tpd_, burst_, tenant_rpm_, tenant_tpm_, tenant_rph_, tenant_tpd_, tenant_burst_requests_})
+    for (int v : {rpm_, tpm_, rph_, tpd_, burst_, tenant_rpm_, tenant_tpm_, tenant_rph_, tenant_tpd_,
+                  tenant_burst_requests_, tenant_tpmonth_})
       if (v < 0) throw std::invalid_argument("rate limits must not be negative");
     if (read_ahead_ < 1) throw std::invalid_argument("--read-ahead must be at least 1");
   });
@@ -116,7 +118,7 @@ WorkerConfig WorkerOptions::worker_config(int max_in_flight) const {
   WorkerConfig c = worker;
   const int most = std::min(llm_in_flight_ > 0 ? llm_in_flight_ : max_in_flight, max_in_flight);
   c.limits = {rpm_, tpm_, most, rph_, tpd_, burst_};
-  c.tenant_limits = {tenant_rpm_, tenant_tpm_, 0, tenant_rph_, tenant_tpd_, tenant_burst_requests_};
+  c.tenant_limits = {tenant_rpm_, tenant_tpm_, 0, tenant_rph_, tenant_tpd_, tenant_burst_requests_, tenant_tpmonth_};
   c.concurrency.max_limit = most;
   c.concurrency.min_limit = std::clamp(c.concurrency.min_limit, 1, most);
   // Start at a quarter of the range and probe upwards: a cold start should not hit a provider
@@ -171,6 +173,8 @@ LlmLimits parse_limits(const nlohmann::json& spec, const std::string& where) {
       limits.tokens_per_day = v;
     else if (name == "burst")
       limits.burst = v;
+    else if (name == "tokens_per_month")
+      limits.tokens_per_month = v;
     else
       throw std::invalid_argument(where + ": unknown limit " + name);
   }

@@ -39,7 +39,8 @@ struct WorkerOptions {
 
  private:
   int rpm_ = 0, tpm_ = 0, llm_in_flight_ = 0, rph_ = 0, tpd_ = 0, burst_ = 0;
-  int tenant_rpm_ = 0, tenant_tpm_ = 0, tenant_rph_ = 0, tenant_tpd_ = 0, tenant_burst_requests_ = 0;
+  int tenant_rpm_ = 0, tenant_tpm_ = 0, tenant_rph_ = 0, tenant_tpd_ = 0, tenant_burst_requests_ = 0,
+      tenant_tpmonth_ = 0;
   std::string tenant_limits_file_;
   std::string fallbacks_;
   struct Fallback {

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from harness import Stack, check, failures, log, metric_sum  # noqa: E402
+from harness import Stack, check, finish, log, metric_sum  # noqa: E402
 
 
 def task(job, n, path, budget=None):
@@ -111,15 +111,9 @@ def main():
         check(doc is not None and doc.get("usage", {}).get("tokens", 0) > spent, "the replayed file was charged too")
     finally:
         stack.stop()
-    if failures:
-        print("FAIL:\n  " + "\n  ".join(failures))
-        print("--- agentline up (last lines)\n" + stack.tail_log(40))
-        print(f"work directory kept: {work}")
-        return 1
+    finish(work)
     os.system(f"rm -rf {work}")
-    print("PASS: a job's budget stops its work; raised, the work is replayed and delivered")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

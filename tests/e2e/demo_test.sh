@@ -64,7 +64,7 @@ grep -Eq "^  dead_lettered +\.\./\.\./etc/passwd +unsafe_path: " "$work/demo.out
 grep -q "== job page: http://127.0.0.1:$((port + 6))/" "$work/demo.out" || fail "make run did not print the job page's URL"
 grep -Eq "^  todo-api +100%  21/21 files" "$work/demo.out" || fail "the gateway did not serve job todo-api at 100%"
 grep -q "delivered      app/config.py  (fix 1)" "$work/demo.out" || fail "app/config.py was not fixed once and delivered"
-grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
+grep -Eq "dead_lettered  examples/client.py  \(fix 3\)  ([0-9]+ tokens [$][0-9.]+  )?qa_failed_max: line [0-9]+: SyntaxError" "$work/demo.out" ||
   fail "examples/client.py did not end in the DLQ after 3 fixes"
 grep -q "agentline-error-class=qa_failed_max" "$work/demo.out" || fail "the router's DLQ record is not shown"
 grep -q 'agentline_qa_checks_total{check="py_compile",outcome="failed"} 5' "$work/demo.out" || fail "QA counts wrong"

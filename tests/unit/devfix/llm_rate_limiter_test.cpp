@@ -199,6 +199,25 @@ TEST(LlmRateLimiter, BurstHourAndDayWindowsHoldAsTheSeedsStateThem) {
   EXPECT_EQ(s.rejected.at("requests_per_hour"), 1);
 }
 
+TEST(LlmRateLimiter, AMonthlyTokenBudgetHoldsForThirtyDaysThenHasRoomAgain) {
+  ManualClock clock;
+  LlmLimits limits;
+  limits.tokens_per_day = 2000;
+  limits.tokens_per_month = 1000;
+  LlmRateLimiter limiter("tenant:acme", limits, clock);
+  limiter.try_acquire(500).complete(500);
+  clock.advance(std::chrono::hours(25));
+  limiter.try_acquire(500).complete(500);
+  clock.advance(std::chrono::hours(25));
+  auto held = limiter.try_acquire(100);
+  EXPECT_EQ(held.refusal(), LlmRateLimiter::Refusal::kTokensPerMonth) << "1000 of 1000 in 30 days";
+  EXPECT_GT(held.retry_after(), std::chrono::hours(24 * 27)) << "until the first day's tokens leave the 30 days";
+  EXPECT_EQ(limiter.stats().tokens_last_month, 1000);
+  clock.advance(std::chrono::hours(24 * 29));
+  EXPECT_TRUE(limiter.try_acquire(100)) << "30 days after the first call its tokens are out of the window";
+  EXPECT_EQ(limiter.try_acquire(1001).refusal(), LlmRateLimiter::Refusal::kTooLarge);
+}
+
 TEST(LlmRateLimiter, ACancelledLeaseTakesBackItsRequestAndTokens) {
   ManualClock clock;
   LlmRateLimiter limiter("cancel", {1, 500, 1}, clock);
@@ -210,21 +229,30 @@ TEST(LlmRateLimiter, ACancelledLeaseTakesBackItsRequestAndTokens) {
   EXPECT_EQ(limiter.stats().admitted, 1);
 }
 
-TEST(LlmRateLimiter, TheServersCountRefillsTowardsItsAllowanceByTheResetAndAnswersCountCallsStillOut) {
+TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswersCountCallsStillOut) {
   ManualClock clock;
   LlmRateLimiter limiter("provider", {}, clock);
+  // Six calls, one a second; the last one's answer says none are left, for a 10 s window (its
+  // reset: the time until the newest call leaves).
+  for (int i = 0; i < 6; ++i) {
+    limiter.try_acquire(10).complete(10);
+    if (i < 5) clock.advance(1s);
+  }
   RateLimitFeedback told;
   told.remaining_requests = 0;
-  told.limit_requests = 60;
+  told.limit_requests = 6;
   told.reset_requests = std::chrono::seconds(10);
-  limiter.on_feedback(told);
+  limiter.on_answer(told, 10);
   const auto refused = limiter.try_acquire(10);
   EXPECT_EQ(refused.refusal(), LlmRateLimiter::Refusal::kBackoff) << "nothing left now";
-  EXPECT_LT(refused.retry_after(), 1s) << "room comes back gradually, not only at the reset";
-  clock.advance(5s);
-  std::vector<LlmRateLimiter::Lease> leases;
-  while (auto lease = limiter.try_acquire(10)) leases.push_back(std::move(lease));
-  EXPECT_EQ(leases.size(), 27u) << "half of the window: 90 % of half the allowance";
+  EXPECT_GT(refused.retry_after(), 5s) << "room comes back when the first call leaves the window (10 s after it)";
+  EXPECT_LT(refused.retry_after(), 5500ms) << "...not only at the reset";
+  clock.advance(refused.retry_after());
+  EXPECT_TRUE(limiter.try_acquire(10)) << "the first call left: one more";
+  EXPECT_FALSE(limiter.try_acquire(10)) << "the second leaves a second later";
+  clock.advance(1s);
+  EXPECT_TRUE(limiter.try_acquire(10));
+  EXPECT_FALSE(limiter.try_acquire(10));
 
   // An answer's count was taken when its call arrived: the other calls out since are not in it.
   LlmRateLimiter fresh("provider", {}, clock);

@@ -1,23 +1,13 @@
 #pragma once
-// How long to wait before retrying a failed call, whether a retry is allowed at all, and how
-// fast to call a backend that answers 429.
-//
-//   RetryPolicy       exponential (2^n: 2, 4, 8 s), linear, fixed or decorrelated-jitter
-//                     delays, optional jitter, a maximum delay, and the server's Retry-After
-//                     taking precedence when it gives one
-//   RetryBudget       retries may be at most a share of calls (plus a small floor), so retries
-//                     cannot multiply an outage
-//   AdaptiveThrottle  halves the allowed rate on each 429 (down to a floor) and grows it back in
-//                     steps while the backend accepts calls
-// All are thread-safe and take time from an injected Clock; none of them sleeps.
+// How long to wait before retrying a failed call, and whether a retry is allowed at all
+// (outbox-uploader's uploads): exponential (2^n: 2, 4, 8 s), linear, fixed or
+// decorrelated-jitter delays, optional jitter, a maximum delay, and the server's Retry-After
+// taking precedence when it gives one. Thread-safe; it never sleeps.
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/sliding_window.h"
-#include "agentline/resilience/token_bucket.h"
 
 namespace agentline::resilience {
 
@@ -51,66 +41,6 @@ class RetryPolicy {
   double uniform() const;  // [0, 1), lock-free
   const RetryPolicyConfig config_;
   mutable std::atomic<std::uint64_t> state_;
-};
-
-struct RetryBudgetConfig {
-  double retry_ratio = 0.2;           // retries may be this share of calls in the window...
-  double min_retries_per_second = 1;  // ...plus this many per second, so low traffic can retry
-  Duration window = std::chrono::seconds(10);
-};
-
-class RetryBudget {
- public:
-  explicit RetryBudget(RetryBudgetConfig config = {}, const Clock& clock = SystemClock::instance());
-  void record_call();  // every first attempt
-  // True (and counted) if a retry fits the budget now.
-  bool try_spend_retry();
-  struct Stats {
-    std::int64_t calls_in_window = 0;
-    std::int64_t retries_in_window = 0;
-    std::int64_t retries_refused = 0;
-  };
-  Stats stats();
-
- private:
-  const RetryBudgetConfig config_;
-  const Clock& clock_;
-  std::mutex mu_;
-  WindowCounter calls_;
-  WindowCounter retries_;
-  std::int64_t refused_ = 0;
-};
-
-struct AdaptiveThrottleConfig {
-  double max_rate = 10;   // calls per second when all is well
-  double min_rate = 0.5;  // the floor halving stops at
-  double decrease_factor = 0.5;
-  Duration decrease_cooldown = std::chrono::seconds(1);  // one burst of 429s halves once
-  double increase_step = 1;                              // added per increase_interval without a 429
-  Duration increase_interval = std::chrono::seconds(10);
-
-  void validate() const;
-};
-
-// Drives a token bucket: acquire() admits at the current rate.
-class AdaptiveThrottle {
- public:
-  explicit AdaptiveThrottle(AdaptiveThrottleConfig config = {}, const Clock& clock = SystemClock::instance());
-  Admission try_acquire();
-  void on_throttled();  // the backend answered 429
-  void on_success();    // the backend accepted a call
-  double rate() const;
-  std::int64_t decreases() const { return decreases_.load(std::memory_order_relaxed); }
-
- private:
-  void grow_locked(TimePoint now);
-  const AdaptiveThrottleConfig config_;
-  const Clock& clock_;
-  mutable std::mutex mu_;
-  double rate_;
-  TimePoint last_change_;
-  TokenBucket bucket_;
-  std::atomic<std::int64_t> decreases_{0};
 };
 
 }  // namespace agentline::resilience

@@ -1,7 +1,5 @@
 package agentline.bench;
 
-import io.github.resilience4j.bulkhead.Bulkhead;
-import io.github.resilience4j.bulkhead.BulkheadConfig;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
 import io.github.resilience4j.ratelimiter.RateLimiter;
@@ -20,7 +18,6 @@ public class ResilienceBench {
   CircuitBreaker timeBased;
   CircuitBreaker open;
   RateLimiter limiter;
-  Bulkhead bulkhead;
 
   @Setup
   public void setup() {
@@ -35,7 +32,6 @@ public class ResilienceBench {
     open.transitionToForcedOpenState();
     limiter = RateLimiter.of("limiter", RateLimiterConfig.custom().limitForPeriod(Integer.MAX_VALUE)
         .limitRefreshPeriod(Duration.ofNanos(1)).timeoutDuration(Duration.ZERO).build());
-    bulkhead = Bulkhead.of("bulkhead", BulkheadConfig.custom().maxConcurrentCalls(1_000_000).maxWaitDuration(Duration.ZERO).build());
   }
 
   private static boolean call(CircuitBreaker cb) {
@@ -63,10 +59,4 @@ public class ResilienceBench {
   @Benchmark public boolean breakerRejected() { return open.tryAcquirePermission(); }
 
   @Benchmark public boolean rateLimiterAcquire() { return limiter.acquirePermission(); }
-
-  @Benchmark public boolean bulkheadAcquireRelease() {
-    boolean ok = bulkhead.tryAcquirePermission();
-    if (ok) bulkhead.onComplete();
-    return ok;
-  }
 }

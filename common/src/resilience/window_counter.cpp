@@ -1,8 +1,6 @@
-#include "agentline/resilience/sliding_window.h"
+#include "agentline/resilience/window_counter.h"
 
 #include <algorithm>
-
-#include "agentline/observability/metric_families.h"
 
 namespace agentline::resilience {
 namespace {
@@ -68,62 +66,6 @@ Duration WindowCounter::time_until_room(TimePoint now, std::int64_t amount, std:
     }
   }
   return window_;
-}
-
-SlidingWindowLimiter::SlidingWindowLimiter(std::string name, std::vector<WindowLimit> limits, const Clock& clock)
-    : name_(std::move(name)), clock_(clock), limits_(std::move(limits)) {
-  for (const auto& l : limits_) {
-    if (l.window.count() <= 0 || l.limit <= 0) {
-      throw std::invalid_argument("rate limiter '" + name_ + "': window '" + l.name +
-                                  "' needs a positive length and limit");
-    }
-    counters_.emplace_back(l.window, 60);
-  }
-  rejected_.assign(limits_.size(), 0);
-}
-
-Admission SlidingWindowLimiter::try_acquire(std::int64_t amount) {
-  std::lock_guard lock(mu_);
-  const TimePoint now = clock_.now();
-  for (std::size_t i = 0; i < limits_.size(); ++i) {
-    if (counters_[i].sum(now) + amount > limits_[i].limit) {
-      ++rejected_[i];
-      return {false, counters_[i].time_until_room(now, amount, limits_[i].limit)};
-    }
-  }
-  for (auto& c : counters_) c.add(now, amount);
-  ++admitted_;
-  return {true, {}};
-}
-
-std::vector<std::pair<std::string, std::int64_t>> SlidingWindowLimiter::usage() {
-  std::lock_guard lock(mu_);
-  std::vector<std::pair<std::string, std::int64_t>> out;
-  const TimePoint now = clock_.now();
-  for (std::size_t i = 0; i < limits_.size(); ++i) out.emplace_back(limits_[i].name, counters_[i].sum(now));
-  return out;
-}
-
-std::int64_t SlidingWindowLimiter::rejected(const std::string& window) const {
-  std::lock_guard lock(mu_);
-  for (std::size_t i = 0; i < limits_.size(); ++i) {
-    if (limits_[i].name == window) return rejected_[i];
-  }
-  return 0;
-}
-
-void SlidingWindowLimiter::append_metrics(std::vector<prometheus::MetricFamily>& families) const {
-  using observability::add_sample;
-  using observability::family;
-  std::lock_guard lock(mu_);
-  add_sample(family(families, "agentline_ratelimit_admitted_total", "Calls admitted by the limiter",
-                    prometheus::MetricType::Counter),
-             {{"limiter", name_}}, static_cast<double>(admitted_));
-  auto& rejected = family(families, "agentline_ratelimit_rejections_total", "Calls refused by the limiter, by reason",
-                          prometheus::MetricType::Counter);
-  for (std::size_t i = 0; i < limits_.size(); ++i) {
-    add_sample(rejected, {{"limiter", name_}, {"reason", limits_[i].name}}, static_cast<double>(rejected_[i]));
-  }
 }
 
 }  // namespace agentline::resilience

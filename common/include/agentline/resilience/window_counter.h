@@ -1,18 +1,11 @@
 #pragma once
-// Limits per window (per minute and per hour), never over-admitting. Answers at once; thread-safe;
-// the time comes from an injected Clock.
+// A sliding-window count (dev-fix-worker's LLM limits: requests per second, minute and hour,
+// tokens per minute, day and 30 days). The time comes from an injected Clock.
 #include <cstdint>
-#include <mutex>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "agentline/resilience/clock.h"
-#include "agentline/resilience/token_bucket.h"
-
-namespace prometheus {
-struct MetricFamily;
-}
 
 namespace agentline::resilience {
 
@@ -39,33 +32,6 @@ class WindowCounter {
   Duration slice_;
   int buckets_;
   std::vector<std::pair<std::int64_t, std::int64_t>> ring_;  // (slice index, amount)
-};
-
-struct WindowLimit {
-  std::string name;  // "minute", "hour": the label of its rejections
-  Duration window;
-  std::int64_t limit;
-};
-
-class SlidingWindowLimiter {
- public:
-  // Typical: {{"minute", 1min, 60}, {"hour", 1h, 1000}}. Throws std::invalid_argument on a
-  // non-positive window or limit.
-  SlidingWindowLimiter(std::string name, std::vector<WindowLimit> limits, const Clock& clock = SystemClock::instance());
-  // Admitted only if every window has room for `amount`; then counted in all of them.
-  Admission try_acquire(std::int64_t amount = 1);
-  std::vector<std::pair<std::string, std::int64_t>> usage();  // (window name, current sum)
-  std::int64_t rejected(const std::string& window) const;
-  void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
-
- private:
-  const std::string name_;
-  const Clock& clock_;
-  std::vector<WindowLimit> limits_;
-  mutable std::mutex mu_;
-  std::vector<WindowCounter> counters_;
-  std::vector<std::int64_t> rejected_;
-  std::int64_t admitted_ = 0;
 };
 
 }  // namespace agentline::resilience
