@@ -554,7 +554,7 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
       // Seconds per 100 completion tokens: a long reply is not a slow backend.
       concurrency_.on_success(seconds * 100.0 / static_cast<double>(std::max<std::int64_t>(completion, 100)),
                               in_flight);
-      if (!out.empty()) b.limiter->on_answer(out.front().feedback, reserve);
+      if (!out.empty()) b.limiter->on_answer(out.front().feedback, lease.admitted_at(), reserve);
       lease.complete(used > 0 ? used : reserve);
       tenant_lease.complete(used > 0 ? used : reserve);
       metrics_->calls->Add({{"outcome", "ok"}, {"backend", name}}).Increment();

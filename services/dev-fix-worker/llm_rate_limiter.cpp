@@ -174,54 +174,63 @@ void LlmRateLimiter::on_feedback(const RateLimitFeedback& feedback) {
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
   if (feedback.retry_after) blocked_until_ = std::max(blocked_until_, now + *feedback.retry_after);
-  tell_locked(now, feedback, 0, 0);
+  tell_locked(now, feedback, 0, 0);  // a refusal: the calls out are in its count, or will be refused too
 }
 
-void LlmRateLimiter::tell_locked(TimePoint now, const RateLimitFeedback& feedback, std::int64_t requests_out,
+void LlmRateLimiter::tell_locked(TimePoint at, const RateLimitFeedback& feedback, std::int64_t requests_out,
                                  std::int64_t tokens_out) {
   if (feedback.remaining_requests && feedback.reset_requests) {
-    server_requests_.tell(now, std::max<std::int64_t>(*feedback.remaining_requests - requests_out, 0),
-                          *feedback.reset_requests, feedback.limit_requests);
     own_.window = std::max(own_.window, *feedback.reset_requests);
+    server_requests_.tell(at, *feedback.remaining_requests, requests_out, *feedback.reset_requests,
+                          feedback.limit_requests, own_.counted_at(at, false));
   }
   if (feedback.remaining_tokens && feedback.reset_tokens) {
-    server_tokens_.tell(now, std::max<std::int64_t>(*feedback.remaining_tokens - tokens_out, 0), *feedback.reset_tokens,
-                        feedback.limit_tokens);
     own_.window = std::max(own_.window, *feedback.reset_tokens);
+    server_tokens_.tell(at, *feedback.remaining_tokens, tokens_out, *feedback.reset_tokens, feedback.limit_tokens,
+                        own_.counted_at(at, true));
   }
 }
 
 namespace {
-// Of the linear refill the server's headers imply (before its window is known), the share counted
-// on: a provider's window frees room in bursts (as its old calls leave), not evenly.
+// Of the linear refill the server's headers imply (before its window and allowance are known),
+// the share counted on: a provider's window frees room in bursts (as its old calls leave), not
+// evenly.
 constexpr double kRefillShare = 0.9;
 // A call leaves the server's window this long after its admission here at the latest: the server
 // counts it when it arrives, a little after (our own queueing and the connection).
 constexpr Duration kArrivalMargin = std::chrono::milliseconds(250);
 // Calls are logged this long when the window is not known yet.
 constexpr Duration kLogWithoutWindow = std::chrono::minutes(1);
+
+template <typename Calls>
+auto first_after(const Calls& calls, TimePoint t) {
+  return std::upper_bound(calls.begin(), calls.end(), t, [](TimePoint x, const auto& c) { return x < c.first; });
+}
 }  // namespace
 
-std::int64_t LlmRateLimiter::OwnCalls::freed(TimePoint from, TimePoint to, bool tokens) const {
-  if (window <= Duration{0} || to <= from) return 0;
-  const TimePoint lo = from - window - kArrivalMargin;
-  const TimePoint hi = to - window - kArrivalMargin;
-  auto it = std::upper_bound(calls.begin(), calls.end(), lo, [](TimePoint t, const auto& c) { return t < c.first; });
+std::int64_t LlmRateLimiter::OwnCalls::counted_at(TimePoint t, bool tokens) const {
   std::int64_t sum = 0;
-  for (; it != calls.end() && it->first <= hi; ++it) sum += tokens ? it->second : 1;
+  for (auto it = first_after(calls, t - window - kArrivalMargin); it != calls.end() && it->first <= t; ++it)
+    sum += tokens ? it->second : 1;
   return sum;
 }
 
-std::optional<TimePoint> LlmRateLimiter::OwnCalls::when_freed(TimePoint from, std::int64_t amount, bool tokens) const {
-  if (window <= Duration{0}) return std::nullopt;
-  const TimePoint lo = from - window - kArrivalMargin;
-  auto it = std::upper_bound(calls.begin(), calls.end(), lo, [](TimePoint t, const auto& c) { return t < c.first; });
+std::optional<TimePoint> LlmRateLimiter::OwnCalls::when_down_by(TimePoint now, std::int64_t amount, bool tokens) const {
   std::int64_t sum = 0;
-  for (; it != calls.end(); ++it) {
+  for (auto it = first_after(calls, now - window - kArrivalMargin); it != calls.end(); ++it) {
     sum += tokens ? it->second : 1;
     if (sum >= amount) return it->first + window + kArrivalMargin;
   }
   return std::nullopt;
+}
+
+std::pair<std::int64_t, std::int64_t> LlmRateLimiter::OwnCalls::since(TimePoint from) const {
+  std::pair<std::int64_t, std::int64_t> out{0, 0};
+  for (auto it = first_after(calls, from); it != calls.end(); ++it) {
+    ++out.first;
+    out.second += it->second;
+  }
+  return out;
 }
 
 void LlmRateLimiter::OwnCalls::add(TimePoint now, std::int64_t tokens) {
@@ -231,8 +240,13 @@ void LlmRateLimiter::OwnCalls::add(TimePoint now, std::int64_t tokens) {
 }
 
 std::optional<std::int64_t> LlmRateLimiter::ServerCount::room(TimePoint now, const OwnCalls& own, bool tokens) const {
-  if (!left || now >= reset) return std::nullopt;
-  if (own.window > Duration{0}) return *left + own.freed(at, now, tokens);
+  if (!left) return std::nullopt;
+  if (limit && own.window > Duration{0}) {
+    // The allowance less our own calls still in the server's window and what the others had in
+    // it when the server last told (theirs leave by its reset).
+    return *limit - (now < reset ? others : 0) - own.counted_at(now, tokens);
+  }
+  if (now >= reset) return std::nullopt;
   std::int64_t refill = 0;
   if (limit && *limit > told && reset > at) {
     refill = static_cast<std::int64_t>(kRefillShare * static_cast<double>(*limit - told) *
@@ -246,28 +260,37 @@ Duration LlmRateLimiter::ServerCount::wait_for(TimePoint now, std::int64_t amoun
                                                bool tokens) const {
   const auto current = room(now, own, tokens);
   if (!current || *current >= amount) return Duration{0};
-  if (own.window > Duration{0}) {
-    const auto at_room = own.when_freed(at, amount - *left, tokens);
-    return at_room ? std::clamp<Duration>(*at_room - now, Duration{1}, reset - now) : reset - now;
+  const Duration until_reset = now < reset ? reset - now : own.window;
+  if (limit && own.window > Duration{0}) {
+    const auto at_room = own.when_down_by(now, amount - *current, tokens);
+    return at_room ? std::clamp<Duration>(*at_room - now, Duration{1}, std::max(until_reset, Duration{1}))
+                   : std::max(until_reset, Duration{1});
   }
-  if (!limit || *limit <= told || reset <= at) return reset - now;
+  if (!limit || *limit <= told || reset <= at) return until_reset;
   const double per_ns = kRefillShare * static_cast<double>(*limit - told) / static_cast<double>((reset - at).count());
   const auto ns = static_cast<Duration::rep>(static_cast<double>(amount - *current) / per_ns) + 1;
-  return std::min(Duration(ns), reset - now);
+  return std::min(Duration(ns), until_reset);
 }
 
-void LlmRateLimiter::ServerCount::tell(TimePoint now, std::int64_t remaining, Duration reset_in,
-                                       std::optional<std::int64_t> allowance) {
-  left = told = remaining;
+void LlmRateLimiter::ServerCount::tell(TimePoint now, std::int64_t remaining, std::int64_t out, Duration reset_in,
+                                       std::optional<std::int64_t> allowance, std::int64_t own_counted) {
+  if (left && now < at) return;  // an answer overtaken by a later call's: its count is older
+  left = told = std::max<std::int64_t>(remaining - out, 0);
   limit = allowance;
+  others = allowance ? std::max<std::int64_t>(*allowance - remaining - own_counted, 0) : 0;
   at = now;
   reset = now + reset_in;
 }
 
-void LlmRateLimiter::on_answer(const RateLimitFeedback& feedback, std::int64_t reserved_per_call) {
+void LlmRateLimiter::on_answer(const RateLimitFeedback& feedback, TimePoint admitted_at, std::int64_t reserved) {
   std::lock_guard lock(mu_);
-  const std::int64_t others = std::max<std::int64_t>(in_flight_ - 1, 0);
-  tell_locked(clock_.now(), feedback, others, others * reserved_per_call);  // an answer: its Retry-After is moot
+  // The server took its count when this call arrived, just after `admitted_at`. Of its count,
+  // what is not our calls then in its window is the other clients' (ServerCount::others).
+  // Without the allowance, its remaining count is taken as it is, less the calls we admitted
+  // since (from a margin before: one sent just ahead may have arrived after it).
+  auto [requests, tokens] = own_.since(admitted_at - kArrivalMargin);
+  tell_locked(admitted_at, feedback, std::max<std::int64_t>(requests - 1, 0),
+              std::max<std::int64_t>(tokens - reserved, 0));  // an answer: its Retry-After is moot
 }
 
 void LlmRateLimiter::set_limits(LlmLimits limits) {

@@ -122,11 +122,11 @@ class LlmRateLimiter {
   // count of zero blocks that dimension until its reset; smaller remaining counts cap what we
   // admit until the reset.
   void on_feedback(const RateLimitFeedback& feedback);
-  // The same for the headers of a call that succeeded while this limiter's calls were in flight:
-  // the server counted its remaining requests and tokens when the call arrived, so the calls
-  // sent since are taken off (conservatively, all others in flight; `reserved` tokens each on
-  // average) before the counts cap admissions.
-  void on_answer(const RateLimitFeedback& feedback, std::int64_t reserved_per_call);
+  // The same for the headers of a call that succeeded, admitted at `admitted_at` with `reserved`
+  // tokens: the server counted its remaining requests and tokens when the call arrived, so our
+  // calls admitted since are taken off before the counts cap admissions, and room comes back as
+  // our calls leave the server's window from then on.
+  void on_answer(const RateLimitFeedback& feedback, TimePoint admitted_at, std::int64_t reserved);
   void set_limits(LlmLimits limits);
   Stats stats();
   void append_metrics(std::vector<prometheus::MetricFamily>& families) const;
@@ -149,34 +149,41 @@ class LlmRateLimiter {
   WindowCounter tokens_month_;
   std::int64_t in_flight_ = 0;
   TimePoint blocked_until_{};
-  // Our own admissions (time, reserved tokens), oldest first: when each leaves the provider's
-  // window it frees room the server counted when it last told its remaining count. The window is
-  // learned: the longest reset the server gave (its reset is the time until the newest call
-  // leaves, so a call just admitted shows the whole window).
+  // Our own admissions (time, reserved tokens), oldest first, and the provider's window, learned:
+  // the longest reset it gave (its reset is the time until the newest call leaves, so a call just
+  // admitted shows the whole window). A call counts in the server's window from its admission
+  // until the window plus a margin after it (the server counts it on arrival, a little later).
   struct OwnCalls {
     std::deque<std::pair<TimePoint, std::int64_t>> calls;
     Duration window{0};  // 0: not known yet
-    // What our calls leaving the window in (from, to] free: requests, or their tokens.
-    std::int64_t freed(TimePoint from, TimePoint to, bool tokens) const;
-    // When what leaves after `from` adds up to `amount`; nullopt if the calls logged never do.
-    std::optional<TimePoint> when_freed(TimePoint from, std::int64_t amount, bool tokens) const;
+    // Our calls in the server's window at `t` (admitted by then): requests, or their tokens.
+    std::int64_t counted_at(TimePoint t, bool tokens) const;
+    // When our calls in the window at `now` will be down by `amount`; nullopt if never.
+    std::optional<TimePoint> when_down_by(TimePoint now, std::int64_t amount, bool tokens) const;
+    // Requests and tokens admitted after `from`.
+    std::pair<std::int64_t, std::int64_t> since(TimePoint from) const;
     void add(TimePoint now, std::int64_t tokens);
   };
-  // The server's own count (x-ratelimit-remaining-*), valid until its reset time. Room comes
-  // back as our own calls leave its window (OwnCalls), once the window is known; before that, it
-  // refills linearly towards the full allowance (x-ratelimit-limit-*, when it says) by the reset;
-  // without either, it stays as told until the reset.
+  // The server's count (x-ratelimit-*). With its allowance (limit-*) and window known, the room is
+  // the allowance less our own calls in its window (OwnCalls) and the other clients' share of its
+  // last count (until its reset): exact for one client, and following the others at each answer.
+  // Without them, the remaining count as told, less what was admitted since, refilling linearly
+  // towards the allowance by the reset (or not at all) until the reset.
   struct ServerCount {
     std::optional<std::int64_t> left;  // as told, less what was admitted since
     std::int64_t told = 0;
     std::optional<std::int64_t> limit;
+    std::int64_t others = 0;  // the allowance used by other clients when told
     TimePoint at{};
     TimePoint reset{};
-    // The room at `now`; nullopt: no cap (nothing told, or the reset has passed).
+    // The room at `now`; nullopt: no cap (nothing told, or its reset passed without an allowance).
     std::optional<std::int64_t> room(TimePoint now, const OwnCalls& own, bool tokens) const;
-    // How long until `amount` fits (the reset when no refill is known).
+    // How long until `amount` fits.
     Duration wait_for(TimePoint now, std::int64_t amount, const OwnCalls& own, bool tokens) const;
-    void tell(TimePoint now, std::int64_t remaining, Duration reset_in, std::optional<std::int64_t> allowance);
+    // Told at `now`: `remaining` of the allowance, less `out` known not to be in it yet; our own
+    // calls then in the window: `own_counted`.
+    void tell(TimePoint now, std::int64_t remaining, std::int64_t out, Duration reset_in,
+              std::optional<std::int64_t> allowance, std::int64_t own_counted);
   };
   OwnCalls own_;
   ServerCount server_requests_;

@@ -234,15 +234,18 @@ TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswe
   LlmRateLimiter limiter("provider", {}, clock);
   // Six calls, one a second; the last one's answer says none are left, for a 10 s window (its
   // reset: the time until the newest call leaves).
+  TimePoint last;
   for (int i = 0; i < 6; ++i) {
-    limiter.try_acquire(10).complete(10);
+    auto lease = limiter.try_acquire(10);
+    last = lease.admitted_at();
+    lease.complete(10);
     if (i < 5) clock.advance(1s);
   }
   RateLimitFeedback told;
   told.remaining_requests = 0;
   told.limit_requests = 6;
   told.reset_requests = std::chrono::seconds(10);
-  limiter.on_answer(told, 10);
+  limiter.on_answer(told, last, 10);
   const auto refused = limiter.try_acquire(10);
   EXPECT_EQ(refused.refusal(), LlmRateLimiter::Refusal::kBackoff) << "nothing left now";
   EXPECT_GT(refused.retry_after(), 5s) << "room comes back when the first call leaves the window (10 s after it)";
@@ -262,9 +265,37 @@ TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswe
   RateLimitFeedback answer;
   answer.remaining_requests = 3;
   answer.reset_requests = std::chrono::seconds(10);
-  fresh.on_answer(answer, 10);
-  EXPECT_TRUE(fresh.try_acquire(10)) << "3 told, less the 2 others still out: 1";
+  fresh.on_answer(answer, a.admitted_at(), 10);
+  EXPECT_TRUE(fresh.try_acquire(10)) << "3 told, less the 2 others admitted with it: 1";
   EXPECT_FALSE(fresh.try_acquire(10));
+}
+
+TEST(LlmRateLimiter, AnotherClientsShareOfTheAllowanceIsLeftToItUntilTheServersReset) {
+  ManualClock clock;
+  LlmRateLimiter limiter("provider", {}, clock);
+  // Two of our calls; the second's answer: 4 of 10 left in a 10 s window. Ours are 2 of the 6
+  // used, so another client has 4.
+  auto first = limiter.try_acquire(10);
+  first.complete(10);
+  clock.advance(1s);
+  auto second = limiter.try_acquire(10);
+  const auto admitted = second.admitted_at();
+  second.complete(10);
+  RateLimitFeedback told;
+  told.remaining_requests = 4;
+  told.limit_requests = 10;
+  told.reset_requests = std::chrono::seconds(10);
+  limiter.on_answer(told, admitted, 10);
+  std::vector<LlmRateLimiter::Lease> more;
+  while (auto lease = limiter.try_acquire(10)) more.push_back(std::move(lease));
+  EXPECT_EQ(more.size(), 4u) << "10 less the other client's 4 and our 2";
+  // Our first call leaves the window 10 s after it: one more. The other client's calls are
+  // taken as theirs until the reset the server gave (10 s after the answered call).
+  clock.advance(9s + 300ms);
+  EXPECT_TRUE(limiter.try_acquire(10)) << "our first call left";
+  EXPECT_FALSE(limiter.try_acquire(10));
+  clock.advance(1s);
+  EXPECT_TRUE(limiter.try_acquire(10)) << "past the reset: the other client's share is free";
 }
 
 }  // namespace
