@@ -37,6 +37,7 @@
 #include "kafka/mutex.h"
 #include "kafka/partition_table.h"
 #include "kafka/protocol_probe.h"
+#include "kafka/rebalance.h"
 #include "kafka/retry_tier_gate.h"
 
 namespace agentline::kafka {
@@ -767,53 +768,13 @@ void ConsumerRuntime::Impl::on_revoke(rd_kafka_topic_partition_list_t* parts) {
   }
 }
 
-namespace {
-// The assignment calls' errors are logged: a failed assign leaves partitions unconsumed until
-// the next rebalance, which the lag gauges and this line make visible.
-void check_assignment(const char* call, rd_kafka_error_t* error) {
-  if (error == nullptr) return;
-  spdlog::error("{} failed: {}", call, rd_kafka_error_string(error));
-  rd_kafka_error_destroy(error);
-}
-void check_assignment(const char* call, rd_kafka_resp_err_t err) {
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::error("{} failed: {}", call, rd_kafka_err2str(err));
-}
-}  // namespace
-
-// Under the consumer protocol (KIP-848) and classic's cooperative assignors librdkafka reports
-// "COOPERATIVE": assignments and revocations are increments. Classic's eager assignors revoke
-// everything and assign the whole new set.
+// librdkafka's side of the rebalance (assign, resume, unassign): rebalance.h.
 void ConsumerRuntime::Impl::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* self = static_cast<Impl*>(opaque);
-  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
-  try {
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      self->on_assign(parts);
-      if (cooperative) {
-        check_assignment("incremental assign", rd_kafka_incremental_assign(rk, parts));
-      } else {
-        check_assignment("assign", rd_kafka_assign(rk, parts));
-      }
-      // librdkafka keeps a partition's pause flag across unassign/assign, so a partition
-      // paused for backpressure before a rebalance would stay paused forever: every partition
-      // assigned starts resumed (its state is new), and flow control pauses it again if needed.
-      if (parts->cnt > 0) check_assignment("resume", rd_kafka_resume_partitions(rk, parts));
-      return;
-    }
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      self->on_revoke(parts);
-    } else {
-      spdlog::error("rebalance error: {}", rd_kafka_err2str(err));
-    }
-  } catch (const std::exception& e) {
-    spdlog::error("rebalance handling failed: {}", e.what());
-  }
-  if (cooperative) {
-    check_assignment("incremental unassign", rd_kafka_incremental_unassign(rk, parts));
-  } else {
-    check_assignment("unassign", rd_kafka_assign(rk, nullptr));
-  }
+  serve_rebalance(rk, err, parts,
+                  {[self](rd_kafka_topic_partition_list_t* p) { self->on_assign(p); },
+                   [self](rd_kafka_topic_partition_list_t* p) { self->on_revoke(p); }});
 }
 
 void ConsumerRuntime::Impl::on_stats(const char* json, size_t len) {
