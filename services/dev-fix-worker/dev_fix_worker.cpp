@@ -84,6 +84,7 @@ struct DevFixWorker::Metrics {
   prometheus::Counter* completion_tokens;
   prometheus::Counter* cost;
   prometheus::Counter* tenant_throttled;
+  prometheus::Family<prometheus::Counter>* tenant_budget_holds;
   prometheus::Histogram* call_seconds;
   prometheus::Counter* batched_files;
   prometheus::Family<prometheus::Counter>* reviews;
@@ -99,6 +100,7 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       breakers_(config_.breaker, clock),
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
       concurrency_("llm-" + generator->backend(), config_.concurrency, clock),
+      budgets_(clock),
       metrics_(std::make_unique<Metrics>()) {
   const std::string primary_name = "llm-" + generator->backend();
   backends_.push_back({std::move(generator), &breakers_.get(primary_name),
@@ -122,6 +124,10 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
                                                "Times a tenant's next task waited in place because the tenant was "
                                                "over its quota (--tenant-rate, --tenant-burst)")
                             .Add({});
+  m.tenant_budget_holds = &observability::counter(
+      registry, "agentline_tenant_budget_holds_total",
+      "Times a tenant's task waited in place because the tenant had spent a budget (tokens or dollars per day or "
+      "30 days) as counted from every replica's calls on jobs.progress");
   m.batched_files = &observability::counter(registry, "agentline_llm_batched_files_total",
                                             "Files generated in a call shared with other small files of their job")
                          .Add({});
@@ -244,11 +250,15 @@ LlmRateLimiter* DevFixWorker::tenant_limiter(const std::string& tenant) {
   std::lock_guard lock(tenant_limiters_mu_);
   auto it = tenant_limiters_.find(tenant);
   if (it != tenant_limiters_.end()) return it->second.get();
-  auto o = config_.tenant_overrides.find(tenant);
-  const LlmLimits limits = o != config_.tenant_overrides.end() ? o->second : config_.tenant_limits;
+  const LlmLimits& limits = limits_of_tenant(tenant);
   auto& slot = tenant_limiters_[tenant];
   if (limits.any()) slot = std::make_unique<LlmRateLimiter>("tenant:" + tenant, limits, clock_);
   return slot.get();
+}
+
+const LlmLimits& DevFixWorker::limits_of_tenant(const std::string& tenant) const {
+  auto o = config_.tenant_overrides.find(tenant);
+  return o != config_.tenant_overrides.end() ? o->second : config_.tenant_limits;
 }
 
 double DevFixWorker::tenant_weight(const std::string& tenant) const {
@@ -488,8 +498,13 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
         "the call reserves " + std::to_string(reserve) + " tokens, more than " + whose + " allows in a whole window",
         {}, "llm_too_large");
   };
-  // The tenant's own limits first: they hold only this tenant, whichever backend serves it.
+  // The tenant's own limits first: they hold only this tenant, whichever backend serves it. Its
+  // budgets as every replica spent them (jobs.progress), then this replica's own windows.
   const std::string tenant = requests.front().task["payload"].value("tenant", "default");
+  if (auto hold = budgets_.tenant_over(tenant, limits_of_tenant(tenant))) {
+    metrics_->tenant_budget_holds->Add({{"tenant", tenant}}).Increment();
+    throw Backoff{kafka::Failure::hold_key("tenant_budget_spent", hold->why, clamp_wait(hold->wait))};
+  }
   LlmRateLimiter::Lease tenant_lease;
   if (auto* limiter = tenant_limiter(tenant)) {
     tenant_lease = limiter->try_acquire(reserve);
@@ -657,11 +672,17 @@ nlohmann::json DevFixWorker::tenant_limits_json() {
   for (const auto& [tenant, limiter] : tenant_limiters_) {
     if (!limiter) continue;
     const auto s = limiter->stats();
+    const auto shared = budgets_.tenant_spent(tenant);
     out[tenant] = {{"requests_last_minute", s.requests_in_window},
                    {"requests_last_hour", s.requests_last_hour},
                    {"tokens_last_minute", s.tokens_in_window},
                    {"tokens_last_day", s.tokens_last_day},
-                   {"refused", s.rejected}};
+                   {"refused", s.rejected},
+                   {"spent_by_all_replicas",
+                    {{"tokens_last_day", shared.tokens_day},
+                     {"tokens_last_30_days", shared.tokens_month},
+                     {"usd_last_day", shared.usd_day},
+                     {"usd_last_30_days", shared.usd_month}}}};
   }
   return out;
 }

@@ -136,6 +136,8 @@ class DevFixWorker {
   resilience::AdaptiveConcurrency concurrency_;
   // The tenant's own limiter, made on first use; null when the tenant has no limits.
   LlmRateLimiter* tenant_limiter(const std::string& tenant);
+  // --tenant-limits' entry for `tenant`, else the --tenant-* limits.
+  const LlmLimits& limits_of_tenant(const std::string& tenant) const;
   nlohmann::json tenant_limits_json();
   mutable std::mutex tenant_limiters_mu_;
   std::map<std::string, std::unique_ptr<LlmRateLimiter>> tenant_limiters_;

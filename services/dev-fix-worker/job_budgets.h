@@ -1,9 +1,14 @@
 #pragma once
-// The jobs whose budget is spent, as the router's job summaries on jobs.progress say
-// (docs/llm-economics.md): a summary with "budget": {"exhausted": true} stops the job's remaining
-// work here — its tasks are dead-lettered as budget_exhausted (escalated, and replayable once
-// `agentline budget` raises the budget). Fed by a TopicFollower of jobs.progress; only jobs
-// with a budget are kept. Thread-safe.
+// What jobs and tenants have spent, as the router's job summaries on jobs.progress say
+// (docs/llm-economics.md); every replica reads the same summaries, so all agree.
+//  - Jobs: a summary with "budget": {"exhausted": true} stops the job's remaining work here — its
+//    tasks are dead-lettered as budget_exhausted (escalated, and replayable once `agentline
+//    budget` raises the budget). Only jobs with a budget are kept.
+//  - Tenants: what a job's summary shows spent beyond its previous one is charged to the job's
+//    "tenant" at the record's time, in windows of a day and of 30 days (tokens and dollars); a
+//    tenant over a budget (tokens_per_day/month, usd_per_day/month of its limits) is held.
+//    A job whose summaries were compacted away counts at its last summary's time.
+// Fed by a TopicFollower of jobs.progress. Thread-safe; the time comes from an injected Clock.
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -12,17 +17,33 @@
 #include <unordered_map>
 
 #include "agentline/kafka/record.h"
+#include "agentline/resilience/window_counter.h"
+#include "llm_rate_limiter.h"
 
 namespace agentline::devfix {
 
 class JobBudgets {
  public:
+  explicit JobBudgets(const resilience::Clock& clock = resilience::SystemClock::instance());
   // A jobs.progress record: a job's summary (key without '/') sets what is known of its
-  // budget; a tombstone forgets the job. File records are skipped unread.
+  // budget and charges its tenant; a tombstone forgets the job. File records are skipped unread.
   void apply(const kafka::InboundRecord& record);
   // Why `job` may not spend more, or nothing.
   std::optional<std::string> exhausted(const std::string& job) const;
   std::size_t size() const;
+
+  struct TenantSpent {
+    std::int64_t tokens_day = 0, tokens_month = 0;
+    double usd_day = 0, usd_month = 0;
+  };
+  TenantSpent tenant_spent(const std::string& tenant);
+  // Why `tenant` may not spend more under the budgets in `limits` and how long until it may,
+  // or nothing.
+  struct Hold {
+    std::string why;
+    resilience::Duration wait;
+  };
+  std::optional<Hold> tenant_over(const std::string& tenant, const LlmLimits& limits);
 
  private:
   struct Spent {
@@ -30,8 +51,18 @@ class JobBudgets {
     double cost_usd = 0, max_cost_usd = 0;
     bool exhausted = false;
   };
+  struct Tenant {
+    resilience::WindowCounter tokens_day, tokens_month, micro_usd_day, micro_usd_month;
+    Tenant();
+  };
+  // Charges `tenant` what `job` spent beyond its last summary, at `at_ms` (epoch). Under mu_.
+  void charge_locked(const std::string& job, const std::string& tenant, std::int64_t tokens, double cost_usd,
+                     std::int64_t at_ms);
+  const resilience::Clock& clock_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Spent> jobs_;
+  std::unordered_map<std::string, std::pair<std::int64_t, double>> charged_;  // by job: tokens, dollars
+  std::unordered_map<std::string, Tenant> tenants_;
 };
 
 }  // namespace agentline::devfix

@@ -38,6 +38,10 @@ struct LlmLimits {  // 0: no limit
   std::int64_t tokens_per_day = 0;
   std::int64_t burst = 0;             // requests in any one second
   std::int64_t tokens_per_month = 0;  // in any 30 days: a tenant's monthly budget
+  // A tenant's budgets in dollars, per day and per 30 days. Not counted here: like a tenant's
+  // tokens per day and month, they are also counted from what every replica spent (JobBudgets).
+  double usd_per_day = 0;
+  double usd_per_month = 0;
 
   bool any() const {
     return requests_per_minute > 0 || tokens_per_minute > 0 || max_in_flight > 0 || requests_per_hour > 0 ||

@@ -71,10 +71,16 @@ void WorkerOptions::bind(config::OptionSet& o) {
   o.add("tenant-tokens-per-day", &tenant_tpd_, "Each tenant's LLM tokens per day (0: none)");
   o.add("tenant-tokens-per-month", &tenant_tpmonth_,
         "Each tenant's LLM tokens in any 30 days, its monthly budget: spent, its tasks wait (0: none)");
+  o.add("tenant-usd-per-day", &tenant_usd_per_day_,
+        "Each tenant's LLM spending in dollars per day, counted from every replica's calls: spent, its tasks wait "
+        "(0: none)");
+  o.add("tenant-usd-per-month", &tenant_usd_per_month_,
+        "Each tenant's LLM spending in dollars in any 30 days, counted like --tenant-usd-per-day (0: none)");
   o.add("tenant-burst-requests", &tenant_burst_requests_, "Each tenant's LLM requests in any one second (0: none)");
   o.add("tenant-limits", &tenant_limits_file_,
         "JSON file of per-tenant limits replacing the --tenant-* ones: {tenant: {requests_per_minute, "
-        "requests_per_hour, tokens_per_minute, tokens_per_day, tokens_per_month, burst}}");
+        "requests_per_hour, tokens_per_minute, tokens_per_day, tokens_per_month, burst, usd_per_day, "
+        "usd_per_month}}");
   o.add("tenant-weights", &tenant_weights_,
         "Shares of the worker between tenants inside a priority class: tenant=weight,... (unlisted: 1)");
   o.add("read-ahead", &read_ahead_,
@@ -110,6 +116,8 @@ void WorkerOptions::bind(config::OptionSet& o) {
     for (int v : {rpm_, tpm_, rph_, tpd_, burst_, tenant_rpm_, tenant_tpm_, tenant_rph_, tenant_tpd_,
                   tenant_burst_requests_, tenant_tpmonth_})
       if (v < 0) throw std::invalid_argument("rate limits must not be negative");
+    if (tenant_usd_per_day_ < 0 || tenant_usd_per_month_ < 0)
+      throw std::invalid_argument("tenant budgets must not be negative");
     if (read_ahead_ < 1) throw std::invalid_argument("--read-ahead must be at least 1");
   });
 }
@@ -118,7 +126,9 @@ WorkerConfig WorkerOptions::worker_config(int max_in_flight) const {
   WorkerConfig c = worker;
   const int most = std::min(llm_in_flight_ > 0 ? llm_in_flight_ : max_in_flight, max_in_flight);
   c.limits = {rpm_, tpm_, most, rph_, tpd_, burst_};
-  c.tenant_limits = {tenant_rpm_, tenant_tpm_, 0, tenant_rph_, tenant_tpd_, tenant_burst_requests_, tenant_tpmonth_};
+  c.tenant_limits = {tenant_rpm_,     tenant_tpm_,         0,
+                     tenant_rph_,     tenant_tpd_,         tenant_burst_requests_,
+                     tenant_tpmonth_, tenant_usd_per_day_, tenant_usd_per_month_};
   c.concurrency.max_limit = most;
   c.concurrency.min_limit = std::clamp(c.concurrency.min_limit, 1, most);
   // Start at a quarter of the range and probe upwards: a cold start should not hit a provider
@@ -155,11 +165,18 @@ std::map<std::string, double> parse_tenant_weights(const std::string& text) {
 
 namespace {
 
-// {"requests_per_minute": 60, ...} -> LlmLimits; `where` names it in errors.
-LlmLimits parse_limits(const nlohmann::json& spec, const std::string& where) {
+// {"requests_per_minute": 60, ...} -> LlmLimits; `where` names it in errors. `budgets`: a tenant's,
+// which may also be in dollars.
+LlmLimits parse_limits(const nlohmann::json& spec, const std::string& where, bool budgets = false) {
   if (!spec.is_object()) throw std::invalid_argument(where + " is not an object");
   LlmLimits limits;
   for (const auto& [name, value] : spec.items()) {
+    if (budgets && (name == "usd_per_day" || name == "usd_per_month")) {
+      if (!value.is_number() || value.get<double>() < 0)
+        throw std::invalid_argument(where + "." + name + " must be a number >= 0");
+      (name == "usd_per_day" ? limits.usd_per_day : limits.usd_per_month) = value.get<double>();
+      continue;
+    }
     if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
       throw std::invalid_argument(where + "." + name + " must be a whole number >= 0");
     const auto v = value.get<std::int64_t>();
@@ -187,7 +204,7 @@ std::map<std::string, LlmLimits> parse_tenant_limits(const std::string& json_tex
   const auto doc = nlohmann::json::parse(json_text, nullptr, false);
   if (!doc.is_object()) throw std::invalid_argument("--tenant-limits: expected a JSON object of tenants");
   std::map<std::string, LlmLimits> out;
-  for (const auto& [tenant, spec] : doc.items()) out[tenant] = parse_limits(spec, "--tenant-limits: " + tenant);
+  for (const auto& [tenant, spec] : doc.items()) out[tenant] = parse_limits(spec, "--tenant-limits: " + tenant, true);
   return out;
 }
 

@@ -41,6 +41,7 @@ struct WorkerOptions {
   int rpm_ = 0, tpm_ = 0, llm_in_flight_ = 0, rph_ = 0, tpd_ = 0, burst_ = 0;
   int tenant_rpm_ = 0, tenant_tpm_ = 0, tenant_rph_ = 0, tenant_tpd_ = 0, tenant_burst_requests_ = 0,
       tenant_tpmonth_ = 0;
+  double tenant_usd_per_day_ = 0, tenant_usd_per_month_ = 0;
   std::string tenant_limits_file_;
   std::string fallbacks_;
   struct Fallback {
@@ -59,7 +60,8 @@ struct WorkerOptions {
 // "gold=3,free=1" -> {gold: 3, free: 1}; std::invalid_argument on a malformed item.
 std::map<std::string, double> parse_tenant_weights(const std::string& text);
 // {"acme": {"requests_per_minute": 60, "requests_per_hour": 1000, "tokens_per_minute": 0,
-// "tokens_per_day": 2000000, "burst": 10}, ...} (omitted: no limit) -> limits per tenant;
+// "tokens_per_day": 2000000, "burst": 10, "usd_per_day": 5.0}, ...} (omitted: no limit) -> limits
+// per tenant;
 // std::invalid_argument on anything else.
 std::map<std::string, LlmLimits> parse_tenant_limits(const std::string& json_text);
 

@@ -158,6 +158,8 @@ std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecor
   const std::string job = task["job_id"].get<std::string>();
   auto lock = progress_.lock(job);
   const std::string path = task["payload"].value("path", "");
+  if (const auto tenant = task["payload"].find("tenant"); tenant != task["payload"].end() && tenant->is_string())
+    progress_.set_tenant(job, tenant->get<std::string>());
   // The job's budget: the first of its tasks that carries one sets it (agentline budget
   // changes it later).
   if (const auto budget = task["payload"].find("budget");

@@ -243,6 +243,12 @@ JobProgress::Update JobProgress::charge_job(const std::string& job_id, const std
   return set_section(job_id, "plan_usage", {{event_id, {{"tokens", charge.tokens}, {"cost_usd", charge.cost_usd}}}});
 }
 
+void JobProgress::set_tenant(const std::string& job_id, const std::string& tenant) {
+  std::lock_guard lock(mu_);
+  Job& job = job_locked(job_id);
+  if (!job.summary.contains("tenant")) job.summary["tenant"] = tenant;
+}
+
 bool JobProgress::has_section(const std::string& job_id, const std::string& section) const {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(job_id);

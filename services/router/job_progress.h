@@ -89,6 +89,9 @@ class JobProgress {
   // Charges a call not made for one file (a plan or replan) to the job, under the event's id:
   // charging the same event again changes nothing. Kept in the summary's "plan_usage".
   Update charge_job(const std::string& job_id, const std::string& event_id, const Charge& charge);
+  // The job's tenant, from its first task, in the summary's "tenant" (dev-fix-worker charges the
+  // tenant's budgets with the job's usage); published with the job's next update.
+  void set_tenant(const std::string& job_id, const std::string& tenant);
   // Whether the summary has `section` (e.g. "budget").
   bool has_section(const std::string& job_id, const std::string& section) const;
   // Sets the summary's "plan": {status: planning | fixing | accepted | dead_lettered, goal,

@@ -159,6 +159,34 @@ TEST(Scheduling, ATenantOverItsOwnTokensWaitsAloneAndATaskThatCanNeverFitFails) 
   EXPECT_THROW(parse_tenant_limits(R"({"acme": {"burst": -1}})"), std::invalid_argument);
 }
 
+TEST(Scheduling, ATenantThatSpentItsDollarsAcrossReplicasWaitsAloneUntilTheDayHasRoom) {
+  Fixture f;
+  WorkerConfig config;
+  config.tenant_overrides = parse_tenant_limits(R"({"acme": {"usd_per_day": 0.5}})");
+  auto worker = f.worker(config);
+  Collect out;
+  EXPECT_FALSE(worker->handle(task_record("a1", {{"tenant", "acme"}}), out));
+  // Another replica's calls for acme, as the router's job summary on jobs.progress shows them.
+  kafka::InboundRecord summary;
+  summary.topic = "agentline.jobs.progress";
+  summary.key = "other-job";
+  summary.value = R"({"job_id": "other-job", "tenant": "acme", "usage": {"tokens": 9000, "cost_usd": 0.75}})";
+  summary.timestamp_ms = events::now_ms();
+  worker->budgets().apply(summary);
+  auto held = worker->handle(task_record("a2", {{"tenant", "acme"}}), out);
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->kind, kafka::FailureKind::kHoldKey) << "only acme waits; nothing is dead-lettered";
+  EXPECT_EQ(held->error_class, "tenant_budget_spent");
+  EXPECT_EQ(held->retry_after, std::chrono::milliseconds(60000)) << "it looks again within a minute";
+  EXPECT_FALSE(worker->handle(task_record("g1", {{"tenant", "globex"}}), out)) << "globex has no budget";
+  EXPECT_EQ(out.records.size(), 2u);
+  EXPECT_FALSE(parse_tenant_limits(R"({"acme": {"usd_per_month": 12.5}})").at("acme").any())
+      << "a budget in dollars alone needs no rate limiter";
+  EXPECT_THROW(parse_tenant_limits(R"({"acme": {"usd_per_day": -1}})"), std::invalid_argument);
+  f.clock.advance(std::chrono::hours(25));
+  EXPECT_FALSE(worker->handle(task_record("a2", {{"tenant", "acme"}}), out)) << "a day later acme goes on";
+}
+
 TEST(Scheduling, DuringAPrimaryOutageCallsGoToTheFallbackAndComeBackWhenItRecovers) {
   Fixture f;
   WorkerConfig config;

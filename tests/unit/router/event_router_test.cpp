@@ -276,11 +276,13 @@ TEST_F(RouterTest, EveryCallIsChargedToItsFileAndJobOnceAndTheBudgetSaysWhenItIs
   auto submitted = task("t1", "a.py");
   auto doc = json::parse(submitted.value);
   doc["payload"]["budget"] = {{"tokens", 250}, {"cost_usd", 1.0}};
+  doc["payload"]["tenant"] = "acme";
   submitted.value = doc.dump();
   router_.handle(submitted, out);
   router_.handle(task("t2", "b.py"), out);
   json p = last_progress(out);
   EXPECT_EQ(p["budget"]["tokens"], 250) << "the first task that carries a budget sets the job's";
+  EXPECT_EQ(p["tenant"], "acme") << "dev-fix-worker charges the tenant's budgets with the job's usage";
   EXPECT_EQ(p["budget"]["exhausted"], false);
 
   auto generated = event(
