@@ -57,13 +57,32 @@ void JobBudgets::apply(const kafka::InboundRecord& record) {
                 cost_usd, record.timestamp_ms > 0 ? record.timestamp_ms : events::now_ms());
   const auto budget = summary.find("budget");
   if (budget == summary.end() || !budget->is_object()) return;
-  Spent s;
+  Spent& s = jobs_[job];
   s.max_tokens = budget->value("tokens", std::int64_t{0});
   s.max_cost_usd = budget->value("cost_usd", 0.0);
   s.exhausted = budget->value("exhausted", false);
   s.tokens = tokens;
   s.cost_usd = cost_usd;
-  jobs_[job] = s;
+  // Calls made before the summary may be in it: only those after it are surely not.
+  const std::int64_t made_at = record.timestamp_ms > 0 ? record.timestamp_ms : events::now_ms();
+  while (!s.own.empty() && s.own.front().at_ms < made_at) s.own.pop_front();
+}
+
+void JobBudgets::note_budget(const std::string& job, const nlohmann::json& budget) {
+  if (!budget.is_object()) return;
+  std::lock_guard lock(mu_);
+  if (jobs_.count(job) != 0) return;
+  Spent& s = jobs_[job];
+  s.max_tokens = budget.value("tokens", std::int64_t{0});
+  s.max_cost_usd = budget.value("cost_usd", 0.0);
+}
+
+void JobBudgets::charge(const std::string& job, std::int64_t tokens, double cost_usd, std::int64_t at_ms) {
+  if (tokens <= 0 && cost_usd <= 0) return;
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return;
+  it->second.own.push_back({at_ms, tokens, cost_usd});
 }
 
 void JobBudgets::charge_locked(const std::string& job, const std::string& tenant, std::int64_t tokens, double cost_usd,
@@ -132,11 +151,20 @@ std::optional<JobBudgets::Hold> JobBudgets::tenant_over(const std::string& tenan
 std::optional<std::string> JobBudgets::exhausted(const std::string& job) const {
   std::lock_guard lock(mu_);
   const auto it = jobs_.find(job);
-  if (it == jobs_.end() || !it->second.exhausted) return std::nullopt;
+  if (it == jobs_.end()) return std::nullopt;
   const Spent& s = it->second;
-  std::string why = "job " + job + " has spent its budget: " + std::to_string(s.tokens) + " tokens";
+  std::int64_t tokens = s.tokens;
+  double cost_usd = s.cost_usd;
+  for (const Own& own : s.own) {
+    tokens += own.tokens;
+    cost_usd += own.cost_usd;
+  }
+  if (!s.exhausted && !(s.max_tokens > 0 && tokens >= s.max_tokens) &&
+      !(s.max_cost_usd > 0 && cost_usd >= s.max_cost_usd))
+    return std::nullopt;
+  std::string why = "job " + job + " has spent its budget: " + std::to_string(tokens) + " tokens";
   if (s.max_tokens > 0) why += " of " + std::to_string(s.max_tokens);
-  why += ", " + dollars(s.cost_usd);
+  why += ", " + dollars(cost_usd);
   if (s.max_cost_usd > 0) why += " of " + dollars(s.max_cost_usd);
   return why + "; raise it with `agentline budget " + job + "` and replay the job's DLQ records";
 }

@@ -10,11 +10,14 @@
 //    A job whose summaries were compacted away counts at its last summary's time.
 // Fed by a TopicFollower of jobs.progress. Thread-safe; the time comes from an injected Clock.
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "agentline/kafka/record.h"
 #include "agentline/resilience/window_counter.h"
@@ -28,8 +31,16 @@ class JobBudgets {
   // A jobs.progress record: a job's summary (key without '/') sets what is known of its
   // budget and charges its tenant; a tombstone forgets the job. File records are skipped unread.
   void apply(const kafka::InboundRecord& record);
-  // Why `job` may not spend more, or nothing.
+  // Why `job` may not spend more, or nothing: its summary says so, or its summary's usage plus this
+  // replica's calls for it that the summary cannot include reach its budget.
   std::optional<std::string> exhausted(const std::string& job) const;
+  // The budget a task carries, for a job no summary has told of yet.
+  void note_budget(const std::string& job, const nlohmann::json& budget);
+  // A call this replica made for `job` at `at_ms` (epoch): counted on top of the job's summaries
+  // made before it (they cannot include it) until one made after it arrives. Kept only for jobs
+  // with a budget. Without it, a fast backend spent ten times a small budget in the time a
+  // summary takes to come back (bench/REPORT.md, "A job's budget").
+  void charge(const std::string& job, std::int64_t tokens, double cost_usd, std::int64_t at_ms);
   std::size_t size() const;
 
   struct TenantSpent {
@@ -46,10 +57,15 @@ class JobBudgets {
   std::optional<Hold> tenant_over(const std::string& tenant, const LlmLimits& limits);
 
  private:
+  struct Own {
+    std::int64_t at_ms, tokens;
+    double cost_usd;
+  };
   struct Spent {
     std::int64_t tokens = 0, max_tokens = 0;
     double cost_usd = 0, max_cost_usd = 0;
     bool exhausted = false;
+    std::deque<Own> own;  // this replica's calls the last summary cannot include, oldest first
   };
   struct Tenant {
     resilience::WindowCounter tokens_day, tokens_month, micro_usd_day, micro_usd_month;

@@ -98,3 +98,28 @@ TEST(JobBudgets, ATenantIsChargedWhatEachOfItsJobsSpentOnceWhicheverReplicaSpent
   budgets.apply(progress("j1", nullptr));
   EXPECT_NEAR(budgets.tenant_spent("acme").usd_month, 3.05, 1e-9);
 }
+
+TEST(JobBudgets, ThisReplicasCallsCountAtOnceUntilASummaryMadeAfterThemArrives) {
+  JobBudgets budgets;
+  budgets.note_budget("j", {{"tokens", 1000}});
+  budgets.note_budget("j", {{"tokens", 1}});  // only for a job not known yet
+  const auto t0 = agentline::events::now_ms();
+  budgets.charge("j", 600, 0, t0);
+  EXPECT_FALSE(budgets.exhausted("j"));
+  budgets.charge("j", 500, 0, t0 + 10);
+  auto why = budgets.exhausted("j");
+  ASSERT_TRUE(why) << "1,100 tokens spent here before any summary says so";
+  EXPECT_NE(why->find("1100 tokens of 1000"), std::string::npos) << *why;
+  // The router's summary made after the first call (it includes it, maybe the second): only the
+  // second still counts on top of it.
+  auto summary = progress(
+      "j", {{"job_id", "j"}, {"usage", {{"tokens", 600}}}, {"budget", {{"tokens", 1000}, {"exhausted", false}}}});
+  summary.timestamp_ms = t0 + 5;
+  budgets.apply(summary);
+  EXPECT_TRUE(budgets.exhausted("j")) << "600 in the summary + 500 made after it";
+  summary.timestamp_ms = t0 + 20;
+  budgets.apply(summary);
+  EXPECT_FALSE(budgets.exhausted("j")) << "a summary made after both calls that shows 600 is what was spent";
+  budgets.charge("other", 5000, 0, t0);
+  EXPECT_FALSE(budgets.exhausted("other")) << "a job without a budget is not tracked";
+}
