@@ -11,6 +11,10 @@
 //   pipeline_bench retry   --bootstrap B --prefix P --count N
 //   pipeline_bench latency --bootstrap B --prefix P --job J --count N [--timeout-s S]   (J: a job id prefix)
 //   pipeline_bench wait    --bootstrap B --prefix P --topic T --count N [--timeout-s S]  (critical tasks' wait)
+//                          [--tenant T --priority P --job J --id-prefix I --interval-ms M]  (one tenant's beside a
+//                          flood)
+//   pipeline_bench summary --bootstrap B --prefix P --job J   (the job's last summary on jobs.progress)
+//   fill also takes [--tenant T] [--budget-tokens N] for tasks.
 #include <librdkafka/rdkafka.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
@@ -82,8 +86,9 @@ std::string pad(std::size_t size, std::size_t used) {
 }
 
 // A FILE_COMPLETED event (what the router handles most) or a DEV_TASK, of about `size` bytes.
+// A task may name its tenant and carry its job's budget in tokens (0: none).
 std::string message(const std::string& kind, const std::string& id, int i, std::size_t size, const std::string& job,
-                    const std::string& priority) {
+                    const std::string& priority, const std::string& tenant = "", long long budget_tokens = 0) {
   json m = {{"id", (kind == "event" ? "fc-" : "m-") + id + "-0"},
             {"task_id", id},
             {"job_id", job},
@@ -94,6 +99,8 @@ std::string message(const std::string& kind, const std::string& id, int i, std::
   } else {
     m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"description", ""}};
     if (!priority.empty()) m["payload"]["priority"] = priority;
+    if (!tenant.empty()) m["payload"]["tenant"] = tenant;
+    if (budget_tokens > 0) m["payload"]["budget"] = {{"tokens", budget_tokens}};
   }
   const std::size_t used = m.dump().size();
   m["payload"][kind == "event" ? "content" : "description"] = "# " + pad(size, used + 2);
@@ -119,7 +126,8 @@ int fill(const Args& a) {
     ak::OutgoingRecord r;
     r.topic = a.get("topic");
     r.key = prefix + std::to_string(first + i);
-    r.value = message(a.get("kind", "event"), r.key, static_cast<int>(first + i), size, job, a.get("priority"));
+    r.value = message(a.get("kind", "event"), r.key, static_cast<int>(first + i), size, job, a.get("priority"),
+                      a.get("tenant"), a.num("budget-tokens", 0));
     r.headers.push_back({"content-type", "application/json"});
     producer.send(r, [&](const ak::DeliveryReport& d) { failed += d.ok ? 0 : 1; });
   }
@@ -353,24 +361,29 @@ int latency(const Args& a) {
   return static_cast<long long>(ms.size()) >= count ? 0 : 1;
 }
 
-// Critical tasks added behind a backlog: from each one's record time to its FILE_COMPLETED.
+// Tasks added behind a backlog (critical ones, or one tenant's beside another's flood): from each
+// one's acknowledged record to its FILE_COMPLETED.
 int wait(const Args& a) {
   auto catalog = ak::TopicCatalog::load("");
   catalog.set_prefix(a.get("prefix", "agentline."));
   const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
   const auto count = a.num("count", 50);
+  const std::string id_prefix = a.get("id-prefix", "crit-");
+  const auto interval = std::chrono::milliseconds(a.num("interval-ms", 20));
   std::map<std::string, std::int64_t> sent;
   {
     ak::Producer p(settings, "wait-bench");
     for (long long i = 0; i < count; ++i) {
+      const std::string id = id_prefix + std::to_string(i);
       ak::OutgoingRecord r{a.get("topic"),
-                           "crit-" + std::to_string(i),
-                           message("task", "crit-" + std::to_string(i), static_cast<int>(i), 300, "crit", "critical"),
+                           id,
+                           message("task", id, static_cast<int>(i), 300, a.get("job", "crit"),
+                                   a.get("priority", "critical"), a.get("tenant")),
                            {}};
       const auto report = p.send_and_wait(r);
       if (!report.ok) throw std::runtime_error("produce: " + report.error);
       sent[r.key] = agentline::events::now_ms();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(interval);
     }
   }
   std::map<std::string, std::int64_t> done;
@@ -379,7 +392,7 @@ int wait(const Args& a) {
   std::mutex mu;
   auto on = [&](const ak::InboundRecord& r) {
     auto m = json::parse(r.value, nullptr, false);
-    if (!m.is_object() || m.value("type", "") != "FILE_COMPLETED" || m.value("task_id", "").rfind("crit-", 0) != 0)
+    if (!m.is_object() || m.value("type", "") != "FILE_COMPLETED" || m.value("task_id", "").rfind(id_prefix, 0) != 0)
       return;
     std::lock_guard lock(mu);
     done.emplace(m.value("task_id", ""), r.timestamp_ms);
@@ -400,11 +413,28 @@ int wait(const Args& a) {
   for (double w : waits) mean += w / static_cast<double>(std::max<std::size_t>(1, waits.size()));
   std::cout << json{{"completed", waits.size()},
                     {"wait_ms_mean", mean},
+                    {"wait_ms_max", percentile(waits, 1.0)},
                     {"wait_ms_p50", percentile(waits, 0.5)},
                     {"wait_ms_p99", percentile(waits, 0.99)}}
                    .dump()
             << std::endl;
   return static_cast<long long>(waits.size()) >= count ? 0 : 1;
+}
+
+// The last job summary of job J on jobs.progress (the router's: counts, usage, budget).
+int summary(const Args& a) {
+  auto catalog = ak::TopicCatalog::load("");
+  catalog.set_prefix(a.get("prefix", "agentline."));
+  ak::TopicFollower progress(ak::KafkaSettings{a.get("bootstrap"), {}, ""}, catalog.topic("jobs.progress"),
+                             "summary-bench");
+  json last;
+  progress.catch_up(
+      [&](const ak::InboundRecord& r) {
+        if (r.key && *r.key == a.get("job") && !r.value.empty()) last = json::parse(r.value, nullptr, false);
+      },
+      std::chrono::seconds(60));
+  std::cout << last.dump() << std::endl;
+  return last.is_object() ? 0 : 1;
 }
 
 }  // namespace
@@ -424,6 +454,7 @@ int main(int argc, char** argv) {
     if (cmd == "retry") return retry(a);
     if (cmd == "latency") return latency(a);
     if (cmd == "wait") return wait(a);
+    if (cmd == "summary") return summary(a);
   } catch (const std::exception& e) {
     std::cerr << "pipeline_bench " << cmd << ": " << e.what() << "\n";
     return 1;

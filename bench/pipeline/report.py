@@ -189,6 +189,38 @@ def section(out, png):
                 client, len(xs), med(xs, "answered_per_window"), med(xs, "utilization"), med(xs, "calls"),
                 med(xs, "answered_429"), 100 * med(xs, "share_429")))
         r.append("")
+    fair = [x for x in rows if x["scenario"] == "fairness"]
+    if fair:
+        r.append("#### Fair tenants: a flood and a trickle\n")
+        r.append("The same provider (a call every %.0f ms at its limit; each answered in 300 ms plus 20 ms per other call "
+                 "in flight). Tenant `flood` queues %d tasks on `tasks.normal` (4 partitions); once dev-fix-worker has learnt "
+                 "the provider's limits, tenant `trickle` sends %d tasks, one every 1.5 s. Trickle's wait: from its "
+                 "acknowledged record to its FILE_COMPLETED, so it includes its own call. Provider utilization: answered "
+                 "calls while the trickle ran, against the limit (the flood takes what the trickle leaves). FIFO: the same "
+                 "with `--read-ahead 1`, so the worker takes records in the order they were written.\n"
+                 % (1000.0 * econ[0]["window_s"] / econ[0]["limit_per_window"] if econ else 167, fair[0]["flood"], fair[0]["trickle"]))
+        r.append("| mode | runs | trickle done | wait p50 ms | p99 ms | max ms | provider utilization | answered 429 |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for mode in ("fair", "fifo"):
+            xs = [x for x in fair if x["mode"] == mode]
+            if xs:
+                r.append("| %s | %d | %.0f of %d | %.0f | %.0f | %.0f | %.2f | %.0f |" % (
+                    mode, len(xs), med(xs, "completed"), xs[0]["trickle"], med(xs, "wait_ms_p50"), med(xs, "wait_ms_p99"),
+                    med(xs, "wait_ms_max"), med(xs, "utilization"), med(xs, "answered_429")))
+        r.append("")
+    bud = [x for x in rows if x["scenario"] == "budget"]
+    if bud:
+        r.append("#### A job's budget\n")
+        r.append("One job of %d files with a budget of %s tokens (%d files' worth at 110 tokens each), through priority-assigner, router "
+                 "and dev-fix-worker (template backend: no wait for a model, so the most files in flight when the budget is "
+                 "reached). Spent: the job's usage in its last summary on jobs.progress; every file ends generated or "
+                 "dead-lettered as `budget_exhausted`.\n" % (bud[0]["tasks"], format(bud[0]["budget_tokens"], ","),
+                                                              bud[0]["budget_tokens"] // 110))
+        r.append("| runs | budget tokens | spent tokens | overrun tokens | generated | dead-lettered | accounted for | seconds |")
+        r.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        r.append("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f of %d | %.1f |\n" % (
+            len(bud), format(bud[0]["budget_tokens"], ","), med(bud, "spent_tokens"), med(bud, "overrun_tokens"),
+            med(bud, "generated"), med(bud, "dead_lettered"), med(bud, "accounted"), bud[0]["tasks"], med(bud, "seconds")))
     pr = [x for x in rows if x["scenario"] == "priority"]
     if pr:
         r.append("### 4. Priority isolation\n")

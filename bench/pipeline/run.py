@@ -522,6 +522,88 @@ def llm_economics():
             broker.stop()
 
 
+def fairness():
+    """#22's fairness figures: tenant "flood" queues FLOOD tasks on tasks.normal, then tenant
+    "trickle" sends one task every 1.5 s, against the rate-limited provider (6 calls/s). Trickle's
+    submit-to-done wait, in service times (the worker's mean handler time), and the provider's
+    utilization meanwhile (the flood takes what the trickle leaves). Beside it the same with
+    --read-ahead 1: the worker sees one waiting record, so it takes them in the order they were
+    written, as a FIFO consumer does."""
+    flood, trickle = (300, 10) if QUICK else (400, 20)
+    for mode in ("fair", "fifo"):
+        for run in range(RUNS):
+            broker = EmbeddedBroker(bench_catalog({"tasks.normal": 4}))
+            llm, port = llm_provider("fair-%s-%d" % (mode, run))
+            worker = None
+            try:
+                bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.normal"), "--count", flood,
+                      "--size", 300, "--kind", "task", "--job", "flood", "--jobs-of", 1000000, "--priority", "normal",
+                      "--tenant", "flood")
+                extra = ["--read-ahead", "1"] if mode == "fifo" else []
+                worker = Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
+                                                            "--max-in-flight", "32", "--batch-max-files", "1", "--max-tokens", "800",
+                                                            "--tenant-rate", "100000", "--tenant-burst", "100000",
+                                                            "--llm-timeout-ms", "30000"] + extra)
+                time.sleep(LLM_WINDOW_S)  # the worker has learnt the provider's limits
+                start = time.time()
+                w = bench("wait", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--topic", broker.topic("tasks.normal"),
+                          "--count", trickle, "--tenant", "trickle", "--priority", "normal", "--job", "trickle",
+                          "--id-prefix", "trickle-", "--interval-ms", 1500, "--timeout-s", 600)
+                end = time.time()
+                service = handler_ms(worker)
+                stats = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/admin/stats" % port).read())
+                answered = sum(1 for t in stats["answered_at"] if start <= t < end)
+                per_s = answered / (end - start)
+                record(scenario="fairness", mode=mode, run=run, flood=flood, trickle=trickle, completed=w["completed"],
+                       wait_ms_p50=w["wait_ms_p50"], wait_ms_p99=w["wait_ms_p99"], wait_ms_max=w["wait_ms_max"],
+                       service_ms=service, answered_per_s=per_s, utilization=per_s * LLM_WINDOW_S / LLM_RPW,
+                       answered_429=stats["limited"])
+                log("fairness %s run %d: trickle wait p50 %.0f ms p99 %.0f ms max %.0f ms (service %.0f ms), provider at %.2f" %
+                    (mode, run, w["wait_ms_p50"], w["wait_ms_p99"], w["wait_ms_max"], service, per_s * LLM_WINDOW_S / LLM_RPW))
+            finally:
+                if worker:
+                    worker.stop()
+                llm.kill()
+                broker.stop()
+
+
+def budget():
+    """#22's budget figures: one job of TASKS files with a budget of BUDGET tokens, through
+    priority-assigner, router (which charges the job and says when it is spent) and dev-fix-worker
+    (template backend: 110 tokens a file, no wait for a model). What the job spent against its
+    budget, and what became of every file: generated, or dead-lettered as budget_exhausted."""
+    tasks, files_in_budget = (200, 20) if QUICK else (500, 50)
+    for run in range(RUNS):
+        broker = EmbeddedBroker()
+        services = []
+        try:
+            for name in ("priority-assigner", "router", "dev-fix-worker"):
+                services.append(Service(name, broker))
+            # The template backend charges 110 tokens for each of these files (prompt + completion).
+            limit = files_in_budget * 110
+            start = time.time()
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.submitted"), "--count", tasks,
+                  "--size", 300, "--kind", "task", "--job", "bud", "--priority", "normal", "--budget-tokens", limit)
+            deadline = time.time() + 120
+            while True:
+                s = bench("summary", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--job", "bud")
+                c = s.get("counts", {})
+                if c.get("generated", 0) + c.get("dead_lettered", 0) >= tasks or time.time() > deadline:
+                    break
+                time.sleep(1)
+            spent = s.get("usage", {}).get("tokens", 0)
+            record(scenario="budget", run=run, tasks=tasks, budget_tokens=limit, spent_tokens=spent,
+                   overrun_tokens=max(0, spent - limit), generated=c.get("generated", 0),
+                   dead_lettered=c.get("dead_lettered", 0), accounted=c.get("generated", 0) + c.get("dead_lettered", 0),
+                   seconds=time.time() - start, exhausted=s.get("budget", {}).get("exhausted", False))
+            log("budget run %d: %d tokens spent of %d, %d generated, %d dead-lettered of %d" % (
+                run, spent, limit, c.get("generated", 0), c.get("dead_lettered", 0), tasks))
+        finally:
+            for svc in services:
+                svc.stop()
+            broker.stop()
+
+
 def priority(broker_cls):
     """A backlog of low tasks on a worker with a real service time (a 20 ms LLM, 8 calls in
     flight: ~350 tasks/s, so 20,000 lows take about a minute), then 50 critical tasks, one every
@@ -695,6 +777,12 @@ def main():
         if want("llm"):
             log("LLM economics: a rate-limited provider, agentline beside a naive client")
             llm_economics()
+        if want("fairness"):
+            log("fair tenants: a flood and a trickle against the rate-limited provider")
+            fairness()
+        if want("budget"):
+            log("a job's budget: what it spent and what became of its files")
+            budget()
         if want("priority"):
             log("priority isolation")
             priority(EmbeddedBroker)

@@ -54,6 +54,12 @@ void DevFixWorker::add_usage(nlohmann::json& payload, const nlohmann::json& gene
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
 }
 
+void DevFixWorker::charge_job(const nlohmann::json& task, const nlohmann::json& usage) {
+  budgets_.charge(task["job_id"].get<std::string>(),
+                  usage.value("prompt_tokens", std::int64_t{0}) + usage.value("completion_tokens", std::int64_t{0}),
+                  usage.value("cost_usd", 0.0), events::now_ms());
+}
+
 namespace {
 
 // A call for the backend: the task, the file it is for, its attempt, its token budget and prompt.
@@ -100,6 +106,7 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       breakers_(config_.breaker, clock),
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
       concurrency_("llm-" + generator->backend(), config_.concurrency, clock),
+      turns_(clock),
       budgets_(clock),
       metrics_(std::make_unique<Metrics>()) {
   const std::string primary_name = "llm-" + generator->backend();
@@ -164,6 +171,8 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   }
 
   const std::string type = task["type"];
+  if (const auto budget = payload.find("budget"); budget != payload.end())
+    budgets_.note_budget(task["job_id"].get<std::string>(), *budget);
   if (auto why = budgets_.exhausted(task["job_id"].get<std::string>())) {
     metrics_->tasks->Add({{"kind", kind}, {"outcome", "budget_exhausted"}}).Increment();
     return kafka::Failure::bad_input("budget_exhausted", *why);
@@ -213,6 +222,7 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
         {"fix_attempt", request.fix_attempt},
         {"description", payload.value("description", "")}}}};
   add_usage(event["payload"], generated, result.cached, started);
+  charge_job(task, event["payload"]);
   for (const char* carried : {"tenant", "priority", "language", "max_tokens", "parent_id"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
@@ -373,6 +383,7 @@ std::optional<kafka::Failure> DevFixWorker::handle_plan(const nlohmann::json& ta
                           {"created_at", events::now_iso8601()},
                           {"payload", {{"goal", payload["goal"]}, {"plan_attempt", request.fix_attempt}}}};
   add_usage(event["payload"], generated, result.cached, started);
+  charge_job(task, event["payload"]);
   for (const char* carried : {"tenant", "constraints", "max_tokens", "priority"}) {
     if (payload.contains(carried)) event["payload"][carried] = payload[carried];
   }
@@ -446,6 +457,7 @@ std::optional<kafka::Failure> DevFixWorker::handle_review(const nlohmann::json& 
     }
     outcomes.emplace_back(reviewer, error ? "failed" : readable ? "passed" : "unreadable");
   }
+  charge_job(task, usage);
   const bool failed =
       std::any_of(findings.begin(), findings.end(), [](const auto& d) { return d["severity"] == "error"; });
   nlohmann::json result_payload = payload;
@@ -516,6 +528,12 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
           clamp_wait(tenant_lease.retry_after()))};
     }
   }
+  // While the backends refuse calls, they go to the tenants in turn (TenantTurns); a tenant whose
+  // turn it is not waits in place, the others go on.
+  if (!turns_.may_try(tenant)) {
+    throw Backoff{kafka::Failure::hold_key("llm_turn", "tenant " + tenant + " waits its turn at the LLM",
+                                           std::chrono::milliseconds(50))};
+  }
   // Then the backends in order (docs/llm-economics.md): one whose breaker is open, whose limits
   // are spent, that answers 429 or is unavailable is passed over for the next. If none serves,
   // the call waits for the earliest to have room again, or fails as unavailable.
@@ -539,12 +557,18 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
       permit.ignore();
       if (lease.refusal() == LlmRateLimiter::Refusal::kTooLarge) continue;
       fits_somewhere = true;
+      // A paced call waits exactly for its slot: the floor of other waits would slow the pace.
+      const auto retry = lease.refusal() == LlmRateLimiter::Refusal::kPace
+                             ? std::max(std::chrono::milliseconds(1),
+                                        std::chrono::ceil<std::chrono::milliseconds>(lease.retry_after()))
+                             : clamp_wait(lease.retry_after());
       wait_at_most(kafka::Failure::backoff(
           "rate_limited", name + ": local rate limit: " + std::string(LlmRateLimiter::to_string(lease.refusal())),
-          clamp_wait(lease.retry_after())));
+          retry));
       continue;
     }
     fits_somewhere = true;
+    turns_.served(tenant);
     const auto call_start = std::chrono::steady_clock::now();
     // The limit is in use when the tasks running (each making at most one call at a time) fill it.
     const int in_flight = tasks_running_.load();
@@ -603,6 +627,7 @@ std::vector<Generation> DevFixWorker::call_backend(const std::vector<GenerationR
   if (!fits_somewhere) throw too_large("every backend's limit");
   if (unavailable && !wait) throw *unavailable;
   if (!wait) throw GenerationError(GenerationError::Kind::kUnavailable, "no backend could take the call");
+  turns_.refused(tenant, wait->retry_after);
   throw Backoff{*wait};
 }
 

@@ -105,6 +105,9 @@ class DevFixWorker {
   struct Metrics;
   void add_usage(nlohmann::json& payload, const nlohmann::json& generated, bool cached,
                  std::chrono::steady_clock::time_point started) const;
+  // Counts the call's `usage` (prompt_tokens, completion_tokens, cost_usd) against the task's job
+  // budget at once, before the router's summary says it (JobBudgets::charge).
+  void charge_job(const nlohmann::json& task, const nlohmann::json& usage);
   std::optional<kafka::Failure> handle_plan(const nlohmann::json& task, const kafka::InboundRecord& record,
                                             kafka::Emitter& out);
   // REVIEW_TASK: one call per reviewer; emits QA_PASSED (findings as warnings) or QA_FAILED.
@@ -134,6 +137,7 @@ class DevFixWorker {
   std::vector<Backend> backends_;  // the primary first
   resilience::KeyedRateLimiter tenants_;
   resilience::AdaptiveConcurrency concurrency_;
+  TenantTurns turns_;
   // The tenant's own limiter, made on first use; null when the tenant has no limits.
   LlmRateLimiter* tenant_limiter(const std::string& tenant);
   // --tenant-limits' entry for `tenant`, else the --tenant-* limits.

@@ -29,6 +29,8 @@ std::string_view LlmRateLimiter::to_string(Refusal refusal) {
       return "tokens_per_day";
     case Refusal::kTokensPerMonth:
       return "tokens_per_month";
+    case Refusal::kPace:
+      return "pace";
   }
   return "unknown";
 }
@@ -88,6 +90,23 @@ LlmRateLimiter::LlmRateLimiter(std::string name, LlmLimits limits, const Clock& 
   }
 }
 
+namespace {
+// Of the linear refill the server's headers imply (before its window and allowance are known),
+// the share counted on: a provider's window frees room in bursts (as its old calls leave), not
+// evenly.
+constexpr double kRefillShare = 0.9;
+// A call leaves the server's window this long after its admission here at the latest: the server
+// counts it when it arrives, a little after (our own queueing and the connection).
+constexpr Duration kArrivalMargin = std::chrono::milliseconds(250);
+// Calls are logged this long when the window is not known yet.
+constexpr Duration kLogWithoutWindow = std::chrono::minutes(1);
+
+template <typename Calls>
+auto first_after(const Calls& calls, TimePoint t) {
+  return std::upper_bound(calls.begin(), calls.end(), t, [](TimePoint x, const auto& c) { return x < c.first; });
+}
+}  // namespace
+
 LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   Lease lease;
   max_tokens = std::max<std::int64_t>(max_tokens, 0);
@@ -110,6 +129,19 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   }
   if (const auto room = server_tokens_.room(now, own_, true); room && *room < max_tokens) {
     return refuse(Refusal::kBackoff, server_tokens_.wait_for(now, max_tokens, own_, true));
+  }
+  // Pacing: with the provider's request allowance and window known, calls are spread evenly over
+  // its window, so its room comes back evenly too. Let through in bursts, the calls that left its
+  // window freed room in bursts a window later, again and again: a task arriving between them
+  // waited seconds for the next (bench/REPORT.md, "Fair tenants").
+  // Scheduled as GCRA: each call moves the theoretical time of the next by one interval, and a call
+  // may come up to half an interval early, so the time a held call takes to come back does not
+  // add up from call to call.
+  Duration interval{0};
+  if (limits_.pace && server_requests_.limit && *server_requests_.limit > 0 && own_.window > Duration{0}) {
+    interval = own_.window / *server_requests_.limit;
+    const TimePoint allowed = pace_next_ - interval / 2;
+    if (now < allowed) return refuse(Refusal::kPace, allowed - now);
   }
   if (limits_.max_in_flight > 0 && in_flight_ >= limits_.max_in_flight) return refuse(Refusal::kInFlight, Duration{0});
   // Every window is checked before any is charged: admission is all or nothing.
@@ -143,6 +175,7 @@ LlmRateLimiter::Lease LlmRateLimiter::try_acquire(std::int64_t max_tokens) {
   if (server_requests_.room(now, own_, false)) --*server_requests_.left;
   if (server_tokens_.room(now, own_, true)) *server_tokens_.left -= max_tokens;
   own_.add(now, max_tokens);
+  if (interval > Duration{0}) pace_next_ = std::max(pace_next_, now) + interval;
   return lease;
 }
 
@@ -190,23 +223,6 @@ void LlmRateLimiter::tell_locked(TimePoint at, const RateLimitFeedback& feedback
                         own_.counted_at(at, true));
   }
 }
-
-namespace {
-// Of the linear refill the server's headers imply (before its window and allowance are known),
-// the share counted on: a provider's window frees room in bursts (as its old calls leave), not
-// evenly.
-constexpr double kRefillShare = 0.9;
-// A call leaves the server's window this long after its admission here at the latest: the server
-// counts it when it arrives, a little after (our own queueing and the connection).
-constexpr Duration kArrivalMargin = std::chrono::milliseconds(250);
-// Calls are logged this long when the window is not known yet.
-constexpr Duration kLogWithoutWindow = std::chrono::minutes(1);
-
-template <typename Calls>
-auto first_after(const Calls& calls, TimePoint t) {
-  return std::upper_bound(calls.begin(), calls.end(), t, [](TimePoint x, const auto& c) { return x < c.first; });
-}
-}  // namespace
 
 std::int64_t LlmRateLimiter::OwnCalls::counted_at(TimePoint t, bool tokens) const {
   std::int64_t sum = 0;
@@ -367,6 +383,53 @@ void LlmRateLimiter::append_metrics(std::vector<prometheus::MetricFamily>& famil
   add_sample(family(families, "agentline_ratelimit_tokens_refunded_total", "Reserved tokens the responses did not use",
                     prometheus::MetricType::Counter),
              {{"limiter", name_}}, static_cast<double>(s.tokens_refunded));
+}
+
+void TenantTurns::forget_locked(TimePoint now) {
+  std::erase_if(line_, [&](const auto& entry) { return now - std::max(entry.second, blocked_until_) > kForgetAfter; });
+}
+
+bool TenantTurns::may_try(const std::string& tenant) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  forget_locked(now);
+  if (line_.empty()) return true;
+  if (line_.front().first == tenant) {
+    line_.front().second = now;
+    return true;
+  }
+  for (auto& entry : line_) {
+    if (entry.first == tenant) {
+      entry.second = now;
+      return false;
+    }
+  }
+  line_.emplace_back(tenant, now);
+  return false;
+}
+
+void TenantTurns::refused(const std::string& tenant, Duration wait) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  blocked_until_ = std::max(blocked_until_, now + wait);
+  for (auto& entry : line_) {
+    if (entry.first == tenant) {
+      entry.second = now;
+      return;
+    }
+  }
+  line_.emplace_back(tenant, now);
+}
+
+void TenantTurns::served(const std::string& tenant) {
+  std::lock_guard lock(mu_);
+  std::erase_if(line_, [&](const auto& entry) { return entry.first == tenant; });
+}
+
+std::size_t TenantTurns::waiting() {
+  std::lock_guard lock(mu_);
+  forget_locked(clock_.now());
+  return line_.size();
 }
 
 }  // namespace agentline::devfix

@@ -42,6 +42,8 @@ struct LlmLimits {  // 0: no limit
   // tokens per day and month, they are also counted from what every replica spent (JobBudgets).
   double usd_per_day = 0;
   double usd_per_month = 0;
+  // Spread calls evenly over the provider's window once its allowance and window are known.
+  bool pace = true;
 
   bool any() const {
     return requests_per_minute > 0 || tokens_per_minute > 0 || max_in_flight > 0 || requests_per_hour > 0 ||
@@ -62,7 +64,8 @@ class LlmRateLimiter {
     kBurst,
     kRequestsPerHour,
     kTokensPerDay,
-    kTokensPerMonth
+    kTokensPerMonth,
+    kPace  // the provider's allowance spread evenly over its window
   };
   static std::string_view to_string(Refusal refusal);
 
@@ -153,6 +156,7 @@ class LlmRateLimiter {
   WindowCounter tokens_month_;
   std::int64_t in_flight_ = 0;
   TimePoint blocked_until_{};
+  TimePoint pace_next_{};  // when the next paced call is due
   // Our own admissions (time, reserved tokens), oldest first, and the provider's window, learned:
   // the longest reset it gave (its reset is the time until the newest call leaves, so a call just
   // admitted shows the whole window). A call counts in the server's window from its admission
@@ -195,6 +199,35 @@ class LlmRateLimiter {
   std::int64_t admitted_ = 0;
   std::int64_t refunded_ = 0;
   std::map<Refusal, std::int64_t> rejected_;
+};
+
+// Turns at the backends while they refuse calls (limits spent, 429): the next call goes to the
+// tenant refused longest ago, then the next, round robin. Without it, after each hold all the
+// records dispatched raced for the one call that had room, and a tenant with one task waiting
+// lost to a flooding tenant's many about as often as it had rivals (a trickle's task waited
+// seconds behind a flood; bench/REPORT.md, "Fair tenants"). A tenant not seen again for
+// kForgetAfter after it asked (or after the wait the backends asked for, if later) loses its
+// turn. Thread-safe; the time comes from an injected Clock.
+class TenantTurns {
+ public:
+  static constexpr Duration kForgetAfter = std::chrono::seconds(2);
+  explicit TenantTurns(const Clock& clock = SystemClock::instance()) : clock_(clock) {}
+  // Whether `tenant` may try for a call now: no other tenant is owed one before it. A tenant told
+  // no waits its turn (it joins the line).
+  bool may_try(const std::string& tenant);
+  // The backends refused `tenant`'s call for `wait`: it is owed one (in line since the first
+  // refusal).
+  void refused(const std::string& tenant, Duration wait);
+  // `tenant` got its call: out of the line.
+  void served(const std::string& tenant);
+  std::size_t waiting();
+
+ private:
+  void forget_locked(TimePoint now);
+  const Clock& clock_;
+  std::mutex mu_;
+  std::deque<std::pair<std::string, TimePoint>> line_;  // tenant, last refused or asked
+  TimePoint blocked_until_{};                           // the end of the longest wait asked for
 };
 
 }  // namespace agentline::devfix

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "agentline/events/timestamps.h"
@@ -259,6 +260,49 @@ TEST_F(ConsumerRuntimeTest, ATenantsFirstRecordOvertakesAnotherTenantsBacklogAnd
   for (const auto& k : order)
     if (k[0] == 'a') a_order.push_back(k);
   EXPECT_TRUE(std::is_sorted(a_order.begin(), a_order.end())) << "a tenant's records keep their order";
+  EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
+}
+
+TEST_F(ConsumerRuntimeTest, ABackoffPutsRefusedRecordsBackInTheirTenantsQueueSoAnotherTenantStillGetsItsTurn) {
+  // A provider limit that refuses everything of tenant a (a backoff: all consumption holds) until
+  // tenant b's record has run. Were a's refused records rerun ahead of every other tenant after
+  // each hold, b's record would never run and a would wait for ever.
+  std::mutex mutex;
+  std::vector<std::string> order;
+  std::atomic<bool> b_ran{false};
+  std::atomic<int> refused{0};
+  start(
+      [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+        if (r.key->front() == 'a' && !b_ran) {
+          ++refused;
+          return kafka::Failure::backoff("rate_limited", "the provider's window is full", 20ms);
+        }
+        if (r.key->front() == 'b') b_ran = true;
+        std::lock_guard lock(mutex);
+        order.push_back(*r.key);
+        return std::nullopt;
+      },
+      /*max_in_flight=*/4, 5s,
+      [&](kafka::ConsumerOptions& o) {
+        o.read_ahead = 1000;
+        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+      });
+  std::vector<kafka::OutgoingRecord> flood;
+  for (int i = 0; i < 40; ++i) flood.push_back({topic("in"), "a" + std::to_string(100 + i), "v", {}, std::nullopt});
+  broker_.produce_batch(flood);
+  ASSERT_TRUE(agentline::testing::eventually([&] { return refused.load() >= 4; }, 30s));
+  broker_.produce_batch({{topic("in"), "b1", "v", {}, std::nullopt}});
+  ASSERT_TRUE(agentline::testing::eventually(
+      [&] {
+        std::lock_guard lock(mutex);
+        return order.size() == 41;
+      },
+      30s))
+      << "b's record never got a turn while a's were refused";
+  EXPECT_EQ(stop(), 0);
+  EXPECT_EQ(order.front(), "b1");
+  EXPECT_EQ(std::set<std::string>(order.begin(), order.end()).size(), 41u) << "each record ran once";
   EXPECT_TRUE(broker_.read(topic("dlq"), 1, 1s).empty());
   EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 0);
 }

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <thread>
+#include <tuple>
 
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/offset_tracker.h"
@@ -276,15 +277,23 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
     failure->kind = FailureKind::kBackoff;  // no keys here: everything waits
   }
   if (failure && failure->kind == FailureKind::kBackoff) {
+    const std::string topic = rec.topic;  // the record may be moved back to the queue
     {
       Lock lock(mutex);
       hold_until_ms = std::max(hold_until_ms, now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
-      job->reset();
-      deferred.push_back(job);
+      if (tracked_at_fetch(rec.topic)) {
+        // Back to the head of its tenant's queue: after the hold, fair queuing chooses again.
+        // (Run first from a list of their own, the records a rate limit refused were all the
+        // busiest tenant's, and kept another tenant's first task waiting behind its backlog.)
+        returned.push_back({std::move(job->record), now_ms()});
+      } else {
+        job->reset();
+        deferred.push_back(job);
+      }
       in_flight.deferred();
       metrics->in_flight.Set(in_flight.unfinished());
     }
-    metrics->finished(rec.topic, "deferred");
+    metrics->finished(topic, "deferred");
     spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
                  bounded_message(failure->message, 300));
     changed.notify_all();
@@ -374,7 +383,11 @@ void ConsumerRuntime::Impl::update_backpressure() {
     Lock lock(mutex);
     std::size_t held = 0;
     for (const auto& [id, state] : partitions) held += state->held.size();
-    flow.observe(waiting, held, !deferred.empty() || now_ms() < hold_until_ms);
+    // A hold pauses fetching, except with fair queuing: then records keep arriving into the
+    // bounded local queue, so that when the hold ends every tenant's waiting task has its turn
+    // (paused, a tenant's new task stayed in the broker for as long as a busy tenant kept a rate
+    // limit refusing: holds back to back, and resumes only between them).
+    flow.observe(waiting, held, (!deferred.empty() || now_ms() < hold_until_ms) && !options.fair.key);
     for (auto& [id, state] : partitions) {
       const bool want =
           flow.should_pause(state->flow_paused, static_cast<std::size_t>(state->rank), router.is_retry_topic(id.first));
@@ -529,7 +542,12 @@ void ConsumerRuntime::Impl::take_back_returned() {
     Lock lock(mutex);
     back.swap(returned);
   }
-  // Last returned first, so that records of one key keep their order at its head.
+  // In offset order (handlers running side by side return them in any order), pushed last
+  // first, so that records of one key keep their order at its head.
+  std::sort(back.begin(), back.end(), [](const Returned& a, const Returned& b) {
+    return std::tie(a.record.topic, a.record.partition, a.record.offset) <
+           std::tie(b.record.topic, b.record.partition, b.record.offset);
+  });
   for (auto it = back.rbegin(); it != back.rend(); ++it) {
     auto& q = backlogs[static_cast<std::size_t>(partition_rank(it->record.topic))];
     const std::string key = fair_key(it->record);
@@ -558,7 +576,8 @@ void ConsumerRuntime::Impl::dispatch_held() {
   if (started) work_ready.notify_all();
 }
 
-// How long the poll loop may block: until the next held record or paused tier is due.
+// How long the poll loop may block: until the next held record or paused tier is due, or a
+// backoff ends.
 int ConsumerRuntime::Impl::ms_until_due() {
   std::int64_t next = std::numeric_limits<std::int64_t>::max();
   {
@@ -567,6 +586,9 @@ int ConsumerRuntime::Impl::ms_until_due() {
       if (!state->held.empty()) next = std::min(next, retry_due_ms(state->held.front()));
       if (state->retry_paused) next = std::min(next, state->due_ms);
     }
+    // A backoff's end: dispatching resumes then, not at the next fetch's return (up to 100 ms
+    // later; a paced LLM lost a third of its calls to that).
+    if (hold_until_ms > now_ms()) next = std::min(next, hold_until_ms);
   }
   for (const auto& q : backlogs) next = std::min(next, q.next_release_ms(now_ms()));
   if (next == std::numeric_limits<std::int64_t>::max()) return 100;

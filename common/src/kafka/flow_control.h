@@ -2,7 +2,9 @@
 // Flow control of the consumer runtime, per partition: the decision, without librdkafka (the
 // runtime pauses and resumes what it says). A partition of priority rank r (0: highest) is
 // paused while
-//   - consumption is held (a handler asked to back off: breaker open, rate limit), or
+//   - consumption is held (a handler asked to back off: breaker open, rate limit) and records are
+//     not fair-queued (with fair queuing the runtime keeps fetching into the bounded local queue
+//     during a hold, so every tenant's waiting task has its turn when it ends), or
 //   - a higher rank has records waiting (priority: no more low-priority work is fetched while
 //     high-priority work queues), or
 //   - the records waiting locally at rank r or higher reach the backlog bound (backpressure:

@@ -231,7 +231,9 @@ TEST(LlmRateLimiter, ACancelledLeaseTakesBackItsRequestAndTokens) {
 
 TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswersCountCallsStillOut) {
   ManualClock clock;
-  LlmRateLimiter limiter("provider", {}, clock);
+  LlmLimits unpaced;  // the room alone, without pacing
+  unpaced.pace = false;
+  LlmRateLimiter limiter("provider", unpaced, clock);
   // Six calls, one a second; the last one's answer says none are left, for a 10 s window (its
   // reset: the time until the newest call leaves).
   TimePoint last;
@@ -258,7 +260,7 @@ TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswe
   EXPECT_FALSE(limiter.try_acquire(10));
 
   // An answer's count was taken when its call arrived: the other calls out since are not in it.
-  LlmRateLimiter fresh("provider", {}, clock);
+  LlmRateLimiter fresh("provider", unpaced, clock);
   auto a = fresh.try_acquire(10);
   auto b = fresh.try_acquire(10);
   auto c = fresh.try_acquire(10);
@@ -272,7 +274,9 @@ TEST(LlmRateLimiter, TheServersCountComesBackAsOurOwnCallsLeaveItsWindowAndAnswe
 
 TEST(LlmRateLimiter, AnotherClientsShareOfTheAllowanceIsLeftToItUntilTheServersReset) {
   ManualClock clock;
-  LlmRateLimiter limiter("provider", {}, clock);
+  LlmLimits unpaced;  // the room alone, without pacing
+  unpaced.pace = false;
+  LlmRateLimiter limiter("provider", unpaced, clock);
   // Two of our calls; the second's answer: 4 of 10 left in a 10 s window. Ours are 2 of the 6
   // used, so another client has 4.
   auto first = limiter.try_acquire(10);
@@ -298,5 +302,28 @@ TEST(LlmRateLimiter, AnotherClientsShareOfTheAllowanceIsLeftToItUntilTheServersR
   EXPECT_TRUE(limiter.try_acquire(10)) << "past the reset: the other client's share is free";
 }
 
+TEST(LlmRateLimiter, OnceTheProvidersAllowanceAndWindowAreKnownCallsAreSpreadEvenlyOverIt) {
+  ManualClock clock;
+  LlmRateLimiter limiter("provider", {}, clock);
+  auto first = limiter.try_acquire(10);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(limiter.try_acquire(10)) << "nothing known yet: no pacing";
+  RateLimitFeedback told;
+  told.remaining_requests = 8;
+  told.limit_requests = 10;
+  told.reset_requests = std::chrono::seconds(10);
+  limiter.on_answer(told, first.admitted_at(), 10);
+  // 10 calls per 10 s: one a second, each up to half a second early.
+  EXPECT_TRUE(limiter.try_acquire(10)) << "the first paced call";
+  const auto paced = limiter.try_acquire(10);
+  EXPECT_EQ(paced.refusal(), LlmRateLimiter::Refusal::kPace);
+  EXPECT_EQ(paced.retry_after(), std::chrono::milliseconds(500));
+  clock.advance(std::chrono::milliseconds(600));  // came back 100 ms late
+  EXPECT_TRUE(limiter.try_acquire(10));
+  const auto next = limiter.try_acquire(10);
+  EXPECT_EQ(next.retry_after(), std::chrono::milliseconds(900))
+      << "due on the schedule, not an interval after the late call";
+  EXPECT_EQ(limiter.stats().rejected["pace"], 2);
+}
 }  // namespace
 }  // namespace agentline::devfix

@@ -187,6 +187,49 @@ TEST(Scheduling, ATenantThatSpentItsDollarsAcrossReplicasWaitsAloneUntilTheDayHa
   EXPECT_FALSE(worker->handle(task_record("a2", {{"tenant", "acme"}}), out)) << "a day later acme goes on";
 }
 
+TEST(Scheduling, WhileTheBackendRefusesCallsTenantsTakeTurnsForTheNextOne) {
+  Fixture f;
+  WorkerConfig config;
+  config.limits.requests_per_minute = 1;  // one call a minute: every other ask is refused
+  auto worker = f.worker(config);
+  Collect out;
+  EXPECT_FALSE(worker->handle(task_record("a1", {{"tenant", "flood"}}), out));
+  auto refused = worker->handle(task_record("a2", {{"tenant", "flood"}}), out);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->kind, kafka::FailureKind::kBackoff) << "the minute is spent: everything waits";
+  auto queued = worker->handle(task_record("b1", {{"tenant", "trickle"}}), out);
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->kind, kafka::FailureKind::kHoldKey) << "trickle waits its turn, behind flood's";
+  EXPECT_EQ(queued->error_class, "llm_turn");
+  f.clock.advance(std::chrono::seconds(61));
+  EXPECT_TRUE(worker->handle(task_record("b1", {{"tenant", "trickle"}}), out)) << "flood was refused first";
+  EXPECT_FALSE(worker->handle(task_record("a2", {{"tenant", "flood"}}), out));
+  f.clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(worker->handle(task_record("a3", {{"tenant", "flood"}}), out)) << "now it is trickle's turn";
+  f.clock.advance(std::chrono::seconds(60));
+  EXPECT_FALSE(worker->handle(task_record("b1", {{"tenant", "trickle"}}), out))
+      << "trickle's call, however many flood has";
+  EXPECT_EQ(out.records.size(), 3u);
+}
+
+TEST(Scheduling, ATenantThatLeftTheLineLosesItsTurnAfterAWhile) {
+  resilience::ManualClock clock;
+  TenantTurns turns(clock);
+  EXPECT_TRUE(turns.may_try("a")) << "nobody waits";
+  turns.refused("a", std::chrono::seconds(1));
+  EXPECT_FALSE(turns.may_try("b"));
+  clock.advance(std::chrono::milliseconds(2500));
+  EXPECT_EQ(turns.waiting(), 2u) << "within the wait asked for and a while after it, nobody is forgotten";
+  EXPECT_EQ(turns.waiting(), 2u);
+  EXPECT_TRUE(turns.may_try("a"));
+  turns.served("a");
+  EXPECT_FALSE(turns.may_try("a")) << "served, a goes to the back of the line";
+  EXPECT_TRUE(turns.may_try("b"));
+  clock.advance(TenantTurns::kForgetAfter + std::chrono::milliseconds(1));
+  EXPECT_TRUE(turns.may_try("c")) << "a and b did not come back: forgotten";
+  EXPECT_EQ(turns.waiting(), 0u);
+}
+
 TEST(Scheduling, DuringAPrimaryOutageCallsGoToTheFallbackAndComeBackWhenItRecovers) {
   Fixture f;
   WorkerConfig config;
