@@ -37,7 +37,11 @@ case "$profile" in
 esac
 
 HELM_VERSION=v3.16.4
-helm_dir=$agentline_cache/helm-$HELM_VERSION
+# Helm's offline default Kubernetes version (helm template without a cluster): the one its
+# client-go targets, set by ldflags as Helm's own release build does (without them it is 1.20,
+# older than the chart's kubeVersion). helm v3.16.4 uses client-go v0.31.3.
+HELM_K8S_MINOR=31
+helm_dir=$agentline_cache/helm-$HELM_VERSION-k8s1.$HELM_K8S_MINOR
 # The marker is keyed by this script, the librdkafka build script and its patches: changing any
 # of them runs the checks (and a new librdkafka build) again.
 marker=$agentline_cache/deps/$profile-$(cat "$0" "$here/install-librdkafka.sh" "$here"/patches/* | sha256sum | cut -c1-16).ok
@@ -89,7 +93,11 @@ if [ "$profile" = test ]; then
     command -v go >/dev/null || apt_install golang-go
     echo "install-deps: building helm $HELM_VERSION with go install (a few minutes, once per machine)"
     mkdir -p "$helm_dir"
-    GOBIN="$helm_dir" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    helm_ldflags=""
+    for pkg in pkg/lint/rules pkg/chartutil; do
+      helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+    done
+    GOBIN="$helm_dir" go install -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   fi
   [ "$(readlink /usr/local/bin/helm 2>/dev/null)" = "$helm_dir/helm" ] || $sudo ln -sfn "$helm_dir/helm" /usr/local/bin/helm
 

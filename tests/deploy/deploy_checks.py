@@ -184,6 +184,13 @@ def chart():
     print(run([helm, "version", "--short"]).stdout.strip())
     if open(os.path.join(CHART, "files", "catalog.json")).read() != open(os.path.join(ROOT, "topics", "catalog.json")).read():
         fail("helm/agentline/files/catalog.json is not a copy of topics/catalog.json")
+    # As a user renders it without a cluster (GitOps, review): no --kube-version. The chart needs
+    # Kubernetes >= 1.25; helm's offline default is the Kubernetes its client library targets
+    # (1.31 for helm 3.16), or 1.20 when built without the release's ldflags.
+    r = subprocess.run([helm, "template", "t", CHART], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("helm template without --kube-version failed (a user following docs/operations.md meets this):\n" +
+             r.stderr[-2000:])
     all_features = os.path.join(CHART, "ci", "all-features-values.yaml")
     for label, values in (("default values", None), ("all features", all_features)):
         cmd = [helm, "lint", "--strict", CHART] + (["-f", values] if values else [])
