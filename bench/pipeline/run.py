@@ -457,6 +457,15 @@ def provider_figures(port, start, seconds, **kw):
         kw.get("client"), per_window, LLM_RPW, per_window / LLM_RPW, stats["limited"], calls))
 
 
+def provider_worker(broker, port, extra=()):
+    """dev-fix-worker against the rate-limited provider with no limits of its own configured (it
+    learns them from the provider), adaptive concurrency up to 32, one file per call."""
+    return Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
+                                              "--max-in-flight", "32", "--batch-max-files", "1", "--max-tokens", "800",
+                                              "--tenant-rate", "100000", "--tenant-burst", "100000",
+                                              "--llm-timeout-ms", "30000"] + list(extra))
+
+
 def naive_client(port, seconds, callers=16):
     """The seeds' Python: N callers in a loop, each retrying a 429 with exponential backoff (1, 2,
     4 ... 32 s, with jitter), as fast as the provider answers otherwise."""
@@ -509,10 +518,7 @@ def llm_economics():
             bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.normal"), "--count", count,
                   "--size", 300, "--kind", "task", "--job", "econ", "--jobs-of", 1000000, "--priority", "normal")
             start = time.time()
-            worker = Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
-                                                        "--max-in-flight", "32", "--batch-max-files", "1", "--max-tokens", "800",
-                                                        "--tenant-rate", "100000", "--tenant-burst", "100000",
-                                                        "--llm-timeout-ms", "30000"])
+            worker = provider_worker(broker, port)
             time.sleep(max(0.0, start + seconds - time.time()))
             provider_figures(port, start, seconds, client="agentline (dev-fix-worker, adaptive)", run=run)
         finally:
@@ -540,10 +546,7 @@ def fairness():
                       "--size", 300, "--kind", "task", "--job", "flood", "--jobs-of", 1000000, "--priority", "normal",
                       "--tenant", "flood")
                 extra = ["--read-ahead", "1"] if mode == "fifo" else []
-                worker = Service("dev-fix-worker", broker, ["--generator", "openai", "--llm-base-url", "http://127.0.0.1:%d/v1" % port,
-                                                            "--max-in-flight", "32", "--batch-max-files", "1", "--max-tokens", "800",
-                                                            "--tenant-rate", "100000", "--tenant-burst", "100000",
-                                                            "--llm-timeout-ms", "30000"] + extra)
+                worker = provider_worker(broker, port, extra)
                 time.sleep(LLM_WINDOW_S)  # the worker has learnt the provider's limits
                 start = time.time()
                 w = bench("wait", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--topic", broker.topic("tasks.normal"),

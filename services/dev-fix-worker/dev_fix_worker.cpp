@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -107,7 +108,9 @@ DevFixWorker::DevFixWorker(const kafka::TopicCatalog& catalog, std::unique_ptr<G
       tenants_("tenants", {config_.tenant_rate_per_second, config_.tenant_burst, 100000, {}}, clock),
       concurrency_("llm-" + generator->backend(), config_.concurrency, clock),
       turns_(clock),
-      budgets_(clock),
+      budgets_(clock, config_.tenant_limits.has_budget() ||
+                          std::any_of(config_.tenant_overrides.begin(), config_.tenant_overrides.end(),
+                                      [](const auto& o) { return o.second.has_budget(); })),
       metrics_(std::make_unique<Metrics>()) {
   const std::string primary_name = "llm-" + generator->backend();
   backends_.push_back({std::move(generator), &breakers_.get(primary_name),
@@ -171,9 +174,9 @@ std::optional<kafka::Failure> DevFixWorker::handle(const kafka::InboundRecord& r
   }
 
   const std::string type = task["type"];
-  if (const auto budget = payload.find("budget"); budget != payload.end())
-    budgets_.note_budget(task["job_id"].get<std::string>(), *budget);
-  if (auto why = budgets_.exhausted(task["job_id"].get<std::string>())) {
+  const std::string& job = task["job_id"].get_ref<const std::string&>();
+  if (const auto budget = payload.find("budget"); budget != payload.end()) budgets_.note_budget(job, *budget);
+  if (auto why = budgets_.exhausted(job)) {
     metrics_->tasks->Add({{"kind", kind}, {"outcome", "budget_exhausted"}}).Increment();
     return kafka::Failure::bad_input("budget_exhausted", *why);
   }
@@ -694,20 +697,23 @@ nlohmann::json DevFixWorker::stats() {
 nlohmann::json DevFixWorker::tenant_limits_json() {
   nlohmann::json out = nlohmann::json::object();
   std::lock_guard lock(tenant_limiters_mu_);
+  // Every tenant seen with limits or budgets (a tenant with budgets alone has no limiter).
   for (const auto& [tenant, limiter] : tenant_limiters_) {
-    if (!limiter) continue;
-    const auto s = limiter->stats();
-    const auto shared = budgets_.tenant_spent(tenant);
-    out[tenant] = {{"requests_last_minute", s.requests_in_window},
-                   {"requests_last_hour", s.requests_last_hour},
-                   {"tokens_last_minute", s.tokens_in_window},
-                   {"tokens_last_day", s.tokens_last_day},
-                   {"refused", s.rejected},
-                   {"spent_by_all_replicas",
-                    {{"tokens_last_day", shared.tokens_day},
-                     {"tokens_last_30_days", shared.tokens_month},
-                     {"usd_last_day", shared.usd_day},
-                     {"usd_last_30_days", shared.usd_month}}}};
+    if (limiter) {
+      const auto s = limiter->stats();
+      out[tenant] = {{"requests_last_minute", s.requests_in_window},
+                     {"requests_last_hour", s.requests_last_hour},
+                     {"tokens_last_minute", s.tokens_in_window},
+                     {"tokens_last_day", s.tokens_last_day},
+                     {"refused", s.rejected}};
+    }
+    if (limits_of_tenant(tenant).has_budget()) {
+      const auto shared = budgets_.tenant_spent(tenant);
+      out[tenant]["spent_by_all_replicas"] = {{"tokens_last_day", shared.tokens_day},
+                                              {"tokens_last_30_days", shared.tokens_month},
+                                              {"usd_last_day", shared.usd_day},
+                                              {"usd_last_30_days", shared.usd_month}};
+    }
   }
   return out;
 }

@@ -28,13 +28,14 @@ std::int64_t micro(double usd) { return static_cast<std::int64_t>(std::llround(u
 JobBudgets::Tenant::Tenant()
     : tokens_day(kDay, 96), tokens_month(kMonth, 120), micro_usd_day(kDay, 96), micro_usd_month(kMonth, 120) {}
 
-JobBudgets::JobBudgets(const resilience::Clock& clock) : clock_(clock) {}
+JobBudgets::JobBudgets(const resilience::Clock& clock, bool count_tenants)
+    : clock_(clock), count_tenants_(count_tenants) {}
 
 void JobBudgets::apply(const kafka::InboundRecord& record) {
   if (!record.key || record.key->find('/') != std::string::npos) return;  // a file's record
   const std::string& job = *record.key;
   const bool has_budget = record.value.find("\"budget\"") != std::string::npos;
-  const bool has_usage = record.value.find("\"usage\"") != std::string::npos;
+  const bool has_usage = count_tenants_ && record.value.find("\"usage\"") != std::string::npos;
   if (!has_budget) {
     // A tombstone, or a summary without a budget (none, or the job forgotten and resubmitted).
     std::lock_guard lock(mu_);
@@ -51,10 +52,12 @@ void JobBudgets::apply(const kafka::InboundRecord& record) {
     cost_usd = usage->value("cost_usd", 0.0);
   }
   std::lock_guard lock(mu_);
-  // A job whose tasks name no tenant is the "default" tenant's, as in DevFixWorker::tenant_of.
-  const auto tenant = summary.find("tenant");
-  charge_locked(job, tenant != summary.end() && tenant->is_string() ? tenant->get<std::string>() : "default", tokens,
-                cost_usd, record.timestamp_ms > 0 ? record.timestamp_ms : events::now_ms());
+  if (count_tenants_) {
+    // A job whose tasks name no tenant is the "default" tenant's, as in DevFixWorker::tenant_of.
+    const auto tenant = summary.find("tenant");
+    charge_locked(job, tenant != summary.end() && tenant->is_string() ? tenant->get<std::string>() : "default", tokens,
+                  cost_usd, record.timestamp_ms > 0 ? record.timestamp_ms : events::now_ms());
+  }
   const auto budget = summary.find("budget");
   if (budget == summary.end() || !budget->is_object()) return;
   Spent& s = jobs_[job];
@@ -118,33 +121,31 @@ JobBudgets::TenantSpent JobBudgets::tenant_spent(const std::string& tenant) {
 }
 
 std::optional<JobBudgets::Hold> JobBudgets::tenant_over(const std::string& tenant, const LlmLimits& limits) {
-  if (limits.tokens_per_day <= 0 && limits.tokens_per_month <= 0 && limits.usd_per_day <= 0 &&
-      limits.usd_per_month <= 0)
-    return std::nullopt;
+  if (!limits.has_budget()) return std::nullopt;
   std::lock_guard lock(mu_);
   auto it = tenants_.find(tenant);
   if (it == tenants_.end()) return std::nullopt;
   const auto now = clock_.now() + kShift;
   Tenant& t = it->second;
   std::optional<Hold> hold;
-  // Spent: the window's sum reached the budget; room comes back when it is below it again.
-  auto check = [&](resilience::WindowCounter& counter, std::int64_t budget, const char* what, const std::string& spent,
-                   const std::string& of) {
-    if (budget <= 0 || counter.sum(now) < budget) return;
+  // Spent: the window's sum reached the budget; room comes back when it is below it again. The
+  // reason is written only then (`show` formats an amount).
+  auto check = [&](resilience::WindowCounter& counter, std::int64_t budget, const char* what, auto show) {
+    if (budget <= 0) return;
+    const std::int64_t spent = counter.sum(now);
+    if (spent < budget) return;
     const auto wait = counter.time_until_room(now, 1, budget);
     if (!hold || wait > hold->wait)
-      hold = Hold{"tenant " + tenant + " has spent its budget of " + of + " " + what + " (" + spent +
+      hold = Hold{"tenant " + tenant + " has spent its budget of " + show(budget) + " " + what + " (" + show(spent) +
                       " spent, by every replica's calls)",
                   wait};
   };
-  check(t.tokens_day, limits.tokens_per_day, "tokens per day", std::to_string(t.tokens_day.sum(now)),
-        std::to_string(limits.tokens_per_day));
-  check(t.tokens_month, limits.tokens_per_month, "tokens per 30 days", std::to_string(t.tokens_month.sum(now)),
-        std::to_string(limits.tokens_per_month));
-  check(t.micro_usd_day, micro(limits.usd_per_day), "per day",
-        dollars(static_cast<double>(t.micro_usd_day.sum(now)) / 1e6), dollars(limits.usd_per_day));
-  check(t.micro_usd_month, micro(limits.usd_per_month), "per 30 days",
-        dollars(static_cast<double>(t.micro_usd_month.sum(now)) / 1e6), dollars(limits.usd_per_month));
+  const auto tokens = [](std::int64_t n) { return std::to_string(n); };
+  const auto usd = [](std::int64_t micro_usd) { return dollars(static_cast<double>(micro_usd) / 1e6); };
+  check(t.tokens_day, limits.tokens_per_day, "tokens per day", tokens);
+  check(t.tokens_month, limits.tokens_per_month, "tokens per 30 days", tokens);
+  check(t.micro_usd_day, micro(limits.usd_per_day), "per day", usd);
+  check(t.micro_usd_month, micro(limits.usd_per_month), "per 30 days", usd);
   return hold;
 }
 

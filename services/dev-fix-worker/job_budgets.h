@@ -27,7 +27,9 @@ namespace agentline::devfix {
 
 class JobBudgets {
  public:
-  explicit JobBudgets(const resilience::Clock& clock = resilience::SystemClock::instance());
+  // `count_tenants`: some tenant has a budget (LlmLimits::has_budget), so summaries are read for
+  // their tenant's spending too; without, only summaries with a job budget are parsed.
+  explicit JobBudgets(const resilience::Clock& clock = resilience::SystemClock::instance(), bool count_tenants = false);
   // A jobs.progress record: a job's summary (key without '/') sets what is known of its
   // budget and charges its tenant; a tombstone forgets the job. File records are skipped unread.
   void apply(const kafka::InboundRecord& record);
@@ -75,6 +77,7 @@ class JobBudgets {
   void charge_locked(const std::string& job, const std::string& tenant, std::int64_t tokens, double cost_usd,
                      std::int64_t at_ms);
   const resilience::Clock& clock_;
+  const bool count_tenants_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Spent> jobs_;
   std::unordered_map<std::string, std::pair<std::int64_t, double>> charged_;  // by job: tokens, dollars

@@ -389,29 +389,7 @@ void TenantTurns::forget_locked(TimePoint now) {
   std::erase_if(line_, [&](const auto& entry) { return now - std::max(entry.second, blocked_until_) > kForgetAfter; });
 }
 
-bool TenantTurns::may_try(const std::string& tenant) {
-  std::lock_guard lock(mu_);
-  const TimePoint now = clock_.now();
-  forget_locked(now);
-  if (line_.empty()) return true;
-  if (line_.front().first == tenant) {
-    line_.front().second = now;
-    return true;
-  }
-  for (auto& entry : line_) {
-    if (entry.first == tenant) {
-      entry.second = now;
-      return false;
-    }
-  }
-  line_.emplace_back(tenant, now);
-  return false;
-}
-
-void TenantTurns::refused(const std::string& tenant, Duration wait) {
-  std::lock_guard lock(mu_);
-  const TimePoint now = clock_.now();
-  blocked_until_ = std::max(blocked_until_, now + wait);
+void TenantTurns::join_locked(const std::string& tenant, TimePoint now) {
   for (auto& entry : line_) {
     if (entry.first == tenant) {
       entry.second = now;
@@ -419,6 +397,23 @@ void TenantTurns::refused(const std::string& tenant, Duration wait) {
     }
   }
   line_.emplace_back(tenant, now);
+}
+
+bool TenantTurns::may_try(const std::string& tenant) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  forget_locked(now);
+  if (line_.empty()) return true;
+  const bool first = line_.front().first == tenant;
+  join_locked(tenant, now);
+  return first;
+}
+
+void TenantTurns::refused(const std::string& tenant, Duration wait) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  blocked_until_ = std::max(blocked_until_, now + wait);
+  join_locked(tenant, now);
 }
 
 void TenantTurns::served(const std::string& tenant) {

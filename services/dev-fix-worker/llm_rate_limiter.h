@@ -45,6 +45,8 @@ struct LlmLimits {  // 0: no limit
   // Spread calls evenly over the provider's window once its allowance and window are known.
   bool pace = true;
 
+  // A tenant's budgets, counted from what every replica spent (JobBudgets).
+  bool has_budget() const { return tokens_per_day > 0 || tokens_per_month > 0 || usd_per_day > 0 || usd_per_month > 0; }
   bool any() const {
     return requests_per_minute > 0 || tokens_per_minute > 0 || max_in_flight > 0 || requests_per_hour > 0 ||
            tokens_per_day > 0 || burst > 0 || tokens_per_month > 0;
@@ -224,6 +226,8 @@ class TenantTurns {
 
  private:
   void forget_locked(TimePoint now);
+  // Seen now: its place in the line kept, or the last place taken.
+  void join_locked(const std::string& tenant, TimePoint now);
   const Clock& clock_;
   std::mutex mu_;
   std::deque<std::pair<std::string, TimePoint>> line_;  // tenant, last refused or asked

@@ -25,6 +25,9 @@ using agentline::testing::BrokerFixture;
 
 namespace {
 
+// The fair-queuing tests' tenant: the record key's first letter.
+std::string tenant_by_first_letter(const kafka::InboundRecord& r) { return r.key->substr(0, 1); }
+
 const char* kCatalog = R"({
   "prefix": "rt.",
   "topics": [
@@ -213,7 +216,7 @@ TEST_F(ConsumerRuntimeTest, ATenantsFirstRecordOvertakesAnotherTenantsBacklogAnd
       /*max_in_flight=*/1, 5s,
       [&](kafka::ConsumerOptions& o) {
         o.read_ahead = 1000;
-        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+        o.fair.key = tenant_by_first_letter;
         // Tenant c is over its quota for its first three asks: it waits 100 ms each time.
         o.fair.admit = [&](const std::string& key, const kafka::InboundRecord&) {
           return key == "c" && refusals.fetch_add(1) < 3 ? std::chrono::milliseconds(100) : 0ms;
@@ -286,7 +289,7 @@ TEST_F(ConsumerRuntimeTest, ABackoffPutsRefusedRecordsBackInTheirTenantsQueueSoA
       /*max_in_flight=*/4, 5s,
       [&](kafka::ConsumerOptions& o) {
         o.read_ahead = 1000;
-        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
+        o.fair.key = tenant_by_first_letter;
       });
   std::vector<kafka::OutgoingRecord> flood;
   for (int i = 0; i < 40; ++i) flood.push_back({topic("in"), "a" + std::to_string(100 + i), "v", {}, std::nullopt});
@@ -319,10 +322,7 @@ TEST_F(ConsumerRuntimeTest, WithFairQueuingARetryTiersRecordsOfManyKeysAllRunInO
         ++ran[*r.key];
         return std::nullopt;
       },
-      /*max_in_flight=*/2, 5s,
-      [&](kafka::ConsumerOptions& o) {
-        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
-      });
+      /*max_in_flight=*/2, 5s, [&](kafka::ConsumerOptions& o) { o.fair.key = tenant_by_first_letter; });
   const auto due = std::to_string(events::now_ms() + 300);
   std::vector<kafka::OutgoingRecord> records;
   for (int i = 0; i < 40; ++i) {
@@ -366,10 +366,7 @@ TEST_F(ConsumerRuntimeTest, AKeyTheHandlerHoldsWaitsInPlaceWhileTheOthersGoOn) {
         done.push_back(*r.key);
         return std::nullopt;
       },
-      /*max_in_flight=*/1, 5s,
-      [&](kafka::ConsumerOptions& o) {
-        o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
-      });
+      /*max_in_flight=*/1, 5s, [&](kafka::ConsumerOptions& o) { o.fair.key = tenant_by_first_letter; });
   std::vector<kafka::OutgoingRecord> records;
   for (int i = 0; i < 3; ++i) records.push_back({topic("in"), "c" + std::to_string(i), "v", {}, std::nullopt});
   for (int i = 0; i < 40; ++i) records.push_back({topic("in"), "a" + std::to_string(100 + i), "v", {}, std::nullopt});
@@ -424,9 +421,7 @@ TEST_F(ConsumerRuntimeTest, AStopWhileAKeyIsHeldRedoesNothingThatFinishedBehindI
   // partition, all finish. A graceful stop then restart runs a's records once and b's never again.
   std::mutex mutex;
   std::map<std::string, int> runs;
-  auto fair = [](kafka::ConsumerOptions& o) {
-    o.fair.key = [](const kafka::InboundRecord& r) { return r.key->substr(0, 1); };
-  };
+  auto fair = [](kafka::ConsumerOptions& o) { o.fair.key = tenant_by_first_letter; };
   std::atomic<bool> hold_a{true};
   auto handler = [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
     if ((*r.key)[0] == 'a' && hold_a.load()) return kafka::Failure::hold_key("tenant_over_limit", "a waits", 60s);

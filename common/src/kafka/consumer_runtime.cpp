@@ -257,35 +257,23 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
   std::optional<Failure> failure = invoke_handler(*handler, job->record, emitter, options.observed_topics);
   metrics->handler_seconds.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   const auto& rec = job->record;
-  if (failure && failure->kind == FailureKind::kHoldKey) {
-    if (tracked_at_fetch(rec.topic)) {
-      const std::string topic = rec.topic;
-      {
-        // Its offset stays tracked (pending): dispatching it again later is safe.
-        Lock lock(mutex);
-        returned.push_back(
-            {std::move(job->record), now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1)});
-        in_flight.deferred();
-        metrics->in_flight.Set(in_flight.unfinished());
-      }
-      metrics->finished(topic, "deferred");
-      spdlog::debug("holding a key for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
-                    bounded_message(failure->message, 300));
-      changed.notify_all();
-      return;
-    }
-    failure->kind = FailureKind::kBackoff;  // no keys here: everything waits
-  }
-  if (failure && failure->kind == FailureKind::kBackoff) {
+  if (failure && (failure->kind == FailureKind::kHoldKey || failure->kind == FailureKind::kBackoff)) {
+    // The record must wait: its key (kHoldKey) or everything (kBackoff; also kHoldKey where records
+    // have no keys). A fair-queued record goes back to the head of its key's queue, its offset
+    // still tracked (pending), so dispatching it again later is safe: held there until the wait
+    // ends (kHoldKey), or free to be chosen again by fair queuing once the whole hold ends (run
+    // first from a list of their own, the records a rate limit refused were all the busiest
+    // tenant's, and kept another tenant's first task waiting behind its backlog). Other records
+    // wait in the deferred list, run first after the hold.
+    const bool fair = tracked_at_fetch(rec.topic);
+    const bool everything = failure->kind == FailureKind::kBackoff || !fair;
+    const std::int64_t until = now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1);
     const std::string topic = rec.topic;  // the record may be moved back to the queue
     {
       Lock lock(mutex);
-      hold_until_ms = std::max(hold_until_ms, now_ms() + std::max<std::int64_t>(failure->retry_after.count(), 1));
-      if (tracked_at_fetch(rec.topic)) {
-        // Back to the head of its tenant's queue: after the hold, fair queuing chooses again.
-        // (Run first from a list of their own, the records a rate limit refused were all the
-        // busiest tenant's, and kept another tenant's first task waiting behind its backlog.)
-        returned.push_back({std::move(job->record), now_ms()});
+      if (everything) hold_until_ms = std::max(hold_until_ms, until);
+      if (fair) {
+        returned.push_back({std::move(job->record), everything ? now_ms() : until});
       } else {
         job->reset();
         deferred.push_back(job);
@@ -294,8 +282,13 @@ void ConsumerRuntime::Impl::run_job(const std::shared_ptr<Job>& job) {
       metrics->in_flight.Set(in_flight.unfinished());
     }
     metrics->finished(topic, "deferred");
-    spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
-                 bounded_message(failure->message, 300));
+    if (everything) {
+      spdlog::info("holding consumption for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
+                   bounded_message(failure->message, 300));
+    } else {
+      spdlog::debug("holding a key for {} ms: {}: {}", failure->retry_after.count(), failure->error_class,
+                    bounded_message(failure->message, 300));
+    }
     changed.notify_all();
     return;
   }

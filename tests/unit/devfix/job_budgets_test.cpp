@@ -59,7 +59,7 @@ TEST(JobBudgets, OnlyJobsWithABudgetAreKeptAndATombstoneForgetsOne) {
 
 TEST(JobBudgets, ATenantIsChargedWhatEachOfItsJobsSpentOnceWhicheverReplicaSpentIt) {
   agentline::resilience::ManualClock clock;
-  JobBudgets budgets(clock);
+  JobBudgets budgets(clock, /*count_tenants=*/true);
   agentline::devfix::LlmLimits limits;
   limits.usd_per_day = 1.0;
   limits.usd_per_month = 3.0;
