@@ -9,7 +9,7 @@
 # cache (its own sources list, package lists and caches) that never touches the machine's own
 # sources. The upstream tarball is built with upstream's own ./configure (SSL, SASL, zstd, lz4,
 # zlib and curl on; Debian's -dev packages, installed by install-deps.sh), with the fixes in
-# scripts/patches applied, and installed under $agentline_cache/librdkafka-2.14.2-<patch level>;
+# scripts/patches applied, and installed under $agentline_cache/librdkafka-2.14.2-p1 (see below);
 # CMakeLists.txt links its static library from there.
 # A run that finds the build complete returns at once. Prints the installation's folder.
 set -euo pipefail
@@ -19,13 +19,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 RDKAFKA_VERSION=2.14.2
 DEBIAN_REVISION=1
-# Agentline's patch level on top of upstream (scripts/patches/librdkafka-$RDKAFKA_VERSION-*.patch):
-# a new patch bumps it, so every machine builds again. CMakeLists.txt names the same folder.
-PATCH_LEVEL=p1
-prefix=$agentline_cache/librdkafka-$RDKAFKA_VERSION-$PATCH_LEVEL
+# The folder is named for the first patch level (p1) and keeps that name: every compile command
+# names its include folder, so a new name would miss the whole compiler cache once per build type
+# (an hour and more on 2 cores). What it holds is told by the marker instead: the checksum of the
+# patches (scripts/patches/librdkafka-$RDKAFKA_VERSION-*.patch) and of this script it was built
+# with; a different one (a new patch) rebuilds it in place. CMakeLists.txt names the same folder.
+prefix=$agentline_cache/librdkafka-$RDKAFKA_VERSION-p1
 marker=$prefix/.complete
+recipe=$(cat "$0" "$here"/patches/librdkafka-"$RDKAFKA_VERSION"-*.patch 2>/dev/null | sha256sum | cut -d' ' -f1)
 
-if [ -f "$marker" ]; then
+if [ -f "$marker" ] && [ "$(cat "$marker")" = "$recipe" ]; then
   echo "$prefix"
   exit 0
 fi
@@ -72,6 +75,6 @@ rm -f "$prefix"/lib/librdkafka.so*
 grep -q "BUILT_WITH.*SASL_SCRAM" "$work/src/Makefile.config" ||
   { echo "install-librdkafka: the build has no SASL/SCRAM" >&2; exit 1; }
 grep '^BUILT_WITH' "$work/src/Makefile.config" >"$prefix/BUILT_WITH"
-touch "$marker"
+echo "$recipe" >"$marker"
 echo "install-librdkafka: built in $(($(date +%s) - started)) s" >&2
 echo "$prefix"

@@ -15,16 +15,24 @@
 //                          flood)
 //   pipeline_bench summary --bootstrap B --prefix P --job J   (the job's last summary on jobs.progress)
 //   fill also takes [--tenant T] [--budget-tokens N] for tasks.
+//   pipeline_bench spawn   --count N --threads T --argv A [--argv A ...]   (qa-worker's baseline: starting a
+//                          check, {dir} in A: the run's work directory)
+#include <fcntl.h>
+#include <grp.h>
 #include <librdkafka/rdkafka.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -439,6 +447,84 @@ int summary(const Args& a) {
 
 }  // namespace
 
+// qa-worker's baseline (#23): what starting its checks costs without the worker around them. T
+// threads (qa-worker's handlers) each run argv per check in a work directory of its own, made,
+// given the checked file and removed as qa-worker does, with its sandbox's limits (its defaults:
+// 10 CPU s, 1 GiB address space, 16 MiB files, 64 processes) and, as root, a uid of the thread's
+// own, reading the output to its end: fork() from this small process, waitpid() blocking.
+int spawn(const Args& a) {
+  const long long count = a.num("count", 1000);
+  const int threads = static_cast<int>(a.num("threads", 4));
+  const auto found = a.values.find("argv");
+  if (found == a.values.end() || found->second.empty()) throw std::runtime_error("spawn needs --argv");
+  const std::vector<std::string> argv = found->second;
+  const bool root = ::geteuid() == 0;
+  std::atomic<long long> next{0}, failed{0};
+  std::string first_failure;
+  std::mutex mu;
+  const auto started = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      const uid_t uid = root ? static_cast<uid_t>(200000 + t) : ::geteuid();
+      for (long long i; (i = next++) < count;) {
+        const auto dir = std::filesystem::temp_directory_path() /
+                         ("agentline-spawn-" + std::to_string(::getpid()) + "-" + std::to_string(i));
+        std::filesystem::create_directories(dir);
+        std::filesystem::permissions(dir, std::filesystem::perms::all);
+        std::ofstream(dir / "check.py") << "x = 1\n";
+        std::vector<std::string> args;
+        for (const auto& arg : argv) args.push_back(arg == "{dir}" ? dir.string() : arg);
+        std::vector<char*> ptrs;
+        for (auto& arg : args) ptrs.push_back(arg.data());
+        ptrs.push_back(nullptr);
+        int out[2];
+        if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+          ::setsid();
+          ::dup2(out[1], 1);
+          ::dup2(out[1], 2);
+          if (::chdir(dir.c_str()) != 0) ::_exit(125);
+          const rlimit cpu{10, 11}, as{1ull << 30, 1ull << 30}, fsize{16ull << 20, 16ull << 20}, nproc{64, 64};
+          ::setrlimit(RLIMIT_CPU, &cpu);
+          ::setrlimit(RLIMIT_AS, &as);
+          ::setrlimit(RLIMIT_FSIZE, &fsize);
+          if (root && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(uid) != 0)) ::_exit(126);
+          ::setrlimit(RLIMIT_NPROC, &nproc);
+          ::execvp(ptrs[0], ptrs.data());
+          ::_exit(127);
+        }
+        ::close(out[1]);
+        std::string output;
+        char buf[4096];
+        for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) output.append(buf, static_cast<std::size_t>(n));
+        ::close(out[0]);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          if (failed++ == 0) {
+            std::lock_guard lock(mu);
+            first_failure = output.substr(0, 300);
+          }
+        }
+        std::filesystem::remove_all(dir);
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  std::cout << json{{"runs", count},
+                    {"failed", failed.load()},
+                    {"first_failure", first_failure},
+                    {"seconds", seconds},
+                    {"runs_per_s", static_cast<double>(count) / seconds},
+                    {"threads", threads}}
+                   .dump()
+            << std::endl;
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: pipeline_bench fill|bare|drain|retry|latency --bootstrap B ...\n";
@@ -455,6 +541,7 @@ int main(int argc, char** argv) {
     if (cmd == "latency") return latency(a);
     if (cmd == "wait") return wait(a);
     if (cmd == "summary") return summary(a);
+    if (cmd == "spawn") return spawn(a);
   } catch (const std::exception& e) {
     std::cerr << "pipeline_bench " << cmd << ": " << e.what() << "\n";
     return 1;

@@ -253,6 +253,23 @@ def section(out, png):
                     broker, len(rs), med(rs, "delay_ms"), med(rs, "late_ms_p50"), med(rs, "late_ms_p90"), med(rs, "late_ms_p95"),
                     med(rs, "late_ms_p99"), med(rs, "late_ms_max")))
         r.append("")
+    qa = [x for x in rows if x["scenario"] == "qa_stage"]
+    if qa:
+        r.append("### 2b. qa-worker beside its bare loop\n")
+        r.append("qa-worker (`--max-in-flight %d`, its own sizing on 2 CPUs) checks %d FILE_COMPLETED records of a `.py` "
+                 "file with a trivial check (`true`) in its bubblewrap sandbox (the default), as root: one uid per "
+                 "running check. Rate: its QA results by CreateTime, first to last. Beside it, in the same run, the "
+                 "bare loop (`pipeline_bench spawn`): as many threads, each starting `bwrap ... true` with the same "
+                 "arguments, limits and uid drop in a work directory made and removed per check, from a small "
+                 "process (fork, blocking waitpid).\n" % (qa[0].get("in_flight", 4), qa[0]["checks"]))
+        r.append("| broker | runs | bare loop runs/s | qa-worker checks/s | ratio (goal ≥ 0.8) | handler mean ms |")
+        r.append("|---|---:|---:|---:|---:|---:|")
+        for broker in ("embedded", "kafka"):
+            rs = [x for x in qa if x["broker"] == broker]
+            if rs:
+                r.append("| %s | %d | %.0f | %.0f | %.2f | %.1f |" % (
+                    broker, len(rs), med(rs, "bare_runs_per_s"), med(rs, "checks_per_s"), med(rs, "ratio"), med(rs, "handler_ms")))
+        r.append("")
     sc = [x for x in rows if x["scenario"] == "scale"]
     if sc:
         r.append("### 6. Scale-out\n")
@@ -291,6 +308,10 @@ def section(out, png):
                   if [x for x in hop if x["broker"] == b and x["size"] == z]]
         goals.append(("router throughput ≥ 0.9 × bare librdkafka (every broker and size)", ", ".join("%.2f" % v for v in ratios),
                       all(v >= 0.9 for v in ratios)))
+    for broker in ("embedded", "kafka"):
+        rs = [x for x in qa if x["broker"] == broker]
+        if rs:
+            goals.append(("qa-worker checks/s ≥ 0.8 × its bare loop (%s)" % broker, "%.2f" % med(rs, "ratio"), med(rs, "ratio") >= 0.8))
     if conc:
         goals.append(("concurrency ≥ 0.9 × ideal (64 in flight / 200 ms)", "%.2f" % med(conc, "ratio"), med(conc, "ratio") >= 0.9))
     ours = [x for x in econ if x["client"].startswith("agentline")]

@@ -306,6 +306,54 @@ def end_to_end(broker_cls):
             broker.stop()
 
 
+# ---- 2b. a stage against its bare loop: qa-worker --------------------------------------
+
+# The sandbox qa-worker starts a check in, as services/qa-worker/sandbox.cpp builds it.
+BWRAP = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+         "--ro-bind-try", "/bin", "/bin", "--ro-bind-try", "/sbin", "/sbin", "--ro-bind-try", "/lib", "/lib",
+         "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev",
+         "--tmpfs", "/tmp", "--bind", "{dir}", "/work", "--chdir", "/work", "--clearenv",
+         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work", "--setenv", "LANG", "C.UTF-8",
+         "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--"]
+QA_IN_FLIGHT = 4  # qa-worker's own sizing on 2 CPUs (two checks per CPU)
+
+
+def qa_stage(broker_cls):
+    """qa-worker with a trivial check (`true`) in its bubblewrap sandbox, beside a loop that starts
+    the same command in the same sandbox with the same limits, as many at a time."""
+    count = 2000 if not QUICK else 400
+    for run in range(RUNS):
+        broker = broker_cls(bench_catalog({"qa.requests": 12}))
+        worker = None
+        try:
+            worker = Service("qa-worker", broker, ["--checks", noop_checks(), "--max-in-flight", str(QA_IN_FLIGHT)])
+            settle_group([worker])
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("qa.requests"), "--count", count,
+                  "--size", 300, "--kind", "event", "--job", "qa%d" % run)
+            d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "qa-worker", "--topic", broker.topic("qa.requests"),
+                      "--count", count)
+            passed = sum(float(line.split()[-1]) for line in scrape(worker).splitlines()
+                         if line.startswith('agentline_qa_checks_total{check="noop",outcome="passed"}'))
+            if passed != count:
+                raise RuntimeError("qa stage: %d of %d checks passed; the measurement would not be of the check" % (passed, count))
+            rate = bench("span", "--bootstrap", broker.bootstrap, "--topic", broker.topic("events"))["msgs_per_s"]
+            check_ms = handler_ms(worker)
+            worker.stop()
+            worker = None
+            args = ["spawn", "--count", count, "--threads", QA_IN_FLIGHT]
+            for a in BWRAP + ["true"]:
+                args += ["--argv", a]
+            bare = bench(*args)
+            record(scenario="qa_stage", broker=broker.kind, run=run, checks=count, in_flight=QA_IN_FLIGHT, checks_per_s=rate,
+                   drain_checks_per_s=count / d["seconds"], handler_ms=check_ms, bare_runs_per_s=bare["runs_per_s"],
+                   ratio=rate / bare["runs_per_s"])
+            log("qa stage %s run %d: %.0f checks/s, bare loop %.0f/s" % (broker.kind, run, rate, bare["runs_per_s"]))
+        finally:
+            if worker:
+                worker.stop()
+            broker.stop()
+
+
 # ---- 3. concurrency beyond partitions -----------------------------------------------------
 
 def concurrency():
@@ -763,7 +811,7 @@ def rebalance():
 def main():
     os.makedirs(OUT, exist_ok=True)
     open(RESULTS, "w").close()
-    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,concurrency,priority,retry,scale,kafka (or kafka-hop,
+    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,qa,concurrency,priority,retry,scale,kafka (or kafka-hop, kafka-qa,
     # kafka-e2e, kafka-priority, kafka-retry) runs a subset.
     only = set(filter(None, os.environ.get("AGENTLINE_BENCH_SCENARIOS", "").split(",")))
     want = lambda name: not only or name in only
@@ -774,6 +822,9 @@ def main():
         if want("e2e"):
             log("end to end (embedded)")
             end_to_end(EmbeddedBroker)
+        if want("qa"):
+            log("qa-worker beside its bare loop (embedded)")
+            qa_stage(EmbeddedBroker)
         if want("concurrency"):
             log("concurrency beyond partitions")
             concurrency()
@@ -796,7 +847,7 @@ def main():
             log("scale-out")
             scale_out()
         # "kafka" runs all three on Apache Kafka; kafka-hop, kafka-e2e, kafka-retry one each.
-        on_kafka = [n for n in ("hop", "e2e", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
+        on_kafka = [n for n in ("hop", "e2e", "qa", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
         if on_kafka:
             log("real Kafka: " + ", ".join(on_kafka))
             RealKafka.start()
@@ -804,6 +855,8 @@ def main():
                 hop(RealKafka)
             if "e2e" in on_kafka:
                 end_to_end(RealKafka)
+            if "qa" in on_kafka:
+                qa_stage(RealKafka)
             if "priority" in on_kafka:
                 priority(RealKafka)
             if "retry" in on_kafka:

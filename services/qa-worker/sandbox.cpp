@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +18,117 @@
 #include <mutex>
 
 namespace agentline::qa {
+
+namespace {
+
+// What the child does between its start and exec. It shares the worker's memory until exec
+// (CLONE_VM | CLONE_VFORK, as posix_spawn does), so starting it copies no page tables: fork()
+// of the worker, with its threads and heap, cost about 10 ms a check in page-table copies and
+// the TLB shootdowns of the copy-on-write faults after it. So the child makes raw system calls
+// only: glibc's setuid() would signal the worker's threads to change their ids too, and a
+// sanitizer's interceptors would update the worker's own bookkeeping.
+struct ChildPlan {
+  const char* path;  // argv[0] found on PATH by the parent
+  char* const* argv;
+  char* const* envp;
+  const char* workdir;
+  int out_fd;
+  int exec_error_fd;
+  rlimit cpu, as, nproc, fsize;
+  bool drop_privileges;
+  uid_t uid;
+  sigset_t worker_mask;  // restored before exec
+};
+
+// The kernel's struct sigaction (rt_sigaction's), not glibc's.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  std::uint64_t mask;
+};
+
+[[noreturn]] void child_exit(int code) {
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+__attribute__((no_sanitize_address, no_sanitize("thread"))) int child_main(void* arg) {
+  const auto& plan = *static_cast<const ChildPlan*>(arg);
+  // The worker's signal handlers would run on the worker's memory: the defaults, before any
+  // signal is let in.
+  for (long sig = 1; sig < 65; ++sig) {
+    KernelSigaction old{};
+    if (::syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof old.mask) != 0) continue;
+    if (old.handler == SIG_IGN || old.handler == SIG_DFL) continue;
+    KernelSigaction dfl{};
+    dfl.handler = SIG_DFL;
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  }
+  ::syscall(SYS_setsid);
+  ::syscall(SYS_dup3, plan.out_fd, 1, 0);
+  ::syscall(SYS_dup3, plan.out_fd, 2, 0);
+  const long null_fd = ::syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+  if (null_fd >= 0) ::syscall(SYS_dup3, null_fd, 0, 0);
+  if (::syscall(SYS_chdir, plan.workdir) != 0) child_exit(125);
+  ::syscall(SYS_prlimit64, 0, RLIMIT_CPU, &plan.cpu, nullptr);
+  ::syscall(SYS_prlimit64, 0, RLIMIT_AS, &plan.as, nullptr);
+  ::syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, &plan.fsize, nullptr);
+  if (plan.drop_privileges) {
+    // RLIMIT_NPROC does not bind root: run as a uid of this check's own.
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setgid, 65534) != 0 ||
+        ::syscall(SYS_setuid, plan.uid) != 0)
+      child_exit(126);
+  }
+  ::syscall(SYS_prlimit64, 0, RLIMIT_NPROC, &plan.nproc, nullptr);
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &plan.worker_mask, nullptr, sizeof(std::uint64_t));
+  ::syscall(SYS_execve, plan.path, plan.argv, plan.envp);
+  // syscall() left the error in errno (the worker thread's, shared until exec): tell the parent.
+  const int code = errno;
+  ::syscall(SYS_write, plan.exec_error_fd, &code, sizeof code);
+  child_exit(127);
+}
+
+// argv[0] as execvp would find it on PATH ("" when nowhere: exec then fails with ENOENT, and
+// never runs a file of that name in the check's directory).
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    const auto end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (end == std::string::npos) return "";
+    start = end + 1;
+  }
+}
+
+// Starts the child; returns its pid (-errno on failure) and, when the kernel gives one, a pidfd
+// that becomes readable when it exits.
+pid_t start_child(ChildPlan plan, int* pidfd) {
+  // The child runs on a stack of its own, this thread's, reused (the parent waits meanwhile).
+  constexpr std::size_t kStack = 256 << 10;
+  thread_local std::unique_ptr<char[]> stack;
+  if (!stack) stack = std::make_unique<char[]>(kStack);
+  void* top = stack.get() + kStack;
+  sigset_t all;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &plan.worker_mask);
+  pid_t pid = ::clone(child_main, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, pidfd);
+  if (pid < 0 && errno == EINVAL) {  // a kernel before 5.2: no pidfd, waited for by polling
+    *pidfd = -1;
+    pid = ::clone(child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  }
+  const int error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &plan.worker_mask, nullptr);
+  return pid < 0 ? -error : pid;
+}
+
+}  // namespace
 
 // Slots of the per-check uids: a check holds one from fork until it is reaped.
 struct Sandbox::UidPool {
@@ -50,8 +164,15 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
   SandboxResult result;
   std::vector<std::string> full;
   if (mode_ == Mode::kBubblewrap) {
+    // --as-pid-1: the check is the pid namespace's init. With bwrap's own init there, bwrap
+    // returns as soon as the check exits, leaving that init to be reaped by whoever reaps
+    // orphans (the host's init, or the worker itself as a container's pid 1, which never does):
+    // each a process of the check's uid until reaped, so checks in quick succession failed
+    // with "Can't fork" at the uid's process limit. As init the check gets the kernel's signals
+    // (CPU limit) as before; whatever it leaves in the namespace dies with it.
     full = {"bwrap",
             "--unshare-all",
+            "--as-pid-1",
             "--die-with-parent",
             "--new-session",
             "--ro-bind",
@@ -130,43 +251,38 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     }
   } slot_release{uids_.get(), slot};
   const uid_t check_uid = root ? static_cast<uid_t>(limits_.uid_base + slot) : ::geteuid();
+  const std::string program = find_program(full.front());
+  const ChildPlan plan{program.c_str(),
+                       args.data(),
+                       environ,
+                       workdir.c_str(),
+                       out[1],
+                       exec_error[1],
+                       {static_cast<rlim_t>(limits_.cpu_seconds), static_cast<rlim_t>(limits_.cpu_seconds + 1)},
+                       {static_cast<rlim_t>(limits_.memory_bytes), static_cast<rlim_t>(limits_.memory_bytes)},
+                       {static_cast<rlim_t>(limits_.processes), static_cast<rlim_t>(limits_.processes)},
+                       {static_cast<rlim_t>(limits_.file_bytes), static_cast<rlim_t>(limits_.file_bytes)},
+                       root,
+                       check_uid,
+                       {}};
   const auto started = std::chrono::steady_clock::now();
-  const pid_t pid = ::fork();
+  int pidfd = -1;
+  const pid_t pid = start_child(plan, &pidfd);
   if (pid < 0) {
     ::close(out[0]);
     ::close(out[1]);
     ::close(exec_error[0]);
     ::close(exec_error[1]);
     result.infrastructure_error = true;
-    result.output = "fork failed";
+    result.output = "cannot start a process: " + std::string(std::strerror(-pid));
     return result;
   }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls from here to exec.
-    ::setsid();
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    const int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd >= 0) ::dup2(null_fd, 0);
-    if (::chdir(workdir.c_str()) != 0) ::_exit(125);
-    rlimit cpu{static_cast<rlim_t>(limits_.cpu_seconds), static_cast<rlim_t>(limits_.cpu_seconds + 1)};
-    rlimit as{static_cast<rlim_t>(limits_.memory_bytes), static_cast<rlim_t>(limits_.memory_bytes)};
-    rlimit nproc{static_cast<rlim_t>(limits_.processes), static_cast<rlim_t>(limits_.processes)};
-    rlimit fsize{static_cast<rlim_t>(limits_.file_bytes), static_cast<rlim_t>(limits_.file_bytes)};
-    ::setrlimit(RLIMIT_CPU, &cpu);
-    ::setrlimit(RLIMIT_AS, &as);
-    ::setrlimit(RLIMIT_FSIZE, &fsize);
-    if (root) {
-      // RLIMIT_NPROC does not bind root: run as a uid of this check's own.
-      ::setgroups(0, nullptr);
-      if (::setgid(65534) != 0 || ::setuid(check_uid) != 0) ::_exit(126);
+  struct PidfdClose {
+    int fd;
+    ~PidfdClose() {
+      if (fd >= 0) ::close(fd);
     }
-    ::setrlimit(RLIMIT_NPROC, &nproc);
-    ::execvp(args[0], args.data());
-    const int error = errno;
-    [[maybe_unused]] const auto written = ::write(exec_error[1], &error, sizeof error);
-    ::_exit(127);
-  }
+  } pidfd_close{pidfd};
   ::close(out[1]);
   ::close(exec_error[1]);
   const auto deadline = started + limits_.wall;
@@ -206,7 +322,16 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
       result.limit = "wall_clock";
       ::kill(-pid, SIGKILL);
     }
-    if (r == 0) ::usleep(2000);
+    if (r != 0) continue;
+    if (pidfd >= 0) {
+      // Readable when the process has exited: no polling interval added to every check.
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      pollfd exited{pidfd, POLLIN, 0};
+      ::poll(&exited, 1, result.limit.empty() ? static_cast<int>(std::max<std::int64_t>(left, 1)) : 50);
+    } else {
+      ::usleep(2000);
+    }
   }
   // Whatever the check left behind in its session (background jobs, a fork bomb's orphans) goes
   // with it; bwrap's pid namespace does the same for children that left the session.
