@@ -3,7 +3,7 @@
 // measures retry-tier lateness through the real consumer runtime, and reads submit-to-delivery
 // latencies off the topics. Prints one JSON object per command on stdout.
 //
-//   pipeline_bench fill    --bootstrap B --topic T --count N --size S --kind event|task [--priority P] [--job J]
+//   pipeline_bench fill    --bootstrap B --topic T --count N --size S --kind event|passed|task [--priority P] [--job J]
 //                          [--jobs-of K (K tasks per job: J-0, J-1, ...)] [--rate R per second] [--first I]
 //   pipeline_bench bare    --bootstrap B --in T --out T --group G --count N
 //   pipeline_bench drain   --bootstrap B --group G --topic T [--topic T2 ...] --count N [--timeout-s S]
@@ -17,6 +17,7 @@
 //   fill also takes [--tenant T] [--budget-tokens N] for tasks.
 //   pipeline_bench spawn   --count N --threads T --argv A [--argv A ...]   (qa-worker's baseline: starting a
 //                          check, {dir} in A: the run's work directory)
+//   pipeline_bench files   --count N --threads T --dir D --size S   (outbox-uploader's baseline: durable writes)
 #include <fcntl.h>
 #include <grp.h>
 #include <librdkafka/rdkafka.h>
@@ -97,12 +98,19 @@ std::string pad(std::size_t size, std::size_t used) {
 // A task may name its tenant and carry its job's budget in tokens (0: none).
 std::string message(const std::string& kind, const std::string& id, int i, std::size_t size, const std::string& job,
                     const std::string& priority, const std::string& tenant = "", long long budget_tokens = 0) {
-  json m = {{"id", (kind == "event" ? "fc-" : "m-") + id + "-0"},
+  // "passed": a QA_PASSED (what outbox-uploader delivers), shaped as a FILE_COMPLETED.
+  const bool file = kind == "event" || kind == "passed";
+  json m = {{"id", (kind == "event"    ? "fc-"
+                    : kind == "passed" ? "qp-"
+                                       : "m-") +
+                       id + "-0"},
             {"task_id", id},
             {"job_id", job},
-            {"type", kind == "event" ? "FILE_COMPLETED" : "DEV_TASK"},
+            {"type", kind == "event"    ? "FILE_COMPLETED"
+                     : kind == "passed" ? "QA_PASSED"
+                                        : "DEV_TASK"},
             {"created_at", agentline::events::now_iso8601()}};
-  if (kind == "event") {
+  if (file) {
     m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"content", ""}, {"fix_attempt", 0}};
   } else {
     m["payload"] = {{"path", "src/f" + std::to_string(i) + ".py"}, {"description", ""}};
@@ -111,7 +119,7 @@ std::string message(const std::string& kind, const std::string& id, int i, std::
     if (budget_tokens > 0) m["payload"]["budget"] = {{"tokens", budget_tokens}};
   }
   const std::size_t used = m.dump().size();
-  m["payload"][kind == "event" ? "content" : "description"] = "# " + pad(size, used + 2);
+  m["payload"][file ? "content" : "description"] = "# " + pad(size, used + 2);
   return m.dump();
 }
 
@@ -525,6 +533,57 @@ int spawn(const Args& a) {
   return failed == 0 ? 0 : 1;
 }
 
+// outbox-uploader's baseline (#23): the durable writes its filesystem target makes per file,
+// nothing else. T threads (its upload concurrency) write N files of S bytes under D/<job>/, each
+// as the target does: a temporary file written and fsynced, renamed over the name, the folder
+// fsynced.
+int files(const Args& a) {
+  const long long count = a.num("count", 1000);
+  const int threads = static_cast<int>(a.num("threads", 8));
+  const auto size = static_cast<std::size_t>(a.num("size", 1024));
+  const std::filesystem::path root = a.get("dir");
+  if (root.empty()) throw std::runtime_error("files needs --dir");
+  const std::string content = "# " + pad(size, 2);
+  std::atomic<long long> next{0}, failed{0};
+  const auto sync = [](const std::filesystem::path& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+  };
+  const auto started = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (long long i; (i = next++) < count;) {
+        const auto dir = root / ("job-" + std::to_string(i / 20)) / "src";
+        std::filesystem::create_directories(dir);
+        const auto target = dir / ("f" + std::to_string(i) + ".py");
+        const auto tmp = dir / (".f" + std::to_string(i) + ".py.tmp");
+        {
+          std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+          out.write(content.data(), static_cast<std::streamsize>(content.size()));
+        }
+        std::error_code ec;
+        if (!sync(tmp, O_RDONLY)) ++failed;
+        std::filesystem::rename(tmp, target, ec);
+        if (ec || !sync(dir, O_RDONLY | O_DIRECTORY)) ++failed;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  std::cout << json{{"files", count},
+                    {"failed", failed.load()},
+                    {"seconds", seconds},
+                    {"files_per_s", static_cast<double>(count) / seconds},
+                    {"threads", threads}}
+                   .dump()
+            << std::endl;
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: pipeline_bench fill|bare|drain|retry|latency --bootstrap B ...\n";
@@ -542,6 +601,7 @@ int main(int argc, char** argv) {
     if (cmd == "wait") return wait(a);
     if (cmd == "summary") return summary(a);
     if (cmd == "spawn") return spawn(a);
+    if (cmd == "files") return files(a);
   } catch (const std::exception& e) {
     std::cerr << "pipeline_bench " << cmd << ": " << e.what() << "\n";
     return 1;

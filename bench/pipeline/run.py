@@ -354,6 +354,54 @@ def qa_stage(broker_cls):
             broker.stop()
 
 
+# ---- 2c. a stage against its bare loop: outbox-uploader --------------------------------
+
+OUTBOX_CONCURRENCY = 8  # outbox-uploader's own sizing on 2 CPUs (four uploads per CPU)
+
+
+def outbox_stage(broker_cls):
+    """outbox-uploader delivering QA_PASSED files to a folder (filesystem target), beside a loop
+    making the same durable writes per file (write, fsync, rename, fsync the folder) with as many
+    threads."""
+    count = 2000 if not QUICK else 400
+    for run in range(RUNS):
+        broker = broker_cls(bench_catalog({"deploy.requests": 12}))
+        uploader = None
+        try:
+            out_dir = tempfile.mkdtemp(dir=work, prefix="delivered-")
+            uploader = Service("outbox-uploader", broker, ["--target", "filesystem", "--output-root", out_dir,
+                                                           "--upload-concurrency", str(OUTBOX_CONCURRENCY)])
+            settle_group([uploader])
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("deploy.requests"), "--count", count,
+                  "--size", 1024, "--kind", "passed", "--job", "ob%d" % run, "--jobs-of", 20)
+            deadline = time.time() + 600
+            uploaded = 0
+            while time.time() < deadline:
+                uploaded = sum(float(line.split()[-1]) for line in scrape(uploader).splitlines()
+                               if line.startswith("agentline_outbox_uploads_total") and 'outcome="uploaded"' in line)
+                if uploaded >= count:
+                    break
+                time.sleep(0.2)
+            if uploaded != count:
+                raise RuntimeError("outbox stage: %d of %d items uploaded" % (uploaded, count))
+            st = stage_stats(uploader)
+            uploader.stop()
+            uploader = None
+            # Items/s: their UPLOADED events by CreateTime, first to last (published after each batch).
+            rate = bench("span", "--bootstrap", broker.bootstrap, "--topic", broker.topic("events"))["msgs_per_s"]
+            bare = bench("files", "--count", count, "--threads", OUTBOX_CONCURRENCY, "--size", 1024,
+                         "--dir", tempfile.mkdtemp(dir=work, prefix="bare-files-"))
+            record(scenario="outbox_stage", broker=broker.kind, run=run, items=count, concurrency=OUTBOX_CONCURRENCY,
+                   items_per_s=rate, stage_handler_ms=st["handler_ms_mean"], bare_files_per_s=bare["files_per_s"],
+                   ratio=rate / bare["files_per_s"])
+            log("outbox stage %s run %d: %.0f items/s, bare loop %.0f files/s (staging %.1f ms per record)"
+                % (broker.kind, run, rate, bare["files_per_s"], st["handler_ms_mean"]))
+        finally:
+            if uploader:
+                uploader.stop()
+            broker.stop()
+
+
 # ---- 3. concurrency beyond partitions -----------------------------------------------------
 
 def concurrency():
@@ -811,7 +859,8 @@ def rebalance():
 def main():
     os.makedirs(OUT, exist_ok=True)
     open(RESULTS, "w").close()
-    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,qa,concurrency,priority,retry,scale,kafka (or kafka-hop, kafka-qa,
+    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,qa,outbox,concurrency,priority,retry,scale,kafka (or kafka-hop, kafka-qa,
+    # kafka-outbox,
     # kafka-e2e, kafka-priority, kafka-retry) runs a subset.
     only = set(filter(None, os.environ.get("AGENTLINE_BENCH_SCENARIOS", "").split(",")))
     want = lambda name: not only or name in only
@@ -825,6 +874,9 @@ def main():
         if want("qa"):
             log("qa-worker beside its bare loop (embedded)")
             qa_stage(EmbeddedBroker)
+        if want("outbox"):
+            log("outbox-uploader beside its bare loop (embedded)")
+            outbox_stage(EmbeddedBroker)
         if want("concurrency"):
             log("concurrency beyond partitions")
             concurrency()
@@ -847,7 +899,7 @@ def main():
             log("scale-out")
             scale_out()
         # "kafka" runs all three on Apache Kafka; kafka-hop, kafka-e2e, kafka-retry one each.
-        on_kafka = [n for n in ("hop", "e2e", "qa", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
+        on_kafka = [n for n in ("hop", "e2e", "qa", "outbox", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
         if on_kafka:
             log("real Kafka: " + ", ".join(on_kafka))
             RealKafka.start()
@@ -857,6 +909,8 @@ def main():
                 end_to_end(RealKafka)
             if "qa" in on_kafka:
                 qa_stage(RealKafka)
+            if "outbox" in on_kafka:
+                outbox_stage(RealKafka)
             if "priority" in on_kafka:
                 priority(RealKafka)
             if "retry" in on_kafka:

@@ -1,6 +1,7 @@
 #include "outbox_store.h"
 
 #include <chrono>
+#include <exception>
 #include <string>
 #include <string_view>
 #include "agentline/events/timestamps.h"
@@ -92,8 +93,53 @@ OutboxItem OutboxStore::read_row(storage::Statement& s) const {
   return it;
 }
 
+struct OutboxStore::Staging {
+  const OutboxItem* item;
+  bool rearm;
+  StageOutcome outcome = StageOutcome::kDuplicate;
+  std::string taken_by;
+  std::exception_ptr error;
+  bool done = false;
+};
+
 StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm, std::string* taken_by) {
+  Staging me{&item, rearm};
+  std::unique_lock lock(group_mu_);
+  waiting_.push_back(&me);
+  // Whoever finds no transaction running writes every item waiting (its own among them, or
+  // already written by the one before); the others wait for theirs to be committed.
+  while (!me.done) {
+    if (committing_) {
+      group_done_.wait(lock);
+      continue;
+    }
+    committing_ = true;
+    std::vector<Staging*> group;
+    group.swap(waiting_);
+    lock.unlock();
+    stage_group(group);
+    lock.lock();
+    committing_ = false;
+    for (auto* staged : group) staged->done = true;
+    group_done_.notify_all();
+  }
+  if (me.error) std::rethrow_exception(me.error);
+  if (taken_by) *taken_by = me.taken_by;
+  return me.outcome;
+}
+
+void OutboxStore::stage_group(const std::vector<Staging*>& group) {
   std::lock_guard lock(mu_);
+  try {
+    storage::Database::Transaction tx(db_);
+    for (auto* staged : group) staged->outcome = stage_locked(*staged->item, staged->rearm, &staged->taken_by);
+    tx.commit();
+  } catch (...) {
+    for (auto* staged : group) staged->error = std::current_exception();
+  }
+}
+
+StageOutcome OutboxStore::stage_locked(const OutboxItem& item, bool rearm, std::string* taken_by) {
   const auto now = events::now_ms();
   // A file's first version whose path another task of the job already has: two files claiming
   // one name (duplicate_path) when that one is a first version too; when it is a fix (a
@@ -185,29 +231,34 @@ std::optional<std::int64_t> OutboxStore::next_due_ms() {
   return std::nullopt;
 }
 
-void OutboxStore::mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
-                                std::int64_t now_ms) {
+void OutboxStore::settle(const std::vector<Settlement>& settled, std::int64_t now_ms) {
+  if (settled.empty()) return;
   std::lock_guard lock(mu_);
-  auto s = db_.prepare(
+  storage::Database::Transaction tx(db_);
+  auto uploaded = db_.prepare(
       "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "
       "last_error = '', attempts = attempts + 1, updated_ms = ?4 WHERE seq = ?1");
-  s.bind(1, seq).bind(2, remote_id).bind(3, remote_url).bind(4, now_ms).run();
-}
-
-void OutboxStore::mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error) {
-  std::lock_guard lock(mu_);
-  auto s = db_.prepare(
+  auto retry = db_.prepare(
       "UPDATE items SET status = 'pending', attempts = ?2, next_attempt_ms = ?3, last_error = ?4, updated_ms = ?5 "
       "WHERE seq = ?1");
-  s.bind(1, seq).bind(2, attempts).bind(3, next_attempt_ms).bind(4, error).bind(5, events::now_ms()).run();
-}
-
-void OutboxStore::mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
-  std::lock_guard lock(mu_);
-  auto s = db_.prepare(
+  auto failed = db_.prepare(
       "UPDATE items SET status = 'failed', attempts = ?2, last_error = ?3, event_pending = 1, reconcile = 0, "
       "updated_ms = ?4 WHERE seq = ?1");
-  s.bind(1, seq).bind(2, attempts).bind(3, error).bind(4, now_ms).run();
+  using Kind = Settlement::Kind;
+  for (const auto& s : settled) {
+    switch (s.kind) {
+      case Kind::kUploaded:
+        uploaded.bind(1, s.seq).bind(2, s.remote_id).bind(3, s.remote_url).bind(4, now_ms).run();
+        break;
+      case Kind::kRetry:
+        retry.bind(1, s.seq).bind(2, s.attempts).bind(3, s.next_attempt_ms).bind(4, s.error).bind(5, now_ms).run();
+        break;
+      case Kind::kFailed:
+        failed.bind(1, s.seq).bind(2, s.attempts).bind(3, s.error).bind(4, now_ms).run();
+        break;
+    }
+  }
+  tx.commit();
 }
 
 int OutboxStore::fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms) {
@@ -237,9 +288,13 @@ std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
   return out;
 }
 
-void OutboxStore::event_published(std::int64_t seq) {
+void OutboxStore::events_published(const std::vector<std::int64_t>& seqs) {
+  if (seqs.empty()) return;
   std::lock_guard lock(mu_);
-  db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1").bind(1, seq).run();
+  storage::Database::Transaction tx(db_);
+  auto s = db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1");
+  for (const auto seq : seqs) s.bind(1, seq).run();
+  tx.commit();
 }
 
 std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_id) {

@@ -11,6 +11,7 @@
 // A child (parent_id set) is claimed only once its parent in the same job is uploaded.
 // UPLOADED / UPLOAD_FAILED events are owed while `event_pending` is set, so a crash between
 // marking and publishing re-publishes (events carry deterministic ids).
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -70,6 +71,9 @@ class OutboxStore {
   // Stages `item` (a redelivery of a staged key is a no-op). `rearm`: a replayed record of
   // an item that failed re-arms it for new attempts.
   // `taken_by` gets the other task's id on kPathTaken and kSuperseded.
+  // Durable when it returns. Callers staging at the same time share one transaction (group
+  // commit: one of them writes every item waiting, in arrival order, and commits once), so the
+  // disk's sync is paid once per group, not per item. A failed commit fails every item of it.
   StageOutcome stage(const OutboxItem& item, bool rearm, std::string* taken_by = nullptr);
   // After a crash: in_flight -> pending with reconcile set. Returns how many.
   int recover_in_flight();
@@ -78,10 +82,19 @@ class OutboxStore {
   // The earliest next attempt among pending items whose parent is uploaded.
   std::optional<std::int64_t> next_due_ms();
 
-  void mark_uploaded(std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
-                     std::int64_t now_ms);
-  void mark_retry(std::int64_t seq, int attempts, std::int64_t next_attempt_ms, const std::string& error);
-  void mark_failed(std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms);
+  // What became of one claimed item: uploaded, due again at `next_attempt_ms` (retry), or failed.
+  struct Settlement {
+    enum class Kind { kUploaded, kRetry, kFailed };
+    Kind kind = Kind::kUploaded;
+    std::int64_t seq = 0;
+    int attempts = 0;                   // retry, failed
+    std::int64_t next_attempt_ms = 0;   // retry
+    std::string remote_id, remote_url;  // uploaded
+    std::string error;                  // retry, failed
+  };
+  // Settles a batch's items in one transaction. A crash before it leaves them in_flight, and
+  // the next start reconciles them with the target (recover_in_flight).
+  void settle(const std::vector<Settlement>& settled, std::int64_t now_ms);
   // Children that cannot be uploaded because of their parent: one whose parent was never
   // staged, staged before `staged_before_ms` (--parent-wait), or whose parent failed for good,
   // fails now with "parent_missing: ..." (its UPLOAD_FAILED event and DLQ record owed). A
@@ -99,7 +112,8 @@ class OutboxStore {
   void remove(std::int64_t seq);
 
   std::vector<OutboxItem> owed_events(int limit);
-  void event_published(std::int64_t seq);
+  // Their events are acknowledged by Kafka: no longer owed (one transaction).
+  void events_published(const std::vector<std::int64_t>& seqs);
 
   // Status -> count for one job ("" : all jobs). "waiting_for_parent" counts pending
   // children whose parent is not uploaded yet.
@@ -109,9 +123,17 @@ class OutboxStore {
   std::int64_t retry_failed(const std::string& job_id);
 
  private:
+  struct Staging;
   OutboxItem read_row(storage::Statement& s) const;
+  StageOutcome stage_locked(const OutboxItem& item, bool rearm, std::string* taken_by);
+  void stage_group(const std::vector<Staging*>& group);
   std::mutex mu_;
   storage::Database db_;
+  // Group commit of stage(): items waiting for the next transaction, and whether one is running.
+  std::mutex group_mu_;
+  std::condition_variable group_done_;
+  std::vector<Staging*> waiting_;
+  bool committing_ = false;
 };
 
 }  // namespace agentline::outbox

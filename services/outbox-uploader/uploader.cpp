@@ -27,6 +27,10 @@ std::string event_id(const char* prefix, const std::string& target, const Outbox
   return id;
 }
 
+std::string error_of(const UploadOutcome& outcome) {
+  return outcome.error_class + ": " + kafka::bounded_message(outcome.error, 1000);
+}
+
 }  // namespace
 
 Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, std::shared_ptr<kafka::Producer> producer,
@@ -237,6 +241,8 @@ int Uploader::run_once() {
 
 void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
   std::atomic<std::size_t> next{0};
+  std::mutex settled_mu;
+  std::vector<OutboxStore::Settlement> settled;
   auto work = [&] {
     for (std::size_t i = next++; i < batch.size(); i = next++) {
       const auto& item = batch[i];
@@ -268,11 +274,20 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
       } else {
         permit.success();
       }
-      settle(item, outcome, took);
+      auto settlement = settle(item, outcome, took);
+      std::lock_guard lock(settled_mu);
+      settled.push_back(std::move(settlement));
     }
   };
-  const std::size_t threads =
-      std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), batch.size());
+  run_beside_helpers(batch.size(), work);
+  // One transaction for the batch. A crash before it leaves the items in_flight: the next start
+  // reconciles them with the target (idempotency key or existence check) before creating
+  // anything, as for a crash in the middle of an upload.
+  store_.settle(settled, events::now_ms());
+}
+
+void Uploader::run_beside_helpers(std::size_t items, const std::function<void()>& work) {
+  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), items);
   // The helpers run `work` beside this thread; every one has ended (or never started: a full
   // pool leaves more to this thread) before the batch, on this frame, goes out of scope.
   struct Helpers {
@@ -302,14 +317,20 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
   work();
 }
 
-void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took) {
+OutboxStore::Settlement Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome,
+                                         std::chrono::steady_clock::duration took) {
   duration_->Observe(std::chrono::duration<double>(took).count());
   const std::string target = target_.name();
   const int attempts = item.attempts + 1;
   const auto now = events::now_ms();
   using Kind = UploadOutcome::Kind;
+  OutboxStore::Settlement settled;
+  settled.seq = item.seq;
+  settled.attempts = attempts;
   if (outcome.kind == Kind::kUploaded) {
-    store_.mark_uploaded(item.seq, outcome.remote_id, outcome.remote_url, now);
+    settled.kind = OutboxStore::Settlement::Kind::kUploaded;
+    settled.remote_id = outcome.remote_id;
+    settled.remote_url = outcome.remote_url;
     if (item.kind == "file" && !outcome.already_there) {
       const auto message = nlohmann::json::parse(item.message, nullptr, false);
       if (message.is_object() && message["payload"].contains("submitted_at_ms") &&
@@ -321,22 +342,23 @@ void Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome, std:
     uploads_->Add({{"target", target}, {"outcome", outcome.already_there ? "already_there" : "uploaded"}}).Increment();
     if (outcome.already_there)
       spdlog::info("{} was already at the target ({}): not uploaded again", item.staging_key, outcome.remote_id);
-    return;
+    return settled;
   }
-  const std::string error = outcome.error_class + ": " + kafka::bounded_message(outcome.error, 1000);
+  settled.error = error_of(outcome);
   if (outcome.kind == Kind::kRetry && retry_.allows(attempts)) {
     if (outcome.error_class == "http_429" && outcome.retry_after) {
       paused_until_ms_ = std::max(paused_until_ms_.load(), now + outcome.retry_after->count());
     }
     const auto delay = retry_.delay(attempts, resilience::Duration{0}, outcome.retry_after);
-    store_.mark_retry(item.seq, attempts, now + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(),
-                      error);
+    settled.kind = OutboxStore::Settlement::Kind::kRetry;
+    settled.next_attempt_ms = now + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count();
     uploads_->Add({{"target", target}, {"outcome", "retry"}}).Increment();
-    return;
+    return settled;
   }
-  spdlog::error("giving up on {} after {} attempt(s): {}", item.staging_key, attempts, error);
-  store_.mark_failed(item.seq, attempts, error, now);
+  spdlog::error("giving up on {} after {} attempt(s): {}", item.staging_key, attempts, settled.error);
+  settled.kind = OutboxStore::Settlement::Kind::kFailed;
   uploads_->Add({{"target", target}, {"outcome", "failed"}}).Increment();
+  return settled;
 }
 
 void Uploader::publish_owed_events() {
@@ -405,13 +427,12 @@ void Uploader::publish_owed_events() {
     pending.push_back(std::move(p));
   }
   producer_->flush(std::chrono::seconds(30));
-  int done = 0;
+  std::vector<std::int64_t> published;
   for (const auto& p : pending) {
-    if (p->outstanding == 0 && !p->failed) {
-      store_.event_published(p->seq);
-      ++done;
-    }
+    if (p->outstanding == 0 && !p->failed) published.push_back(p->seq);
   }
+  store_.events_published(published);
+  const int done = static_cast<int>(published.size());
   if (done < static_cast<int>(pending.size())) {
     spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later",
                  pending.size() - done, pending.size());

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,7 +102,13 @@ class Uploader {
  private:
   void publish_owed_events();
   void upload_batch(std::vector<OutboxItem>& batch);
-  void settle(const OutboxItem& item, const UploadOutcome& outcome, std::chrono::steady_clock::duration took);
+  // Runs `work` on this thread and on up to --concurrency - 1 helpers, for `items` items; returns
+  // when every one has ended.
+  void run_beside_helpers(std::size_t items, const std::function<void()>& work);
+  // What the store records of an upload (written for the whole batch at once), counted and
+  // logged now.
+  OutboxStore::Settlement settle(const OutboxItem& item, const UploadOutcome& outcome,
+                                 std::chrono::steady_clock::duration took);
 
   UploaderConfig config_;
   OutboxStore& store_;

@@ -5,11 +5,45 @@
 
 #include <filesystem>
 #include <limits>
+#include <thread>
+#include <vector>
 
 namespace agentline::outbox {
 namespace {
 
 namespace fs = std::filesystem;
+
+using Kind = OutboxStore::Settlement::Kind;
+
+void mark_uploaded(OutboxStore& store, std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
+                   std::int64_t now_ms) {
+  OutboxStore::Settlement s;
+  s.kind = Kind::kUploaded;
+  s.seq = seq;
+  s.remote_id = remote_id;
+  s.remote_url = remote_url;
+  store.settle({s}, now_ms);
+}
+
+void mark_retry(OutboxStore& store, std::int64_t seq, int attempts, std::int64_t next_attempt_ms,
+                const std::string& error) {
+  OutboxStore::Settlement s;
+  s.kind = Kind::kRetry;
+  s.seq = seq;
+  s.attempts = attempts;
+  s.next_attempt_ms = next_attempt_ms;
+  s.error = error;
+  store.settle({s}, next_attempt_ms);
+}
+
+void mark_failed(OutboxStore& store, std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
+  OutboxStore::Settlement s;
+  s.kind = Kind::kFailed;
+  s.seq = seq;
+  s.attempts = attempts;
+  s.error = error;
+  store.settle({s}, now_ms);
+}
 
 class OutboxStoreTest : public ::testing::Test {
  protected:
@@ -48,13 +82,13 @@ TEST_F(OutboxStoreTest, ARedeliveryReannouncesAFinishedItemAndOnlyAReplayReArmsA
   EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kDuplicate) << "a pending item is not re-armed";
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
-  store.mark_failed(claimed[0].seq, 3, "http_422: refused", 1);
-  store.event_published(claimed[0].seq);
+  mark_failed(store, claimed[0].seq, 3, "http_422: refused", 1);
+  store.events_published({claimed[0].seq});
   EXPECT_TRUE(store.owed_events(10).empty());
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
   EXPECT_EQ(store.owed_events(10).size(), 1u) << "the UPLOAD_FAILED event is owed again";
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate) << "owed once, not twice";
-  store.event_published(claimed[0].seq);
+  store.events_published({claimed[0].seq});
   EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kRearmed);
   claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
@@ -67,8 +101,8 @@ TEST_F(OutboxStoreTest, ARedeliveredRequestForAnUploadedItemOwesItsUploadedEvent
   store.stage(item("j", "a"), false);
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
-  store.mark_uploaded(claimed[0].seq, "r-1", "", 1);
-  store.event_published(claimed[0].seq);
+  mark_uploaded(store, claimed[0].seq, "r-1", "", 1);
+  store.events_published({claimed[0].seq});
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
   const auto owed = store.owed_events(10);
   ASSERT_EQ(owed.size(), 1u);
@@ -87,7 +121,7 @@ TEST_F(OutboxStoreTest, AChildIsClaimedOnlyAfterItsParentIsUploadedAndCarriesIts
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].item_id, "story");
   EXPECT_TRUE(store.claim(10, 0).empty()) << "the parent is in flight, not uploaded";
-  store.mark_uploaded(first[0].seq, "42", "https://example/42", 1);
+  mark_uploaded(store, first[0].seq, "42", "https://example/42", 1);
   auto second = store.claim(10, 0);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].item_id, "child");
@@ -113,7 +147,7 @@ TEST_F(OutboxStoreTest, AChildWhoseParentNeverArrivesOrFailedIsGivenUpWithItsRea
   // The parent fails for good: its child is given up at once, whatever the wait.
   auto claimed = store.claim(10, 1);
   ASSERT_EQ(claimed.size(), 1u);
-  store.mark_failed(claimed[0].seq, 8, "HTTP 500", 2);
+  mark_failed(store, claimed[0].seq, 8, "HTTP 500", 2);
   EXPECT_EQ(store.fail_orphans(0, 3), 1);
   EXPECT_EQ(store.items("j", "failed", 10).size(), 3u);
 }
@@ -168,19 +202,19 @@ TEST_F(OutboxStoreTest, RetriesWaitForTheirTimeAndEventsAreOwedUntilPublished) {
   OutboxStore store(path_.string());
   store.stage(item("j", "a"), false);
   auto claimed = store.claim(10, 1000);
-  store.mark_retry(claimed[0].seq, 1, 5000, "http_503: busy");
+  mark_retry(store, claimed[0].seq, 1, 5000, "http_503: busy");
   EXPECT_TRUE(store.claim(10, 4999).empty());
   EXPECT_EQ(store.next_due_ms().value_or(0), 5000);
   claimed = store.claim(10, 5000);
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].attempts, 1);
   EXPECT_TRUE(store.owed_events(10).empty());
-  store.mark_uploaded(claimed[0].seq, "r1", "", 6000);
+  mark_uploaded(store, claimed[0].seq, "r1", "", 6000);
   auto owed = store.owed_events(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].status, "uploaded");
   EXPECT_EQ(owed[0].remote_id.value_or(""), "r1");
-  store.event_published(owed[0].seq);
+  store.events_published({owed[0].seq});
   EXPECT_TRUE(store.owed_events(10).empty());
 }
 
@@ -189,8 +223,8 @@ TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
   for (const char* id : {"a", "b", "c"}) store.stage(item("j1", id), false);
   store.stage(item("j2", "a"), false);
   for (auto& it : store.claim(10, 0)) {
-    store.mark_failed(it.seq, 8, "timeout", 1);
-    store.event_published(it.seq);
+    mark_failed(store, it.seq, 8, "timeout", 1);
+    store.events_published({it.seq});
   }
   EXPECT_EQ(store.summary("j1")["failed"], 3);
   EXPECT_EQ(store.summary("")["failed"], 4);
@@ -201,4 +235,32 @@ TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
 }
 
 }  // namespace
+// Handlers stage at the same time (the runtime runs 16): their items share transactions (one
+// sync of the disk per group), and each caller still gets its own item's outcome, durable when
+// stage() returns (read back from a new connection).
+TEST_F(OutboxStoreTest, ItemsStagedAtTheSameTimeEachGetTheirOwnOutcomeAndAreDurableOnReturn) {
+  OutboxStore store(path_.string());
+  constexpr int kThreads = 8, kEach = 25;
+  std::vector<std::vector<StageOutcome>> outcomes(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // Every thread stages its own items, and each item of thread 0 a second time (a redelivery).
+        outcomes[t].push_back(store.stage(item("j", "t" + std::to_string(t) + "-" + std::to_string(i)), false));
+        if (t == 0) outcomes[t].push_back(store.stage(item("j", "t0-" + std::to_string(i)), false));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    for (std::size_t i = 0; i < outcomes[t].size(); ++i) {
+      const auto expected = t == 0 && i % 2 == 1 ? StageOutcome::kDuplicate : StageOutcome::kStaged;
+      EXPECT_EQ(outcomes[t][i], expected) << "thread " << t << ", call " << i;
+    }
+  }
+  OutboxStore reader(path_.string());
+  EXPECT_EQ(reader.summary("j")["pending"], kThreads * kEach);
+}
+
 }  // namespace agentline::outbox
