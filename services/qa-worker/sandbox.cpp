@@ -168,8 +168,9 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     // returns as soon as the check exits, leaving that init to be reaped by whoever reaps
     // orphans (the host's init, or the worker itself as a container's pid 1, which never does):
     // each a process of the check's uid until reaped, so checks in quick succession failed
-    // with "Can't fork" at the uid's process limit. As init the check gets the kernel's signals
-    // (CPU limit) as before; whatever it leaves in the namespace dies with it.
+    // with "Can't fork" at the uid's process limit. Whatever the check leaves in the namespace
+    // dies with it. As init it ignores signals it has no handler for, the soft CPU limit's
+    // SIGXCPU too: a CPU-bound check stops at the hard limit (SIGKILL, a second later).
     full = {"bwrap",
             "--unshare-all",
             "--as-pid-1",
