@@ -231,13 +231,10 @@ std::optional<std::int64_t> OutboxStore::next_due_ms() {
   return std::nullopt;
 }
 
-void OutboxStore::settle(const std::vector<Settlement>& settled, const std::vector<std::int64_t>& published,
-                         std::int64_t now_ms) {
-  if (settled.empty() && published.empty()) return;
+void OutboxStore::settle(const std::vector<Settlement>& settled, std::int64_t now_ms) {
+  if (settled.empty()) return;
   std::lock_guard lock(mu_);
   storage::Database::Transaction tx(db_);
-  auto event_sent = db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1");
-  for (const auto seq : published) event_sent.bind(1, seq).run();
   auto uploaded = db_.prepare(
       "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "
       "last_error = '', attempts = attempts + 1, updated_ms = ?4 WHERE seq = ?1");
@@ -289,6 +286,15 @@ std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
   std::vector<OutboxItem> out;
   while (s.step()) out.push_back(read_row(s));
   return out;
+}
+
+void OutboxStore::events_published(const std::vector<std::int64_t>& seqs) {
+  if (seqs.empty()) return;
+  std::lock_guard lock(mu_);
+  storage::Database::Transaction tx(db_);
+  auto s = db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1");
+  for (const auto seq : seqs) s.bind(1, seq).run();
+  tx.commit();
 }
 
 std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_id) {

@@ -92,10 +92,9 @@ class OutboxStore {
     std::string remote_id, remote_url;  // uploaded
     std::string error;                  // retry, failed
   };
-  // Settles a batch's items in one transaction, with the items whose events Kafka acknowledged
-  // meanwhile (`published`: no longer owed). A crash before it leaves them in_flight, and the
-  // next start reconciles them with the target (recover_in_flight); their events are owed again.
-  void settle(const std::vector<Settlement>& settled, const std::vector<std::int64_t>& published, std::int64_t now_ms);
+  // Settles a batch's items in one transaction. A crash before it leaves them in_flight, and
+  // the next start reconciles them with the target (recover_in_flight).
+  void settle(const std::vector<Settlement>& settled, std::int64_t now_ms);
   // Children that cannot be uploaded because of their parent: one whose parent was never
   // staged, staged before `staged_before_ms` (--parent-wait), or whose parent failed for good,
   // fails now with "parent_missing: ..." (its UPLOAD_FAILED event and DLQ record owed). A
@@ -113,6 +112,8 @@ class OutboxStore {
   void remove(std::int64_t seq);
 
   std::vector<OutboxItem> owed_events(int limit);
+  // Their events are acknowledged by Kafka: no longer owed (one transaction).
+  void events_published(const std::vector<std::int64_t>& seqs);
 
   // Status -> count for one job ("" : all jobs). "waiting_for_parent" counts pending
   // children whose parent is not uploaded yet.

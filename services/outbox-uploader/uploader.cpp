@@ -210,7 +210,7 @@ void Uploader::stop() {
   if (stop_.exchange(true) || !passes_) return;
   passes_->stop();
   try {
-    publish_owed_events(true);
+    publish_owed_events();
   } catch (const std::exception& e) {
     spdlog::error("publishing owed events at stop failed: {}", e.what());
   }
@@ -224,23 +224,18 @@ int Uploader::run_once() {
     if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms))
       spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
   }
+  publish_owed_events();
   helpers_.tick();
   batch_size_->Set(batcher_.batch_size());
   const auto now = events::now_ms();
-  std::vector<OutboxItem> batch;
-  // Not while paused, handing over, or the breaker is open (it waits for the probe time).
-  if (now >= paused_until_ms_.load() && !handing_over_ && breaker_.retry_after() <= resilience::Duration{0})
-    batch = store_.claim(batcher_.batch_size(), now);
-  if (batch.empty()) {
-    // No batch to record them with: what Kafka acknowledged is marked published on its own.
-    store_.settle({}, take_acknowledged(), events::now_ms());
-    publish_owed_events(false);
-    return 0;
-  }
+  if (now < paused_until_ms_.load() || handing_over_) return 0;
+  if (breaker_.retry_after() > resilience::Duration{0}) return 0;  // open: wait for the probe time
+  auto batch = store_.claim(batcher_.batch_size(), now);
+  if (batch.empty()) return 0;
   const auto started = std::chrono::steady_clock::now();
   upload_batch(batch);
   batcher_.record(static_cast<int>(batch.size()), std::chrono::steady_clock::now() - started);
-  publish_owed_events(false);
+  publish_owed_events();
   return static_cast<int>(batch.size());
 }
 
@@ -288,7 +283,7 @@ void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
   // One transaction for the batch. A crash before it leaves the items in_flight: the next start
   // reconciles them with the target (idempotency key or existence check) before creating
   // anything, as for a crash in the middle of an upload.
-  store_.settle(settled, take_acknowledged(), events::now_ms());
+  store_.settle(settled, events::now_ms());
 }
 
 void Uploader::run_beside_helpers(std::size_t items, const std::function<void()>& work) {
@@ -366,25 +361,17 @@ OutboxStore::Settlement Uploader::settle(const OutboxItem& item, const UploadOut
   return settled;
 }
 
-std::vector<std::int64_t> Uploader::take_acknowledged() {
-  std::lock_guard lock(publish_mu_);
-  std::vector<std::int64_t> out;
-  out.swap(acknowledged_);
-  return out;
-}
-
-void Uploader::publish_owed_events(bool wait) {
+void Uploader::publish_owed_events() {
+  auto owed = store_.owed_events(256);
+  if (owed.empty()) return;
   struct Pending {
     std::int64_t seq;
     std::atomic<int> outstanding{0};
     std::atomic<bool> failed{false};
   };
-  for (const auto& item : store_.owed_events(256)) {
-    {
-      std::lock_guard lock(publish_mu_);
-      if (!publishing_.insert(item.seq).second) continue;  // on its way already
-    }
-    auto p = std::make_shared<Pending>();
+  std::vector<std::unique_ptr<Pending>> pending;
+  for (const auto& item : owed) {
+    auto p = std::make_unique<Pending>();
     p->seq = item.seq;
     const bool uploaded = item.status == "uploaded";
     nlohmann::json payload = {{"target", target_.name()}};
@@ -427,33 +414,29 @@ void Uploader::publish_owed_events(bool wait) {
     p->outstanding = static_cast<int>(records.size());
     for (auto& rec : records) {
       const std::string type = rec.topic == events_topic_ ? event["type"].get<std::string>() : "dlq";
-      // The last report of the item's records settles it: acknowledged (marked published with
-      // the next batch), or sent again by a later pass.
-      producer_->send(rec, [this, p, type](const kafka::DeliveryReport& report) {
+      Pending* raw = p.get();
+      producer_->send(rec, [this, raw, type](const kafka::DeliveryReport& report) {
         if (!report.ok) {
-          p->failed = true;
+          raw->failed = true;
         } else {
           published_->Add({{"type", type}}).Increment();
         }
-        if (--p->outstanding > 0) return;
-        std::lock_guard lock(publish_mu_);
-        publishing_.erase(p->seq);
-        if (p->failed) {
-          spdlog::warn("the outbox event of item {} was not acknowledged by Kafka; it is published again later",
-                       p->seq);
-        } else {
-          acknowledged_.push_back(p->seq);
-        }
+        raw->outstanding--;
       });
     }
+    pending.push_back(std::move(p));
   }
-  if (!wait) return;
   producer_->flush(std::chrono::seconds(30));
-  store_.settle({}, take_acknowledged(), events::now_ms());
-  std::lock_guard lock(publish_mu_);
-  if (!publishing_.empty())
-    spdlog::warn("{} outbox event(s) not acknowledged by Kafka at stop; they are published at the next start",
-                 publishing_.size());
+  std::vector<std::int64_t> published;
+  for (const auto& p : pending) {
+    if (p->outstanding == 0 && !p->failed) published.push_back(p->seq);
+  }
+  store_.events_published(published);
+  const int done = static_cast<int>(published.size());
+  if (done < static_cast<int>(pending.size())) {
+    spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later",
+                 pending.size() - done, pending.size());
+  }
 }
 
 void Uploader::append_metrics(std::vector<prometheus::MetricFamily>& families) {

@@ -16,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,17 +100,8 @@ class Uploader {
   std::string stats_json();
 
  private:
-  // Sends the UPLOADED / UPLOAD_FAILED events (and DLQ records) owed and not already on their
-  // way. Without `wait` it does not wait for Kafka: what Kafka acknowledged is marked published
-  // with the next batch's results (one transaction), or here when no batch runs; with `wait`
-  // (at stop) it flushes and marks them now. An event sent again after a crash carries the same id.
-  void publish_owed_events(bool wait);
-  // The items whose events Kafka acknowledged since the last call.
-  std::vector<std::int64_t> take_acknowledged();
+  void publish_owed_events();
   void upload_batch(std::vector<OutboxItem>& batch);
-  std::mutex publish_mu_;
-  std::set<std::int64_t> publishing_;       // items whose events are sent, not yet acknowledged
-  std::vector<std::int64_t> acknowledged_;  // acknowledged, not yet marked published
   // Runs `work` on this thread and on up to --concurrency - 1 helpers, for `items` items; returns
   // when every one has ended.
   void run_beside_helpers(std::size_t items, const std::function<void()>& work);

@@ -22,7 +22,7 @@ void mark_uploaded(OutboxStore& store, std::int64_t seq, const std::string& remo
   s.seq = seq;
   s.remote_id = remote_id;
   s.remote_url = remote_url;
-  store.settle({s}, {}, now_ms);
+  store.settle({s}, now_ms);
 }
 
 void mark_retry(OutboxStore& store, std::int64_t seq, int attempts, std::int64_t next_attempt_ms,
@@ -33,7 +33,7 @@ void mark_retry(OutboxStore& store, std::int64_t seq, int attempts, std::int64_t
   s.attempts = attempts;
   s.next_attempt_ms = next_attempt_ms;
   s.error = error;
-  store.settle({s}, {}, next_attempt_ms);
+  store.settle({s}, next_attempt_ms);
 }
 
 void mark_failed(OutboxStore& store, std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
@@ -42,7 +42,7 @@ void mark_failed(OutboxStore& store, std::int64_t seq, int attempts, const std::
   s.seq = seq;
   s.attempts = attempts;
   s.error = error;
-  store.settle({s}, {}, now_ms);
+  store.settle({s}, now_ms);
 }
 
 class OutboxStoreTest : public ::testing::Test {
@@ -83,12 +83,12 @@ TEST_F(OutboxStoreTest, ARedeliveryReannouncesAFinishedItemAndOnlyAReplayReArmsA
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
   mark_failed(store, claimed[0].seq, 3, "http_422: refused", 1);
-  store.settle({}, {claimed[0].seq}, 0);
+  store.events_published({claimed[0].seq});
   EXPECT_TRUE(store.owed_events(10).empty());
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
   EXPECT_EQ(store.owed_events(10).size(), 1u) << "the UPLOAD_FAILED event is owed again";
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kDuplicate) << "owed once, not twice";
-  store.settle({}, {claimed[0].seq}, 0);
+  store.events_published({claimed[0].seq});
   EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kRearmed);
   claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
@@ -102,7 +102,7 @@ TEST_F(OutboxStoreTest, ARedeliveredRequestForAnUploadedItemOwesItsUploadedEvent
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
   mark_uploaded(store, claimed[0].seq, "r-1", "", 1);
-  store.settle({}, {claimed[0].seq}, 0);
+  store.events_published({claimed[0].seq});
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
   const auto owed = store.owed_events(10);
   ASSERT_EQ(owed.size(), 1u);
@@ -214,7 +214,7 @@ TEST_F(OutboxStoreTest, RetriesWaitForTheirTimeAndEventsAreOwedUntilPublished) {
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].status, "uploaded");
   EXPECT_EQ(owed[0].remote_id.value_or(""), "r1");
-  store.settle({}, {owed[0].seq}, 0);
+  store.events_published({owed[0].seq});
   EXPECT_TRUE(store.owed_events(10).empty());
 }
 
@@ -224,7 +224,7 @@ TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
   store.stage(item("j2", "a"), false);
   for (auto& it : store.claim(10, 0)) {
     mark_failed(store, it.seq, 8, "timeout", 1);
-    store.settle({}, {it.seq}, 0);
+    store.events_published({it.seq});
   }
   EXPECT_EQ(store.summary("j1")["failed"], 3);
   EXPECT_EQ(store.summary("")["failed"], 4);
