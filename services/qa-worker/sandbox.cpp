@@ -119,8 +119,9 @@ pid_t start_child(ChildPlan plan, int* pidfd) {
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &plan.worker_mask);
 #if defined(__SANITIZE_THREAD__)
-  // ThreadSanitizer's runtime does not bear a child running on the worker's memory (checks hung
-  // in `make test-tsan`): its builds fork, as before. The child's code is the same.
+  // ThreadSanitizer does not see a clone() sharing the worker's memory (glibc's clone is not
+  // intercepted, so its runtime cannot account for the child): its builds fork, as before. The
+  // child's code is the same.
   (void)top;
   *pidfd = -1;
   pid_t pid = ::fork();
