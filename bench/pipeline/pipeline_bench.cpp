@@ -6,6 +6,8 @@
 //   pipeline_bench fill    --bootstrap B --topic T --count N --size S --kind event|passed|task [--priority P] [--job J]
 //                          [--jobs-of K (K tasks per job: J-0, J-1, ...)] [--rate R per second] [--first I]
 //   pipeline_bench bare    --bootstrap B --in T --out T --group G --count N
+//   pipeline_bench chain   --bootstrap B --topic T0 ... --topic TN --count N --rate R [--size S] [--group G]
+//                          (the end-to-end latency's baseline: N bare hops, paced)
 //   pipeline_bench drain   --bootstrap B --group G --topic T [--topic T2 ...] --count N [--timeout-s S]
 //   pipeline_bench span    --bootstrap B --topic T   (write rate from the records' CreateTime)
 //   pipeline_bench retry   --bootstrap B --prefix P --count N
@@ -156,42 +158,57 @@ int fill(const Args& a) {
   return failed ? 1 : 0;
 }
 
-// consume -> produce (acks=all, idempotent, as the services) -> commit what was acknowledged.
-int bare(const Args& a) {
+// consume -> produce (acks=all, idempotent, as the services) -> commit what was acknowledged:
+// `count` records, or (count 0) until `stop`. `assigned`, when given, is counted up once the
+// consumer has its partitions.
+struct CopyStats {
+  long long done = 0;
+  double seconds = 0;  // from the first record handled to the last commit
+  double cpu = 0;      // the process's, over the same span
+};
+
+CopyStats copy_loop(const std::string& bootstrap, const std::string& in, const std::string& out,
+                    const std::string& group, long long count, const std::atomic<bool>& stop,
+                    std::atomic<int>* assigned = nullptr) {
   using namespace ak::detail;
-  const ak::KafkaSettings settings{a.get("bootstrap"), {}, ""};
+  const ak::KafkaSettings settings{bootstrap, {}, ""};
   auto producer = make_client(
       RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
   // The consumer runtime's fetch settings (fetch.wait.max.ms 100), so only the loop differs.
   auto consumer = make_client(RD_KAFKA_CONSUMER,
                               make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
-                                        {{"group.id", a.get("group")}, {"enable.auto.commit", "false"}}));
+                                        {{"group.id", group}, {"enable.auto.commit", "false"}}));
   rd_kafka_poll_set_consumer(consumer.get());
   PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(subs.get(), a.get("in").c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_topic_partition_list_add(subs.get(), in.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_subscribe(consumer.get(), subs.get());
-  const std::string out = a.get("out");
-  const auto count = a.num("count", 1000);
-  long long done = 0;
+  CopyStats stats;
   Clock::time_point start{};
-  double cpu0 = 0;
   auto last_commit = Clock::now();
-  while (done < count) {
+  bool has_partitions = false;
+  while (count > 0 ? stats.done < count : !stop.load()) {
     MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
     rd_kafka_poll(producer.get(), 0);
-    if (!m) continue;
-    if (m->err) continue;
-    if (done == 0) {
+    if (assigned && !has_partitions) {
+      rd_kafka_topic_partition_list_t* mine = nullptr;
+      if (rd_kafka_assignment(consumer.get(), &mine) == RD_KAFKA_RESP_ERR_NO_ERROR && mine && mine->cnt > 0) {
+        has_partitions = true;
+        ++*assigned;
+      }
+      if (mine) rd_kafka_topic_partition_list_destroy(mine);
+    }
+    if (!m || m->err) continue;
+    if (stats.done == 0) {
       start = Clock::now();
-      cpu0 = cpu_seconds();
+      stats.cpu = -cpu_seconds();
     }
     while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.c_str()), RD_KAFKA_V_KEY(m->key, m->key_len),
                              RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(producer.get(), 10);
     }
-    ++done;
-    if (Clock::now() - last_commit > std::chrono::seconds(1) || done == count) {
+    ++stats.done;
+    if (Clock::now() - last_commit > std::chrono::seconds(1) || stats.done == count) {
       // Offsets move only past records whose copies Kafka acknowledged.
       rd_kafka_flush(producer.get(), 30000);
       rd_kafka_commit(consumer.get(), nullptr, 1);
@@ -200,17 +217,103 @@ int bare(const Args& a) {
   }
   rd_kafka_flush(producer.get(), 30000);
   rd_kafka_commit(consumer.get(), nullptr, 0);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu = cpu_seconds() - cpu0;
+  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.cpu += cpu_seconds();
   rd_kafka_consumer_close(consumer.get());
-  std::cout << json{{"messages", done},
-                    {"seconds", seconds},
-                    {"msgs_per_s", done / seconds},
-                    {"cpu_seconds", cpu},
-                    {"cpu_us_per_msg", cpu * 1e6 / done}}
+  return stats;
+}
+
+int bare(const Args& a) {
+  const std::atomic<bool> never{false};
+  const auto s = copy_loop(a.get("bootstrap"), a.get("in"), a.get("out"), a.get("group"), a.num("count", 1000), never);
+  std::cout << json{{"messages", s.done},
+                    {"seconds", s.seconds},
+                    {"msgs_per_s", s.done / s.seconds},
+                    {"cpu_seconds", s.cpu},
+                    {"cpu_us_per_msg", s.cpu * 1e6 / s.done}}
                    .dump()
             << std::endl;
   return 0;
+}
+
+// The end-to-end latency's baseline: `--topic` T0 .. TN, a bare copy loop from each to the next
+// (threads, each with its consumer group and producer, as `bare`), fed `count` records of `size`
+// bytes at `rate` per second once every loop has its partitions. A record's latency: its last
+// copy's CreateTime less its own, as `latency` measures a task (submitted to UPLOADED).
+int chain(const Args& a) {
+  using namespace ak::detail;
+  const auto topics = a.values.at("topic");
+  const std::string bootstrap = a.get("bootstrap");
+  const auto count = a.num("count", 1000);
+  const double rate = std::stod(a.get("rate", "100"));
+  const auto size = static_cast<std::size_t>(a.num("size", 400));
+  const std::string group = a.get("group", "chain");
+  std::atomic<bool> stop{false};
+  std::atomic<int> assigned{0};
+  std::vector<std::thread> hops;
+  for (std::size_t i = 0; i + 1 < topics.size(); ++i) {
+    hops.emplace_back([&, i] {
+      copy_loop(bootstrap, topics[i], topics[i + 1], group + "-" + std::to_string(i), 0, stop, &assigned);
+    });
+  }
+  const ak::KafkaSettings settings{bootstrap, {}, ""};
+  auto reader = make_client(RD_KAFKA_CONSUMER,
+                            make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
+                                      {{"group.id", group + "-reader"}, {"enable.auto.commit", "false"}}));
+  rd_kafka_poll_set_consumer(reader.get());
+  PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(subs.get(), topics.back().c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(reader.get(), subs.get());
+  const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
+  while (assigned.load() < static_cast<int>(hops.size()) && Clock::now() < deadline) {
+    MessagePtr m(rd_kafka_consumer_poll(reader.get(), 100));
+  }
+  // Sent from a thread of its own, paced as `fill --rate` paces tasks.
+  std::vector<std::int64_t> sent(static_cast<std::size_t>(count), 0);
+  std::thread feeder([&] {
+    auto producer = make_client(RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}},
+                                                             {{"enable.idempotence", "true"}, {"acks", "all"}}));
+    const std::string value = pad(size, 0);
+    const auto t0 = Clock::now();
+    for (long long i = 0; i < count; ++i) {
+      std::this_thread::sleep_until(
+          t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
+      const std::string key = std::to_string(i);
+      const auto now =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      sent[static_cast<std::size_t>(i)] = now;
+      rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topics.front().c_str()),
+                        RD_KAFKA_V_KEY(key.data(), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(now), RD_KAFKA_V_END);
+      rd_kafka_poll(producer.get(), 0);
+    }
+    rd_kafka_flush(producer.get(), 30000);
+  });
+  std::vector<double> ms;
+  std::vector<bool> seen(static_cast<std::size_t>(count), false);
+  while (static_cast<long long>(ms.size()) < count && Clock::now() < deadline) {
+    MessagePtr m(rd_kafka_consumer_poll(reader.get(), 100));
+    if (!m || m->err || !m->key) continue;
+    const auto i = std::stoll(std::string(static_cast<const char*>(m->key), m->key_len));
+    if (i < 0 || i >= count || seen[static_cast<std::size_t>(i)]) continue;
+    seen[static_cast<std::size_t>(i)] = true;
+    ms.push_back(static_cast<double>(rd_kafka_message_timestamp(m.get(), nullptr) - sent[static_cast<std::size_t>(i)]));
+  }
+  feeder.join();
+  stop = true;
+  for (auto& t : hops) t.join();
+  rd_kafka_consumer_close(reader.get());
+  std::cout << json{{"hops", hops.size()},
+                    {"sent", count},
+                    {"matched", ms.size()},
+                    {"p50_ms", percentile(ms, 0.5)},
+                    {"p95_ms", percentile(ms, 0.95)},
+                    {"p99_ms", percentile(ms, 0.99)}}
+                   .dump()
+            << std::endl;
+  return static_cast<long long>(ms.size()) >= count ? 0 : 1;
 }
 
 // Waits until `group` has committed `count` records over the given topics (from 0).
@@ -594,6 +697,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "fill") return fill(a);
     if (cmd == "bare") return bare(a);
+    if (cmd == "chain") return chain(a);
     if (cmd == "drain") return drain(a);
     if (cmd == "span") return span(a);
     if (cmd == "retry") return retry(a);

@@ -18,6 +18,16 @@ def med(rows, key):
     return statistics.median(vals) if vals else float("nan")
 
 
+def latency_against_chain(rows, broker):
+    """The end-to-end runs at 50 % and the hop chain's on `broker`, and the pipeline's p50 and p99
+    as multiples of the chain's; None unless both were measured."""
+    cs = [x for x in rows if x["scenario"] == "chain" and x["broker"] == broker]
+    ps = [x for x in rows if x["scenario"] == "e2e" and x["broker"] == broker and x["load"] == "50%"]
+    if not cs or not ps:
+        return None
+    return ps, cs, med(ps, "p50_ms") / max(med(cs, "p50_ms"), 1e-9), med(ps, "p99_ms") / max(med(cs, "p99_ms"), 1e-9)
+
+
 def plot(rows, png):
     try:
         import matplotlib
@@ -152,6 +162,23 @@ def section(out, png):
                     r.append("| %s | %s | %d | %.0f | %.0f | %.0f | %.0f |" % (broker, level, len(rs), med(rs, "tasks_per_s"),
                                                                            med(rs, "p50_ms"), med(rs, "p95_ms"), med(rs, "p99_ms")))
         r.append("")
+        chain = [x for x in rows if x["scenario"] == "chain"]
+        if chain:
+            r.append("The latency goal's baseline: a chain of six bare consume→produce hops (`pipeline_bench chain`: "
+                     "each hop a consumer group and an idempotent producer with the services' fetch and linger "
+                     "settings, committing what was acknowledged once a second), fed 400-byte records at the "
+                     "same rate as the 50% run, on the same broker after the services stopped. Latency: from a "
+                     "record's CreateTime to its sixth copy's.\n")
+            r.append("| broker | runs | pipeline p50 ms | chain p50 ms | ratio p50 | pipeline p99 ms | chain p99 ms | ratio p99 | goal ≤ 1.5× | met |")
+            r.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+            for broker in ("embedded", "kafka"):
+                got = latency_against_chain(rows, broker)
+                if got:
+                    ps, cs, r50, r99 = got
+                    r.append("| %s | %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | p50 and p99 | %s |" % (
+                        broker, len(cs), med(ps, "p50_ms"), med(cs, "p50_ms"), r50, med(ps, "p99_ms"), med(cs, "p99_ms"), r99,
+                        "yes" if r50 <= 1.5 and r99 <= 1.5 else "no"))
+            r.append("")
         r.append(plot(rows, png) + "\n")
         st = [x for x in rows if x["scenario"] == "stage"]
         if st:
@@ -336,6 +363,25 @@ def section(out, png):
         rs = [x for x in ob if x["broker"] == broker]
         if rs:
             goals.append(("outbox-uploader items/s ≥ 0.8 × its bare loop (%s)" % broker, "%.2f" % med(rs, "ratio"), med(rs, "ratio") >= 0.8))
+    for broker in ("embedded", "kafka"):
+        got = latency_against_chain(rows, broker)
+        if got:
+            _, _, r50, r99 = got
+            goals.append(("end to end p50 and p99 at 50 %% of the maximum ≤ 1.5 × six bare hops' (%s)" % broker,
+                          "%.2f / %.2f" % (r50, r99), r50 <= 1.5 and r99 <= 1.5))
+    for broker in ("embedded", "kafka"):
+        # The slowest bare stage loop measured on this broker (the router's, qa-worker's, the outbox's).
+        # Only when all three were measured in this run.
+        bases = [(med(rs, k), name) for rs, k, name in (
+            ([x for x in hop if x["broker"] == broker and x["size"] == 1024], "bare_msgs_per_s", "the router's"),
+            ([x for x in qa if x["broker"] == broker], "bare_runs_per_s", "qa-worker's (bubblewrap)"),
+            ([x for x in ob if x["broker"] == broker], "bare_files_per_s", "the outbox's")) if rs]
+        top = [x for x in rows if x["scenario"] == "e2e" and x["broker"] == broker and x["load"] == "max"]
+        if len(bases) == 3 and top:
+            base, name = min(bases)
+            ratio = med(top, "tasks_per_s") / base
+            goals.append(("end to end maximum ≥ 0.7 × the slowest bare stage loop (%s)" % broker,
+                          "%.0f tasks/s against %s %.0f = %.2f" % (med(top, "tasks_per_s"), name, base, ratio), ratio >= 0.7))
     if conc:
         goals.append(("concurrency ≥ 0.9 × ideal (64 in flight / 200 ms)", "%.2f" % med(conc, "ratio"), med(conc, "ratio") >= 0.9))
     ours = [x for x in econ if x["client"].startswith("agentline")]

@@ -178,15 +178,21 @@ class RealKafka:
         pass
 
 
-def bench_catalog(partitions):
+CHAIN_HOPS = 6  # the services a task passes through, submitted to delivered
+
+
+def bench_catalog(partitions, chain=False):
     """The catalog with more partitions on the topics a scenario loads (the embedded broker
-    keeps about 5 MB per partition)."""
+    keeps about 5 MB per partition); with `chain`, the topics of the hop chain too."""
     cat = json.load(open(os.path.join(ROOT, "topics", "catalog.json")))
     for t in cat["topics"]:
         if t["name"] in partitions:
             t["partitions"] = partitions[t["name"]]
     cat["topics"].append({"name": "bench.out", "partitions": partitions.get("events", 6), "key": "task_id", "configs": {}})
-    path = os.path.join(work, "catalog-%d.json" % abs(hash(json.dumps(partitions, sort_keys=True))))
+    if chain:
+        cat["topics"] += [{"name": "bench.chain.%d" % i, "partitions": 6, "key": "task_id", "configs": {}}
+                          for i in range(CHAIN_HOPS + 1)]
+    path = os.path.join(work, "catalog-%d%s.json" % (abs(hash(json.dumps(partitions, sort_keys=True))), "-chain" if chain else ""))
     json.dump(cat, open(path, "w"))
     return path
 
@@ -261,7 +267,7 @@ def pipeline(broker):
 def end_to_end(broker_cls):
     count = 2000 if not QUICK else 400
     for run in range(RUNS):
-        broker = broker_cls(bench_catalog({}))
+        broker = broker_cls(bench_catalog({}, chain=True))
         services = []
         try:
             services = pipeline(broker)
@@ -300,6 +306,19 @@ def end_to_end(broker_cls):
             if run == 0:
                 for s in services:
                     record(scenario="memory", broker=broker.kind, service=s.name, idle_rss=idle[s.name], load_rss=peak[s.name])
+            # The latency goal's baseline on the same broker, the services stopped: six bare
+            # consume->produce hops fed at the 50 % rate, the same number of records.
+            for s in services:
+                s.stop()
+            services = []
+            rate, n = max_rate * 0.5, int(min(count, max_rate * 0.5 * 20))
+            chain = bench("chain", "--bootstrap", broker.bootstrap, "--count", n, "--rate", "%.1f" % rate, "--size", 400,
+                          "--group", "chain-%d" % run,
+                          *[a for i in range(CHAIN_HOPS + 1) for a in ("--topic", broker.topic("bench.chain.%d" % i))])
+            record(scenario="chain", broker=broker.kind, run=run, load="50%", tasks=n, offered_per_s=rate,
+                   hops=CHAIN_HOPS, p50_ms=chain["p50_ms"], p95_ms=chain["p95_ms"], p99_ms=chain["p99_ms"])
+            log("chain of %d bare hops %s run %d at the 50%% rate: p50 %.0f ms p99 %.0f ms"
+                % (CHAIN_HOPS, broker.kind, run, chain["p50_ms"], chain["p99_ms"]))
         finally:
             for s in services:
                 s.stop()
