@@ -10,8 +10,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -206,14 +209,55 @@ std::string bin(const std::string& name) { return std::string(AGENTLINE_BIN_DIR)
 
 std::string source_path(const std::string& relative) { return std::string(AGENTLINE_SOURCE_DIR) + "/" + relative; }
 
+namespace {
+
+// True when `port` was reserved here, in this folder shared by every test process: one file per
+// port, created exclusively, holding the owner's pid. A file whose owner has exited is stale and
+// taken over.
+bool reserve_port(const std::string& dir, int port) {
+  const std::string path = dir + "/" + std::to_string(port);
+  for (int tries = 0; tries < 2; ++tries) {
+    const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd >= 0) {
+      const std::string pid = std::to_string(::getpid());
+      const bool written = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+      ::close(fd);
+      return written;
+    }
+    std::ifstream in(path);
+    long owner = 0;
+    if (!(in >> owner) || owner <= 0 || owner == ::getpid() || ::kill(static_cast<pid_t>(owner), 0) == 0 ||
+        errno != ESRCH)
+      return false;  // in use (or being written): another port
+    ::unlink(path.c_str());
+  }
+  return false;
+}
+
+}  // namespace
+
 // A port below Linux's ephemeral range (32768-60999): the tests run side by side, and their
 // brokers and clients take ephemeral ports, which could take a port handed out here before the
-// service binds it. The draw is random so that parallel test processes rarely try the same one.
+// service binds it. A service binds its port a moment after the test draws it, so a test running
+// beside this one could draw the same free port meanwhile, and one of the two services then failed
+// to listen (DeliveryTest's filesystem uploader under make test-tsan: "fatal: cannot listen on
+// 127.0.0.1:24564"). So each port handed out is reserved for this process, across the test
+// processes of the machine, until it exits.
 int free_port() {
+  static std::mutex mu;
+  std::lock_guard lock(mu);
   static std::mt19937 rng(std::random_device{}());
+  static const std::string dir = [] {
+    // Per user: another user's folder would not be writable here.
+    const std::string d =
+        (std::filesystem::temp_directory_path() / ("agentline-test-ports-" + std::to_string(::getuid()))).string();
+    std::filesystem::create_directories(d);
+    return d;
+  }();
   std::uniform_int_distribution<int> draw(20000, 32000);
-  for (int attempt = 0; attempt < 200; ++attempt) {
+  for (int attempt = 0; attempt < 500; ++attempt) {
     const int port = draw(rng);
+    if (!reserve_port(dir, port)) continue;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -221,7 +265,7 @@ int free_port() {
     addr.sin_port = htons(static_cast<uint16_t>(port));
     const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    if (free) return port;
+    if (free) return port;  // reserved, so never handed out twice
   }
   throw std::runtime_error("no free port between 20000 and 32000");
 }
