@@ -167,21 +167,35 @@ struct CopyStats {
   double cpu = 0;      // the process's, over the same span
 };
 
+// A producer with the services' settings (linger 5 ms, acks=all, idempotent).
+ak::detail::KafkaPtr services_producer(const std::string& bootstrap) {
+  using namespace ak::detail;
+  return make_client(RD_KAFKA_PRODUCER, make_conf(ak::KafkaSettings{bootstrap, {}, ""}, {{"linger.ms", "5"}},
+                                                  {{"enable.idempotence", "true"}, {"acks", "all"}}));
+}
+
+// A consumer of `topic` in `group`, from the earliest offset, committing by hand, with the
+// consumer runtime's fetch settings (fetch.wait.max.ms 100), so only the loops differ.
+ak::detail::KafkaPtr subscribed_consumer(const std::string& bootstrap, const std::string& topic,
+                                         const std::string& group) {
+  using namespace ak::detail;
+  auto consumer =
+      make_client(RD_KAFKA_CONSUMER, make_conf(ak::KafkaSettings{bootstrap, {}, ""},
+                                               {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
+                                               {{"group.id", group}, {"enable.auto.commit", "false"}}));
+  rd_kafka_poll_set_consumer(consumer.get());
+  PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(subs.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(consumer.get(), subs.get());
+  return consumer;
+}
+
 CopyStats copy_loop(const std::string& bootstrap, const std::string& in, const std::string& out,
                     const std::string& group, long long count, const std::atomic<bool>& stop,
                     std::atomic<int>* assigned = nullptr) {
   using namespace ak::detail;
-  const ak::KafkaSettings settings{bootstrap, {}, ""};
-  auto producer = make_client(
-      RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}}, {{"enable.idempotence", "true"}, {"acks", "all"}}));
-  // The consumer runtime's fetch settings (fetch.wait.max.ms 100), so only the loop differs.
-  auto consumer = make_client(RD_KAFKA_CONSUMER,
-                              make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
-                                        {{"group.id", group}, {"enable.auto.commit", "false"}}));
-  rd_kafka_poll_set_consumer(consumer.get());
-  PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(subs.get(), in.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(consumer.get(), subs.get());
+  auto producer = services_producer(bootstrap);
+  auto consumer = subscribed_consumer(bootstrap, in, group);
   CopyStats stats;
   Clock::time_point start{};
   auto last_commit = Clock::now();
@@ -256,14 +270,7 @@ int chain(const Args& a) {
       copy_loop(bootstrap, topics[i], topics[i + 1], group + "-" + std::to_string(i), 0, stop, &assigned);
     });
   }
-  const ak::KafkaSettings settings{bootstrap, {}, ""};
-  auto reader = make_client(RD_KAFKA_CONSUMER,
-                            make_conf(settings, {{"auto.offset.reset", "earliest"}, {"fetch.wait.max.ms", "100"}},
-                                      {{"group.id", group + "-reader"}, {"enable.auto.commit", "false"}}));
-  rd_kafka_poll_set_consumer(reader.get());
-  PartitionListPtr subs(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(subs.get(), topics.back().c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(reader.get(), subs.get());
+  auto reader = subscribed_consumer(bootstrap, topics.back(), group + "-reader");
   const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
   while (assigned.load() < static_cast<int>(hops.size()) && Clock::now() < deadline) {
     MessagePtr m(rd_kafka_consumer_poll(reader.get(), 100));
@@ -271,8 +278,7 @@ int chain(const Args& a) {
   // Sent from a thread of its own, paced as `fill --rate` paces tasks.
   std::vector<std::int64_t> sent(static_cast<std::size_t>(count), 0);
   std::thread feeder([&] {
-    auto producer = make_client(RD_KAFKA_PRODUCER, make_conf(settings, {{"linger.ms", "5"}},
-                                                             {{"enable.idempotence", "true"}, {"acks", "all"}}));
+    auto producer = services_producer(bootstrap);
     const std::string value = pad(size, 0);
     const auto t0 = Clock::now();
     for (long long i = 0; i < count; ++i) {

@@ -15,36 +15,6 @@ namespace fs = std::filesystem;
 
 using Kind = OutboxStore::Settlement::Kind;
 
-void mark_uploaded(OutboxStore& store, std::int64_t seq, const std::string& remote_id, const std::string& remote_url,
-                   std::int64_t now_ms) {
-  OutboxStore::Settlement s;
-  s.kind = Kind::kUploaded;
-  s.seq = seq;
-  s.remote_id = remote_id;
-  s.remote_url = remote_url;
-  store.settle({s}, now_ms);
-}
-
-void mark_retry(OutboxStore& store, std::int64_t seq, int attempts, std::int64_t next_attempt_ms,
-                const std::string& error) {
-  OutboxStore::Settlement s;
-  s.kind = Kind::kRetry;
-  s.seq = seq;
-  s.attempts = attempts;
-  s.next_attempt_ms = next_attempt_ms;
-  s.error = error;
-  store.settle({s}, next_attempt_ms);
-}
-
-void mark_failed(OutboxStore& store, std::int64_t seq, int attempts, const std::string& error, std::int64_t now_ms) {
-  OutboxStore::Settlement s;
-  s.kind = Kind::kFailed;
-  s.seq = seq;
-  s.attempts = attempts;
-  s.error = error;
-  store.settle({s}, now_ms);
-}
-
 class OutboxStoreTest : public ::testing::Test {
  protected:
   OutboxStoreTest() {
@@ -82,7 +52,7 @@ TEST_F(OutboxStoreTest, ARedeliveryReannouncesAFinishedItemAndOnlyAReplayReArmsA
   EXPECT_EQ(store.stage(item("j", "a"), true), StageOutcome::kDuplicate) << "a pending item is not re-armed";
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
-  mark_failed(store, claimed[0].seq, 3, "http_422: refused", 1);
+  store.settle({{.kind = Kind::kFailed, .seq = claimed[0].seq, .attempts = 3, .error = "http_422: refused"}}, 1);
   store.events_published({claimed[0].seq});
   EXPECT_TRUE(store.owed_events(10).empty());
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
@@ -101,7 +71,7 @@ TEST_F(OutboxStoreTest, ARedeliveredRequestForAnUploadedItemOwesItsUploadedEvent
   store.stage(item("j", "a"), false);
   auto claimed = store.claim(10, 0);
   ASSERT_EQ(claimed.size(), 1u);
-  mark_uploaded(store, claimed[0].seq, "r-1", "", 1);
+  store.settle({{.kind = Kind::kUploaded, .seq = claimed[0].seq, .remote_id = "r-1", .remote_url = ""}}, 1);
   store.events_published({claimed[0].seq});
   EXPECT_EQ(store.stage(item("j", "a"), false), StageOutcome::kReannounced);
   const auto owed = store.owed_events(10);
@@ -121,7 +91,8 @@ TEST_F(OutboxStoreTest, AChildIsClaimedOnlyAfterItsParentIsUploadedAndCarriesIts
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].item_id, "story");
   EXPECT_TRUE(store.claim(10, 0).empty()) << "the parent is in flight, not uploaded";
-  mark_uploaded(store, first[0].seq, "42", "https://example/42", 1);
+  store.settle({{.kind = Kind::kUploaded, .seq = first[0].seq, .remote_id = "42", .remote_url = "https://example/42"}},
+               1);
   auto second = store.claim(10, 0);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].item_id, "child");
@@ -147,7 +118,7 @@ TEST_F(OutboxStoreTest, AChildWhoseParentNeverArrivesOrFailedIsGivenUpWithItsRea
   // The parent fails for good: its child is given up at once, whatever the wait.
   auto claimed = store.claim(10, 1);
   ASSERT_EQ(claimed.size(), 1u);
-  mark_failed(store, claimed[0].seq, 8, "HTTP 500", 2);
+  store.settle({{.kind = Kind::kFailed, .seq = claimed[0].seq, .attempts = 8, .error = "HTTP 500"}}, 2);
   EXPECT_EQ(store.fail_orphans(0, 3), 1);
   EXPECT_EQ(store.items("j", "failed", 10).size(), 3u);
 }
@@ -202,14 +173,19 @@ TEST_F(OutboxStoreTest, RetriesWaitForTheirTimeAndEventsAreOwedUntilPublished) {
   OutboxStore store(path_.string());
   store.stage(item("j", "a"), false);
   auto claimed = store.claim(10, 1000);
-  mark_retry(store, claimed[0].seq, 1, 5000, "http_503: busy");
+  store.settle({{.kind = Kind::kRetry,
+                 .seq = claimed[0].seq,
+                 .attempts = 1,
+                 .next_attempt_ms = 5000,
+                 .error = "http_503: busy"}},
+               5000);
   EXPECT_TRUE(store.claim(10, 4999).empty());
   EXPECT_EQ(store.next_due_ms().value_or(0), 5000);
   claimed = store.claim(10, 5000);
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].attempts, 1);
   EXPECT_TRUE(store.owed_events(10).empty());
-  mark_uploaded(store, claimed[0].seq, "r1", "", 6000);
+  store.settle({{.kind = Kind::kUploaded, .seq = claimed[0].seq, .remote_id = "r1", .remote_url = ""}}, 6000);
   auto owed = store.owed_events(10);
   ASSERT_EQ(owed.size(), 1u);
   EXPECT_EQ(owed[0].status, "uploaded");
@@ -223,7 +199,7 @@ TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
   for (const char* id : {"a", "b", "c"}) store.stage(item("j1", id), false);
   store.stage(item("j2", "a"), false);
   for (auto& it : store.claim(10, 0)) {
-    mark_failed(store, it.seq, 8, "timeout", 1);
+    store.settle({{.kind = Kind::kFailed, .seq = it.seq, .attempts = 8, .error = "timeout"}}, 1);
     store.events_published({it.seq});
   }
   EXPECT_EQ(store.summary("j1")["failed"], 3);
@@ -234,7 +210,6 @@ TEST_F(OutboxStoreTest, SummaryAndRetryFailedArePerJob) {
   EXPECT_EQ(store.items("j2", "failed", 10)[0].last_error, "timeout");
 }
 
-}  // namespace
 // Handlers stage at the same time (the runtime runs 16): their items share transactions (one
 // sync of the disk per group), and each caller still gets its own item's outcome, durable when
 // stage() returns (read back from a new connection).
@@ -263,4 +238,5 @@ TEST_F(OutboxStoreTest, ItemsStagedAtTheSameTimeEachGetTheirOwnOutcomeAndAreDura
   EXPECT_EQ(reader.summary("j")["pending"], kThreads * kEach);
 }
 
+}  // namespace
 }  // namespace agentline::outbox
