@@ -19,7 +19,7 @@ profile=${1:-test}
 run_packages=(
   build-essential cmake ninja-build pkg-config ccache
   nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev
+  prometheus-cpp-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libvalijson-dev libsimdjson-dev
   libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
   kcat bubblewrap curl python3 procps patch
   python3-pyflakes python3-pytest shellcheck

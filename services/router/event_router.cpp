@@ -20,15 +20,6 @@
 namespace agentline::router {
 namespace {
 
-// What the LLM call behind an event cost: a generated file's (FILE_COMPLETED), or a review's (a
-// reviewed QA event's "review"). QA events carry the file's usage fields too, charged already
-// with its FILE_COMPLETED.
-JobProgress::Charge charge_of(const std::string& type, const nlohmann::json& payload) {
-  if (type == "FILE_COMPLETED") return JobProgress::Charge::of(payload);
-  const auto review = payload.find("review");
-  return review != payload.end() ? JobProgress::Charge::of(*review) : JobProgress::Charge{};
-}
-
 std::string first_diagnostic(const nlohmann::json& payload) {
   if (!payload.contains("diagnostics") || !payload["diagnostics"].is_array() || payload["diagnostics"].empty())
     return "";
@@ -255,31 +246,41 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       return std::nullopt;
     }
   }
-  nlohmann::json event;
-  if (auto failure = events::MessageValidator::parse(record.value, event)) {
-    count(true, failure->error_class, "");
-    return failure;
-  }
-  if (auto failure = validator_.validate_event(event)) {
+  // The envelope says where an event goes; most events need nothing more (docs/design.md#messages).
+  events::EventEnvelope envelope;
+  if (auto failure = validator_.read_envelope(record.value, envelope)) {
     count(true, failure->error_class, "");
     return failure;
   }
   // A replay from the DLQ is a deliberate second delivery: it is told apart by its count.
-  std::string dedup_key = event["id"].get<std::string>();
+  std::string dedup_key = envelope.id;
   if (auto replay = record.header(kafka::headers::kReplayCount)) dedup_key += "#replay-" + std::string(*replay);
   if (!first_sight(dedup_key)) {
     duplicates_->Increment();
     return std::nullopt;
   }
-  const std::string type = event["type"];
-  const std::string job = event["job_id"];
-  const std::string task_id = event["task_id"];
-  const auto& payload = event["payload"];
-  const std::string path = payload.value("path", "");
+  const std::string& type = envelope.type;
+  const std::string& job = envelope.job_id;
+  const std::string& task_id = envelope.task_id;
+  const std::string& path = envelope.path;
   const bool replay = record.header(kafka::headers::kReplayCount).has_value();
+  // The whole event, for the steps that read more than its envelope: parsed, and checked
+  // against its schema, only then.
+  nlohmann::json event;
+  auto read_whole = [&]() -> std::optional<kafka::Failure> {
+    auto failure = events::MessageValidator::parse(record.value, event);
+    if (!failure) failure = validator_.validate_event(event);
+    if (failure) count(true, failure->error_class, "");
+    return failure;
+  };
+  const bool whole_needed = type == "JOB_BUDGET_SET" || type == "PLAN_COMPLETED" || type == "PLAN_REJECTED" ||
+                            type == "JOB_QA_PASSED" || type == "JOB_QA_FAILED";
+  if (whole_needed) {
+    if (auto failure = read_whole()) return failure;
+  }
   if (type == "JOB_BUDGET_SET") {
     auto lock = progress_.lock(job);
-    publish(out, job, progress_.set_section(job, "budget", payload["budget"], true));
+    publish(out, job, progress_.set_section(job, "budget", event["payload"]["budget"], true));
     count(false, type, "progress");
     return std::nullopt;
   }
@@ -291,11 +292,23 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     return kafka::Failure::bad_input("unrouted_event_type", "no route for " + type + " in the routing table");
   }
   using Step = JobProgress::Step;
-  if (type == "QA_PASSED" && reviews_ && !payload.contains("review") && send_to_review(event, record, out)) {
+  const bool planned = gate_.planned(job, path);
+  const bool to_review = type == "QA_PASSED" && reviews_ && !envelope.reviewed;
+  // Forwarded and progress-only events are handled from the envelope, unless a planned file's
+  // pass (held for its job check, with its content), a review, or an upload's error needs more.
+  const bool envelope_only = route->kind == Route::Kind::kForward ? !to_review && !(type == "QA_PASSED" && planned)
+                             : route->kind == Route::Kind::kProgressOnly ? type != "UPLOAD_FAILED"
+                                                                         : false;
+  if (!envelope_only) {
+    if (auto failure = read_whole()) return failure;
+  }
+  static const nlohmann::json kNoPayload = nlohmann::json::object();
+  const nlohmann::json& payload = event.is_null() ? kNoPayload : event["payload"];
+  const auto charge = JobProgress::Charge::of(type == "FILE_COMPLETED" ? envelope.usage : envelope.review_usage);
+  if (to_review && send_to_review(event, record, out)) {
     count(false, type, "review");
     return std::nullopt;
   }
-  const bool planned = gate_.planned(job, path);
   const auto content = payload.find("content");
   const std::string no_content;
   const std::string& text =
@@ -310,7 +323,8 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
     hold = state != "passed" && state != "failed" && state != "skipped";
   }
   if (route->kind == Route::Kind::kForward && !hold) {
-    // Forwarded as received (validated, unchanged): no second serialization of the content.
+    // Forwarded as received (its envelope checked, unchanged; the service that reads it checks
+    // the rest): no second serialization of the content.
     // Outside the job's lock: only the progress records need its order.
     const std::string key = type == "QA_PASSED" ? job : task_id;
     kafka::OutgoingRecord forward = events::make_record(route->topic, key, nlohmann::json(), &record);
@@ -323,9 +337,7 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       const Step step = type == "FILE_COMPLETED" ? Step::kGenerated
                         : type == "QA_PASSED"    ? Step::kQaPassed
                                                  : Step::kGenerated;
-      publish(out, job,
-              progress_.apply(job, task_id, path, step, "", payload.value("fix_attempt", 0), nullptr, replay,
-                              charge_of(type, payload)));
+      publish(out, job, progress_.apply(job, task_id, path, step, "", envelope.fix_attempt, nullptr, replay, charge));
       if (type == "QA_PASSED" && planned) {
         nlohmann::json delivery = {{"id", event["id"]}, {"task_id", task_id}, {"payload", nlohmann::json::object()}};
         for (const auto& [key, value] : payload.items()) {
@@ -338,8 +350,8 @@ std::optional<kafka::Failure> EventRouter::handle(const kafka::InboundRecord& re
       return std::nullopt;
     }
     case Route::Kind::kFix: {
-      const int attempt = payload.value("fix_attempt", 0);
-      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay, charge_of(type, payload));
+      const int attempt = envelope.fix_attempt;
+      progress_.apply(job, task_id, path, Step::kQaFailed, "", attempt, nullptr, replay, charge);
       if (attempt >= table_.fix_limit()) {
         if (planned && replan(event, record, out)) return std::nullopt;
         const std::string diagnostic = first_diagnostic(payload);

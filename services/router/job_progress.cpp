@@ -94,15 +94,21 @@ void JobProgress::Tally::add(const nlohmann::json& file, int sign) {
 }
 
 UsageCharge UsageCharge::of(const nlohmann::json& usage) {
-  UsageCharge c;
-  if (!usage.is_object()) return c;
-  auto number = [&](const char* key) {
+  events::EventEnvelope::Usage fields;
+  if (!usage.is_object()) return {};
+  for (auto [key, field] :
+       {std::pair{"prompt_tokens", &fields.prompt_tokens}, std::pair{"completion_tokens", &fields.completion_tokens},
+        std::pair{"cost_usd", &fields.cost_usd}}) {
     const auto it = usage.find(key);
-    return it != usage.end() && it->is_number() ? it->get<double>() : 0.0;
-  };
-  c.tokens =
-      static_cast<std::int64_t>(std::max(0.0, number("prompt_tokens")) + std::max(0.0, number("completion_tokens")));
-  c.cost_usd = std::max(0.0, number("cost_usd"));
+    if (it != usage.end() && it->is_number()) *field = it->get<double>();
+  }
+  return of(fields);
+}
+
+UsageCharge UsageCharge::of(const events::EventEnvelope::Usage& usage) {
+  UsageCharge c;
+  c.tokens = static_cast<std::int64_t>(std::max(0.0, usage.prompt_tokens) + std::max(0.0, usage.completion_tokens));
+  c.cost_usd = std::max(0.0, usage.cost_usd);
   return c;
 }
 

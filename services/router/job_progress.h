@@ -35,6 +35,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agentline/events/message_validator.h"
+
 namespace agentline::router {
 
 // What an LLM call cost (docs/llm-economics.md): its prompt and completion tokens, and its
@@ -45,6 +47,8 @@ struct UsageCharge {
   bool any() const { return tokens > 0 || cost_usd > 0; }
   // From an event's payload (prompt_tokens, completion_tokens, cost_usd; absent: 0).
   static UsageCharge of(const nlohmann::json& usage);
+  // The same fields, read with the event's envelope.
+  static UsageCharge of(const events::EventEnvelope::Usage& usage);
 };
 
 class JobProgress {

@@ -1,5 +1,6 @@
 #include "agentline/events/message_validator.h"
 
+#include <simdjson.h>
 #include <nlohmann/json.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -7,10 +8,12 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include <array>
 #include <map>
 #include <stdexcept>
 
 #include "agentline/config/resources.h"
+#include "agentline/events/ids.h"
 #include "agentline/events/path_policy.h"
 
 namespace agentline::events {
@@ -76,6 +79,49 @@ std::optional<Failure> unsafe_ids(const nlohmann::json& message) {
       return Failure::bad_input("unsafe_id", std::string(key) + ": " + *reason);
   }
   return std::nullopt;
+}
+
+// The envelope's reading (read_envelope): a field's value as the schemas state it.
+namespace ondemand = simdjson::ondemand;
+
+Failure malformed(simdjson::error_code error) {
+  return Failure::bad_input("malformed_json", std::string("invalid JSON: ") + simdjson::error_message(error));
+}
+
+// An id field: a string of 1 to kMaxIdLength characters of the schemas' id pattern.
+bool id_text(std::string_view text) {
+  if (text.empty() || text.size() > kMaxIdLength) return false;
+  for (const char c : text) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A string field's value; `is_text` false (and `out` untouched) when it is not a string.
+simdjson::error_code read_text(ondemand::value& value, std::string& out, bool& is_text) {
+  ondemand::json_type type;
+  if (auto error = value.type().get(type)) return error;
+  is_text = type == ondemand::json_type::string;
+  if (!is_text) return simdjson::SUCCESS;
+  std::string_view text;
+  if (auto error = value.get_string().get(text)) return error;
+  out.assign(text);
+  return simdjson::SUCCESS;
+}
+
+// One of the usage fields (prompt_tokens, completion_tokens, cost_usd) into `out`; any other
+// key, or a value that is not a number, leaves it as it is.
+simdjson::error_code read_usage(std::string_view key, ondemand::value& value, EventEnvelope::Usage& out) {
+  double* target = key == "prompt_tokens"       ? &out.prompt_tokens
+                   : key == "completion_tokens" ? &out.completion_tokens
+                   : key == "cost_usd"          ? &out.cost_usd
+                                                : nullptr;
+  if (!target) return simdjson::SUCCESS;
+  ondemand::json_type type;
+  if (auto error = value.type().get(type)) return error;
+  return type == ondemand::json_type::number ? value.get_double().get(*target) : simdjson::SUCCESS;
 }
 
 }  // namespace
@@ -149,6 +195,106 @@ std::optional<Failure> MessageValidator::validate_event(const nlohmann::json& me
     if (auto reason = unsafe_path_reason(path->get_ref<const std::string&>())) {
       return Failure::bad_input("unsafe_path", *reason);
     }
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> MessageValidator::read_envelope(std::string_view text, EventEnvelope& out) const {
+  // simdjson reads ahead of the text's end: a per-thread copy with the padding it needs.
+  thread_local ondemand::parser parser;
+  thread_local std::string padded;
+  padded.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(text);
+  out = EventEnvelope();
+  bool has_payload = false, has_path = false, path_text = true, attempt_ok = true;
+  struct Id {
+    const char* name;
+    std::string* value;
+    bool text = false;
+  };
+  std::array<Id, 4> ids{{{"id", &out.id}, {"type", &out.type}, {"job_id", &out.job_id}, {"task_id", &out.task_id}}};
+  // Each field of an object, unwrapped: fn(key, value) returns an error to stop with.
+  auto each_field = [](ondemand::object& object, auto&& fn) -> simdjson::error_code {
+    for (auto result : object) {
+      ondemand::field field;
+      std::string_view key;
+      if (auto error = std::move(result).get(field)) return error;
+      if (auto error = field.unescaped_key().get(key)) return error;
+      if (auto error = fn(key, field.value())) return error;
+    }
+    return simdjson::SUCCESS;
+  };
+  auto payload_field = [&](std::string_view key, ondemand::value& value) -> simdjson::error_code {
+    if (key == "path") {
+      has_path = true;
+      return read_text(value, out.path, path_text);
+    }
+    if (key == "fix_attempt") {
+      std::int64_t attempt = 0;
+      attempt_ok = !value.get_int64().get(attempt) && attempt >= 0 && attempt <= 1000000;
+      out.fix_attempt = attempt_ok ? static_cast<int>(attempt) : 0;
+      return simdjson::SUCCESS;
+    }
+    if (key != "review") return read_usage(key, value, out.usage);
+    out.reviewed = true;
+    ondemand::json_type type;
+    if (auto error = value.type().get(type)) return error;
+    if (type != ondemand::json_type::object) return simdjson::SUCCESS;
+    ondemand::object review;
+    if (auto error = value.get_object().get(review)) return error;
+    return each_field(review,
+                      [&](std::string_view k, ondemand::value& v) { return read_usage(k, v, out.review_usage); });
+  };
+  auto message_field = [&](std::string_view key, ondemand::value& value) -> simdjson::error_code {
+    if (key == "payload") {
+      ondemand::json_type type;
+      if (auto error = value.type().get(type)) return error;
+      has_payload = type == ondemand::json_type::object;
+      if (!has_payload) return simdjson::SUCCESS;
+      ondemand::object payload;
+      if (auto error = value.get_object().get(payload)) return error;
+      return each_field(payload, payload_field);
+    }
+    for (auto& id : ids) {
+      if (key == id.name) return read_text(value, *id.value, id.text);
+    }
+    return simdjson::SUCCESS;
+  };
+  auto read = [&]() -> simdjson::error_code {
+    ondemand::document doc;
+    ondemand::object message;
+    if (auto error = parser.iterate(padded.data(), padded.size(), padded.capacity()).get(doc)) return error;
+    if (auto error = doc.get_object().get(message)) return error;
+    if (auto error = each_field(message, message_field)) return error;
+    // At the end of the text the location is out of bounds: anything else is a second value.
+    const char* rest = nullptr;
+    return doc.current_location().get(rest) ? simdjson::SUCCESS : simdjson::TRAILING_CONTENT;
+  };
+  if (auto error = read()) {
+    if (error == simdjson::INCORRECT_TYPE) return Failure::bad_input("malformed_json", "value is not a JSON object");
+    return malformed(error);
+  }
+  if (!ids[1].text) return Failure::bad_input("schema_violation", "event has no string field 'type'");
+  const auto schema = impl_->events.find(out.type);
+  if (schema == impl_->events.end())
+    return Failure::bad_input("unknown_event_type", "unknown event type '" + out.type.substr(0, 64) + "'");
+  const std::string& where = schema->second.id;
+  for (const auto& id : ids) {
+    if (!id.text || !id_text(*id.value)) {
+      return Failure::bad_input("schema_violation", where + ": /" + id.name + ": a string of 1 to " +
+                                                        std::to_string(kMaxIdLength) + " of [A-Za-z0-9._:-]");
+    }
+  }
+  for (const auto* id : {&ids[2], &ids[3]}) {
+    if (auto reason = unsafe_id_reason(*id->value))
+      return Failure::bad_input("unsafe_id", std::string(id->name) + ": " + *reason);
+  }
+  if (!has_payload) return Failure::bad_input("schema_violation", where + ": /payload: an object");
+  if (!attempt_ok) return Failure::bad_input("schema_violation", where + ": /payload/fix_attempt: an integer >= 0");
+  if (has_path) {
+    if (!path_text || out.path.empty() || out.path.size() > 1024)
+      return Failure::bad_input("schema_violation", where + ": /payload/path: a string of 1 to 1024 characters");
+    if (auto reason = unsafe_path_reason(out.path)) return Failure::bad_input("unsafe_path", *reason);
   }
   return std::nullopt;
 }

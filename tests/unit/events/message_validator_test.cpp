@@ -111,6 +111,96 @@ TEST(MessageValidator, EventsAreCheckedAgainstTheSchemaOfTheirType) {
   EXPECT_EQ(unknown->error_class, "unknown_event_type");
 }
 
+TEST(MessageValidator, AnEnvelopeIsReadInAnyOrderWithItsUsage) {
+  MessageValidator v;
+  agentline::events::EventEnvelope e;
+  // Payload first, an escaped id, a review with its own usage, fields the envelope skips.
+  const std::string text = R"({"payload": {"content": "x = \"1\"\n", "review": {"verdict": "pass", "prompt_tokens": 7,
+    "completion_tokens": 3, "cost_usd": 0.5}, "prompt_tokens": 100, "completion_tokens": 20, "cost_usd": 0.25,
+    "fix_attempt": 2, "path": "src/app.py", "nested": {"path": "not/this.py"}},
+    "created_at": "2026-11-22T10:00:00Z", "id": "ev\u002d1", "type": "QA_PASSED", "job_id": "job-1", "task_id": "t-1"})";
+  ASSERT_FALSE(v.read_envelope(text, e).has_value());
+  EXPECT_EQ(e.id, "ev-1");
+  EXPECT_EQ(e.type, "QA_PASSED");
+  EXPECT_EQ(e.job_id, "job-1");
+  EXPECT_EQ(e.task_id, "t-1");
+  EXPECT_EQ(e.path, "src/app.py");
+  EXPECT_EQ(e.fix_attempt, 2);
+  EXPECT_TRUE(e.reviewed);
+  EXPECT_EQ(e.usage.prompt_tokens, 100);
+  EXPECT_EQ(e.usage.completion_tokens, 20);
+  EXPECT_EQ(e.usage.cost_usd, 0.25);
+  EXPECT_EQ(e.review_usage.prompt_tokens, 7);
+  EXPECT_EQ(e.review_usage.cost_usd, 0.5);
+  // The same reader on the next event starts from nothing.
+  ASSERT_FALSE(v.read_envelope(R"({"id": "e2", "type": "UPLOADED", "job_id": "j", "task_id": "t", "payload": {}})", e)
+                   .has_value());
+  EXPECT_EQ(e.path, "");
+  EXPECT_FALSE(e.reviewed);
+  EXPECT_EQ(e.usage.prompt_tokens, 0);
+}
+
+// What the router refuses from the envelope alone gets the class the full check gives it.
+TEST(MessageValidator, AnEnvelopeIsRefusedWithTheClassesOfTheFullCheck) {
+  MessageValidator v;
+  const std::string ok_payload = R"("payload": {"path": "a.py", "content": "x"})";
+  const std::string at = R"("created_at": "2026-11-22T10:00:00Z", )";
+  const std::string ids = R"("id": "e1", "task_id": "t1", "job_id": "j1", )" + at.substr(0, at.size() - 2);
+  struct Row {
+    std::string text;
+    const char* error_class;
+  } rows[] = {
+      {"{", "malformed_json"},
+      {"[]", "malformed_json"},
+      {"\"a string\"", "malformed_json"},
+      {"\x00\x01\x02", "malformed_json"},
+      {"{\"a\": \"\xff\"}", "malformed_json"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", )" + ok_payload + R"(}{"b": 2})", "malformed_json"},
+      {R"({"type": 5})", "schema_violation"},
+      {"{" + ids + ", " + ok_payload + "}", "schema_violation"},
+      {"{" + ids + R"(, "type": "TASK_EXPLODED", )" + ok_payload + "}", "unknown_event_type"},
+      {"{" + ids + R"(, "type": "qa_passed", )" + ok_payload + "}", "unknown_event_type"},
+      {R"({"id": "ev-1", "type": "TASK_EXPLODED", "task_id": "pt-1", "job_id": "poison"})", "unknown_event_type"},
+      {R"({"id": "ev-1", "type": "FILE_COMPLETED", "task_id": "pt-1", "job_id": "poison"})", "schema_violation"},
+      {R"({"id": "e 1", "task_id": "t1", "job_id": "j1", "type": "FILE_COMPLETED", )" + at + ok_payload + "}",
+       "schema_violation"},
+      {R"({"id": "e1", "task_id": 7, "job_id": "j1", "type": "FILE_COMPLETED", )" + at + ok_payload + "}",
+       "schema_violation"},
+      {R"({"id": "e1", "task_id": "t1", "job_id": "..", "type": "FILE_COMPLETED", )" + at + ok_payload + "}",
+       "unsafe_id"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": "a.py"})", "schema_violation"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": 42, "content": "x"}})", "schema_violation"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": "a.py", "content": "x", "fix_attempt": -1}})",
+       "schema_violation"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": "../../etc/passwd", "content": "x"}})",
+       "unsafe_path"},
+  };
+  for (const auto& row : rows) {
+    agentline::events::EventEnvelope e;
+    const auto refused = v.read_envelope(row.text, e);
+    ASSERT_TRUE(refused.has_value()) << row.text;
+    EXPECT_EQ(refused->error_class, row.error_class) << row.text << ": " << refused->message;
+    json whole;
+    auto full = MessageValidator::parse(row.text, whole);
+    if (!full) full = v.validate_event(whole);
+    ASSERT_TRUE(full.has_value()) << row.text;
+    EXPECT_EQ(full->error_class, row.error_class) << row.text << ": " << full->message;
+  }
+}
+
+// The rest of an event is the business of the service that reads it: the envelope passes, the
+// full check (qa-worker's and outbox-uploader's on their input) does not.
+TEST(MessageValidator, AnEnvelopeLeavesTheRestOfTheEventToItsReader) {
+  MessageValidator v;
+  const std::string text =
+      R"({"id": "e1", "task_id": "t1", "job_id": "j1", "type": "FILE_COMPLETED", "payload": {"path": "a.py"}})";
+  agentline::events::EventEnvelope e;
+  EXPECT_FALSE(v.read_envelope(text, e).has_value());
+  auto full = v.validate_event(json::parse(text));
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->error_class, "schema_violation");
+}
+
 TEST(MessageValidator, EveryDesignEventTypeHasASchema) {
   MessageValidator v;
   for (const char* type :
