@@ -8,7 +8,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -230,13 +232,21 @@ std::optional<Failure> MessageValidator::read_envelope(std::string_view text, Ev
       return read_text(value, out.path, path_text);
     }
     if (key == "fix_attempt") {
-      std::int64_t attempt = 0;
-      attempt_ok = !value.get_int64().get(attempt) && attempt >= 0 && attempt <= 1000000;
-      out.fix_attempt = attempt_ok ? static_cast<int>(attempt) : 0;
+      // An integer >= 0 as the schema says (one beyond int64 too); the envelope holds at most INT_MAX.
+      std::int64_t signed_attempt = 0;
+      std::uint64_t attempt = 0;
+      if (!value.get_int64().get(signed_attempt)) {
+        attempt_ok = signed_attempt >= 0;
+        attempt = attempt_ok ? static_cast<std::uint64_t>(signed_attempt) : 0;
+      } else {
+        attempt_ok = !value.get_uint64().get(attempt);
+      }
+      out.fix_attempt = static_cast<int>(std::min<std::uint64_t>(attempt, std::numeric_limits<int>::max()));
       return simdjson::SUCCESS;
     }
     if (key != "review") return read_usage(key, value, out.usage);
     out.reviewed = true;
+    out.review_usage = {};  // a repeated key: the last one counts, as in the full parse
     ondemand::json_type type;
     if (auto error = value.type().get(type)) return error;
     if (type != ondemand::json_type::object) return simdjson::SUCCESS;
@@ -247,6 +257,12 @@ std::optional<Failure> MessageValidator::read_envelope(std::string_view text, Ev
   };
   auto message_field = [&](std::string_view key, ondemand::value& value) -> simdjson::error_code {
     if (key == "payload") {
+      // A repeated key: the last one counts, as in the full parse.
+      const EventEnvelope ids_only{out.id, out.type, out.job_id, out.task_id};
+      out = ids_only;
+      has_path = false;
+      path_text = true;
+      attempt_ok = true;
       ondemand::json_type type;
       if (auto error = value.type().get(type)) return error;
       has_payload = type == ondemand::json_type::object;
@@ -292,7 +308,10 @@ std::optional<Failure> MessageValidator::read_envelope(std::string_view text, Ev
   if (!has_payload) return Failure::bad_input("schema_violation", where + ": /payload: an object");
   if (!attempt_ok) return Failure::bad_input("schema_violation", where + ": /payload/fix_attempt: an integer >= 0");
   if (has_path) {
-    if (!path_text || out.path.empty() || out.path.size() > 1024)
+    // The schema counts characters (UTF-8 code points), not bytes.
+    const auto characters = std::count_if(out.path.begin(), out.path.end(),
+                                          [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+    if (!path_text || characters == 0 || characters > 1024)
       return Failure::bad_input("schema_violation", where + ": /payload/path: a string of 1 to 1024 characters");
     if (auto reason = unsafe_path_reason(out.path)) return Failure::bad_input("unsafe_path", *reason);
   }

@@ -132,6 +132,13 @@ TEST(MessageValidator, AnEnvelopeIsReadInAnyOrderWithItsUsage) {
   EXPECT_EQ(e.usage.cost_usd, 0.25);
   EXPECT_EQ(e.review_usage.prompt_tokens, 7);
   EXPECT_EQ(e.review_usage.cost_usd, 0.5);
+  // A repeated payload counts as in the full parse: the last one.
+  ASSERT_FALSE(v.read_envelope(R"({"id": "e1", "type": "UPLOADED", "job_id": "j", "task_id": "t",
+    "payload": {"path": "first.py", "fix_attempt": 1}, "payload": {"path": "last.py"}})",
+                               e)
+                   .has_value());
+  EXPECT_EQ(e.path, "last.py");
+  EXPECT_EQ(e.fix_attempt, 0);
   // The same reader on the next event starts from nothing.
   ASSERT_FALSE(v.read_envelope(R"({"id": "e2", "type": "UPLOADED", "job_id": "j", "task_id": "t", "payload": {}})", e)
                    .has_value());
@@ -146,6 +153,13 @@ TEST(MessageValidator, AnEnvelopeIsRefusedWithTheClassesOfTheFullCheck) {
   const std::string ok_payload = R"("payload": {"path": "a.py", "content": "x"})";
   const std::string at = R"("created_at": "2026-11-22T10:00:00Z", )";
   const std::string ids = R"("id": "e1", "task_id": "t1", "job_id": "j1", )" + at.substr(0, at.size() - 2);
+  // 1,009 characters in 2,009 bytes: within the schema's 1,024 characters, over the path
+  // policy's 1,024 bytes.
+  std::string wide_path;
+  for (int segment = 0; segment < 10; ++segment) {
+    if (segment > 0) wide_path += "/";
+    for (int i = 0; i < 100; ++i) wide_path += "\u00e9";
+  }
   struct Row {
     std::string text;
     const char* error_class;
@@ -173,6 +187,8 @@ TEST(MessageValidator, AnEnvelopeIsRefusedWithTheClassesOfTheFullCheck) {
       {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": "a.py", "content": "x", "fix_attempt": -1}})",
        "schema_violation"},
       {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": "../../etc/passwd", "content": "x"}})",
+       "unsafe_path"},
+      {"{" + ids + R"(, "type": "FILE_COMPLETED", "payload": {"path": ")" + wide_path + R"(", "content": "x"}})",
        "unsafe_path"},
   };
   for (const auto& row : rows) {
