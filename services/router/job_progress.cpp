@@ -112,26 +112,23 @@ UsageCharge UsageCharge::of(const events::EventEnvelope::Usage& usage) {
   return c;
 }
 
-nlohmann::json JobProgress::Tally::counts() const {
-  return {{"submitted", submitted},
-          {"generated", generated},
-          {"generation_failed", generation_failed},
-          {"qa_passed", qa_passed},
-          {"qa_failed", qa_failed},
-          {"fixes", fixes},
-          {"delivered", delivered},
-          {"upload_failed", upload_failed},
-          {"dead_lettered", dead_lettered},
-          {"planned", planned},
-          {"replans", replans}};
+void JobProgress::Tally::write(nlohmann::json& counts) const {
+  if (!counts.is_object()) counts = nlohmann::json::object();
+  for (const auto& [name, value] :
+       {std::pair{"submitted", submitted}, std::pair{"generated", generated},
+        std::pair{"generation_failed", generation_failed}, std::pair{"qa_passed", qa_passed},
+        std::pair{"qa_failed", qa_failed}, std::pair{"fixes", fixes}, std::pair{"delivered", delivered},
+        std::pair{"upload_failed", upload_failed}, std::pair{"dead_lettered", dead_lettered},
+        std::pair{"planned", planned}, std::pair{"replans", replans}}) {
+    counts[name] = value;
+  }
 }
 
-JobProgress::Job& JobProgress::job_locked(const std::string& job_id) {
-  auto& job = jobs_[job_id];
+JobProgress::Job& JobProgress::job_locked(Shard& shard, const std::string& job_id) {
+  auto& job = shard.jobs[job_id];
   if (job.summary.is_null()) {
-    job.summary = {{"job_id", job_id}, {"counts", job.tally.counts()},
-                   {"files_total", 0}, {"files_done", 0},
-                   {"percent", 0},     {"version", 0}};
+    job.summary = {{"job_id", job_id}, {"files_total", 0}, {"files_done", 0}, {"percent", 0}, {"version", 0}};
+    job.tally.write(job.summary["counts"]);
   }
   return job;
 }
@@ -147,7 +144,7 @@ void JobProgress::refresh_locked(Job& job) {
   // Counters follow from the files' states: a redelivered event cannot count twice, and none
   // can pass the number of files (fixes and replans are attempt numbers, summed).
   const int total = static_cast<int>(job.files.size());
-  job.summary["counts"] = job.tally.counts();
+  job.tally.write(job.summary["counts"]);
   job.summary["files_total"] = total;
   job.summary["files_done"] = job.tally.done;
   job.summary["percent"] = total == 0 ? 0 : (100 * job.tally.done) / total;
@@ -172,8 +169,9 @@ void JobProgress::refresh_locked(Job& job) {
 JobProgress::Update JobProgress::apply(const std::string& job_id, const std::string& task_id, const std::string& path,
                                        Step step, const std::string& reason, int fix_attempt,
                                        const nlohmann::json& details, bool replay, const Charge& charge) {
-  std::lock_guard lock(mu_);
-  Job& job = job_locked(job_id);
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  Job& job = job_locked(jobs, job_id);
   auto it = job.files.find(path);
   const bool known = it != job.files.end();
   if (known && step == Step::kSubmitted) return {nullptr, nullptr};  // a redelivered submission
@@ -189,11 +187,13 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
         std::pair(next_attempt, rank(status_of(step))) <= std::pair(attempt, rank(current.value("status", ""))))
       return {nullptr, nullptr};
   }
-  nlohmann::json file =
-      known
-          ? it->second
-          : nlohmann::json{
-                {"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
+  // Changed in place: the file's share of the counters is taken away first and added back after.
+  nlohmann::json& file = known ? it->second : job.files[path];
+  if (known) {
+    job.tally.add(file, -1);
+  } else {
+    file = {{"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
+  }
   const char* status = status_of(step);
   if (step == Step::kReplanning) file["replans"] = file.value("replans", 0) + 1;
   if (details.is_object()) {
@@ -216,15 +216,16 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
   job.summary["updated_at"] = now;
   file["version"] = version;
   file["updated_at"] = now;
-  set_file_locked(job, path, file);
+  job.tally.add(file, +1);
   refresh_locked(job);
-  return {job.summary, std::move(file)};
+  return {job.summary, file};
 }
 
 JobProgress::Update JobProgress::set_section(const std::string& job_id, const std::string& section,
                                              const nlohmann::json& plan, bool replace) {
-  std::lock_guard lock(mu_);
-  Job& job = job_locked(job_id);
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  Job& job = job_locked(jobs, job_id);
   auto& current = job.summary[section];
   if (!current.is_object() || replace) current = nlohmann::json::object();
   for (const auto& [k, v] : plan.items()) current[k] = v;
@@ -239,9 +240,10 @@ JobProgress::Update JobProgress::charge_job(const std::string& job_id, const std
                                             const Charge& charge) {
   if (!charge.any()) return {nullptr, nullptr};
   {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(job_id);
-    if (it != jobs_.end()) {
+    Shard& jobs = shard(job_id);
+    std::lock_guard lock(jobs.mu);
+    auto it = jobs.jobs.find(job_id);
+    if (it != jobs.jobs.end()) {
       const auto plan = it->second.summary.find("plan_usage");
       if (plan != it->second.summary.end() && plan->is_object() && plan->contains(event_id)) return {nullptr, nullptr};
     }
@@ -250,21 +252,25 @@ JobProgress::Update JobProgress::charge_job(const std::string& job_id, const std
 }
 
 void JobProgress::set_tenant(const std::string& job_id, const std::string& tenant) {
-  std::lock_guard lock(mu_);
-  Job& job = job_locked(job_id);
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  Job& job = job_locked(jobs, job_id);
   if (!job.summary.contains("tenant")) job.summary["tenant"] = tenant;
 }
 
 bool JobProgress::has_section(const std::string& job_id, const std::string& section) const {
-  std::lock_guard lock(mu_);
-  auto it = jobs_.find(job_id);
-  return it != jobs_.end() && it->second.summary.contains(section);
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto it = jobs.jobs.find(job_id);
+  return it != jobs.jobs.end() && it->second.summary.contains(section);
 }
 
 void JobProgress::load(const nlohmann::json& record) {
   if (!record.is_object() || !record.contains("job_id") || !record["job_id"].is_string()) return;
-  std::lock_guard lock(mu_);
-  Job& job = job_locked(record["job_id"].get<std::string>());
+  const std::string& job_id = record["job_id"].get_ref<const std::string&>();
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  Job& job = job_locked(jobs, job_id);
   const std::int64_t version = record.value("version", std::int64_t{0});
   if (record.contains("path") && record["path"].is_string()) {
     const std::string path = record["path"];
@@ -290,9 +296,17 @@ void JobProgress::load(const nlohmann::json& record) {
 }
 
 std::vector<std::pair<std::string, std::vector<std::string>>> JobProgress::expire(const std::string& older_than) {
-  std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
-  for (auto it = jobs_.begin(); it != jobs_.end();) {
+  for (Shard& jobs : shards_) {
+    std::lock_guard lock(jobs.mu);
+    expire_locked(jobs, older_than, out);
+  }
+  return out;
+}
+
+void JobProgress::expire_locked(Shard& jobs, const std::string& older_than,
+                                std::vector<std::pair<std::string, std::vector<std::string>>>& out) {
+  for (auto it = jobs.jobs.begin(); it != jobs.jobs.end();) {
     const Job& job = it->second;
     const auto& plan = job.summary.contains("plan") ? job.summary["plan"] : nlohmann::json();
     const bool plan_dead = plan.is_object() && plan.value("status", "") == "dead_lettered";
@@ -307,18 +321,19 @@ std::vector<std::pair<std::string, std::vector<std::string>>> JobProgress::expir
     for (const auto& [path, file] : job.files) keys.push_back(it->first + "/" + path);
     keys.push_back(it->first);
     out.emplace_back(it->first, std::move(keys));
-    it = jobs_.erase(it);
+    it = jobs.jobs.erase(it);
   }
-  return out;
 }
 
 void JobProgress::drop(const std::string& key) {
-  std::lock_guard lock(mu_);
   const auto slash = key.find('/');
-  auto it = jobs_.find(key.substr(0, slash));
-  if (it == jobs_.end()) return;
+  const std::string job_id = key.substr(0, slash);
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto it = jobs.jobs.find(job_id);
+  if (it == jobs.jobs.end()) return;
   if (slash == std::string::npos) {
-    jobs_.erase(it);
+    jobs.jobs.erase(it);
     return;
   }
   auto file = it->second.files.find(key.substr(slash + 1));
@@ -329,17 +344,19 @@ void JobProgress::drop(const std::string& key) {
 }
 
 bool JobProgress::ended(const std::string& job_id, const std::string& path) const {
-  std::lock_guard lock(mu_);
-  auto job = jobs_.find(job_id);
-  if (job == jobs_.end()) return false;
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto job = jobs.jobs.find(job_id);
+  if (job == jobs.jobs.end()) return false;
   auto file = job->second.files.find(path);
   return file != job->second.files.end() && is_end(file->second.value("status", ""));
 }
 
 std::optional<nlohmann::json> JobProgress::get(const std::string& job_id) const {
-  std::lock_guard lock(mu_);
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return std::nullopt;
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto it = jobs.jobs.find(job_id);
+  if (it == jobs.jobs.end()) return std::nullopt;
   nlohmann::json doc = it->second.summary;
   doc["files"] = nlohmann::json::object();
   for (const auto& [path, f] : it->second.files) doc["files"][path] = f;
@@ -350,7 +367,9 @@ std::map<std::string, nlohmann::json> JobProgress::fold(const std::vector<nlohma
   JobProgress p;
   for (const auto& r : records) p.load(r);
   std::map<std::string, nlohmann::json> out;
-  for (const auto& [id, job] : p.jobs_) out[id] = *p.get(id);
+  for (const Shard& jobs : p.shards_) {
+    for (const auto& [id, job] : jobs.jobs) out[id] = *p.get(id);
+  }
   return out;
 }
 

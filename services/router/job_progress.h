@@ -138,21 +138,30 @@ class JobProgress {
     std::int64_t tokens = 0;
     double cost_usd = 0;
     void add(const nlohmann::json& file, int sign);
-    nlohmann::json counts() const;
+    // Writes the counters into the summary's "counts" object, in place.
+    void write(nlohmann::json& counts) const;
   };
   struct Job {
     nlohmann::json summary;
     std::unordered_map<std::string, nlohmann::json> files;
     Tally tally;
   };
-  Job& job_locked(const std::string& job_id);
-  void set_file_locked(Job& job, const std::string& path, nlohmann::json file);
-  void refresh_locked(Job& job);
+  // Jobs by the same hash as the publication locks, each shard under its own mutex: workers on
+  // different jobs do not wait for each other here either.
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Job> jobs;
+  };
+  Shard& shard(const std::string& job_id) const { return shards_[std::hash<std::string>{}(job_id) % kStripes]; }
+  static Job& job_locked(Shard& shard, const std::string& job_id);
+  static void expire_locked(Shard& jobs, const std::string& older_than,
+                            std::vector<std::pair<std::string, std::vector<std::string>>>& out);
+  static void set_file_locked(Job& job, const std::string& path, nlohmann::json file);
+  static void refresh_locked(Job& job);
 
-  mutable std::mutex mu_;
   static constexpr std::size_t kStripes = 64;
   mutable std::array<std::mutex, kStripes> publish_mu_;
-  std::unordered_map<std::string, Job> jobs_;
+  mutable std::array<Shard, kStripes> shards_;
 };
 
 }  // namespace agentline::router
