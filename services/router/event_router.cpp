@@ -135,7 +135,15 @@ void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const 
     auto r = events::make_record(
         progress_topic_, doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", ""), *doc, nullptr);
     r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-    out.emit(std::move(r));
+    publish_progress(out, std::move(r));
+  }
+}
+
+void EventRouter::publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record) {
+  if (progress_publisher_) {
+    progress_publisher_->publish(std::move(record), out.hold());
+  } else {
+    out.emit(std::move(record));
   }
 }
 
@@ -177,13 +185,14 @@ int EventRouter::expire_jobs(kafka::Emitter& out, const std::string& older_than)
     r.key = key;
     r.tombstone = true;
     r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-    out.emit(std::move(r));
+    return r;
   };
   const auto expired = progress_.expire(older_than);
   for (const auto& [job, keys] : expired) {
     auto lock = progress_.lock(job);
-    for (const auto& key : gate_.forget(job)) tombstone(plans_topic_, key);
-    for (const auto& key : keys) tombstone(progress_topic_, key);
+    for (const auto& key : gate_.forget(job)) out.emit(tombstone(plans_topic_, key));
+    // Through the publisher too, so that no value of the key still waiting there follows it.
+    for (const auto& key : keys) publish_progress(out, tombstone(progress_topic_, key));
   }
   return static_cast<int>(expired.size());
 }

@@ -23,6 +23,7 @@
 #include "agentline/kafka/consumer_runtime.h"
 #include "agentline/kafka/dead_letter.h"
 #include "agentline/kafka/topic_catalog.h"
+#include "coalescing_publisher.h"
 #include "dependency_gate.h"
 #include "job_progress.h"
 #include "review_rules.h"
@@ -58,6 +59,9 @@ class EventRouter {
   // choose (a REVIEW_TASK for dev-fix-worker) before it counts as passed. Off until set.
   void set_reviews(ReviewRules rules) { reviews_ = std::move(rules); }
   DependencyGate& gate() { return gate_; }
+  // Job progress through `publisher` (coalesced per key, coalescing_publisher.h) instead of one
+  // record per step through the handler's emitter. Set before handling; null: per step.
+  void set_progress_publisher(CoalescingPublisher* publisher) { progress_publisher_ = publisher; }
   // Retention (--job-retention): jobs finished and unchanged since `older_than` (ISO 8601) are
   // forgotten, and their keys on jobs.progress and jobs.plans tombstoned (files first), so
   // they leave every reader's memory too. Returns how many jobs.
@@ -103,6 +107,8 @@ class EventRouter {
   // True the first time an id is seen within the window.
   bool first_sight(const std::string& id);
   void publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update);
+  // One jobs.progress record: to the publisher, holding the input, or emitted.
+  void publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record);
   void count(bool failed, const std::string& label_a, const std::string& label_b);
 
   events::MessageValidator validator_;
@@ -119,6 +125,7 @@ class EventRouter {
   std::optional<ReviewRules> reviews_;
   kafka::FailureRouter dead_letters_;
   JobProgress progress_;
+  CoalescingPublisher* progress_publisher_ = nullptr;
   DependencyGate gate_;
   std::string origin_;
 

@@ -29,6 +29,12 @@ int main(int argc, char** argv) {
   router::EventRouter router(host.catalog(), std::move(*table), *host.registry(),
                              static_cast<std::size_t>(std::max(1, options.dedup_window)), options.job_checks);
   if (review_rules) router.set_reviews(std::move(*review_rules));
+  // Before the state and the consumer, so that it outlives both: it produces what waits at exit.
+  std::optional<router::CoalescingPublisher> progress;
+  if (options.progress_interval.count() > 0) {
+    progress.emplace(host.kafka_settings(), options.progress_interval, *host.registry());
+    router.set_progress_publisher(&*progress);
+  }
   router::RouterState state(router, host.kafka_settings(), host.catalog(), options.retention);
   try {
     state.restore();

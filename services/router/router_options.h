@@ -17,6 +17,8 @@ struct RouterOptions {
   bool no_job_checks = false;
   JobCheckOptions job_checks;
   std::chrono::milliseconds retention = std::chrono::hours(24 * 7);  // 0: kept forever
+  // Job progress coalesced per key over this interval (coalescing_publisher.h); 0: every step.
+  std::chrono::milliseconds progress_interval{10};
   bool reviews = false;
   std::string review_rules_file;  // implies reviews
 

@@ -561,3 +561,37 @@ TEST(GroupProtocolTest, AutoFallsBackToClassicWhereTheBrokerLacksTheConsumerProt
     EXPECT_NE(std::string(e.what()).find("do not offer the consumer group protocol"), std::string::npos) << e.what();
   }
 }
+
+// The router's coalesced job progress holds each input until the record that carries its step is
+// acknowledged (Emitter::hold): the offset waits for the hold, and a failed one is never committed.
+TEST_F(ConsumerRuntimeTest, AnInputIsCommittedOnlyOnceItsHoldIsDroppedAndNeverWhenItFailed) {
+  for (int i = 0; i < 5; ++i) broker_.produce(topic("in"), "k" + std::to_string(i), std::to_string(i));
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<kafka::Emitter::Hold>> holds;
+  start([&](const kafka::InboundRecord& r, kafka::Emitter& out) -> std::optional<kafka::Failure> {
+    auto hold = out.hold();
+    std::lock_guard lock(mutex);
+    holds[r.value] = std::move(hold);
+    return std::nullopt;
+  });
+  auto held = [&] {
+    std::lock_guard lock(mutex);
+    return holds.size();
+  };
+  ASSERT_TRUE(agentline::testing::eventually([&] { return held() == 5; }, 20s));
+  std::this_thread::sleep_for(1s);  // five commit intervals with every handler returned
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 5) << "nothing committed while held";
+  {
+    std::lock_guard lock(mutex);
+    for (const char* v : {"0", "1", "2"}) holds.erase(v);
+  }
+  EXPECT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", topic("in")) == 2; }, 10s));
+  {
+    std::lock_guard lock(mutex);
+    holds["3"]->fail();
+    holds.clear();
+  }
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(broker_.lag("runtime-test", topic("in")), 2) << "the failed input and the one behind it wait";
+  EXPECT_EQ(stop(), 1) << "a record not delivered: restart and replay";
+}

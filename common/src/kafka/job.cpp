@@ -22,6 +22,28 @@ void JobEmitter::emit(OutgoingRecord record) {
   });
 }
 
+namespace {
+
+class JobHold final : public Emitter::Hold {
+ public:
+  JobHold(std::shared_ptr<Job> job, std::shared_ptr<const JobEmitter::Finished> finished)
+      : job_(std::move(job)), finished_(std::move(finished)) {
+    job_->pending.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~JobHold() override {
+    if (job_->settle()) (*finished_)(*job_);
+  }
+  void fail() override { job_->delivery_failed.store(true); }
+
+ private:
+  std::shared_ptr<Job> job_;
+  std::shared_ptr<const JobEmitter::Finished> finished_;
+};
+
+}  // namespace
+
+std::shared_ptr<Emitter::Hold> JobEmitter::hold() { return std::make_shared<JobHold>(job_, finished_); }
+
 void JobEmitter::handler_returned() {
   if (job_->settle()) (*finished_)(*job_);
 }

@@ -45,6 +45,8 @@ class JobEmitter final : public Emitter {
   JobEmitter(std::shared_ptr<Job> job, std::shared_ptr<const Send> send, std::shared_ptr<const Finished> finished)
       : job_(std::move(job)), send_(std::move(send)), finished_(std::move(finished)) {}
   void emit(OutgoingRecord record) override;
+  // Counted in `pending` like an output until dropped.
+  std::shared_ptr<Hold> hold() override;
   // The handler returned (its own count in `pending`).
   void handler_returned();
 

@@ -49,9 +49,21 @@ class Producer;
 // Handed to a handler for the records it produces. Thread-compatible: one per record.
 class Emitter {
  public:
+  // Keeps the input's offset uncommitted while it lives, for a record produced later on behalf of
+  // several inputs (the router's coalesced job progress): whoever produces that record drops the
+  // hold once Kafka has acknowledged it, after fail() when it could not be delivered (the input
+  // is then not committed, as for a failed emit). Thread-safe; may be dropped on any thread.
+  class Hold {
+   public:
+    virtual ~Hold() = default;
+    virtual void fail() = 0;
+  };
+
   virtual ~Emitter() = default;
   // Produces `record`; the input's offset is held until Kafka acknowledges it.
   virtual void emit(OutgoingRecord record) = 0;
+  // A hold on the input's offset; null from an emitter whose input has no offset to hold.
+  virtual std::shared_ptr<Hold> hold() { return nullptr; }
 };
 
 using Handler = std::function<std::optional<Failure>(const InboundRecord&, Emitter&)>;
