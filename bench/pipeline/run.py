@@ -218,6 +218,10 @@ def hop(broker_cls):
                 d = bench("drain", "--bootstrap", broker.bootstrap, "--group", "router", "--topic", broker.topic("events"),
                           "--count", count)
                 cpu = router.cpu() - cpu0
+                # jobs.progress records the router produced per record in (coalesced: #23).
+                progress = {o: sum(float(line.split()[-1]) for line in scrape(router).splitlines()
+                                   if line.startswith('agentline_router_progress_records_total{outcome="%s"' % o))
+                            for o in ("produced", "replaced")}
                 router.stop()
                 # Throughput, the same way for both: from the first record handled to the last
                 # offset committed (acknowledged copies only). The bare loop times itself so; the
@@ -232,6 +236,8 @@ def hop(broker_cls):
                        bare_write_msgs_per_s=bare_span["msgs_per_s"], router_write_msgs_per_s=router_span["msgs_per_s"],
                        router_drain_msgs_per_s=count / d["seconds"],
                        router_msgs_per_s=r_rate, router_cpu_us_per_msg=cpu * 1e6 / count,
+                       progress_produced_per_msg=progress["produced"] / count,
+                       progress_replaced_per_msg=progress["replaced"] / count,
                        ratio=r_rate / b_rate)
                 log("hop %s %dB run %d: bare %.0f msg/s, router %.0f msg/s (write rates %.0f / %.0f)"
                     % (broker.kind, size, run, b_rate, r_rate, bare_span["msgs_per_s"], router_span["msgs_per_s"]))
