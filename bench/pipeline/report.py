@@ -129,7 +129,7 @@ def section(out, png):
                  "committing only what Kafka acknowledged. The bare loop copies each record to one topic; the router "
                  "reads its envelope, routes it to `qa.requests` and publishes the job's progress to "
                  "`jobs.progress` (a job summary and a file record per step, coalesced per key over "
-                 "`--progress-interval`: the progress records it produced per record in are in the last column).\n")
+                 "`--progress-interval-ms`: the progress records it produced per record in are in the last column).\n")
         r.append("Throughput is measured the same way for both: from the first record handled to the last offset "
                  "committed, so only acknowledged copies count. The bare loop times itself (first record consumed to "
                  "its final synchronous commit); the router is timed from its first copy's CreateTime to the moment "

@@ -15,9 +15,9 @@ void RouterOptions::bind(config::OptionSet& o) {
         "Finished jobs are kept this long after their last change (500ms, 30s, 90m, 12h, 7d), then "
         "tombstoned on jobs.progress and jobs.plans and forgotten; 0: kept forever",
         std::chrono::seconds(1));
-  o.add("progress-interval", &progress_interval,
-        "Job progress records wait this long (5ms, 50ms; bare: ms) and only the latest of each job and file is "
-        "published; 0: a record per step");
+  o.add("progress-interval-ms", &progress_interval,
+        "Job progress records wait this long, and only the latest of each job and file is published; 0: a record "
+        "per step");
   o.add_flag("reviews", &reviews,
              "Review passed files by model, with the built-in review rules (docs/qa.md); off by default");
   o.add("review-rules", &review_rules_file, "Review rules file (JSON); implies --reviews");
