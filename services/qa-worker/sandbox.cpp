@@ -35,6 +35,7 @@ struct ChildPlan {
   int out_fd;
   int exec_error_fd;
   rlimit cpu, as, nproc, fsize;
+  bool limit_processes;  // set RLIMIT_NPROC here (else the sandbox sets it inside, see run())
   bool drop_privileges;
   uid_t uid;
   sigset_t worker_mask;  // restored before exec
@@ -80,7 +81,7 @@ __attribute__((no_sanitize_address, no_sanitize("thread"))) int child_main(void*
         ::syscall(SYS_setuid, plan.uid) != 0)
       child_exit(126);
   }
-  ::syscall(SYS_prlimit64, 0, RLIMIT_NPROC, &plan.nproc, nullptr);
+  if (plan.limit_processes) ::syscall(SYS_prlimit64, 0, RLIMIT_NPROC, &plan.nproc, nullptr);
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &plan.worker_mask, nullptr, sizeof(std::uint64_t));
   ::syscall(SYS_execve, plan.path, plan.argv, plan.envp);
   // syscall() left the error in errno (the worker thread's, shared until exec): tell the parent.
@@ -230,6 +231,19 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
             "1",
             "--"};
   }
+  const bool root = ::geteuid() == 0;
+  // RLIMIT_NPROC counts every process of the caller's uid. As root each check runs as a uid of
+  // its own, set in the child below. Not as root, the worker's uid is shared: in a cluster by
+  // every container that runs as it (the chart's 10001 on the node), so a limit set before bwrap
+  // would count all of them, and the sandbox failed to start ("Creating new namespace failed:
+  // Resource temporarily unavailable") once they passed it. Inside bwrap's user namespace the
+  // kernel (5.14 or newer) counts only that namespace's processes: util-linux's prlimit sets the
+  // limit there and runs the check.
+  const bool limit_inside = mode_ == Mode::kBubblewrap && !root;
+  if (limit_inside) {
+    const std::string n = std::to_string(limits_.processes);
+    full.insert(full.end(), {"prlimit", "--nproc=" + n + ":" + n, "--"});
+  }
   full.insert(full.end(), argv.begin(), argv.end());
   std::vector<char*> args;
   for (auto& a : full) args.push_back(a.data());
@@ -252,7 +266,6 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
     result.output = "pipe failed";
     return result;
   }
-  const bool root = ::geteuid() == 0;
   const int slot = root ? uids_->acquire() : -1;
   struct SlotRelease {
     UidPool* pool;
@@ -273,6 +286,7 @@ SandboxResult Sandbox::run(const std::vector<std::string>& argv, const std::stri
                        {static_cast<rlim_t>(limits_.memory_bytes), static_cast<rlim_t>(limits_.memory_bytes)},
                        {static_cast<rlim_t>(limits_.processes), static_cast<rlim_t>(limits_.processes)},
                        {static_cast<rlim_t>(limits_.file_bytes), static_cast<rlim_t>(limits_.file_bytes)},
+                       !limit_inside,
                        root,
                        check_uid,
                        {}};

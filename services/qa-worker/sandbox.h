@@ -6,7 +6,8 @@
 // Arguments go to execve as argv; no shell is involved. When the worker runs as root, each
 // running check gets an unprivileged uid of its own (uid_base + slot, no passwd entry needed):
 // RLIMIT_NPROC counts a uid's processes, so the process limit binds one check and concurrent
-// checks cannot use up each other's. Not as root, checks share the worker's uid and limit.
+// checks cannot use up each other's. Not as root (a container's user), bubblewrap's user
+// namespace does the same: the limit is set inside it, where only the check's processes count.
 // Thread-safe: every run is independent.
 #include <chrono>
 #include <cstdint>

@@ -3,12 +3,14 @@
 // integration tier: GenerationLoopTest.TheSandboxContainsHostileFiles.)
 #include "sandbox.h"
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -114,4 +116,49 @@ TEST(Sandbox, WhatACheckLeavesRunningInTheBackgroundIsKilledWithIt) {
   for (int i = 0; i < 100 && !(gone = process_gone(sleeper)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(gone) << "the background sleep " << sleeper << " outlived its check";
+}
+
+// Not as root (the chart runs every container as 10001), RLIMIT_NPROC would count every process
+// of the worker's uid, the other containers' on the node too: with more of them than the limit,
+// every check failed to start ("bwrap: Creating new namespace failed: Resource temporarily
+// unavailable", found running the chart's eight containers). The limit is set inside the
+// sandbox's user namespace, so it counts the check's processes only, and still binds them.
+TEST(Sandbox, AsAnotherUserTheProcessLimitCountsOnlyTheChecksOwnProcesses) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "forks the test process and starts threads in the child, which ThreadSanitizer does not follow";
+#endif
+  WorkDir dir;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // A uid of this test's own that already runs more threads than the limit, as the other
+    // containers of a node do.
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(201999) != 0) ::_exit(10);
+    SandboxLimits limits;
+    limits.processes = 16;
+    std::vector<std::thread> others;
+    for (int i = 0; i < 24; ++i) others.emplace_back([] { ::pause(); });
+    const Sandbox sandbox(Sandbox::Mode::kBubblewrap, limits);
+    const auto ok = sandbox.run({"sh", "-c", "echo started"}, dir.path.string());
+    if (ok.infrastructure_error || ok.exit_code != 0) {
+      std::fprintf(stderr, "the check did not start: %s\n", ok.output.c_str());
+      ::_exit(11);
+    }
+    const auto bomb = sandbox.run(
+        {"python3", "-c",
+         "import os, time\nfor i in range(64):\n    if os.fork() == 0:\n        time.sleep(5)\n        os._exit(0)\n"},
+        dir.path.string());
+    if (bomb.limit != "processes") {
+      std::fprintf(stderr, "64 processes were not stopped at 16: exit %d, limit '%s': %s\n", bomb.exit_code,
+                   bomb.limit.c_str(), bomb.output.c_str());
+      ::_exit(12);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: cannot become uid 201999; 11: a check did not start beside the uid's "
+                                       "other threads; 12: the check's processes were not limited";
 }
