@@ -58,7 +58,7 @@ struct OptionSet::Impl {
   std::vector<std::function<void()>> checks;
 
   Impl(std::string program, std::string description) : app(std::move(description), std::move(program)) {
-    app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG")->envname("AGENTLINE_CONFIG");
+    app.set_config("--config", "", "Config file (TOML/INI); also AGENTLINE_CONFIG");
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.get_formatter()->column_width(38);
   }
@@ -138,6 +138,13 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
   // Environment variables beat the config file and lose to flags. CLI11 ranks the file above
   // the environment, so a variable is passed as a flag unless the command line has that flag.
   std::vector<std::string> all = args;
+  // CLI11 reads the config file before it looks at the environment, so AGENTLINE_CONFIG (how the
+  // Helm chart names each service's file) is passed as --config the same way.
+  if (const char* file = std::getenv("AGENTLINE_CONFIG"); file != nullptr && *file != '\0') {
+    if (std::none_of(args.begin(), args.end(),
+                     [](const std::string& a) { return a == "--config" || a.rfind("--config=", 0) == 0; }))
+      all.push_back(std::string("--config=") + file);
+  }
   for (const auto& name : impl_->names) {
     const char* value = std::getenv(env_name(name).c_str());
     if (value == nullptr) continue;

@@ -57,6 +57,32 @@ TEST_F(OptionsTest, DefaultsFileEnvironmentAndFlagsInThatOrder) {
   EXPECT_EQ(s2.max_in_flight, 32) << "flag beats environment";
 }
 
+// The Helm chart names each service's file with AGENTLINE_CONFIG: it was never read (CLI11 reads
+// the file before the environment), and the chart's per-service config had no effect.
+TEST_F(OptionsTest, TheConfigFileNamedByAgentlineConfigIsReadAndConfigOnTheCommandLineWins) {
+  Settings s;
+  OptionSet o("svc", "test");
+  declare(o, s);
+  auto file = write_temp("agentline-opts-env.toml", "bootstrap-servers = \"env-file:9092\"\n");
+  ::setenv("AGENTLINE_CONFIG", file.c_str(), 1);
+  o.parse(std::vector<std::string>{});
+  EXPECT_EQ(s.bootstrap, "env-file:9092");
+
+  Settings s2;
+  OptionSet o2("svc", "test");
+  declare(o2, s2);
+  auto flag_file = write_temp("agentline-opts-flag.toml", "bootstrap-servers = \"flag-file:9092\"\n");
+  o2.parse(std::vector<std::string>{"--config", flag_file});
+  EXPECT_EQ(s2.bootstrap, "flag-file:9092");
+
+  Settings s3;
+  OptionSet o3("svc", "test");
+  declare(o3, s3);
+  ::setenv("AGENTLINE_CONFIG", "/nonexistent/agentline.toml", 1);
+  EXPECT_THROW(o3.parse(std::vector<std::string>{}), ConfigError)
+      << "a file the environment names and nobody can read is an error, not silently nothing";
+}
+
 TEST_F(OptionsTest, UnknownFlagsAndConfigKeysAreErrors) {
   Settings s;
   OptionSet o("svc", "test");
