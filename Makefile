@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 DEPS ?= test
 CTEST = ctest --output-on-failure -j $(TEST_JOBS) --test-dir
 
-.PHONY: deps configure build binaries test test-unit test-integration test-e2e test-kafka test-llm run-llm test-asan test-tsan \
+.PHONY: deps configure build binaries test test-unit test-integration test-e2e test-kafka test-llm test-container image run-llm test-asan test-tsan \
   asan-build chaos fuzz fuzz-smoke fuzz-build fuzz-merge format-check kafka-up kafka-down run bench clean distclean
 
 deps:
@@ -45,6 +45,15 @@ test-kafka: build
 # (scripts/install-llm.sh, built once per machine). Part of `make test` too.
 test-llm: build
 	$(CTEST) $(BUILD_DIR) -L llm
+
+# The container image: docker/Dockerfile built with podman against a debootstrapped Debian 12
+# base (scripts/build-image.sh; no Docker engine or registry needed), and its test: the demo's
+# pipeline with every process a container of the image (tests/container). Part of `make test`.
+image:
+	bash scripts/build-image.sh
+
+test-container: build
+	$(CTEST) $(BUILD_DIR) -L container
 
 # One clang build with ASan+UBSan serves both the sanitizer tier and the libFuzzer targets
 # (tests/fuzz); TSan has a build of its own. No PCH here: ccache cannot map clang's

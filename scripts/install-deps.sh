@@ -6,7 +6,8 @@
 #   install-deps.sh test   (the default) everything `make test` and CI need on top: the JDK and
 #                          Maven (Apache Kafka), Chromium, Prometheus' promtool, clang and its
 #                          runtime (ASan/UBSan tier, libFuzzer), clang-format, Node.js, Helm, and the
-#                          real-model tier's llama.cpp server with SmolLM2 (scripts/install-llm.sh)
+#                          real-model tier's llama.cpp server with SmolLM2 (scripts/install-llm.sh),
+#                          and podman with runc and debootstrap (the container tier, tests/container)
 # Idempotent: packages already present are skipped. Once a profile is complete, a marker keyed
 # by this script's hash (in the machine-wide cache, scripts/lib/cache.sh) makes later runs
 # return at once; editing this file invalidates it. Runs as root or through sudo.
@@ -29,6 +30,7 @@ test_packages=(
   openjdk-17-jdk-headless maven
   chromium
   clang libclang-rt-14-dev clang-format
+  podman runc catatonit debootstrap uidmap
 )
 case "$profile" in
   run) packages=("${run_packages[@]}") ;;
