@@ -572,20 +572,22 @@ void ConsumerRuntime::Impl::dispatch_held() {
 // How long the poll loop may block: until the next held record or paused tier is due, or a
 // backoff ends.
 int ConsumerRuntime::Impl::ms_until_due() {
-  std::int64_t next = std::numeric_limits<std::int64_t>::max();
+  std::int64_t next_start = std::numeric_limits<std::int64_t>::max();
+  std::int64_t next_resume = next_start;
+  std::int64_t hold_until = 0;
+  const std::int64_t now = now_ms();
   {
     Lock lock(mutex);
     for (const auto& [id, state] : partitions) {
-      if (!state->held.empty()) next = std::min(next, retry_due_ms(state->held.front()));
-      if (state->retry_paused) next = std::min(next, state->due_ms);
+      if (!state->held.empty()) next_start = std::min(next_start, retry_due_ms(state->held.front()));
+      if (state->retry_paused) next_resume = std::min(next_resume, state->due_ms);
     }
     // A backoff's end: dispatching resumes then, not at the next fetch's return (up to 100 ms
     // later; a paced LLM lost a third of its calls to that).
-    if (hold_until_ms > now_ms()) next = std::min(next, hold_until_ms);
+    hold_until = hold_until_ms;
   }
-  for (const auto& q : backlogs) next = std::min(next, q.next_release_ms(now_ms()));
-  if (next == std::numeric_limits<std::int64_t>::max()) return 100;
-  return static_cast<int>(std::clamp<std::int64_t>(next - now_ms(), 0, 100));
+  for (const auto& q : backlogs) next_start = std::min(next_start, q.next_release_ms(now));
+  return poll_wait_ms(next_start, next_resume, hold_until, now);
 }
 
 // Records wait locally and may be dispatched (not while a backoff holds consumption, nor those

@@ -1,6 +1,7 @@
 #include "kafka/flow_control.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace agentline::kafka::detail {
 
@@ -23,6 +24,12 @@ bool FlowControl::should_pause(bool paused, std::size_t rank, bool retry_tier) c
   if (holding_ || higher_waiting || mine >= high_ || (retry_tier && held_ >= held_high_)) return true;
   if (mine <= high_ / 2 && (!retry_tier || held_ <= held_high_ / 2)) return false;
   return paused;
+}
+
+int poll_wait_ms(std::int64_t next_start, std::int64_t next_resume, std::int64_t hold_until, std::int64_t now) {
+  const std::int64_t next = std::min(next_resume, hold_until > now ? hold_until : next_start);
+  if (next == std::numeric_limits<std::int64_t>::max()) return 100;
+  return static_cast<int>(std::clamp<std::int64_t>(next - now, 0, 100));
 }
 
 }  // namespace agentline::kafka::detail

@@ -13,6 +13,7 @@
 // and resumes when none of these holds and the backlog is down to half the bound (hysteresis:
 // every resume costs a fetch round trip). Between the two it keeps its state.
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace agentline::kafka::detail {
@@ -42,5 +43,13 @@ class FlowControl {
   std::size_t held_ = 0;
   bool holding_ = false;
 };
+
+// How long the poll loop may block in librdkafka's poll, in ms (0 to 100): until the first of
+// the next record that may start (`next_start`: a held retry record's due time, a fair-queued
+// key's release) and the next paused retry tier to resume (`next_resume`); INT64_MAX: none. While
+// a backoff holds consumption (until `hold_until`) nothing starts before it ends, so a record
+// already due waits for the hold's end: it made the loop poll without blocking for the whole hold
+// (dev-fix-worker spent a core for the 30 s each LLM outage held it).
+int poll_wait_ms(std::int64_t next_start, std::int64_t next_resume, std::int64_t hold_until, std::int64_t now);
 
 }  // namespace agentline::kafka::detail

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace agentline::kafka::detail {
 namespace {
 
@@ -37,6 +40,21 @@ TEST(FlowControlTest, PriorityBackpressureWithHysteresisAndHoldsDecideEachPartit
     flow.observe(c.waiting, c.held, c.holding);
     EXPECT_EQ(flow.should_pause(c.paused, c.rank, c.tier), c.want) << c.what;
   }
+}
+
+// The poll loop's wait. While a backoff holds consumption, a held retry record already due
+// cannot start: the loop waits for the hold's end (at most 100 ms a turn), not 0 ms, which spun
+// a core for the whole hold. A paused tier still resumes on time during a hold.
+TEST(FlowControlTest, ThePollLoopWaitsForAHoldsEndNotForARecordThatCannotStartDuringIt) {
+  constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
+  const std::int64_t now = 1'000'000;
+  EXPECT_EQ(poll_wait_ms(now - 50, kNone, now + 30'000, now), 100) << "due, but held for 30 s";
+  EXPECT_EQ(poll_wait_ms(now - 50, kNone, now + 20, now), 20) << "due; the hold ends in 20 ms";
+  EXPECT_EQ(poll_wait_ms(now - 50, now + 10, now + 30'000, now), 10) << "a tier resumes in 10 ms";
+  EXPECT_EQ(poll_wait_ms(now - 50, kNone, now - 1, now), 0) << "the hold is over: start it now";
+  EXPECT_EQ(poll_wait_ms(now + 40, kNone, 0, now), 40);
+  EXPECT_EQ(poll_wait_ms(kNone, kNone, 0, now), 100) << "nothing due: the loop's longest wait";
+  EXPECT_EQ(poll_wait_ms(kNone, kNone, now + 70, now), 70) << "a hold ends: dispatching resumes then";
 }
 
 }  // namespace
