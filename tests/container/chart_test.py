@@ -64,10 +64,9 @@ def run(cmd, **kw):
 
 image = subprocess.run(["bash", os.path.join(root, "scripts", "build-image.sh")], check=True, text=True,
                        stdout=subprocess.PIPE).stdout.strip()
-conf = os.path.join(os.environ.get("AGENTLINE_CACHE_DIR") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ["HOME"], ".cache"), "agentline"),
-    "podman", "containers.conf")
-os.environ["CONTAINERS_CONF"] = conf  # written by build-image.sh (scripts/lib/podman.sh)
+# podman's settings for these machines, from scripts/lib/podman.sh as build-image.sh used them.
+os.environ["CONTAINERS_CONF"] = run(["bash", "-c", '. "$0/scripts/lib/cache.sh" && . "$0/scripts/lib/podman.sh" && '
+                                     'agentline_podman_setup && echo "$CONTAINERS_CONF"', root]).strip()
 bootstrap = open(os.path.join(kafka_state, "bootstrap")).read().strip()
 repository, tag = image.rsplit(":", 1)
 work = tempfile.mkdtemp(prefix="agentline-chart-")

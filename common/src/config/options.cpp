@@ -138,21 +138,18 @@ OptionSet::Outcome OptionSet::parse(const std::vector<std::string>& args) {
   // Environment variables beat the config file and lose to flags. CLI11 ranks the file above
   // the environment, so a variable is passed as a flag unless the command line has that flag.
   std::vector<std::string> all = args;
-  // CLI11 reads the config file before it looks at the environment, so AGENTLINE_CONFIG (how the
-  // Helm chart names each service's file) is passed as --config the same way.
-  if (const char* file = std::getenv("AGENTLINE_CONFIG"); file != nullptr && *file != '\0') {
-    if (std::none_of(args.begin(), args.end(),
-                     [](const std::string& a) { return a == "--config" || a.rfind("--config=", 0) == 0; }))
-      all.push_back(std::string("--config=") + file);
-  }
-  for (const auto& name : impl_->names) {
-    const char* value = std::getenv(env_name(name).c_str());
-    if (value == nullptr) continue;
+  auto from_environment = [&](const std::string& name, const char* value) {
+    if (value == nullptr) return;
     const std::string flag = "--" + name;
     bool on_command_line = std::any_of(args.begin(), args.end(),
                                        [&](const std::string& a) { return a == flag || a.rfind(flag + "=", 0) == 0; });
     if (!on_command_line) all.push_back(flag + "=" + value);
-  }
+  };
+  // CLI11 reads the config file before it looks at the environment, so AGENTLINE_CONFIG (how the
+  // Helm chart names each service's file) is passed as --config the same way.
+  const char* config_file = std::getenv("AGENTLINE_CONFIG");
+  from_environment("config", config_file != nullptr && *config_file != '\0' ? config_file : nullptr);
+  for (const auto& name : impl_->names) from_environment(name, std::getenv(env_name(name).c_str()));
   std::vector<std::string> reversed(all.rbegin(), all.rend());
   try {
     impl_->app.parse(reversed);
