@@ -9,6 +9,10 @@
 namespace agentline::outbox {
 namespace {
 
+// Version 1: an item's contents (file, inbound record, headers) live in `bodies`, written once
+// at staging, so the status changes of the upload loop rewrite small rows (many to a page)
+// rather than a page per item. Version 0 kept them in `items`; opening one moves them.
+constexpr int kSchemaVersion = 1;
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS items (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -21,10 +25,7 @@ CREATE TABLE IF NOT EXISTS items (
   kind TEXT NOT NULL,
   path TEXT NOT NULL DEFAULT '',
   title TEXT NOT NULL DEFAULT '',
-  content TEXT NOT NULL DEFAULT '',
   content_sha256 TEXT NOT NULL DEFAULT '',
-  message TEXT NOT NULL DEFAULT '',
-  headers_json TEXT NOT NULL DEFAULT '[]',
   source_topic TEXT NOT NULL DEFAULT '',
   source_partition INTEGER NOT NULL DEFAULT 0,
   source_offset INTEGER NOT NULL DEFAULT 0,
@@ -41,27 +42,64 @@ CREATE TABLE IF NOT EXISTS items (
   created_ms INTEGER NOT NULL,
   updated_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bodies (
+  seq INTEGER PRIMARY KEY,
+  content TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  headers_json TEXT NOT NULL DEFAULT '[]'
+);
 CREATE INDEX IF NOT EXISTS items_due ON items (status, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS items_job ON items (job_id, status);
+CREATE INDEX IF NOT EXISTS items_path ON items (job_id, path) WHERE kind = 'file';
 CREATE INDEX IF NOT EXISTS items_events ON items (event_pending) WHERE event_pending = 1;
 )sql";
 
+// Version 0 to 1, in the transaction that opens the store.
+constexpr const char* kMoveBodies = R"sql(
+CREATE TABLE bodies (
+  seq INTEGER PRIMARY KEY,
+  content TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  headers_json TEXT NOT NULL DEFAULT '[]'
+);
+INSERT INTO bodies (seq, content, message, headers_json) SELECT seq, content, message, headers_json FROM items;
+ALTER TABLE items DROP COLUMN content;
+ALTER TABLE items DROP COLUMN message;
+ALTER TABLE items DROP COLUMN headers_json;
+)sql";
+
 constexpr const char* kColumns =
-    "i.seq, i.staging_key, i.job_id, i.task_id, i.item_id, i.parent_id, i.kind, i.path, i.title, i.content, "
-    "i.content_sha256, i.message, i.headers_json, i.source_topic, i.source_partition, i.source_offset, "
+    "i.seq, i.staging_key, i.job_id, i.task_id, i.item_id, i.parent_id, i.kind, i.path, i.title, b.content, "
+    "i.content_sha256, b.message, b.headers_json, i.source_topic, i.source_partition, i.source_offset, "
     "i.source_timestamp_ms, i.status, i.attempts, i.rounds, i.reconcile, i.remote_id, i.remote_url, i.last_error, "
     "p.remote_id";
 
 // SELECT of every item column (and the parent's remote id), followed by `where`.
 std::string select_items(std::string_view where) {
   std::string query = "SELECT ";
-  query.append(kColumns).append(" FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key ").append(where);
+  query.append(kColumns)
+      .append(" FROM items i JOIN bodies b ON b.seq = i.seq LEFT JOIN items p ON p.staging_key = i.parent_key ")
+      .append(where);
   return query;
 }
 
 }  // namespace
 
-OutboxStore::OutboxStore(const std::string& path) : db_(path) { db_.exec(kSchema); }
+OutboxStore::OutboxStore(const std::string& path) : db_(path) {
+  storage::Database::Transaction tx(db_);
+  auto version = db_.prepare("PRAGMA user_version");
+  const auto found = version.step() ? version.integer(0) : 0;
+  if (found > kSchemaVersion)
+    throw storage::SqliteError("the outbox " + path + " has schema version " + std::to_string(found) +
+                               "; this outbox-uploader knows up to " + std::to_string(kSchemaVersion));
+  if (found == 0) {
+    auto has = db_.prepare("SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'content'");
+    if (has.step() && has.integer(0) > 0) db_.exec(kMoveBodies);
+  }
+  db_.exec(kSchema);
+  db_.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+  tx.commit();
+}
 
 OutboxItem OutboxStore::read_row(storage::Statement& s) const {
   OutboxItem it;
@@ -147,9 +185,9 @@ StageOutcome OutboxStore::stage_locked(const OutboxItem& item, bool rearm, std::
   bool superseded = false;
   if (item.first_version && item.kind == "file" && !item.path.empty()) {
     auto taken = db_.prepare(
-        "SELECT task_id, COALESCE(CASE WHEN json_valid(message) THEN json_extract(message, '$.payload.fix_attempt') "
-        "END, 0) FROM items WHERE job_id = ?1 "
-        "AND path = ?2 AND kind = 'file' AND task_id != ?3 ORDER BY seq DESC LIMIT 1");
+        "SELECT i.task_id, COALESCE(CASE WHEN json_valid(b.message) THEN json_extract(b.message, "
+        "'$.payload.fix_attempt') END, 0) FROM items i JOIN bodies b ON b.seq = i.seq WHERE i.job_id = ?1 "
+        "AND i.path = ?2 AND i.kind = 'file' AND i.task_id != ?3 ORDER BY i.seq DESC LIMIT 1");
     taken.bind(1, item.job_id).bind(2, item.path).bind(3, item.task_id);
     if (taken.step()) {
       if (taken_by) *taken_by = taken.text(0);
@@ -158,10 +196,9 @@ StageOutcome OutboxStore::stage_locked(const OutboxItem& item, bool rearm, std::
     }
   }
   auto insert = db_.prepare(
-      "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, content, "
-      "content_sha256, message, headers_json, source_topic, source_partition, source_offset, source_timestamp_ms, "
-      "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-      "?18, ?18) "
+      "INSERT INTO items (staging_key, job_id, task_id, item_id, parent_key, parent_id, kind, path, title, "
+      "content_sha256, source_topic, source_partition, source_offset, source_timestamp_ms, created_ms, updated_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) "
       "ON CONFLICT (staging_key) DO NOTHING");
   insert.bind(1, item.staging_key).bind(2, item.job_id).bind(3, item.task_id).bind(4, item.item_id);
   if (item.parent_id) {
@@ -169,11 +206,12 @@ StageOutcome OutboxStore::stage_locked(const OutboxItem& item, bool rearm, std::
   } else {
     insert.bind_null(5).bind_null(6);
   }
-  insert.bind(7, item.kind).bind(8, item.path).bind(9, item.title).bind(10, item.content).bind(11, item.content_sha256);
-  insert.bind(12, item.message).bind(13, item.headers_json).bind(14, item.source_topic);
-  insert.bind(15, static_cast<std::int64_t>(item.source_partition)).bind(16, item.source_offset);
-  insert.bind(17, item.source_timestamp_ms).bind(18, now);
+  insert.bind(7, item.kind).bind(8, item.path).bind(9, item.title).bind(10, item.content_sha256);
+  insert.bind(11, item.source_topic).bind(12, static_cast<std::int64_t>(item.source_partition));
+  insert.bind(13, item.source_offset).bind(14, item.source_timestamp_ms).bind(15, now);
   if (insert.run() == 1) {
+    auto body = db_.prepare("INSERT INTO bodies (seq, content, message, headers_json) VALUES (?1, ?2, ?3, ?4)");
+    body.bind(1, db_.last_insert_rowid()).bind(2, item.content).bind(3, item.message).bind(4, item.headers_json).run();
     if (!superseded) return StageOutcome::kStaged;
     // Nothing to upload: its UPLOADED event is owed (the path is delivered by the newer version).
     auto done = db_.prepare(
@@ -204,23 +242,7 @@ int OutboxStore::recover_in_flight() {
   return static_cast<int>(s.run());
 }
 
-std::vector<OutboxItem> OutboxStore::claim(int limit, std::int64_t now_ms) {
-  std::lock_guard lock(mu_);
-  storage::Database::Transaction tx(db_);
-  auto s =
-      db_.prepare(select_items("WHERE i.status = 'pending' AND i.next_attempt_ms <= ?1"
-                               " AND (i.parent_key IS NULL OR p.status = 'uploaded') ORDER BY i.seq LIMIT ?2"));
-  s.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
-  std::vector<OutboxItem> out;
-  while (s.step()) out.push_back(read_row(s));
-  auto mark = db_.prepare("UPDATE items SET status = 'in_flight', updated_ms = ?2 WHERE seq = ?1");
-  for (auto& item : out) {
-    mark.bind(1, item.seq).bind(2, now_ms).run();
-    item.status = "in_flight";
-  }
-  tx.commit();
-  return out;
-}
+std::vector<OutboxItem> OutboxStore::claim(int limit, std::int64_t now_ms) { return pass({}, {}, limit, now_ms); }
 
 std::optional<std::int64_t> OutboxStore::next_due_ms() {
   std::lock_guard lock(mu_);
@@ -231,34 +253,62 @@ std::optional<std::int64_t> OutboxStore::next_due_ms() {
   return std::nullopt;
 }
 
-void OutboxStore::settle(const std::vector<Settlement>& settled, std::int64_t now_ms) {
-  if (settled.empty()) return;
+void OutboxStore::settle(const std::vector<Settlement>& settled, std::int64_t now_ms) { pass(settled, {}, 0, now_ms); }
+
+std::vector<OutboxItem> OutboxStore::pass(const std::vector<Settlement>& settled,
+                                          const std::vector<std::int64_t>& published, int claim_limit,
+                                          std::int64_t now_ms) {
+  std::vector<OutboxItem> claimed;
+  if (settled.empty() && published.empty() && claim_limit <= 0) return claimed;
   std::lock_guard lock(mu_);
   storage::Database::Transaction tx(db_);
-  auto uploaded = db_.prepare(
-      "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "
-      "last_error = '', attempts = attempts + 1, updated_ms = ?4 WHERE seq = ?1");
-  auto retry = db_.prepare(
-      "UPDATE items SET status = 'pending', attempts = ?2, next_attempt_ms = ?3, last_error = ?4, updated_ms = ?5 "
-      "WHERE seq = ?1");
-  auto failed = db_.prepare(
-      "UPDATE items SET status = 'failed', attempts = ?2, last_error = ?3, event_pending = 1, reconcile = 0, "
-      "updated_ms = ?4 WHERE seq = ?1");
-  using Kind = Settlement::Kind;
-  for (const auto& s : settled) {
-    switch (s.kind) {
-      case Kind::kUploaded:
-        uploaded.bind(1, s.seq).bind(2, s.remote_id).bind(3, s.remote_url).bind(4, now_ms).run();
-        break;
-      case Kind::kRetry:
-        retry.bind(1, s.seq).bind(2, s.attempts).bind(3, s.next_attempt_ms).bind(4, s.error).bind(5, now_ms).run();
-        break;
-      case Kind::kFailed:
-        failed.bind(1, s.seq).bind(2, s.attempts).bind(3, s.error).bind(4, now_ms).run();
-        break;
+  if (!settled.empty()) {
+    auto uploaded = db_.prepare(
+        "UPDATE items SET status = 'uploaded', remote_id = ?2, remote_url = ?3, reconcile = 0, event_pending = 1, "
+        "last_error = '', attempts = attempts + 1, updated_ms = ?4 WHERE seq = ?1");
+    auto retry = db_.prepare(
+        "UPDATE items SET status = 'pending', attempts = ?2, next_attempt_ms = ?3, last_error = ?4, updated_ms = ?5 "
+        "WHERE seq = ?1");
+    auto failed = db_.prepare(
+        "UPDATE items SET status = 'failed', attempts = ?2, last_error = ?3, event_pending = 1, reconcile = 0, "
+        "updated_ms = ?4 WHERE seq = ?1");
+    auto released = db_.prepare("UPDATE items SET status = 'pending' WHERE seq = ?1 AND status = 'in_flight'");
+    using Kind = Settlement::Kind;
+    for (const auto& s : settled) {
+      switch (s.kind) {
+        case Kind::kUploaded:
+          uploaded.bind(1, s.seq).bind(2, s.remote_id).bind(3, s.remote_url).bind(4, now_ms).run();
+          break;
+        case Kind::kRetry:
+          retry.bind(1, s.seq).bind(2, s.attempts).bind(3, s.next_attempt_ms).bind(4, s.error).bind(5, now_ms).run();
+          break;
+        case Kind::kFailed:
+          failed.bind(1, s.seq).bind(2, s.attempts).bind(3, s.error).bind(4, now_ms).run();
+          break;
+        case Kind::kReleased:
+          released.bind(1, s.seq).run();
+          break;
+      }
+    }
+  }
+  if (!published.empty()) {
+    auto mark = db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1");
+    for (const auto seq : published) mark.bind(1, seq).run();
+  }
+  if (claim_limit > 0) {
+    auto s =
+        db_.prepare(select_items("WHERE i.status = 'pending' AND i.next_attempt_ms <= ?1"
+                                 " AND (i.parent_key IS NULL OR p.status = 'uploaded') ORDER BY i.seq LIMIT ?2"));
+    s.bind(1, now_ms).bind(2, static_cast<std::int64_t>(claim_limit));
+    while (s.step()) claimed.push_back(read_row(s));
+    auto mark = db_.prepare("UPDATE items SET status = 'in_flight', updated_ms = ?2 WHERE seq = ?1");
+    for (auto& item : claimed) {
+      mark.bind(1, item.seq).bind(2, now_ms).run();
+      item.status = "in_flight";
     }
   }
   tx.commit();
+  return claimed;
 }
 
 int OutboxStore::fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms) {
@@ -274,11 +324,6 @@ int OutboxStore::fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms
   return static_cast<int>(s.bind(1, staged_before_ms).bind(2, now_ms).run());
 }
 
-void OutboxStore::release(std::int64_t seq) {
-  std::lock_guard lock(mu_);
-  db_.prepare("UPDATE items SET status = 'pending' WHERE seq = ?1 AND status = 'in_flight'").bind(1, seq).run();
-}
-
 std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
   std::lock_guard lock(mu_);
   auto s = db_.prepare(select_items("WHERE i.event_pending = 1 ORDER BY i.seq LIMIT ?1"));
@@ -288,14 +333,7 @@ std::vector<OutboxItem> OutboxStore::owed_events(int limit) {
   return out;
 }
 
-void OutboxStore::events_published(const std::vector<std::int64_t>& seqs) {
-  if (seqs.empty()) return;
-  std::lock_guard lock(mu_);
-  storage::Database::Transaction tx(db_);
-  auto s = db_.prepare("UPDATE items SET event_pending = 0 WHERE seq = ?1");
-  for (const auto seq : seqs) s.bind(1, seq).run();
-  tx.commit();
-}
+void OutboxStore::events_published(const std::vector<std::int64_t>& seqs) { pass({}, seqs, 0, 0); }
 
 std::map<std::string, std::int64_t> OutboxStore::summary(const std::string& job_id) {
   std::lock_guard lock(mu_);
@@ -341,7 +379,10 @@ std::int64_t OutboxStore::in_flight_from(const std::vector<std::pair<std::string
 
 void OutboxStore::remove(std::int64_t seq) {
   std::lock_guard lock(mu_);
+  storage::Database::Transaction tx(db_);
+  db_.prepare("DELETE FROM bodies WHERE seq = ?1").bind(1, seq).run();
   db_.prepare("DELETE FROM items WHERE seq = ?1").bind(1, seq).run();
+  tx.commit();
 }
 
 std::vector<OutboxItem> OutboxStore::items(const std::string& job_id, const std::string& status, int limit) {

@@ -82,9 +82,10 @@ class OutboxStore {
   // The earliest next attempt among pending items whose parent is uploaded.
   std::optional<std::int64_t> next_due_ms();
 
-  // What became of one claimed item: uploaded, due again at `next_attempt_ms` (retry), or failed.
+  // What became of one claimed item: uploaded, due again at `next_attempt_ms` (retry), failed,
+  // or released (not attempted: the uploader stopped or paused; pending again, no attempt counted).
   struct Settlement {
-    enum class Kind { kUploaded, kRetry, kFailed };
+    enum class Kind { kUploaded, kRetry, kFailed, kReleased };
     Kind kind = Kind::kUploaded;
     std::int64_t seq = 0;
     int attempts = 0;                   // retry, failed
@@ -95,14 +96,17 @@ class OutboxStore {
   // Settles a batch's items in one transaction. A crash before it leaves them in_flight, and
   // the next start reconciles them with the target (recover_in_flight).
   void settle(const std::vector<Settlement>& settled, std::int64_t now_ms);
+  // The upload loop's one transaction per pass (one sync of the disk): settles what finished,
+  // marks the events Kafka acknowledged as published, then claims up to `claim_limit` items
+  // (children of items settled here as uploaded included). claim(), settle() and
+  // events_published() are this with the other parts empty.
+  std::vector<OutboxItem> pass(const std::vector<Settlement>& settled, const std::vector<std::int64_t>& published,
+                               int claim_limit, std::int64_t now_ms);
   // Children that cannot be uploaded because of their parent: one whose parent was never
   // staged, staged before `staged_before_ms` (--parent-wait), or whose parent failed for good,
   // fails now with "parent_missing: ..." (its UPLOAD_FAILED event and DLQ record owed). A
   // parent still pending or retrying keeps its children waiting. Returns how many.
   int fail_orphans(std::int64_t staged_before_ms, std::int64_t now_ms);
-  // A crashed process may leave an in_flight item whose outcome the next one settles; an
-  // item handed back by a stopping uploader returns to pending without an attempt counted.
-  void release(std::int64_t seq);
 
   // Items not uploaded yet (pending or in flight) staged from these partitions (topic,
   // partition): what a replica hands over when it loses them. remove() forgets one.

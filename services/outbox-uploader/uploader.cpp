@@ -46,10 +46,10 @@ Uploader::Uploader(UploaderConfig config, OutboxStore& store, Target& target, st
       retry_(config_.retry),
       batcher_(config_.batch),
       breaker_("target-" + target.name(), config_.breaker),
-      helpers_("uploads", [&] {
+      uploaders_("uploads", [&] {
         resilience::WorkerPoolConfig pool;
         pool.min_threads = 0;
-        pool.max_threads = std::max(1, config_.concurrency - 1);
+        pool.max_threads = std::max(1, config_.concurrency);
         pool.idle_timeout = std::chrono::minutes(1);
         return pool;
       }()) {
@@ -194,7 +194,15 @@ std::optional<kafka::Failure> Uploader::stage(const kafka::InboundRecord& record
                       : outcome == StageOutcome::kSuperseded  ? "superseded"
                                                               : "duplicate";
   staged_->Add({{"outcome", label}}).Increment();
-  if (outcome != StageOutcome::kDuplicate && passes_) passes_->wake();
+  if (outcome == StageOutcome::kReannounced || outcome == StageOutcome::kSuperseded) events_owed();
+  if (outcome != StageOutcome::kDuplicate && passes_) {
+    {
+      std::lock_guard lock(mu_);
+      staged_since_pass_ = true;
+    }
+    finished_.notify_all();
+    passes_->wake();
+  }
   return std::nullopt;
 }
 
@@ -202,119 +210,196 @@ void Uploader::start() {
   const int recovered = store_.recover_in_flight();
   if (recovered > 0)
     spdlog::warn("{} item(s) were in flight when the last run stopped; reconciling them with the target", recovered);
-  passes_ =
-      std::make_unique<service::PeriodicTask>("upload pass", config_.idle_poll, [this] { return run_once() > 0; });
+  passes_ = std::make_unique<service::PeriodicTask>("upload pass", config_.idle_poll, [this] { return pass(); });
+  std::lock_guard lock(announcements_->mu);
+  announcements_->passes = passes_.get();
 }
 
 void Uploader::stop() {
   if (stop_.exchange(true) || !passes_) return;
+  {
+    std::lock_guard lock(announcements_->mu);
+    announcements_->passes = nullptr;
+  }
+  wake_pass();
   passes_->stop();
   try {
-    publish_owed_events();
+    // The upload threads release what they have not started (stop_) and finish what they have.
+    {
+      std::unique_lock lock(mu_);
+      finished_.wait(lock, [&] { return outstanding_ == 0; });
+    }
+    pass();
+    send_owed_events();
+    producer_->flush(std::chrono::seconds(30));
+    std::vector<std::int64_t> acknowledged;
+    {
+      std::lock_guard lock(announcements_->mu);
+      acknowledged.swap(announcements_->acknowledged);
+    }
+    store_.events_published(acknowledged);
   } catch (const std::exception& e) {
-    spdlog::error("publishing owed events at stop failed: {}", e.what());
+    spdlog::error("settling and publishing at stop failed: {}", e.what());
   }
 }
 
-int Uploader::run_once() {
+bool Uploader::pass() {
   // Orphans are looked for once a second, not on every pass (the query reads every pending child).
   const auto started_ms = events::now_ms();
   if (started_ms >= next_orphan_check_ms_) {
     next_orphan_check_ms_ = started_ms + 1000;
-    if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms))
+    if (const int n = store_.fail_orphans(started_ms - config_.parent_wait.count(), started_ms)) {
       spdlog::warn("{} item(s) failed: their parent failed or never arrived within --parent-wait", n);
+      events_owed();
+    }
   }
-  publish_owed_events();
-  helpers_.tick();
-  batch_size_->Set(batcher_.batch_size());
-  const auto now = events::now_ms();
-  if (now < paused_until_ms_.load() || handing_over_) return 0;
-  if (breaker_.retry_after() > resilience::Duration{0}) return 0;  // open: wait for the probe time
-  auto batch = store_.claim(batcher_.batch_size(), now);
-  if (batch.empty()) return 0;
-  const auto started = std::chrono::steady_clock::now();
-  upload_batch(batch);
-  batcher_.record(static_cast<int>(batch.size()), std::chrono::steady_clock::now() - started);
-  publish_owed_events();
-  return static_cast<int>(batch.size());
-}
-
-void Uploader::upload_batch(std::vector<OutboxItem>& batch) {
-  std::atomic<std::size_t> next{0};
-  std::mutex settled_mu;
+  uploaders_.tick();
   std::vector<OutboxStore::Settlement> settled;
-  auto work = [&] {
-    for (std::size_t i = next++; i < batch.size(); i = next++) {
-      const auto& item = batch[i];
-      if (stop_ || events::now_ms() < paused_until_ms_.load()) {
-        store_.release(item.seq);
-        continue;
-      }
-      auto permit = breaker_.try_acquire();
-      if (!permit) {
-        uploads_->Add({{"target", target_.name()}, {"outcome", "not_permitted"}}).Increment();
-        store_.release(item.seq);
-        continue;
-      }
-      const auto t0 = std::chrono::steady_clock::now();
-      UploadOutcome outcome;
-      try {
-        outcome = target_.upload(item);
-      } catch (const std::exception& e) {
-        outcome = UploadOutcome::failed(UploadOutcome::Kind::kRetry, "exception", e.what());
-      }
-      const auto took = std::chrono::steady_clock::now() - t0;
-      // A 429 says "slower", not "broken": it does not count against the breaker.
-      if (outcome.kind == UploadOutcome::Kind::kRetry) {
-        if (outcome.error_class == "http_429") {
-          permit.ignore();
-        } else {
-          permit.failure();
-        }
-      } else {
-        permit.success();
-      }
-      auto settlement = settle(item, outcome, took);
-      std::lock_guard lock(settled_mu);
-      settled.push_back(std::move(settlement));
+  std::vector<std::int64_t> acknowledged;
+  // Claimed ahead by one batch, so the uploads go on while a pass's transaction waits and syncs.
+  const int batch = batcher_.batch_size();
+  const int window = 2 * batch;
+  int room = 0;
+  {
+    // While uploads run, a transaction is worth its sync of the disk once half the window has
+    // finished, when all of it has, when an upload has waited kSettleWait to be settled, or when
+    // newly staged items fit.
+    constexpr auto kSettleWait = std::chrono::milliseconds(10);
+    std::unique_lock lock(mu_);
+    const int refill = std::max(1, batch / 2);
+    const auto ready = [&] {
+      return stop_ || outstanding_ == 0 || static_cast<int>(settled_.size()) >= refill ||
+             (staged_since_pass_ && window - outstanding_ >= refill);
+    };
+    const auto give_up = std::chrono::steady_clock::now() + config_.idle_poll;
+    while (!ready()) {
+      const auto until = settled_.empty() ? give_up : std::min(give_up, first_settled_ + kSettleWait);
+      if (finished_.wait_until(lock, until) == std::cv_status::timeout && std::chrono::steady_clock::now() >= until)
+        break;
     }
-  };
-  run_beside_helpers(batch.size(), work);
-  // One transaction for the batch. A crash before it leaves the items in_flight: the next start
-  // reconciles them with the target (idempotency key or existence check) before creating
-  // anything, as for a crash in the middle of an upload.
-  store_.settle(settled, events::now_ms());
+    settled.swap(settled_);
+    staged_since_pass_ = false;
+    room = window - outstanding_;
+  }
+  const auto now = events::now_ms();
+  const bool may_claim = !stop_ && !handing_over_ && now >= paused_until_ms_.load() &&
+                         breaker_.retry_after() <= resilience::Duration{0};  // open: wait for the probe time
+  {
+    std::lock_guard lock(announcements_->mu);
+    acknowledged.swap(announcements_->acknowledged);
+  }
+  std::vector<OutboxItem> claimed;
+  try {
+    claimed = store_.pass(settled, acknowledged, may_claim ? room : 0, now);
+  } catch (...) {
+    // Not written (a full disk, a locked file): kept for the next pass.
+    {
+      std::lock_guard lock(mu_);
+      settled_.insert(settled_.end(), settled.begin(), settled.end());
+    }
+    std::lock_guard lock(announcements_->mu);
+    announcements_->acknowledged.insert(announcements_->acknowledged.end(), acknowledged.begin(), acknowledged.end());
+    throw;
+  }
+  if (!settled.empty()) events_owed();
+  if (!acknowledged.empty()) {
+    std::lock_guard lock(announcements_->mu);
+    for (const auto seq : acknowledged) announcements_->on_their_way.erase(seq);
+  }
+  const auto at = std::chrono::steady_clock::now();
+  if (!settled.empty()) batcher_.record(static_cast<int>(settled.size()), at - window_since_);
+  {
+    std::lock_guard lock(mu_);
+    if (!settled.empty() || outstanding_ == 0) window_since_ = at;
+    outstanding_ += static_cast<int>(claimed.size());
+    for (auto& item : claimed) claimed_.push_back(std::move(item));
+    start_uploaders_locked();
+  }
+  batch_size_->Set(batcher_.batch_size());
+  send_owed_events();
+  std::lock_guard lock(mu_);
+  return outstanding_ > 0 || !settled_.empty();
 }
 
-void Uploader::run_beside_helpers(std::size_t items, const std::function<void()>& work) {
-  const std::size_t threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, config_.concurrency)), items);
-  // The helpers run `work` beside this thread; every one has ended (or never started: a full
-  // pool leaves more to this thread) before the batch, on this frame, goes out of scope.
-  struct Helpers {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::size_t started = 0, ended = 0;
-    ~Helpers() {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return ended == started; });
+void Uploader::wake_pass() {
+  { std::lock_guard lock(mu_); }  // a pass between its check and its wait gets the notification
+  finished_.notify_all();
+}
+
+void Uploader::events_owed() {
+  std::lock_guard lock(announcements_->mu);
+  announcements_->owed = true;
+}
+
+void Uploader::start_uploaders_locked() {
+  const int wanted = std::min(std::max(1, config_.concurrency), static_cast<int>(claimed_.size()));
+  while (running_uploaders_ < wanted) {
+    ++running_uploaders_;
+    if (!uploaders_.submit([this] { upload_claimed(); })) {
+      --running_uploaders_;
+      break;
     }
-  } helpers;
-  for (std::size_t t = 1; t < threads; ++t) {
-    std::lock_guard lock(helpers.mu);
-    const bool taken = helpers_.submit([&] {
-      struct End {
-        Helpers& h;
-        ~End() {
-          std::lock_guard lock(h.mu);
-          ++h.ended;
-          h.cv.notify_all();
-        }
-      } end{helpers};
-      work();
-    });
-    if (taken) ++helpers.started;
   }
-  work();
+  if (running_uploaders_ == 0 && !claimed_.empty()) {
+    // The pool refused (stopping): nothing is attempted; the items are pending again.
+    for (const auto& item : claimed_)
+      settled_.push_back({.kind = OutboxStore::Settlement::Kind::kReleased, .seq = item.seq});
+    outstanding_ -= static_cast<int>(claimed_.size());
+    claimed_.clear();
+  }
+}
+
+void Uploader::upload_claimed() {
+  for (;;) {
+    OutboxItem item;
+    {
+      std::lock_guard lock(mu_);
+      if (claimed_.empty()) {
+        --running_uploaders_;
+        return;
+      }
+      item = std::move(claimed_.front());
+      claimed_.pop_front();
+    }
+    auto settlement = upload_one(item);
+    {
+      std::lock_guard lock(mu_);
+      if (settled_.empty()) first_settled_ = std::chrono::steady_clock::now();
+      settled_.push_back(std::move(settlement));
+      --outstanding_;
+    }
+    finished_.notify_all();
+  }
+}
+
+OutboxStore::Settlement Uploader::upload_one(const OutboxItem& item) {
+  using Settlement = OutboxStore::Settlement;
+  if (stop_ || events::now_ms() < paused_until_ms_.load())
+    return {.kind = Settlement::Kind::kReleased, .seq = item.seq};
+  auto permit = breaker_.try_acquire();
+  if (!permit) {
+    uploads_->Add({{"target", target_.name()}, {"outcome", "not_permitted"}}).Increment();
+    return {.kind = Settlement::Kind::kReleased, .seq = item.seq};
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  UploadOutcome outcome;
+  try {
+    outcome = target_.upload(item);
+  } catch (const std::exception& e) {
+    outcome = UploadOutcome::failed(UploadOutcome::Kind::kRetry, "exception", e.what());
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // A 429 says "slower", not "broken": it does not count against the breaker.
+  if (outcome.kind == UploadOutcome::Kind::kRetry) {
+    if (outcome.error_class == "http_429") {
+      permit.ignore();
+    } else {
+      permit.failure();
+    }
+  } else {
+    permit.success();
+  }
+  return settle(item, outcome, took);
 }
 
 OutboxStore::Settlement Uploader::settle(const OutboxItem& item, const UploadOutcome& outcome,
@@ -361,17 +446,30 @@ OutboxStore::Settlement Uploader::settle(const OutboxItem& item, const UploadOut
   return settled;
 }
 
-void Uploader::publish_owed_events() {
-  auto owed = store_.owed_events(256);
-  if (owed.empty()) return;
+void Uploader::send_owed_events() {
+  const auto shared = announcements_;
+  std::size_t on_their_way = 0;
+  {
+    std::lock_guard lock(shared->mu);
+    if (!shared->owed) return;
+    shared->owed = false;
+    on_their_way = shared->on_their_way.size();
+  }
+  // Those on their way are still owed until marked: read past them and skip them.
+  const int limit = static_cast<int>(256 + on_their_way);
+  const auto owed = store_.owed_events(limit);
+  if (static_cast<int>(owed.size()) == limit) events_owed();  // more than one read holds
   struct Pending {
     std::int64_t seq;
     std::atomic<int> outstanding{0};
     std::atomic<bool> failed{false};
   };
-  std::vector<std::unique_ptr<Pending>> pending;
   for (const auto& item : owed) {
-    auto p = std::make_unique<Pending>();
+    {
+      std::lock_guard lock(shared->mu);
+      if (!shared->on_their_way.insert(item.seq).second) continue;
+    }
+    auto p = std::make_shared<Pending>();
     p->seq = item.seq;
     const bool uploaded = item.status == "uploaded";
     nlohmann::json payload = {{"target", target_.name()}};
@@ -414,28 +512,25 @@ void Uploader::publish_owed_events() {
     p->outstanding = static_cast<int>(records.size());
     for (auto& rec : records) {
       const std::string type = rec.topic == events_topic_ ? event["type"].get<std::string>() : "dlq";
-      Pending* raw = p.get();
-      producer_->send(rec, [this, raw, type](const kafka::DeliveryReport& report) {
+      producer_->send(rec, [shared, published = published_, p, type](const kafka::DeliveryReport& report) {
         if (!report.ok) {
-          raw->failed = true;
+          p->failed = true;
         } else {
-          published_->Add({{"type", type}}).Increment();
+          published->Add({{"type", type}}).Increment();
         }
-        raw->outstanding--;
+        if (--p->outstanding > 0) return;
+        std::lock_guard lock(shared->mu);
+        if (p->failed) {
+          shared->on_their_way.erase(p->seq);  // owed still: sent again at a later pass
+          shared->owed = true;
+          spdlog::warn("an outbox event was not acknowledged by Kafka ({}); it is published again later", report.error);
+          return;
+        }
+        shared->acknowledged.push_back(p->seq);
+        // With no uploads running no pass would come soon: one marks it now.
+        if (shared->passes) shared->passes->wake();
       });
     }
-    pending.push_back(std::move(p));
-  }
-  producer_->flush(std::chrono::seconds(30));
-  std::vector<std::int64_t> published;
-  for (const auto& p : pending) {
-    if (p->outstanding == 0 && !p->failed) published.push_back(p->seq);
-  }
-  store_.events_published(published);
-  const int done = static_cast<int>(published.size());
-  if (done < static_cast<int>(pending.size())) {
-    spdlog::warn("{} of {} outbox event(s) not acknowledged by Kafka; they are published again later",
-                 pending.size() - done, pending.size());
   }
 }
 

@@ -3,19 +3,24 @@
 //  - stage(): the consumer handler. It validates a deploy.requests record (a QA_PASSED file
 //    or a DEPLOY_ITEM) and stages it in the outbox; the runtime commits the offset only
 //    after it returns, so nothing read is lost and a redelivery is a no-op.
-//  - the upload loop (start()/stop()): claims due items in batches sized by the adaptive
-//    batcher, uploads them on `concurrency` threads through the target's circuit breaker,
-//    schedules retries (exponential backoff with jitter; Retry-After honoured and a 429
-//    pauses the whole target), marks items failed after `max_attempts` (with a DLQ record),
-//    and publishes UPLOADED / UPLOAD_FAILED events. Generation never runs again.
+//  - the upload loop (start()/stop()): a window of claimed items (as many as the adaptive
+//    batcher says the target uploads in about `batch.target`) uploaded continuously on
+//    `concurrency` threads through the target's circuit breaker; a pass thread settles what
+//    finished, marks acknowledged events and claims more in one transaction, then sends the
+//    UPLOADED / UPLOAD_FAILED events without waiting for Kafka (they stay "on their way" until
+//    marked, so none is sent twice by one process). Retries: exponential backoff with jitter;
+//    Retry-After honoured and a 429 pauses the whole target; failed after `max_attempts` (with
+//    a DLQ record). Generation never runs again.
 // Thread-safe: stage() runs on the runtime's workers while the loop runs on its own thread.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,22 +96,30 @@ class Uploader {
 
   // Recovers items cut off by a crash, then uploads until stop().
   void start();
-  // Lets the running batch finish, then returns.
+  // Lets the uploads running finish (items claimed and not started go back to pending),
+  // settles them and publishes the owed events, then returns.
   void stop();
-  // One pass: publish owed events, upload one batch. Returns the items attempted.
-  int run_once();
 
   void append_metrics(std::vector<prometheus::MetricFamily>& families);
   std::string stats_json();
 
  private:
-  void publish_owed_events();
-  void upload_batch(std::vector<OutboxItem>& batch);
-  // Runs `work` on this thread and on up to --concurrency - 1 helpers, for `items` items; returns
-  // when every one has ended.
-  void run_beside_helpers(std::size_t items, const std::function<void()>& work);
-  // What the store records of an upload (written for the whole batch at once), counted and
-  // logged now.
+  // One pass of the upload loop (its PeriodicTask): waits while uploads run until enough of them
+  // finished to be worth a transaction, then settles, marks and claims (OutboxStore::pass) and
+  // sends the owed events. True while uploads are outstanding.
+  bool pass();
+  // Sends the owed events not on their way yet; Kafka's acknowledgements are marked at the next pass.
+  void send_owed_events();
+  // Wakes a pass waiting for uploads (after a flag it reads has changed).
+  void wake_pass();
+  // Events became owed (settled items, a reannounced one, a refused delivery).
+  void events_owed();
+  // An upload thread: takes claimed items until none is left.
+  void upload_claimed();
+  OutboxStore::Settlement upload_one(const OutboxItem& item);
+  // Starts upload threads for what is claimed, up to --upload-concurrency (mu_ held).
+  void start_uploaders_locked();
+  // What the store records of an upload (written at the next pass), counted and logged now.
   OutboxStore::Settlement settle(const OutboxItem& item, const UploadOutcome& outcome,
                                  std::chrono::steady_clock::duration took);
 
@@ -121,9 +134,30 @@ class Uploader {
   resilience::RetryPolicy retry_;
   resilience::AdaptiveBatcher batcher_;
   resilience::CircuitBreaker breaker_;
-  // The batch's uploads beyond the pass thread's own: up to concurrency - 1 threads, retired
-  // after a minute idle.
-  resilience::WorkerPool helpers_;
+  // The upload threads: up to `concurrency`, retired after a minute idle.
+  resilience::WorkerPool uploaders_;
+
+  // The window, shared by the pass thread, the upload threads and Kafka's delivery callbacks.
+  std::mutex mu_;
+  std::condition_variable finished_;              // an upload finished or the pass should run
+  std::deque<OutboxItem> claimed_;                // claimed, not started
+  std::vector<OutboxStore::Settlement> settled_;  // finished, written at the next pass
+  std::chrono::steady_clock::time_point first_settled_;
+  int outstanding_ = 0;  // claimed and not in settled_ yet
+  int running_uploaders_ = 0;
+  bool staged_since_pass_ = false;
+  std::chrono::steady_clock::time_point window_since_;  // the batcher's clock
+
+  // The events sent and not marked yet, shared with Kafka's delivery callbacks (which touch only
+  // this, so one outliving the uploader after a flush at stop timed out is harmless).
+  struct Announcements {
+    std::mutex mu;
+    std::set<std::int64_t> on_their_way;      // sent, not yet marked or refused
+    std::vector<std::int64_t> acknowledged;   // Kafka has them: marked at the next pass
+    bool owed = true;                         // events may be owed that are not on their way
+    service::PeriodicTask* passes = nullptr;  // woken to mark them; cleared at stop
+  };
+  std::shared_ptr<Announcements> announcements_ = std::make_shared<Announcements>();
 
   std::atomic<bool> stop_{false};
   std::unique_ptr<service::PeriodicTask> passes_;

@@ -1,5 +1,7 @@
 #include "outbox_store.h"
 
+#include "agentline/storage/sqlite.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -236,6 +238,51 @@ TEST_F(OutboxStoreTest, ItemsStagedAtTheSameTimeEachGetTheirOwnOutcomeAndAreDura
   }
   OutboxStore reader(path_.string());
   EXPECT_EQ(reader.summary("j")["pending"], kThreads * kEach);
+}
+
+// An outbox written by an earlier release (schema version 0: contents in the items table) opens
+// with its items intact: the one in flight at the crash is reconciled and uploaded with its
+// content and original record, the uploaded one is not claimed again, and staging goes on.
+TEST_F(OutboxStoreTest, AnOutboxOfTheEarlierSchemaOpensWithItsItemsAndTheirContents) {
+  {
+    storage::Database old(path_.string());
+    old.exec(R"sql(
+CREATE TABLE items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, staging_key TEXT NOT NULL UNIQUE, job_id TEXT NOT NULL,
+  task_id TEXT NOT NULL, item_id TEXT NOT NULL, parent_key TEXT, parent_id TEXT, kind TEXT NOT NULL,
+  path TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '', content TEXT NOT NULL DEFAULT '',
+  content_sha256 TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', headers_json TEXT NOT NULL DEFAULT '[]',
+  source_topic TEXT NOT NULL DEFAULT '', source_partition INTEGER NOT NULL DEFAULT 0,
+  source_offset INTEGER NOT NULL DEFAULT 0, source_timestamp_ms INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'in_flight', 'uploaded', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0, rounds INTEGER NOT NULL DEFAULT 0, reconcile INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0, remote_id TEXT, remote_url TEXT, last_error TEXT NOT NULL DEFAULT '',
+  event_pending INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE INDEX items_due ON items (status, next_attempt_ms);
+CREATE INDEX items_job ON items (job_id, status);
+CREATE INDEX items_events ON items (event_pending) WHERE event_pending = 1;
+INSERT INTO items (staging_key, job_id, task_id, item_id, kind, path, content, message, headers_json, source_topic,
+                   source_partition, source_offset, status, created_ms, updated_ms)
+VALUES ('j/a', 'j', 'a', 'a', 'file', 'a.py', 'print(1)', '{"type":"QA_PASSED"}', '[["h","v"]]', 'deploy.requests',
+        3, 41, 'in_flight', 1, 1),
+       ('j/b', 'j', 'b', 'b', 'file', 'b.py', 'print(2)', '{}', '[]', 'deploy.requests', 3, 42, 'uploaded', 1, 1);
+)sql");
+  }
+  OutboxStore store(path_.string());
+  EXPECT_EQ(store.recover_in_flight(), 1);
+  const auto claimed = store.claim(10, 0);
+  ASSERT_EQ(claimed.size(), 1u) << "the uploaded item is not claimed again";
+  EXPECT_EQ(claimed[0].staging_key, "j/a");
+  EXPECT_TRUE(claimed[0].reconcile);
+  EXPECT_EQ(claimed[0].content, "print(1)");
+  EXPECT_EQ(claimed[0].message, R"({"type":"QA_PASSED"})");
+  EXPECT_EQ(claimed[0].headers_json, R"([["h","v"]])");
+  EXPECT_EQ(claimed[0].source_offset, 41);
+  EXPECT_EQ(store.stage(item("j", "c"), false), StageOutcome::kStaged);
+  EXPECT_EQ(store.stage(item("j", "b"), false), StageOutcome::kReannounced);
+  EXPECT_EQ(store.claim(10, 0).at(0).content, "print('c')\n");
+  OutboxStore again(path_.string());  // opened a second time: nothing to move
+  EXPECT_EQ(again.summary("j")["uploaded"], 1);
 }
 
 }  // namespace
