@@ -451,20 +451,52 @@ int latency(const Args& a) {
           submitted[m.value("task_id", "")] = r.timestamp_ms;
       },
       std::chrono::seconds(60));
-  std::map<std::string, std::int64_t> delivered;
+  // Each task's first record at every step, by CreateTime: the steps a task passes in order.
+  std::map<std::string, std::map<std::string, std::int64_t>> at;  // step -> task -> ms
+  const auto note = [&](const std::string& step, const ak::InboundRecord& r) {
+    auto m = json::parse(r.value, nullptr, false);
+    if (!m.is_object() || m.value("job_id", "").rfind(job, 0) != 0) return;
+    const std::string type = m.value("type", "");
+    const std::string key = step == "events" ? type : step;
+    if (step == "events" && type != "FILE_COMPLETED" && type != "QA_PASSED" && type != "UPLOADED") return;
+    at[key].emplace(m.value("task_id", ""), r.timestamp_ms);
+  };
+  auto& delivered = at["UPLOADED"];
   const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout-s", 300));
   while (static_cast<long long>(delivered.size()) < count && Clock::now() < deadline) {
-    delivered.clear();
+    for (auto& step : at) step.second.clear();
     ak::TopicFollower events(settings, catalog.topic("events"), "latency-bench");
-    events.catch_up(
-        [&](const ak::InboundRecord& r) {
-          auto m = json::parse(r.value, nullptr, false);
-          if (m.is_object() && m.value("type", "") == "UPLOADED" && m.value("job_id", "").rfind(job, 0) == 0) {
-            delivered.emplace(m.value("task_id", ""), r.timestamp_ms);
-          }
-        },
-        std::chrono::seconds(60));
+    events.catch_up([&](const ak::InboundRecord& r) { note("events", r); }, std::chrono::seconds(60));
     if (static_cast<long long>(delivered.size()) < count) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  // Where the time goes (#23 item 3): the steps between, each from its input's CreateTime to its
+  // output's (the handler, the fetch wait, the hand-offs, and the input's own linger and write).
+  json hops = json::array();
+  if (a.num("hops", 0) != 0) {
+    for (const char* topic :
+         {"tasks.critical", "tasks.high", "tasks.normal", "tasks.low", "qa.requests", "deploy.requests"}) {
+      const std::string step = std::string(topic).rfind("tasks.", 0) == 0 ? "prioritized" : topic;
+      ak::TopicFollower follower(settings, catalog.topic(topic), "latency-bench");
+      follower.catch_up([&](const ak::InboundRecord& r) { note(step, r); }, std::chrono::seconds(60));
+    }
+    const std::vector<std::pair<std::string, std::string>> steps = {
+        {"priority-assigner", "prioritized"},      {"dev-fix-worker", "FILE_COMPLETED"},
+        {"router (to QA)", "qa.requests"},         {"qa-worker", "QA_PASSED"},
+        {"router (to deploy)", "deploy.requests"}, {"outbox-uploader", "UPLOADED"}};
+    std::string from = "submitted";
+    at["submitted"] = submitted;
+    for (const auto& [hop, to] : steps) {
+      std::vector<double> took;
+      for (const auto& [task, t] : at[to]) {
+        auto before = at[from].find(task);
+        if (before != at[from].end()) took.push_back(static_cast<double>(t - before->second));
+      }
+      hops.push_back({{"step", hop},
+                      {"tasks", took.size()},
+                      {"p50_ms", percentile(took, 0.5)},
+                      {"p99_ms", percentile(took, 0.99)}});
+      from = to;
+    }
   }
   std::vector<double> ms;
   std::int64_t first = INT64_MAX, last = 0;
@@ -480,7 +512,8 @@ int latency(const Args& a) {
                     {"p50_ms", percentile(ms, 0.5)},
                     {"p95_ms", percentile(ms, 0.95)},
                     {"p99_ms", percentile(ms, 0.99)},
-                    {"span_s", ms.empty() ? 0.0 : static_cast<double>(last - first) / 1000.0}}
+                    {"span_s", ms.empty() ? 0.0 : static_cast<double>(last - first) / 1000.0},
+                    {"hops", hops}}
                    .dump()
             << std::endl;
   return static_cast<long long>(ms.size()) >= count ? 0 : 1;

@@ -4,6 +4,8 @@ and on Apache Kafka (KRaft, loopback), measured side by side in one run. Writes 
 per measurement to <out>/pipeline.jsonl; bench/report.py turns them into bench/REPORT.md.
 
 usage: run.py BIN_DIR BENCH_BIN OUT_DIR [--quick]
+environment: AGENTLINE_BENCH_SCENARIOS (a subset, see main), AGENTLINE_BENCH_LOG_LEVEL (the services'),
+AGENTLINE_BENCH_STDERR=FILE (the tools' output), AGENTLINE_BENCH_KEEP=1 (keep the services' folders and logs).
 """
 import json
 import os
@@ -302,12 +304,12 @@ def end_to_end(broker_cls):
                 bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.submitted"), "--count", n,
                       "--size", 400, "--kind", "task", "--job", job, "--jobs-of", 20, "--rate", "%.1f" % rate, "--first", 100000 * (1 + int(share * 2)))
                 lat = bench("latency", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--job", job,
-                            "--count", n, "--timeout-s", 600)
+                            "--count", n, "--timeout-s", 600, "--hops", 1)
                 for s in services:
                     peak[s.name] = max(peak[s.name], s.rss())
                 record(scenario="e2e", broker=broker.kind, run=run, load="%d%%" % int(share * 100), tasks=n,
                        tasks_per_s=n / max(lat["span_s"], 1e-9), offered_per_s=rate,
-                       p50_ms=lat["p50_ms"], p95_ms=lat["p95_ms"], p99_ms=lat["p99_ms"])
+                       p50_ms=lat["p50_ms"], p95_ms=lat["p95_ms"], p99_ms=lat["p99_ms"], hops=lat["hops"])
                 log("e2e %s run %d at %d%%: p50 %.0f ms p99 %.0f ms" % (broker.kind, run, share * 100, lat["p50_ms"], lat["p99_ms"]))
             if run == 0:
                 for s in services:
@@ -946,7 +948,10 @@ def main():
                 rebalance()
     finally:
         RealKafka.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("AGENTLINE_BENCH_KEEP"):  # the services' logs, for a closer look
+            log("kept %s (each service's log is <service>-*/log)" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,7 @@ StageOutcome OutboxStore::stage(const OutboxItem& item, bool rearm, std::string*
 void OutboxStore::stage_group(const std::vector<Staging*>& group) {
   std::lock_guard lock(mu_);
   try {
+    db_.exec("PRAGMA synchronous=FULL");  // durable on return: the offsets may be committed then
     storage::Database::Transaction tx(db_);
     for (auto* staged : group) staged->outcome = stage_locked(*staged->item, staged->rearm, &staged->taken_by);
     tx.commit();
@@ -261,6 +262,12 @@ std::vector<OutboxItem> OutboxStore::pass(const std::vector<Settlement>& settled
   std::vector<OutboxItem> claimed;
   if (settled.empty() && published.empty() && claim_limit <= 0) return claimed;
   std::lock_guard lock(mu_);
+  // Not synced: what a pass records only saves repeating work. A process that dies loses none of
+  // it (the page cache has it); a power loss may lose the last passes: their items are uploaded
+  // again (every target checks first: the same content, the Idempotency-Key, the tag lookup)
+  // and their events sent again with the same ids. Staging, which lets offsets be committed,
+  // stays synced (stage_group sets it again itself).
+  db_.exec("PRAGMA synchronous=NORMAL");
   storage::Database::Transaction tx(db_);
   if (!settled.empty()) {
     auto uploaded = db_.prepare(
@@ -308,6 +315,7 @@ std::vector<OutboxItem> OutboxStore::pass(const std::vector<Settlement>& settled
     }
   }
   tx.commit();
+  db_.exec("PRAGMA synchronous=FULL");
   return claimed;
 }
 
