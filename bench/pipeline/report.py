@@ -329,7 +329,7 @@ def section(out, png):
         r.append("### 2c. outbox-uploader beside its bare loop\n")
         r.append("outbox-uploader (filesystem target, `--upload-concurrency %d`, its own sizing on 2 CPUs) delivers %d "
                  "QA_PASSED records of 1 KB files from `deploy.requests`: each staged in its SQLite outbox before its "
-                 "offset is committed, uploaded in batches (adaptive batcher), its UPLOADED event published. Rate: the "
+                 "offset is committed, uploaded from a window of claimed items (adaptive batcher) on its upload threads, its UPLOADED event published. Rate: the "
                  "UPLOADED events by CreateTime, first to last. Beside it, in the same run, the bare loop "
                  "(`pipeline_bench files`): as many threads making the target's durable writes per file and nothing "
                  "else (write a temporary file, fsync it, rename it over the name, fsync the folder), in the same "
