@@ -215,6 +215,24 @@ def section(out, png):
                 r.append("| %s | %s | %.0f | %.0f | %.2f | %.1f |" % (x["broker"], x["service"], x["records"], x["records"] / x["span_s"],
                                                                      x["handler_ms_mean"], x["handler_ms_p95_bucket"]))
             r.append("")
+    sbx = [x for x in rows if x["scenario"] == "e2e_sandboxed"]
+    if sbx:
+        if not e2e:
+            r.append("### 2. End to end through all six services\n")
+        r.append("The maximum again with qa-worker's checks in its bubblewrap sandbox (its default), as its "
+                 "bare loop runs them, and where the machine's CPU went per task (each process's user + system "
+                 "time over the run; qa-worker's with its checks; the broker's process or Kafka's JVM):\n")
+        r.append("| broker | runs | tasks/s | machine busy | CPU ms per task: qa-worker | broker | the other five |")
+        r.append("|---|---:|---:|---:|---:|---:|---:|")
+        for broker in ("embedded", "kafka"):
+            rs = [x for x in sbx if x["broker"] == broker]
+            if rs:
+                cpu = [x["cpu_ms_per_task"] for x in rs]
+                others = [{"ms": sum(v for k, v in c.items() if k not in ("qa-worker", "broker"))} for c in cpu]
+                r.append("| %s | %d | %.0f | %.0f %% | %.2f | %.2f | %.2f |" % (
+                    broker, len(rs), med(rs, "tasks_per_s"), 100 * med(rs, "machine_busy"), med(cpu, "qa-worker"),
+                    med(cpu, "broker"), med(others, "ms")))
+        r.append("")
     conc = [x for x in rows if x["scenario"] == "concurrency"]
     if conc:
         r.append("### 3. Concurrency beyond partitions\n")
@@ -403,12 +421,17 @@ def section(out, png):
             ([x for x in hop if x["broker"] == broker and x["size"] == 1024], "bare_msgs_per_s", "the router's"),
             ([x for x in qa if x["broker"] == broker], "bare_runs_per_s", "qa-worker's (bubblewrap)"),
             ([x for x in ob if x["broker"] == broker], "bare_files_per_s", "the outbox's")) if rs]
-        top = [x for x in rows if x["scenario"] == "e2e" and x["broker"] == broker and x["load"] == "max"]
+        # The end-to-end runs with qa-worker's sandbox on, as its loop runs, when measured; else the
+        # unsandboxed ones (which the sandboxed loop then flatters: said in the row).
+        sandboxed = [x for x in rows if x["scenario"] == "e2e_sandboxed" and x["broker"] == broker]
+        top = sandboxed or [x for x in rows if x["scenario"] == "e2e" and x["broker"] == broker and x["load"] == "max"]
         if len(bases) == 3 and top:
             base, name = min(bases)
             ratio = med(top, "tasks_per_s") / base
             goals.append(("end to end maximum ≥ 0.7 × the slowest bare stage loop (%s)" % broker,
-                          "%.0f tasks/s against %s %.0f = %.2f" % (med(top, "tasks_per_s"), name, base, ratio), ratio >= 0.7))
+                          "%.0f tasks/s%s against %s %.0f = %.2f" % (
+                              med(top, "tasks_per_s"), " (checks sandboxed)" if sandboxed else " (checks unsandboxed)",
+                              name, base, ratio), ratio >= 0.7))
     if conc:
         goals.append(("concurrency ≥ 0.9 × ideal (64 in flight / 200 ms)", "%.2f" % med(conc, "ratio"), med(conc, "ratio") >= 0.9))
     ours = [x for x in econ if x["client"].startswith("agentline")]

@@ -55,10 +55,20 @@ def bench(*args, timeout=900):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def cpu_of(pid):
+def cpu_of(pid, children=False):
+    """User + system CPU seconds of `pid` (and of its children it has waited for, if `children`)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu():
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK"), sum(values) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_of(pid):
@@ -137,6 +147,9 @@ class EmbeddedBroker:
     def topic(self, logical):
         return self.prefix + logical
 
+    def pids(self):
+        return [self.proc.pid]
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(20)
@@ -162,6 +175,10 @@ class RealKafka:
         if cls.started:
             subprocess.run(["bash", os.path.join(ROOT, "tests", "kafka", "kafka-local.sh"), "stop", "--state", cls.state],
                            stdout=subprocess.DEVNULL)
+
+    def pids(self):
+        return [int(open(os.path.join(RealKafka.state, f)).read()) for f in os.listdir(RealKafka.state)
+                if f.startswith("node-") and f.endswith(".pid")]
 
     def __init__(self, catalog=None):
         RealKafka.counter += 1
@@ -260,16 +277,50 @@ def noop_checks():
     return NOOP_CHECKS
 
 
-def pipeline(broker):
+def pipeline(broker, sandbox=False):
+    """The six services; qa-worker's checks unsandboxed unless `sandbox` (then its default, bubblewrap)."""
     out_dir = tempfile.mkdtemp(dir=work, prefix="delivered-")
     return [
         Service("priority-assigner", broker),
         Service("dev-fix-worker", broker, ["--generator", "template", "--tenant-rate", "100000", "--tenant-burst", "100000"]),
-        Service("qa-worker", broker, ["--checks", noop_checks(), "--sandbox", "none"]),
+        Service("qa-worker", broker, ["--checks", noop_checks()] + ([] if sandbox else ["--sandbox", "none"])),
         Service("router", broker),
         Service("outbox-uploader", broker, ["--target", "filesystem", "--output-root", out_dir, "--batch-max", "256"]),
         Service("dlq-escalator", broker),
     ]
+
+
+def end_to_end_sandboxed(broker_cls):
+    """The maximum end to end with qa-worker's checks in its bubblewrap sandbox (the default), as
+    the stage loops it is compared with (#23: the maximum against the slowest bare stage loop)."""
+    count = 2000 if not QUICK else 400
+    for run in range(RUNS):
+        broker = broker_cls(bench_catalog({}, chain=True))
+        services = []
+        try:
+            services = pipeline(broker, sandbox=True)
+            # Where the machine's CPU goes per task: each service (qa-worker with its checks), the broker.
+            cpu0 = {s.name: cpu_of(s.proc.pid, children=True) for s in services}
+            cpu0["broker"] = sum(cpu_of(p) for p in broker.pids())
+            busy0, total0 = machine_cpu()
+            bench("fill", "--bootstrap", broker.bootstrap, "--topic", broker.topic("tasks.submitted"), "--count", count,
+                  "--size", 400, "--kind", "task", "--job", "sbx%d" % run, "--jobs-of", 20)
+            lat = bench("latency", "--bootstrap", broker.bootstrap, "--prefix", broker.prefix, "--job", "sbx%d" % run,
+                        "--count", count, "--timeout-s", 600)
+            busy1, total1 = machine_cpu()
+            cpu = {s.name: cpu_of(s.proc.pid, children=True) - cpu0[s.name] for s in services}
+            cpu["broker"] = sum(cpu_of(p) for p in broker.pids()) - cpu0["broker"]
+            rate = lat["delivered"] / lat["span_s"]
+            record(scenario="e2e_sandboxed", broker=broker.kind, run=run, load="max", tasks=count, tasks_per_s=rate,
+                   p50_ms=lat["p50_ms"], p99_ms=lat["p99_ms"], machine_busy=(busy1 - busy0) / max(total1 - total0, 1e-9),
+                   cpu_ms_per_task={k: v * 1000 / count for k, v in cpu.items()})
+            log("e2e sandboxed %s run %d: %.0f tasks/s at full load, machine %.0f %% busy, CPU ms per task %s"
+                % (broker.kind, run, rate, 100 * (busy1 - busy0) / max(total1 - total0, 1e-9),
+                   ", ".join("%s %.2f" % (k, v * 1000 / count) for k, v in cpu.items())))
+        finally:
+            for s in services:
+                s.stop()
+            broker.stop()
 
 
 def end_to_end(broker_cls):
@@ -888,9 +939,8 @@ def rebalance():
 def main():
     os.makedirs(OUT, exist_ok=True)
     open(RESULTS, "w").close()
-    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,qa,outbox,concurrency,priority,retry,scale,kafka (or kafka-hop, kafka-qa,
-    # kafka-outbox,
-    # kafka-e2e, kafka-priority, kafka-retry) runs a subset.
+    # AGENTLINE_BENCH_SCENARIOS=hop,e2e,e2e-sandboxed,qa,outbox,concurrency,priority,retry,scale,kafka (or
+    # kafka-hop, kafka-e2e, kafka-e2e-sandboxed, kafka-qa, kafka-outbox, kafka-priority, kafka-retry) runs a subset.
     only = set(filter(None, os.environ.get("AGENTLINE_BENCH_SCENARIOS", "").split(",")))
     want = lambda name: not only or name in only
     try:
@@ -900,6 +950,9 @@ def main():
         if want("e2e"):
             log("end to end (embedded)")
             end_to_end(EmbeddedBroker)
+        if want("e2e-sandboxed"):
+            log("end to end, checks sandboxed, maximum (embedded)")
+            end_to_end_sandboxed(EmbeddedBroker)
         if want("qa"):
             log("qa-worker beside its bare loop (embedded)")
             qa_stage(EmbeddedBroker)
@@ -928,7 +981,8 @@ def main():
             log("scale-out")
             scale_out()
         # "kafka" runs all three on Apache Kafka; kafka-hop, kafka-e2e, kafka-retry one each.
-        on_kafka = [n for n in ("hop", "e2e", "qa", "outbox", "priority", "retry", "rebalance") if want("kafka") or want("kafka-" + n)]
+        on_kafka = [n for n in ("hop", "e2e", "e2e-sandboxed", "qa", "outbox", "priority", "retry", "rebalance")
+                    if want("kafka") or want("kafka-" + n)]
         if on_kafka:
             log("real Kafka: " + ", ".join(on_kafka))
             RealKafka.start()
@@ -936,6 +990,8 @@ def main():
                 hop(RealKafka)
             if "e2e" in on_kafka:
                 end_to_end(RealKafka)
+            if "e2e-sandboxed" in on_kafka:
+                end_to_end_sandboxed(RealKafka)
             if "qa" in on_kafka:
                 qa_stage(RealKafka)
             if "outbox" in on_kafka:
