@@ -229,6 +229,7 @@ void Uploader::stop() {
       std::unique_lock lock(mu_);
       finished_.wait(lock, [&] { return outstanding_ == 0; });
     }
+    uploaders_.stop();  // their threads end before this object's window does
     pass();
     send_owed_events();
     producer_->flush(std::chrono::seconds(30));
