@@ -18,7 +18,7 @@ struct RouterOptions {
   JobCheckOptions job_checks;
   std::chrono::milliseconds retention = std::chrono::hours(24 * 7);  // 0: kept forever
   // Job progress coalesced per key over this interval (coalescing_publisher.h); 0: every step.
-  std::chrono::milliseconds progress_interval{10};
+  std::chrono::milliseconds progress_interval{100};
   bool reviews = false;
   std::string review_rules_file;  // implies reviews
 
