@@ -245,15 +245,6 @@ int OutboxStore::recover_in_flight() {
 
 std::vector<OutboxItem> OutboxStore::claim(int limit, std::int64_t now_ms) { return pass({}, {}, limit, now_ms); }
 
-std::optional<std::int64_t> OutboxStore::next_due_ms() {
-  std::lock_guard lock(mu_);
-  auto s = db_.prepare(
-      "SELECT MIN(i.next_attempt_ms) FROM items i LEFT JOIN items p ON p.staging_key = i.parent_key"
-      " WHERE i.status = 'pending' AND (i.parent_key IS NULL OR p.status = 'uploaded')");
-  if (s.step() && !s.is_null(0)) return s.integer(0);
-  return std::nullopt;
-}
-
 void OutboxStore::settle(const std::vector<Settlement>& settled, std::int64_t now_ms) { pass(settled, {}, 0, now_ms); }
 
 std::vector<OutboxItem> OutboxStore::pass(const std::vector<Settlement>& settled,

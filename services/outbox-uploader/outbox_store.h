@@ -79,8 +79,6 @@ class OutboxStore {
   int recover_in_flight();
   // Up to `limit` due items whose parent (if any) is uploaded, now in_flight, oldest first.
   std::vector<OutboxItem> claim(int limit, std::int64_t now_ms);
-  // The earliest next attempt among pending items whose parent is uploaded.
-  std::optional<std::int64_t> next_due_ms();
 
   // What became of one claimed item: uploaded, due again at `next_attempt_ms` (retry), failed,
   // or released (not attempted: the uploader stopped or paused; pending again, no attempt counted).
