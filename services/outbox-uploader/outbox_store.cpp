@@ -54,14 +54,8 @@ CREATE INDEX IF NOT EXISTS items_path ON items (job_id, path) WHERE kind = 'file
 CREATE INDEX IF NOT EXISTS items_events ON items (event_pending) WHERE event_pending = 1;
 )sql";
 
-// Version 0 to 1, in the transaction that opens the store.
+// Version 0 to 1, in the transaction that opens the store, after kSchema has made `bodies`.
 constexpr const char* kMoveBodies = R"sql(
-CREATE TABLE bodies (
-  seq INTEGER PRIMARY KEY,
-  content TEXT NOT NULL DEFAULT '',
-  message TEXT NOT NULL DEFAULT '',
-  headers_json TEXT NOT NULL DEFAULT '[]'
-);
 INSERT INTO bodies (seq, content, message, headers_json) SELECT seq, content, message, headers_json FROM items;
 ALTER TABLE items DROP COLUMN content;
 ALTER TABLE items DROP COLUMN message;
@@ -92,11 +86,11 @@ OutboxStore::OutboxStore(const std::string& path) : db_(path) {
   if (found > kSchemaVersion)
     throw storage::SqliteError("the outbox " + path + " has schema version " + std::to_string(found) +
                                "; this outbox-uploader knows up to " + std::to_string(kSchemaVersion));
+  db_.exec(kSchema);
   if (found == 0) {
     auto has = db_.prepare("SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'content'");
     if (has.step() && has.integer(0) > 0) db_.exec(kMoveBodies);
   }
-  db_.exec(kSchema);
   db_.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
   tx.commit();
 }

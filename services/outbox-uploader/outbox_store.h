@@ -94,7 +94,7 @@ class OutboxStore {
   // Settles a batch's items in one transaction. A crash before it leaves them in_flight, and
   // the next start reconciles them with the target (recover_in_flight).
   void settle(const std::vector<Settlement>& settled, std::int64_t now_ms);
-  // The upload loop's one transaction per pass (one sync of the disk): settles what finished,
+  // The upload loop's one transaction per pass (not synced: see the definition): settles what finished,
   // marks the events Kafka acknowledged as published, then claims up to `claim_limit` items
   // (children of items settled here as uploaded included). claim(), settle() and
   // events_published() are this with the other parts empty.

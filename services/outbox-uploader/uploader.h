@@ -137,7 +137,7 @@ class Uploader {
   // The upload threads: up to `concurrency`, retired after a minute idle.
   resilience::WorkerPool uploaders_;
 
-  // The window, shared by the pass thread, the upload threads and Kafka's delivery callbacks.
+  // The window, shared by the pass thread, the upload threads and stage().
   std::mutex mu_;
   std::condition_variable finished_;              // an upload finished or the pass should run
   std::deque<OutboxItem> claimed_;                // claimed, not started
