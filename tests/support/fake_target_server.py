@@ -5,7 +5,8 @@ receiver, and the two Azure DevOps work-item endpoints outbox-uploader uses.
 Webhook  POST /hook   JSON item, header Idempotency-Key (required).
   A new key creates the item (201 {"id", "duplicate": false}); a known key answers the
   stored item (200 {"id", "duplicate": true}) -- the idempotency contract.
-  Failures, drawn per request with the configured rates (seeded, so runs repeat):
+  Failures: whether a request fails is drawn with "fail_rate" (seeded); which way it fails
+  takes "kinds" in turn, so the first len(kinds) failures show every kind whatever the timing:
     500      before anything is stored
     429      before anything is stored, with Retry-After: 1
     timeout  the item IS stored, then the answer comes too late (the client times out)
@@ -106,7 +107,8 @@ class Handler(BaseHTTPRequestHandler):
             if mode["status"]:
                 failure = str(mode["status"])
             elif rng.random() < mode["fail_rate"]:
-                failure = rng.choice(mode["kinds"])
+                failed = sum(state["failures"].values())
+                failure = mode["kinds"][failed % len(mode["kinds"])]
             if failure:
                 state["failures"][failure] = state["failures"].get(failure, 0) + 1
             if failure in ("500", "429") or (failure and failure != "timeout"):
