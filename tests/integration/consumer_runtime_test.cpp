@@ -416,6 +416,47 @@ TEST_F(ConsumerRuntimeTest, CommitsStopBeforeTheFirstUnfinishedRecordAndTheNextO
   EXPECT_EQ(replayed, (std::vector<std::string>{"3"})) << "what finished is not run again";
 }
 
+TEST_F(ConsumerRuntimeTest, WorkersTakingRecordsInBatchesRunEachOnceAndAStopLeavesTheUnstartedToTheNextOwner) {
+  // A worker takes four records at once (the router's hand-off). The first record's handler
+  // outlives the grace period, so the records behind it in its worker's batch never start: the
+  // stop must leave them to the next owner, not run them late and uncommitted.
+  constexpr int kRecords = 40;
+  std::vector<kafka::OutgoingRecord> records;
+  for (int i = 0; i < kRecords; ++i)
+    records.push_back({topic("in"), "k" + std::to_string(i), std::to_string(i), {}, std::nullopt});
+  broker_.produce_batch(records);
+  std::mutex mutex;
+  std::map<std::string, int> runs;
+  std::atomic<bool> slow_first{true};
+  auto handler = [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    if (r.value == "0" && slow_first.exchange(false)) std::this_thread::sleep_for(3s);
+    std::lock_guard lock(mutex);
+    ++runs[r.value];
+    return std::nullopt;
+  };
+  auto count = [&] {
+    std::lock_guard lock(mutex);
+    return runs.size();
+  };
+  auto batched = [](kafka::ConsumerOptions& o) { o.handoff_batch = 4; };
+  // Eight in flight: one worker takes records 0-3, another 4-7 and the ones after.
+  start(handler, /*max_in_flight=*/8, /*grace=*/500ms, batched);
+  ASSERT_TRUE(agentline::testing::eventually([&] { return count() >= kRecords - 4; }, 30s)) << count();
+  EXPECT_EQ(stop(), 0);
+  start(handler, /*max_in_flight=*/8, 5s, batched);
+  ASSERT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", topic("in")) == 0; }, 30s));
+  EXPECT_EQ(stop(), 0);
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(runs.size(), static_cast<std::size_t>(kRecords));
+  for (const auto& [value, n] : runs) {
+    if (value == "0") {
+      EXPECT_LE(n, 2) << "abandoned past the grace period, so run again";
+    } else {
+      EXPECT_EQ(n, 1) << value << " ran " << n << " times";
+    }
+  }
+}
+
 TEST_F(ConsumerRuntimeTest, AStopWhileAKeyIsHeldRedoesNothingThatFinishedBehindIt) {
   // Tenant a's first record is held (its limit is spent) while b's records, later in the same
   // partition, all finish. A graceful stop then restart runs a's records once and b's never again.

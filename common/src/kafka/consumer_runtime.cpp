@@ -95,6 +95,7 @@ struct ConsumerRuntime::Impl {
   // Records past dispatch: handlers running and outputs awaiting acknowledgement (in_flight.h).
   InFlight in_flight GUARDED_BY(mutex){options.max_in_flight};
   bool workers_stop GUARDED_BY(mutex) = false;
+  std::atomic<bool> workers_stopping{false};  // workers_stop, read between the jobs a worker took
   std::vector<std::thread> workers;
 
   // Poll-thread only. Records fetched but not dispatched, one fair queue per priority rank.
@@ -189,7 +190,7 @@ struct ConsumerRuntime::Impl {
   // Puts records back whose key must wait (kHoldKey), and holds their keys.
   void take_back_returned();
   // `tracked`: its offset was tracked when it was fetched (tracked_at_fetch).
-  void start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked = false)
+  bool start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked = false)
       REQUIRES(mutex);
   int ms_until_due();
   void update_backpressure();
@@ -228,6 +229,7 @@ void ConsumerRuntime::Impl::stop_workers() {
   {
     Lock lock(mutex);
     workers_stop = true;
+    workers_stopping.store(true, std::memory_order_relaxed);
     // Records dispatched but not started are dropped uncommitted: the next owner reads them.
     in_flight.dropped(static_cast<int>(work.size()));
     work.clear();
@@ -238,16 +240,28 @@ void ConsumerRuntime::Impl::stop_workers() {
 }
 
 void ConsumerRuntime::Impl::worker_loop() {
+  const std::size_t batch = static_cast<std::size_t>(std::max(1, options.handoff_batch));
+  std::vector<std::shared_ptr<Job>> jobs;
   for (;;) {
-    std::shared_ptr<Job> job;
     {
       Lock lock(mutex);
       while (!workers_stop && work.empty()) lock.wait(work_ready);
       if (work.empty()) return;
-      job = std::move(work.front());
-      work.pop_front();
+      while (!work.empty() && jobs.size() < batch) {
+        jobs.push_back(std::move(work.front()));
+        work.pop_front();
+      }
     }
-    run_job(job);
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i > 0 && workers_stopping.load(std::memory_order_relaxed)) {
+        // Taken but not started when the workers stopped: dropped uncommitted like the queue's.
+        Lock lock(mutex);
+        in_flight.dropped(static_cast<int>(jobs.size() - i));
+        break;
+      }
+      run_job(jobs[i]);
+    }
+    jobs.clear();
   }
 }
 
@@ -421,6 +435,18 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
     if (more) return;
   }
   dispatch_held();
+  // One worker woken per handoff_batch records dispatched, and one for the rest on the way out.
+  struct Waker {
+    std::condition_variable& cv;
+    int batch;
+    int pushed = 0;
+    void dispatched() {
+      if (++pushed % batch == 0) cv.notify_one();
+    }
+    ~Waker() {
+      if (pushed % batch != 0) cv.notify_one();
+    }
+  } waker{work_ready, std::max(1, options.handoff_batch)};
   for (;;) {
     // The highest rank with a record whose key is not held, and that key.
     const std::int64_t turn = now_ms();
@@ -491,21 +517,21 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
       }
       lock.lock();
     }
-    start_job(state, std::move(rec), tracked);
+    const bool started = start_job(state, std::move(rec), tracked);
     backlog.pop(key);
     lock.unlock();
-    work_ready.notify_one();
+    if (started) waker.dispatched();
   }
 }
 
-// Caller holds the mutex and has checked capacity.
-void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked) {
+// Caller holds the mutex and has checked capacity. False: it was finished before (nothing queued).
+bool ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& state, InboundRecord&& rec, bool tracked) {
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("dispatch {}[{}]@{} rank {} {} ms after its timestamp", rec.topic, rec.partition, rec.offset,
                   state->rank, now_ms() - rec.timestamp_ms);
   }
   if (!tracked) {
-    if (finished_before(*state, rec, false)) return;
+    if (finished_before(*state, rec, false)) return false;
     state->tracker.start(rec.offset);
     state->last_started = rec.offset;
   }
@@ -516,6 +542,7 @@ void ConsumerRuntime::Impl::start_job(const std::shared_ptr<PartitionState>& sta
   job->partition = state;
   metrics->consumed(job->record.topic);
   work.push_back(std::move(job));
+  return true;
 }
 
 bool ConsumerRuntime::Impl::finished_before(PartitionState& state, const InboundRecord& rec, bool tracked) {

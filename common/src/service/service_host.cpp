@@ -177,6 +177,7 @@ int ServiceHost::run(const kafka::Handler& handler) {
     options.on_revoked = on_revoked_;
     options.fair = fair_;
     options.read_ahead = read_ahead_;
+    options.handoff_batch = handoff_batch_;
     options.concurrency_limit = concurrency_limit_;
     kafka::ConsumerRuntime runtime(settings, options, catalog_, producer, registry_, health);
 

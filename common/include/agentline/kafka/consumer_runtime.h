@@ -91,6 +91,11 @@ struct ConsumerOptions {
   // records. A record over the header limits there is skipped here, not dead-lettered twice.
   std::vector<std::string> observed_topics;
   int max_in_flight = 16;
+  // Records a worker takes from the dispatch queue at once and runs one after another; one
+  // worker is woken per this many records dispatched. 1 suits handlers that wait (an LLM call, a
+  // check): each record gets its own worker. Handlers that only compute (the router's) run more
+  // records per wake-up and thread switch with more.
+  int handoff_batch = 1;
   std::chrono::milliseconds shutdown_grace{20000};
   std::chrono::milliseconds revoke_timeout{10000};
   std::chrono::milliseconds commit_interval{1000};

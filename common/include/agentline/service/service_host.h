@@ -82,6 +82,8 @@ class ServiceHost {
     read_ahead_ = read_ahead;
   }
   void set_concurrency_limit(std::function<int()> limit) { concurrency_limit_ = std::move(limit); }
+  // Records a worker runs per wake-up (ConsumerOptions::handoff_batch): for handlers that never wait.
+  void set_handoff_batch(int records) { handoff_batch_ = records; }
   // Topics (logical names) this service only watches; their owner dead-letters bad records.
   void set_observed_topics(std::vector<std::string> logical_topics) { observed_topics_ = std::move(logical_topics); }
 
@@ -114,6 +116,7 @@ class ServiceHost {
   SizingRule in_flight_rule_;
   kafka::ConsumerOptions::FairQueuing fair_;
   std::size_t read_ahead_ = 0;
+  int handoff_batch_ = 1;
   std::function<int()> concurrency_limit_;
   std::vector<std::string> logical_topics_;
   config::OptionSet options_;
