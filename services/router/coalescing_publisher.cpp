@@ -36,7 +36,8 @@ CoalescingPublisher::~CoalescingPublisher() {
   if (!producer_.flush(std::chrono::seconds(30))) spdlog::warn("job progress records still unacknowledged at exit");
 }
 
-void CoalescingPublisher::publish(kafka::OutgoingRecord record, std::shared_ptr<kafka::Emitter::Hold> hold) {
+void CoalescingPublisher::publish(kafka::OutgoingRecord record, std::shared_ptr<kafka::Emitter::Hold> hold,
+                                  Render render) {
   std::string id = record.topic + '\n' + record.key;
   std::lock_guard lock(mu_);
   auto [it, fresh] = index_.try_emplace(std::move(id), waiting_.size());
@@ -44,6 +45,7 @@ void CoalescingPublisher::publish(kafka::OutgoingRecord record, std::shared_ptr<
   if (!fresh) replaced_->Increment();
   Waiting& waiting = waiting_[it->second];
   waiting.record = std::move(record);
+  waiting.render = std::move(render);
   if (hold) waiting.holds.push_back(std::move(hold));
 }
 
@@ -54,7 +56,14 @@ std::size_t CoalescingPublisher::flush() {
     due.swap(waiting_);
     index_.clear();
   }
+  std::size_t produced = 0;
   for (auto& waiting : due) {
+    if (waiting.render) {
+      auto value = waiting.render();
+      if (!value) continue;  // its state is gone: the holds drop here, the tombstone follows
+      waiting.record.value = std::move(*value);
+    }
+    ++produced;
     auto holds = std::make_shared<std::vector<std::shared_ptr<kafka::Emitter::Hold>>>(std::move(waiting.holds));
     producer_.send(waiting.record, [holds](const kafka::DeliveryReport& report) {
       if (!report.ok) {
@@ -64,8 +73,8 @@ std::size_t CoalescingPublisher::flush() {
       holds->clear();  // the inputs' offsets may be committed now (unless failed)
     });
   }
-  produced_->Increment(static_cast<double>(due.size()));
-  return due.size();
+  produced_->Increment(static_cast<double>(produced));
+  return produced;
 }
 
 }  // namespace agentline::router

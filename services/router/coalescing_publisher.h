@@ -5,10 +5,14 @@
 // are never sent. Each step's input keeps its offset uncommitted (Emitter::hold) until the record
 // that carries its step, or a later one of the same key, is acknowledged, so a crash replays the
 // step as before. A tombstone is coalesced like any record, so it is never overtaken by an older
-// value of its key; records go out in the order their keys first came. Thread-safe.
+// value of its key; records go out in the order their keys first came. A record may be handed in
+// with a `render` that makes its value when it is produced, from the state of its key then: a
+// replaced record is then never serialized. Thread-safe.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -33,15 +37,21 @@ class CoalescingPublisher {
   CoalescingPublisher(const CoalescingPublisher&) = delete;
   CoalescingPublisher& operator=(const CoalescingPublisher&) = delete;
 
+  // The value of a record, made when it is produced; nullopt when its key's state is gone (a
+  // tombstone of the key follows): nothing is produced and the holds are dropped.
+  using Render = std::function<std::optional<std::string>()>;
+
   // Takes `record` in place of a waiting one of the same topic and key; `hold` (may be null) is
-  // dropped once the record produced for that key is acknowledged.
-  void publish(kafka::OutgoingRecord record, std::shared_ptr<kafka::Emitter::Hold> hold);
+  // dropped once the record produced for that key is acknowledged. With `render`, the record's
+  // value is render()'s at flush (called without this publisher's lock).
+  void publish(kafka::OutgoingRecord record, std::shared_ptr<kafka::Emitter::Hold> hold, Render render = {});
   // Produces what waits now. Returns how many records.
   std::size_t flush();
 
  private:
   struct Waiting {
     kafka::OutgoingRecord record;
+    Render render;
     std::vector<std::shared_ptr<kafka::Emitter::Hold>> holds;
   };
 

@@ -129,22 +129,40 @@ void EventRouter::count(bool failed, const std::string& label_a, const std::stri
 
 void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update) {
   // The job's summary and the file's record (see job_progress.h): both small, whatever the
-  // job's size.
-  for (const auto* doc : {&update.summary, &update.file}) {
-    if (doc->is_null()) continue;
-    auto r = events::make_record(
-        progress_topic_, doc == &update.summary ? job_id : job_id + "/" + update.file.value("path", ""), *doc, nullptr);
-    r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
-    publish_progress(out, std::move(r));
+  // job's size. Made from the job's state when they are produced: a coalesced one never is.
+  if (update.summary) {
+    publish_progress(out, progress_record(job_id), [this, job_id]() -> std::optional<std::string> {
+      auto doc = progress_.summary(job_id);
+      return doc ? std::optional(events::record_value(*doc)) : std::nullopt;
+    });
+  }
+  if (update.file) {
+    publish_progress(out, progress_record(job_id + "/" + update.path),
+                     [this, job_id, path = update.path]() -> std::optional<std::string> {
+                       auto doc = progress_.file(job_id, path);
+                       return doc ? std::optional(events::record_value(*doc)) : std::nullopt;
+                     });
   }
 }
 
-void EventRouter::publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record) {
+kafka::OutgoingRecord EventRouter::progress_record(std::string key) const {
+  auto r = events::make_record(progress_topic_, std::move(key), nullptr, nullptr);
+  r.headers.push_back({std::string(kafka::headers::kOrigin), origin_});
+  return r;
+}
+
+void EventRouter::publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record,
+                                   CoalescingPublisher::Render render) {
   if (progress_publisher_) {
-    progress_publisher_->publish(std::move(record), out.hold());
-  } else {
-    out.emit(std::move(record));
+    progress_publisher_->publish(std::move(record), out.hold(), std::move(render));
+    return;
   }
+  if (render) {
+    auto value = render();
+    if (!value) return;
+    record.value = std::move(*value);
+  }
+  out.emit(std::move(record));
 }
 
 std::optional<kafka::Failure> EventRouter::handle_task(const kafka::InboundRecord& record, kafka::Emitter& out) {
@@ -239,8 +257,7 @@ std::optional<kafka::Failure> EventRouter::handle_dead_letter(const kafka::Inbou
   const auto update = progress_.apply(job, task_id, path, JobProgress::Step::kDeadLettered, reason, fix_attempt);
   publish(out, job, update);
   // A planned file the gate still waits for has failed: its dependants and the job check go on.
-  if (!update.file.is_null() && was_open && gate_.planned(job, path))
-    emit_gate(out, job, gate_.failed(job, path, reason), record);
+  if (update.file && was_open && gate_.planned(job, path)) emit_gate(out, job, gate_.failed(job, path, reason), record);
   return seen("shown");
 }
 

@@ -108,7 +108,11 @@ class EventRouter {
   bool first_sight(const std::string& id);
   void publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update);
   // One jobs.progress record: to the publisher, holding the input, or emitted.
-  void publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record);
+  // `render`, when set, makes the record's value (CoalescingPublisher::Render): at once without
+  // a publisher.
+  void publish_progress(kafka::Emitter& out, kafka::OutgoingRecord record, CoalescingPublisher::Render render = {});
+  // A jobs.progress record of `key`, its value still to be made.
+  kafka::OutgoingRecord progress_record(std::string key) const;
   void count(bool failed, const std::string& label_a, const std::string& label_b);
 
   events::MessageValidator validator_;

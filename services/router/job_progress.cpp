@@ -1,6 +1,7 @@
 #include "job_progress.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <utility>
 #include <vector>
@@ -8,89 +9,160 @@
 #include "agentline/events/timestamps.h"
 
 namespace agentline::router {
+
+using Status = JobProgress::Status;
+
 namespace {
 
-bool is_end(const std::string& status) {
-  return status == "qa_passed" || status == "delivered" || status == "dead_lettered" || status == "upload_failed";
+constexpr std::array<const char*, 12> kStatusNames{"waiting",   "submitted",         "released",  "fixing",
+                                                   "generated", "generation_failed", "qa_failed", "replanning",
+                                                   "qa_passed", "upload_failed",     "delivered", "dead_lettered"};
+
+const char* name_of(Status status) { return kStatusNames[static_cast<std::size_t>(status)]; }
+
+// A status read back; one this version does not know counts as submitted.
+Status status_named(const std::string& name) {
+  for (std::size_t i = 0; i < kStatusNames.size(); ++i) {
+    if (name == kStatusNames[i]) return static_cast<Status>(i);
+  }
+  return Status::kSubmitted;
+}
+
+bool is_end(Status status) {
+  return status == Status::kQaPassed || status == Status::kDelivered || status == Status::kDeadLettered ||
+         status == Status::kUploadFailed;
 }
 
 // How far a file is within one attempt (fix_attempt); with the attempt, the order a file's
 // steps happen in. A step at or behind where the file is can only be a redelivered or replayed
 // event: it changes nothing (a replayed FILE_COMPLETED took a delivered file back to
 // "generated" for good; a replayed QA_PASSED counted twice).
-int rank(const std::string& status) {
-  static const std::map<std::string, int> kRank{{"waiting", 0},       {"submitted", 1},  {"released", 1},
-                                                {"fixing", 1},        {"generated", 2},  {"generation_failed", 2},
-                                                {"qa_failed", 3},     {"replanning", 4}, {"qa_passed", 5},
-                                                {"upload_failed", 6}, {"delivered", 7},  {"dead_lettered", 8}};
-  auto it = kRank.find(status);
-  return it == kRank.end() ? 0 : it->second;
+int rank(Status status) {
+  switch (status) {
+    case Status::kWaiting:
+      return 0;
+    case Status::kSubmitted:
+    case Status::kReleased:
+    case Status::kFixing:
+      return 1;
+    case Status::kGenerated:
+    case Status::kGenerationFailed:
+      return 2;
+    case Status::kQaFailed:
+      return 3;
+    case Status::kReplanning:
+      return 4;
+    case Status::kQaPassed:
+      return 5;
+    case Status::kUploadFailed:
+      return 6;
+    case Status::kDelivered:
+      return 7;
+    case Status::kDeadLettered:
+      return 8;
+  }
+  return 0;
 }
 
 // The status a step moves a file to (a submission keeps the status it has).
-const char* status_of(JobProgress::Step step) {
+std::optional<Status> status_of(JobProgress::Step step) {
   using Step = JobProgress::Step;
   switch (step) {
     case Step::kSubmitted:
-      return nullptr;
+      return std::nullopt;
     case Step::kGenerated:
-      return "generated";
+      return Status::kGenerated;
     case Step::kGenerationFailed:
-      return "generation_failed";
+      return Status::kGenerationFailed;
     case Step::kQaPassed:
-      return "qa_passed";
+      return Status::kQaPassed;
     case Step::kQaFailed:
-      return "qa_failed";
+      return Status::kQaFailed;
     case Step::kFixRequested:
-      return "fixing";
+      return Status::kFixing;
     case Step::kDelivered:
-      return "delivered";
+      return Status::kDelivered;
     case Step::kUploadFailed:
-      return "upload_failed";
+      return Status::kUploadFailed;
     case Step::kDeadLettered:
-      return "dead_lettered";
+      return Status::kDeadLettered;
     case Step::kPlanned:
-      return "waiting";
+      return Status::kWaiting;
     case Step::kReleased:
-      return "released";
+      return Status::kReleased;
     case Step::kReplanning:
-      return "replanning";
+      return Status::kReplanning;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-bool is_one_of(const std::string& status, std::initializer_list<const char*> set) {
-  for (const char* s : set) {
-    if (status == s) return true;
-  }
-  return false;
+bool is_one_of(Status status, std::initializer_list<Status> set) {
+  return std::find(set.begin(), set.end(), status) != set.end();
 }
+
+// The fields File keeps typed; a record's others are its details.
+constexpr std::array<const char*, 10> kFileFields{"job_id",  "path",   "task_id", "status",  "fix_attempt",
+                                                  "replans", "reason", "usage",   "version", "updated_at"};
 
 }  // namespace
 
-void JobProgress::Tally::add(const nlohmann::json& file, int sign) {
-  if (!file.is_object()) return;
-  const std::string status = file.value("status", "");
-  const int attempt = file.value("fix_attempt", 0);
-  const bool fixed = attempt > 0;  // a file sent back for a fix was generated and failed QA before
-  submitted += sign * (status != "waiting");
-  planned += sign * file.contains("depends_on");
-  generated +=
-      sign *
-      (fixed || is_one_of(status, {"generated", "qa_failed", "replanning", "qa_passed", "upload_failed", "delivered"}));
-  generation_failed += sign * (status == "generation_failed");
-  qa_failed += sign * (fixed || is_one_of(status, {"qa_failed", "fixing", "replanning"}));
-  qa_passed += sign * is_one_of(status, {"qa_passed", "upload_failed", "delivered"});
-  delivered += sign * (status == "delivered");
-  upload_failed += sign * (status == "upload_failed");
-  dead_lettered += sign * (status == "dead_lettered");
-  done += sign * is_end(status);
-  fixes += sign * attempt;
-  replans += sign * file.value("replans", 0);
-  if (const auto usage = file.find("usage"); usage != file.end() && usage->is_object()) {
-    tokens += sign * usage->value("tokens", std::int64_t{0});
-    cost_usd += sign * usage->value("cost_usd", 0.0);
+nlohmann::json JobProgress::File::to_json(const std::string& job_id, const std::string& path) const {
+  nlohmann::json record = details.is_object() ? details : nlohmann::json::object();
+  record["job_id"] = job_id;
+  record["path"] = path;
+  record["task_id"] = task_id;
+  record["status"] = name_of(status);
+  record["fix_attempt"] = fix_attempt;
+  if (replans > 0) record["replans"] = replans;
+  if (!reason.empty()) record["reason"] = reason;
+  if (charged) record["usage"] = {{"tokens", tokens}, {"cost_usd", cost_usd}};
+  record["version"] = version;
+  if (!updated_at.empty()) record["updated_at"] = updated_at;
+  return record;
+}
+
+JobProgress::File JobProgress::File::from_json(const nlohmann::json& record) {
+  File f;
+  f.task_id = record.value("task_id", "");
+  f.status = status_named(record.value("status", ""));
+  f.fix_attempt = record.value("fix_attempt", 0);
+  f.replans = record.value("replans", 0);
+  f.reason = record.value("reason", "");
+  if (const auto usage = record.find("usage"); usage != record.end() && usage->is_object()) {
+    f.charged = true;
+    f.tokens = usage->value("tokens", std::int64_t{0});
+    f.cost_usd = usage->value("cost_usd", 0.0);
   }
+  f.version = record.value("version", std::int64_t{0});
+  f.updated_at = record.value("updated_at", "");
+  for (const auto& [key, value] : record.items()) {
+    if (std::find_if(kFileFields.begin(), kFileFields.end(), [&](const char* k) { return key == k; }) !=
+        kFileFields.end())
+      continue;
+    if (!f.details.is_object()) f.details = nlohmann::json::object();
+    f.details[key] = value;
+  }
+  return f;
+}
+
+void JobProgress::Tally::add(const File& file, int sign) {
+  const Status status = file.status;
+  const bool fixed = file.fix_attempt > 0;  // a file sent back for a fix was generated and failed QA before
+  submitted += sign * (status != Status::kWaiting);
+  planned += sign * file.planned();
+  generated += sign * (fixed || is_one_of(status, {Status::kGenerated, Status::kQaFailed, Status::kReplanning,
+                                                   Status::kQaPassed, Status::kUploadFailed, Status::kDelivered}));
+  generation_failed += sign * (status == Status::kGenerationFailed);
+  qa_failed += sign * (fixed || is_one_of(status, {Status::kQaFailed, Status::kFixing, Status::kReplanning}));
+  qa_passed += sign * is_one_of(status, {Status::kQaPassed, Status::kUploadFailed, Status::kDelivered});
+  delivered += sign * (status == Status::kDelivered);
+  upload_failed += sign * (status == Status::kUploadFailed);
+  dead_lettered += sign * (status == Status::kDeadLettered);
+  done += sign * is_end(status);
+  fixes += sign * file.fix_attempt;
+  replans += sign * file.replans;
+  tokens += sign * file.tokens;
+  cost_usd += sign * file.cost_usd;
 }
 
 UsageCharge UsageCharge::of(const nlohmann::json& usage) {
@@ -133,11 +205,11 @@ JobProgress::Job& JobProgress::job_locked(Shard& shard, const std::string& job_i
   return job;
 }
 
-void JobProgress::set_file_locked(Job& job, const std::string& path, nlohmann::json file) {
-  auto& slot = job.files[path];
-  job.tally.add(slot, -1);
+void JobProgress::set_file_locked(Job& job, const std::string& path, File file) {
+  auto [slot, fresh] = job.files.try_emplace(path);
+  if (!fresh) job.tally.add(slot->second, -1);
   job.tally.add(file, +1);
-  slot = std::move(file);
+  slot->second = std::move(file);
 }
 
 void JobProgress::refresh_locked(Job& job) {
@@ -174,51 +246,50 @@ JobProgress::Update JobProgress::apply(const std::string& job_id, const std::str
   Job& job = job_locked(jobs, job_id);
   auto it = job.files.find(path);
   const bool known = it != job.files.end();
-  if (known && step == Step::kSubmitted) return {nullptr, nullptr};  // a redelivered submission
+  if (known && step == Step::kSubmitted) return {};  // a redelivered submission
+  const std::optional<Status> status = status_of(step);
   if (known && !replay && step != Step::kPlanned) {
-    const auto& current = it->second;
-    const bool same_task = current.value("task_id", "") == task_id;
+    const File& current = it->second;
+    const bool same_task = current.task_id == task_id;
     // A planned file's replan gives it a new task id: events of the round before are stale.
-    if (!same_task && current.contains("depends_on")) return {nullptr, nullptr};
-    const int attempt = current.value("fix_attempt", 0);
-    const int next_attempt = fix_attempt >= 0 ? fix_attempt : attempt;
+    if (!same_task && current.planned()) return {};
+    const int next_attempt = fix_attempt >= 0 ? fix_attempt : current.fix_attempt;
     // Another task for the same path (a new version of the file) counts from its own start.
     if (same_task &&
-        std::pair(next_attempt, rank(status_of(step))) <= std::pair(attempt, rank(current.value("status", ""))))
-      return {nullptr, nullptr};
+        std::pair(next_attempt, status ? rank(*status) : 0) <= std::pair(current.fix_attempt, rank(current.status)))
+      return {};
   }
   // Changed in place: the file's share of the counters is taken away first and added back after.
-  nlohmann::json& file = known ? it->second : job.files[path];
+  File& file = known ? it->second : job.files[path];
   if (known) {
     job.tally.add(file, -1);
   } else {
-    file = {{"job_id", job_id}, {"path", path}, {"task_id", task_id}, {"status", "submitted"}, {"fix_attempt", 0}};
+    file.task_id = task_id;
   }
-  const char* status = status_of(step);
-  if (step == Step::kReplanning) file["replans"] = file.value("replans", 0) + 1;
+  if (step == Step::kReplanning) ++file.replans;
   if (details.is_object()) {
-    for (const auto& [k, v] : details.items()) file[k] = v;
+    if (!file.details.is_object()) file.details = nlohmann::json::object();
+    for (const auto& [k, v] : details.items()) file.details[k] = v;
   }
-  if (known) file["task_id"] = task_id;
-  if (status) file["status"] = status;
-  if (!reason.empty()) file["reason"] = reason;
-  if (reason.empty() && replay && status) file.erase("reason");  // replayed: why it failed before is past
-  if (fix_attempt >= 0) file["fix_attempt"] = fix_attempt;
+  file.task_id = task_id;
+  if (status) file.status = *status;
+  if (!reason.empty()) file.reason = reason;
+  if (reason.empty() && replay && status) file.reason.clear();  // replayed: why it failed before is past
+  if (fix_attempt >= 0) file.fix_attempt = fix_attempt;
   if (charge.any()) {
-    auto& usage = file["usage"];
-    if (!usage.is_object()) usage = {{"tokens", 0}, {"cost_usd", 0.0}};
-    usage["tokens"] = usage.value("tokens", std::int64_t{0}) + charge.tokens;
-    usage["cost_usd"] = usage.value("cost_usd", 0.0) + charge.cost_usd;
+    file.charged = true;
+    file.tokens += charge.tokens;
+    file.cost_usd += charge.cost_usd;
   }
-  const std::string now = events::now_iso8601();
+  std::string now = events::now_iso8601();
   const std::int64_t version = job.summary.value("version", std::int64_t{0}) + 1;
   job.summary["version"] = version;
   job.summary["updated_at"] = now;
-  file["version"] = version;
-  file["updated_at"] = now;
+  file.version = version;
+  file.updated_at = std::move(now);
   job.tally.add(file, +1);
   refresh_locked(job);
-  return {job.summary, file};
+  return {true, true, path};
 }
 
 JobProgress::Update JobProgress::set_section(const std::string& job_id, const std::string& section,
@@ -233,19 +304,19 @@ JobProgress::Update JobProgress::set_section(const std::string& job_id, const st
   job.summary["version"] = version;
   job.summary["updated_at"] = events::now_iso8601();
   refresh_locked(job);
-  return {job.summary, nullptr};
+  return {true, false, {}};
 }
 
 JobProgress::Update JobProgress::charge_job(const std::string& job_id, const std::string& event_id,
                                             const Charge& charge) {
-  if (!charge.any()) return {nullptr, nullptr};
+  if (!charge.any()) return {};
   {
     Shard& jobs = shard(job_id);
     std::lock_guard lock(jobs.mu);
     auto it = jobs.jobs.find(job_id);
     if (it != jobs.jobs.end()) {
       const auto plan = it->second.summary.find("plan_usage");
-      if (plan != it->second.summary.end() && plan->is_object() && plan->contains(event_id)) return {nullptr, nullptr};
+      if (plan != it->second.summary.end() && plan->is_object() && plan->contains(event_id)) return {};
     }
   }
   return set_section(job_id, "plan_usage", {{event_id, {{"tokens", charge.tokens}, {"cost_usd", charge.cost_usd}}}});
@@ -275,8 +346,7 @@ void JobProgress::load(const nlohmann::json& record) {
   if (record.contains("path") && record["path"].is_string()) {
     const std::string path = record["path"];
     auto it = job.files.find(path);
-    if (it == job.files.end() || it->second.value("version", std::int64_t{0}) <= version)
-      set_file_locked(job, path, record);
+    if (it == job.files.end() || it->second.version <= version) set_file_locked(job, path, File::from_json(record));
   } else if (job.summary.value("version", std::int64_t{0}) <= version && record.contains("counts")) {
     job.summary = record;
     job.summary.erase("files");  // a record of the former format carried them inline
@@ -286,7 +356,7 @@ void JobProgress::load(const nlohmann::json& record) {
         file["job_id"] = record["job_id"];
         file["path"] = path;
         file["version"] = version;
-        set_file_locked(job, path, std::move(file));
+        set_file_locked(job, path, File::from_json(file));
       }
     }
   }
@@ -349,7 +419,7 @@ bool JobProgress::ended(const std::string& job_id, const std::string& path) cons
   auto job = jobs.jobs.find(job_id);
   if (job == jobs.jobs.end()) return false;
   auto file = job->second.files.find(path);
-  return file != job->second.files.end() && is_end(file->second.value("status", ""));
+  return file != job->second.files.end() && is_end(file->second.status);
 }
 
 std::optional<nlohmann::json> JobProgress::get(const std::string& job_id) const {
@@ -359,8 +429,26 @@ std::optional<nlohmann::json> JobProgress::get(const std::string& job_id) const 
   if (it == jobs.jobs.end()) return std::nullopt;
   nlohmann::json doc = it->second.summary;
   doc["files"] = nlohmann::json::object();
-  for (const auto& [path, f] : it->second.files) doc["files"][path] = f;
+  for (const auto& [path, f] : it->second.files) doc["files"][path] = f.to_json(job_id, path);
   return doc;
+}
+
+std::optional<nlohmann::json> JobProgress::summary(const std::string& job_id) const {
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto it = jobs.jobs.find(job_id);
+  if (it == jobs.jobs.end()) return std::nullopt;
+  return it->second.summary;
+}
+
+std::optional<nlohmann::json> JobProgress::file(const std::string& job_id, const std::string& path) const {
+  Shard& jobs = shard(job_id);
+  std::lock_guard lock(jobs.mu);
+  auto it = jobs.jobs.find(job_id);
+  if (it == jobs.jobs.end()) return std::nullopt;
+  auto file = it->second.files.find(path);
+  if (file == it->second.files.end()) return std::nullopt;
+  return file->second.to_json(job_id, path);
 }
 
 std::map<std::string, nlohmann::json> JobProgress::fold(const std::vector<nlohmann::json>& records) {

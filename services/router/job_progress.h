@@ -22,6 +22,10 @@
 //    reason (when there is one), version (the job's version at that step), updated_at.
 // Job ids never contain '/', so the key tells the kinds apart; so does the "path" field.
 // fold() turns the records back into one JSON document per job (summary + "files").
+//
+// A file's state is a typed struct (File), not a JSON document; a step says which records it
+// changed (Update) and the records are made from the state when they are published (summary(),
+// file()), so a step whose record a later one replaces is never serialized (#23).
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -68,9 +72,28 @@ class JobProgress {
     kReplanning,  // it reached the fix limit and went back to the planner ("replanning")
   };
 
+  // Where a file is (docs/progress.md's statuses, in the order of the steps).
+  enum class Status : std::uint8_t {
+    kWaiting,
+    kSubmitted,
+    kReleased,
+    kFixing,
+    kGenerated,
+    kGenerationFailed,
+    kQaFailed,
+    kReplanning,
+    kQaPassed,
+    kUploadFailed,
+    kDelivered,
+    kDeadLettered,
+  };
+
+  // What a step changed: the job's summary (key: job_id) and, when `file`, the record of the
+  // file at `path` (key: job_id + "/" + path). Nothing when the step changed nothing.
   struct Update {
-    nlohmann::json summary;  // key: job_id
-    nlohmann::json file;     // key: job_id + "/" + path; null for a summary-only update
+    bool summary = false;
+    bool file = false;
+    std::string path;
   };
 
   using Charge = UsageCharge;
@@ -120,6 +143,10 @@ class JobProgress {
   bool ended(const std::string& job_id, const std::string& path) const;
   // The job as one document: the summary with "files" {path: file record}.
   std::optional<nlohmann::json> get(const std::string& job_id) const;
+  // The records as published on jobs.progress, from the state now: the job's summary, and one
+  // file's record (nullopt when the job or the file is not known, e.g. forgotten by retention).
+  std::optional<nlohmann::json> summary(const std::string& job_id) const;
+  std::optional<nlohmann::json> file(const std::string& job_id, const std::string& path) const;
   // Orders apply + publish per job (the compacted topic must end on the latest version). Jobs
   // share one of kStripes locks by hash, so workers on different jobs do not wait for each other.
   std::unique_lock<std::mutex> lock(const std::string& job_id) const {
@@ -132,18 +159,36 @@ class JobProgress {
  private:
   // The job's counters, kept from its files' states as they change (each file adds what its
   // state implies, and takes it away when its state moves on).
+  struct File {
+    std::string task_id;
+    Status status = Status::kSubmitted;
+    int fix_attempt = 0;
+    int replans = 0;
+    std::string reason;
+    bool charged = false;  // shows "usage" {tokens, cost_usd}: a call was charged to it
+    std::int64_t tokens = 0;
+    double cost_usd = 0;
+    std::int64_t version = 0;
+    std::string updated_at;
+    // A planned file's description and depends_on, and any field this version does not know
+    // (kept as read back); null when there is none.
+    nlohmann::json details;
+    bool planned() const { return details.is_object() && details.contains("depends_on"); }
+    nlohmann::json to_json(const std::string& job_id, const std::string& path) const;
+    static File from_json(const nlohmann::json& record);
+  };
   struct Tally {
     int submitted = 0, planned = 0, generated = 0, generation_failed = 0, qa_failed = 0, qa_passed = 0, delivered = 0,
         upload_failed = 0, dead_lettered = 0, done = 0, fixes = 0, replans = 0;
     std::int64_t tokens = 0;
     double cost_usd = 0;
-    void add(const nlohmann::json& file, int sign);
+    void add(const File& file, int sign);
     // Writes the counters into the summary's "counts" object, in place.
     void write(nlohmann::json& counts) const;
   };
   struct Job {
     nlohmann::json summary;
-    std::unordered_map<std::string, nlohmann::json> files;
+    std::unordered_map<std::string, File> files;
     Tally tally;
   };
   // Jobs by the same hash as the publication locks, each shard under its own mutex: workers on
@@ -156,7 +201,7 @@ class JobProgress {
   static Job& job_locked(Shard& shard, const std::string& job_id);
   static void expire_locked(Shard& jobs, const std::string& older_than,
                             std::vector<std::pair<std::string, std::vector<std::string>>>& out);
-  static void set_file_locked(Job& job, const std::string& path, nlohmann::json file);
+  static void set_file_locked(Job& job, const std::string& path, File file);
   static void refresh_locked(Job& job);
 
   static constexpr std::size_t kStripes = 64;

@@ -11,7 +11,7 @@ kafka::OutgoingRecord make_record(std::string topic, std::string key, const nloh
   kafka::OutgoingRecord r;
   r.topic = std::move(topic);
   r.key = std::move(key);
-  r.value = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.value = record_value(value);
   r.headers.push_back({std::string(kafka::headers::kContentType), "application/json"});
   if (!schema_id.empty()) r.headers.push_back({std::string(kafka::headers::kSchema), std::string(schema_id)});
   if (cause != nullptr) {
@@ -23,6 +23,10 @@ kafka::OutgoingRecord make_record(std::string topic, std::string key, const nloh
       r.headers.push_back({std::string(kafka::headers::kReplayCount), std::string(*replay)});
   }
   return r;
+}
+
+std::string record_value(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace agentline::events

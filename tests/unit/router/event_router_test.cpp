@@ -786,24 +786,23 @@ TEST(JobProgressTest, EachStepPublishesSmallRecordsWhateverTheJobSize) {
   JobProgress progress;
   std::vector<json> published;
   constexpr int kFiles = 3000;
-  for (int i = 0; i < kFiles; ++i) {
-    auto u = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py",
-                            JobProgress::Step::kSubmitted);
-    published.push_back(u.summary);
-    published.push_back(u.file);
-  }
-  JobProgress::Update last;
-  for (int i = 0; i < kFiles; ++i) {
-    last = progress.apply("big", "t" + std::to_string(i), "src/f" + std::to_string(i) + ".py",
-                          JobProgress::Step::kQaPassed);
-    published.push_back(last.summary);
-    published.push_back(last.file);
-  }
-  EXPECT_LT(last.summary.dump().size(), 400u);
-  EXPECT_LT(last.file.dump().size(), 300u);
-  EXPECT_EQ(last.summary["percent"], 100);
-  EXPECT_EQ(last.summary["files_done"], kFiles);
-  EXPECT_EQ(last.summary["counts"]["qa_passed"], kFiles);
+  // What a step publishes: the records it names, made from the state after it.
+  auto step = [&](int i, JobProgress::Step s) {
+    const std::string path = "src/f" + std::to_string(i) + ".py";
+    auto u = progress.apply("big", "t" + std::to_string(i), path, s);
+    EXPECT_TRUE(u.summary && u.file && u.path == path);
+    published.push_back(*progress.summary("big"));
+    published.push_back(*progress.file("big", path));
+  };
+  for (int i = 0; i < kFiles; ++i) step(i, JobProgress::Step::kSubmitted);
+  for (int i = 0; i < kFiles; ++i) step(i, JobProgress::Step::kQaPassed);
+  const json last_summary = published[published.size() - 2];
+  EXPECT_LT(last_summary.dump().size(), 400u);
+  EXPECT_LT(published.back().dump().size(), 300u);
+  EXPECT_EQ(published.back()["status"], "qa_passed");
+  EXPECT_EQ(last_summary["percent"], 100);
+  EXPECT_EQ(last_summary["files_done"], kFiles);
+  EXPECT_EQ(last_summary["counts"]["qa_passed"], kFiles);
   // A reader folding the records (in any order of versions) sees the same job.
   std::reverse(published.begin(), published.end());
   auto folded = JobProgress::fold(published);
@@ -811,7 +810,7 @@ TEST(JobProgressTest, EachStepPublishesSmallRecordsWhateverTheJobSize) {
   EXPECT_EQ(folded["big"]["files"].size(), static_cast<std::size_t>(kFiles));
   EXPECT_EQ(folded["big"]["files_done"], kFiles);
   EXPECT_EQ(folded["big"]["files"]["src/f7.py"]["status"], "qa_passed");
-  EXPECT_EQ(folded["big"]["version"], last.summary["version"]);
+  EXPECT_EQ(folded["big"]["version"], last_summary["version"]);
 }
 
 TEST(JobProgressTest, ReadsTheFormerInlineFormatBack) {
@@ -827,9 +826,10 @@ TEST(JobProgressTest, ReadsTheFormerInlineFormatBack) {
   EXPECT_EQ((*doc)["files"].size(), 2u);
   EXPECT_EQ((*doc)["files_done"], 1);
   EXPECT_EQ((*doc)["percent"], 50);
-  auto u = progress.apply("old", "t2", "b.py", JobProgress::Step::kQaPassed);
-  EXPECT_EQ(u.summary["version"], 5);
-  EXPECT_EQ(u.summary["percent"], 100);
+  EXPECT_TRUE(progress.apply("old", "t2", "b.py", JobProgress::Step::kQaPassed).summary);
+  EXPECT_EQ((*progress.summary("old"))["version"], 5);
+  EXPECT_EQ((*progress.summary("old"))["percent"], 100);
+  EXPECT_EQ((*progress.file("old", "b.py"))["version"], 5);
 }
 
 }  // namespace
@@ -846,8 +846,8 @@ TEST(JobProgressTest, AFileOnlyMovesForwardRedeliveriesChangeNothing) {
   p.apply("j", "t1", "a.py", Step::kQaPassed, "", 0);
   p.apply("j", "t1", "a.py", Step::kDelivered);
   // A replayed FILE_COMPLETED and QA_PASSED after a router crash.
-  EXPECT_TRUE(p.apply("j", "t1", "a.py", Step::kGenerated, "", 0).file.is_null());
-  EXPECT_TRUE(p.apply("j", "t1", "a.py", Step::kQaPassed, "", 0).file.is_null());
+  EXPECT_FALSE(p.apply("j", "t1", "a.py", Step::kGenerated, "", 0).file);
+  EXPECT_FALSE(p.apply("j", "t1", "a.py", Step::kQaPassed, "", 0).file);
   auto doc = *p.get("j");
   EXPECT_EQ(doc["files"]["a.py"]["status"], "delivered");
   EXPECT_EQ(doc["counts"]["generated"], 1) << "counters do not pass the file count";
@@ -856,11 +856,11 @@ TEST(JobProgressTest, AFileOnlyMovesForwardRedeliveriesChangeNothing) {
   p.apply("j", "t2", "b.py", Step::kGenerated, "", 0);
   p.apply("j", "t2", "b.py", Step::kQaFailed, "", 0);
   p.apply("j", "t2", "b.py", Step::kFixRequested, "", 1);
-  EXPECT_FALSE(p.apply("j", "t2", "b.py", Step::kGenerated, "", 1).file.is_null());
+  EXPECT_TRUE(p.apply("j", "t2", "b.py", Step::kGenerated, "", 1).file);
   EXPECT_EQ((*p.get("j"))["files"]["b.py"]["status"], "generated");
   // Another task for the same path takes it over; a deliberate replay always applies.
-  EXPECT_FALSE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0).file.is_null());
-  EXPECT_FALSE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0, nullptr, true).file.is_null());
+  EXPECT_TRUE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0).file);
+  EXPECT_TRUE(p.apply("j", "t3", "a.py", Step::kGenerated, "", 0, nullptr, true).file);
 }
 
 TEST(JobProgressTest, APlannedFileIgnoresEventsOfItsRoundBeforeAReplan) {
@@ -870,8 +870,8 @@ TEST(JobProgressTest, APlannedFileIgnoresEventsOfItsRoundBeforeAReplan) {
   p.apply("j", "j:0", "a.py", Step::kQaFailed, "", 3);
   p.apply("j", "j:0", "a.py", Step::kReplanning);
   p.apply("j", "j:0r1", "a.py", Step::kPlanned, "", 0, {{"depends_on", json::array()}});
-  EXPECT_TRUE(p.apply("j", "j:0", "a.py", Step::kQaFailed, "", 3).file.is_null()) << "the first round's";
-  EXPECT_FALSE(p.apply("j", "j:0r1", "a.py", Step::kGenerated, "", 0).file.is_null());
+  EXPECT_FALSE(p.apply("j", "j:0", "a.py", Step::kQaFailed, "", 3).file) << "the first round's";
+  EXPECT_TRUE(p.apply("j", "j:0r1", "a.py", Step::kGenerated, "", 0).file);
   EXPECT_EQ((*p.get("j"))["files"]["a.py"]["task_id"], "j:0r1");
 }
 

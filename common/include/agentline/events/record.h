@@ -14,5 +14,7 @@ namespace agentline::events {
 // `cause` the record carries on its traceparent and its replay count (agentline-replay-count).
 kafka::OutgoingRecord make_record(std::string topic, std::string key, const nlohmann::json& value,
                                   const kafka::InboundRecord* cause, std::string_view schema_id = {});
+// The value make_record writes for `value`.
+std::string record_value(const nlohmann::json& value);
 
 }  // namespace agentline::events
