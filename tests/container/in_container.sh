@@ -43,9 +43,11 @@ take_paths() {
 
 if [ "$name" != agentline ] || [ "${1:-}" != up ]; then
   take_paths "$@"
-  # --init: a command-line tool gets signals as on a host (timeout's SIGTERM ends `submit`); the
-  # services below run as PID 1 without one, as in a pod, and must handle SIGTERM themselves.
-  exec podman run --rm -i --init "${restricted[@]}" "${mounts[@]}" "$image" "$name" "$@"
+  # The agentline CLI runs as PID 1 and must end on SIGTERM itself (timeout's ends `submit`), as
+  # the services below do; other tools get --init, so signals reach them as on a host.
+  init=(--init)
+  [ "$name" != agentline ] || init=()
+  exec podman run --rm -i "${init[@]}" "${restricted[@]}" "${mounts[@]}" "$image" "$name" "$@"
 fi
 
 shift

@@ -42,6 +42,19 @@ namespace {
 std::atomic<int> g_broker_down{-1};
 void on_broker_signal(int sig) { g_broker_down.store(sig == SIGUSR1 ? 1 : 0); }
 
+// SIGTERM, SIGINT and SIGHUP end a process by default, but a container's PID 1 never gets a
+// signal it has no handler for: `podman stop` or `timeout` would wait for `submit` or `watch`
+// to end by itself. So the default is stated as a handler, with the shell's exit status of a
+// process the signal ended (128 + its number). Commands that drain (broker, up) install their own.
+void exit_on_signal(int sig) { std::_Exit(128 + sig); }
+
+void exit_on_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = exit_on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
 struct GlobalOptions {
   std::string bootstrap_servers;
   std::string state_dir = ".agentline";
@@ -423,6 +436,7 @@ int cmd_up(const GlobalOptions& g, std::vector<std::string> services, int base_p
 }  // namespace
 
 int main(int argc, char** argv) {
+  exit_on_stop_signals();
   CLI::App app("Agentline: a Kafka backbone for AI coding work", "agentline");
   app.set_version_flag("--version", kafka::version_line());
   app.require_subcommand(1);
