@@ -135,12 +135,13 @@ JobProgress::File JobProgress::File::from_json(const nlohmann::json& record) {
   }
   f.version = record.value("version", std::int64_t{0});
   f.updated_at = record.value("updated_at", "");
-  for (const auto& [key, value] : record.items()) {
+  for (const auto& field : record.items()) {
+    const std::string& key = field.key();
     if (std::find_if(kFileFields.begin(), kFileFields.end(), [&](const char* k) { return key == k; }) !=
         kFileFields.end())
       continue;
     if (!f.details.is_object()) f.details = nlohmann::json::object();
-    f.details[key] = value;
+    f.details[key] = field.value();
   }
   return f;
 }
