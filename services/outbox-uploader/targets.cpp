@@ -1,14 +1,18 @@
 #include "targets.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "agentline/cache/result_cache.h"
 #include "agentline/events/path_policy.h"
@@ -33,26 +37,65 @@ UploadOutcome http_failure(const net::HttpResponse& r, const std::string& what) 
   return UploadOutcome::failed(Kind::kPermanent, error_class, detail);
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+// A file descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+// Whether the regular file `name` in `dir` holds exactly `content` (not following a symlink).
+bool holds(int dir, const std::string& name, const std::string& content) {
+  const Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return false;
+  std::string have;
+  have.reserve(content.size() + 1);
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n == 0 && have == content;
+    have.append(buf, static_cast<std::size_t>(n));
+    if (have.size() > content.size()) return false;
+  }
 }
 
-bool sync_fd_path(const fs::path& p, int flags) {
-  const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
 }
 
+// Writes under the output root one folder at a time from a descriptor of the root, opening each
+// folder with O_NOFOLLOW: a symlink anywhere on the way (planted before the write or during it)
+// is refused, and no path is resolved twice, so nothing checked can change before it is used.
 class FilesystemTarget final : public Target {
  public:
   explicit FilesystemTarget(std::string root) : root_(std::move(root)) {
     fs::create_directories(root_);
     canonical_root_ = fs::canonical(root_);
+    root_fd_ = Fd(::open(canonical_root_.c_str(), kDirFlags));
+    if (!root_fd_) throw std::runtime_error("cannot open the output root " + root_ + ": " + std::strerror(errno));
   }
   std::string name() const override { return "filesystem"; }
 
@@ -74,51 +117,69 @@ class FilesystemTarget final : public Target {
     }
     if (auto why = events::unsafe_path_reason(item.job_id))
       return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", "job id: " + *why);
-    const fs::path target = canonical_root_ / relative;
-    std::error_code ec;
-    fs::create_directories(target.parent_path(), ec);
-    if (ec)
-      return UploadOutcome::failed(Kind::kRetry, "io_error",
-                                   "cannot create " + target.parent_path().string() + ": " + ec.message());
-    // A symlink planted under the root must not lead the write outside it.
-    const fs::path parent = fs::canonical(target.parent_path(), ec);
-    const auto rel = parent.lexically_relative(canonical_root_);
-    if (ec || rel.empty() || *rel.begin() == "..") {
-      return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " resolves outside the output root");
-    }
-    if (fs::is_symlink(target, ec))
-      return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " is a symlink");
-    if (fs::is_regular_file(target, ec) && read_file(target) == content)
-      return UploadOutcome::uploaded(relative, target.string(), true);
+    const std::string shown = (canonical_root_ / relative).string();
 
-    const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp-" +
-                                                 std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out.write(content.data(), static_cast<std::streamsize>(content.size()));
-      out.flush();
-      if (!out) {
-        fs::remove(tmp, ec);
-        return UploadOutcome::failed(Kind::kRetry, "io_error", "cannot write " + tmp.string());
+    // The folders, made where missing.
+    std::vector<std::string> parts;
+    for (std::size_t from = 0;;) {
+      const auto slash = relative.find('/', from);
+      parts.push_back(relative.substr(from, slash - from));
+      if (parts.back().empty() || parts.back() == "." || parts.back() == "..")
+        return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", relative + " has an empty, . or .. segment");
+      if (slash == std::string::npos) break;
+      from = slash + 1;
+    }
+    const std::string name = parts.back();
+    parts.pop_back();
+    Fd dir;
+    for (const auto& part : parts) {
+      const int at = dir ? dir.get() : root_fd_.get();
+      Fd next(::openat(at, part.c_str(), kDirFlags));
+      if (!next && errno == ENOENT) {
+        if (::mkdirat(at, part.c_str(), 0755) != 0 && errno != EEXIST)
+          return UploadOutcome::failed(Kind::kRetry, "io_error",
+                                       "cannot create a folder for " + shown + ": " + std::strerror(errno));
+        next = Fd(::openat(at, part.c_str(), kDirFlags));
       }
+      if (!next && (errno == ELOOP || errno == ENOTDIR))
+        return UploadOutcome::failed(Kind::kPermanent, "unsafe_path",
+                                     item.path + ": " + part + " on the way is a symlink or not a folder");
+      if (!next)
+        return UploadOutcome::failed(Kind::kRetry, "io_error",
+                                     "cannot open a folder of " + shown + ": " + std::strerror(errno));
+      dir = std::move(next);
     }
-    if (!sync_fd_path(tmp, O_RDONLY)) {
-      fs::remove(tmp, ec);
-      return UploadOutcome::failed(Kind::kRetry, "io_error", "fsync failed for " + tmp.string());
+
+    struct stat st {};
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISLNK(st.st_mode))
+        return UploadOutcome::failed(Kind::kPermanent, "unsafe_path", item.path + " is a symlink");
+      if (S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) == content.size() &&
+          holds(dir.get(), name, content))
+        return UploadOutcome::uploaded(relative, shown, true);
     }
-    fs::rename(tmp, target, ec);
-    if (ec) {
-      fs::remove(tmp, ec);
-      return UploadOutcome::failed(Kind::kRetry, "io_error",
-                                   "rename to " + target.string() + " failed: " + ec.message());
+
+    const std::string tmp = "." + name + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    const auto fail = [&](const std::string& what) {
+      const std::string why = std::strerror(errno);
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
+      return UploadOutcome::failed(Kind::kRetry, "io_error", what + " " + shown + ": " + why);
+    };
+    {
+      const Fd out(::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+      if (!out) return fail("cannot create a temporary file beside");
+      if (!write_all(out.get(), content)) return fail("cannot write");
+      if (::fsync(out.get()) != 0) return fail("fsync failed for");
     }
-    sync_fd_path(target.parent_path(), O_RDONLY | O_DIRECTORY);
-    return UploadOutcome::uploaded(relative, target.string());
+    if (::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) return fail("rename failed for");
+    ::fsync(dir.get());
+    return UploadOutcome::uploaded(relative, shown);
   }
 
  private:
   std::string root_;
   fs::path canonical_root_;
+  Fd root_fd_;
   std::atomic<std::uint64_t> counter_{0};
 };
 

@@ -72,7 +72,22 @@ TEST_F(FilesystemTargetTest, PathsThatEscapeTheRootAreRefusedForGood) {
   fs::create_directory_symlink(root_ / "elsewhere", root_ / "out/job/link");
   auto r = target_->upload(file("link/x.py", "x"));
   EXPECT_EQ(r.kind, UploadOutcome::Kind::kPermanent);
+  EXPECT_EQ(r.error_class, "unsafe_path");
   EXPECT_FALSE(fs::exists(root_ / "elsewhere/x.py"));
+  // Nor does a symlink in the file's place: the file it points at keeps its content.
+  { std::ofstream(root_ / "elsewhere/secret") << "keep"; }
+  fs::create_symlink(root_ / "elsewhere/secret", root_ / "out/job/f.py");
+  r = target_->upload(file("f.py", "overwritten"));
+  EXPECT_EQ(r.kind, UploadOutcome::Kind::kPermanent);
+  EXPECT_EQ(r.error_class, "unsafe_path");
+  EXPECT_EQ(read(root_ / "elsewhere/secret"), "keep");
+  // A symlinked job folder is refused too.
+  fs::create_directory_symlink(root_ / "elsewhere", root_ / "out/job2");
+  auto moved = file("y.py", "y");
+  moved.job_id = "job2";
+  r = target_->upload(moved);
+  EXPECT_EQ(r.kind, UploadOutcome::Kind::kPermanent);
+  EXPECT_FALSE(fs::exists(root_ / "elsewhere/y.py"));
 }
 
 TEST_F(FilesystemTargetTest, StructuralItemsAreRecordedWithTheirParent) {
