@@ -61,8 +61,9 @@ class ConsumerRuntimeTest : public ::testing::Test {
     options.statistics_interval = 1000ms;
     if (configure) configure(options);
     health_ = std::make_shared<observability::HealthState>();
-    runtime_ = std::make_unique<kafka::ConsumerRuntime>(settings, options, broker_.catalog(), producer_,
-                                                        std::make_shared<prometheus::Registry>(), health_);
+    registry_ = std::make_shared<prometheus::Registry>();
+    runtime_ =
+        std::make_unique<kafka::ConsumerRuntime>(settings, options, broker_.catalog(), producer_, registry_, health_);
     thread_ = std::thread([this] { exit_code_ = runtime_->run(handler_); });
   }
 
@@ -85,6 +86,7 @@ class ConsumerRuntimeTest : public ::testing::Test {
   kafka::Handler handler_;
   std::shared_ptr<kafka::Producer> producer_;
   std::shared_ptr<observability::HealthState> health_;
+  std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<kafka::ConsumerRuntime> runtime_;
   std::thread thread_;
   int exit_code_ = -1;
@@ -553,6 +555,49 @@ double gauge(prometheus::Registry& registry, const std::string& name, const std:
 }
 
 }  // namespace
+
+TEST_F(ConsumerRuntimeTest, RecordsReadAheadStayWithinTheirByteBoundWhateverTheirCount) {
+  // One handler at a time, blocked: without a byte bound the runtime would read 16 records
+  // ahead (2 MiB of these); with 512 KiB it stops near 512 KiB. Then every record runs once.
+  // (3 MiB in all: the embedded broker drops a partition's oldest records past a cap.)
+  constexpr int kRecords = 24;
+  const std::string big(128 * 1024, 'x');
+  std::vector<kafka::OutgoingRecord> records;
+  for (int i = 0; i < kRecords; ++i)
+    records.push_back({topic("in"), "k" + std::to_string(i), std::to_string(i) + big, {}, std::nullopt});
+  broker_.produce_batch(records);
+  std::atomic<bool> release{false};
+  std::mutex mutex;
+  std::map<std::string, int> runs;
+  auto handler = [&](const kafka::InboundRecord& r, kafka::Emitter&) -> std::optional<kafka::Failure> {
+    while (!release.load()) std::this_thread::sleep_for(10ms);
+    std::lock_guard lock(mutex);
+    ++runs[*r.key];
+    return std::nullopt;
+  };
+  constexpr std::size_t kBound = 512 * 1024;
+  start(handler, /*max_in_flight=*/1, 5s, [&](kafka::ConsumerOptions& o) { o.read_ahead_bytes = kBound; });
+  auto read_ahead = [&](const char* what) {
+    return gauge(*registry_, std::string("agentline_consumer_read_ahead_") + what, "service", "runtime-test");
+  };
+  ASSERT_TRUE(agentline::testing::eventually([&] { return read_ahead("records") >= 3; }, 30s)) << read_ahead("records");
+  double most = 0;
+  double most_records = 0;
+  for (int i = 0; i < 100; ++i) {
+    most = std::max(most, read_ahead("bytes"));
+    most_records = std::max(most_records, read_ahead("records"));
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GE(most, static_cast<double>(kBound) / 2) << "it read ahead at all";
+  EXPECT_LE(most, static_cast<double>(kBound + big.size() + 4096))
+      << most_records << " records waited locally (the bound in records is 16)";
+  release = true;
+  ASSERT_TRUE(agentline::testing::eventually([&] { return broker_.lag("runtime-test", topic("in")) == 0; }, 60s));
+  EXPECT_EQ(stop(), 0);
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(runs.size(), static_cast<std::size_t>(kRecords));
+  for (const auto& [key, n] : runs) EXPECT_EQ(n, 1) << key;
+}
 
 // A broker that does not offer the consumer group protocol (Kafka before 4.0, or one set to
 // classic only): under auto the runtime uses the classic protocol and consumes; asked for the

@@ -34,6 +34,12 @@ ConsumerMetrics::ConsumerMetrics(prometheus::Registry& r, const std::string& s, 
       held(build(prometheus::BuildGauge(), r, "agentline_consumer_held",
                  "1 while consumption is held because a backend asked to back off (breaker open, rate limit)", s)
                .Add({})),
+      read_ahead_records(build(prometheus::BuildGauge(), r, "agentline_consumer_read_ahead_records",
+                               "Records fetched and waiting locally for a worker (flow control bounds them)", s)
+                             .Add({})),
+      read_ahead_bytes(build(prometheus::BuildGauge(), r, "agentline_consumer_read_ahead_bytes",
+                             "Bytes (keys, values, headers) of the records fetched and waiting locally for a worker", s)
+                           .Add({})),
       delivery_failures(build(prometheus::BuildCounter(), r, "agentline_delivery_failures_total",
                               "Produced records Kafka did not acknowledge", s)
                             .Add({})),

@@ -33,6 +33,8 @@ struct ConsumerMetrics {
   prometheus::Family<prometheus::Gauge>& protocol;        // by protocol
   prometheus::Gauge& in_flight;
   prometheus::Gauge& held;
+  prometheus::Gauge& read_ahead_records;  // fetched, waiting locally for a worker
+  prometheus::Gauge& read_ahead_bytes;
   prometheus::Counter& delivery_failures;
   prometheus::Gauge& assigned;
   prometheus::Counter& rebalances;

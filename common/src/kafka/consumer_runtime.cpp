@@ -48,6 +48,19 @@ using Clock = std::chrono::steady_clock;
 
 using resilience::now_ms;
 
+namespace {
+constexpr std::size_t kDefaultReadAheadBytes = std::size_t{64} << 20;
+
+// What a record waiting locally weighs for flow control: its key, value and headers.
+struct RecordBytes {
+  std::size_t operator()(const InboundRecord& r) const {
+    std::size_t n = sizeof(InboundRecord) + r.value.size() + (r.key ? r.key->size() : 0);
+    for (const auto& h : r.headers) n += h.key.size() + h.value.size();
+    return n;
+  }
+};
+}  // namespace
+
 struct ConsumerRuntime::Impl {
   KafkaSettings settings;
   ConsumerOptions options;
@@ -99,7 +112,7 @@ struct ConsumerRuntime::Impl {
   std::vector<std::thread> workers;
 
   // Poll-thread only. Records fetched but not dispatched, one fair queue per priority rank.
-  std::vector<FairQueue<InboundRecord>> backlogs;
+  std::vector<FairQueue<InboundRecord, RecordBytes>> backlogs;
   // What a retry tier's head record does: run, wait in memory, or pause its partition
   // (retry_tier_gate.h).
   RetryTierGate retry_gate;
@@ -154,6 +167,13 @@ struct ConsumerRuntime::Impl {
     for (const auto& q : backlogs) n += q.size();
     return n;
   }
+  std::size_t backlog_bytes() const {
+    std::size_t n = 0;
+    for (const auto& q : backlogs) n += q.bytes();
+    return n;
+  }
+  // Whether the poll loop may take more of what librdkafka has fetched before flow control looks.
+  bool backlog_has_room() const { return backlog_size() < flow.backlog_bound() && backlog_bytes() < flow.byte_bound(); }
   template <typename Pred>
   void erase_backlog_if(Pred pred) {
     for (auto& q : backlogs) q.erase_if(pred);
@@ -182,8 +202,9 @@ struct ConsumerRuntime::Impl {
   // Pauses and resumes partitions for priority and backpressure (flow_control.h): the local
   // backlog's bound is 16 x max_in_flight, well above max_in_flight so that a worker that frees
   // up always finds a record waiting.
-  FlowControl flow{options.read_ahead > 0 ? options.read_ahead
-                                          : static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16};
+  FlowControl flow{
+      options.read_ahead > 0 ? options.read_ahead : static_cast<std::size_t>(std::max(1, options.max_in_flight)) * 16,
+      options.read_ahead_bytes > 0 ? options.read_ahead_bytes : kDefaultReadAheadBytes};
   bool backlog_waiting();
   void dispatch_backlog();
   void dispatch_held();
@@ -383,7 +404,13 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
 // Flow control (flow_control.h): FlowControl decides, this pauses and resumes.
 void ConsumerRuntime::Impl::update_backpressure() {
   std::vector<std::size_t> waiting(backlogs.size());
-  for (std::size_t r = 0; r < backlogs.size(); ++r) waiting[r] = backlogs[r].size();
+  std::vector<std::size_t> bytes(backlogs.size());
+  for (std::size_t r = 0; r < backlogs.size(); ++r) {
+    waiting[r] = backlogs[r].size();
+    bytes[r] = backlogs[r].bytes();
+  }
+  metrics->read_ahead_records.Set(static_cast<double>(backlog_size()));
+  metrics->read_ahead_bytes.Set(static_cast<double>(backlog_bytes()));
   std::vector<PartitionId> to_pause;
   std::vector<PartitionId> to_resume;
   {
@@ -394,7 +421,7 @@ void ConsumerRuntime::Impl::update_backpressure() {
     // bounded local queue, so that when the hold ends every tenant's waiting task has its turn
     // (paused, a tenant's new task stayed in the broker for as long as a busy tenant kept a rate
     // limit refusing: holds back to back, and resumes only between them).
-    flow.observe(waiting, held, (!deferred.empty() || now_ms() < hold_until_ms) && !options.fair.key);
+    flow.observe(waiting, held, (!deferred.empty() || now_ms() < hold_until_ms) && !options.fair.key, bytes);
     for (auto& [id, state] : partitions) {
       const bool want =
           flow.should_pause(state->flow_paused, static_cast<std::size_t>(state->rank), router.is_retry_topic(id.first));
@@ -450,7 +477,7 @@ void ConsumerRuntime::Impl::dispatch_backlog() {
   for (;;) {
     // The highest rank with a record whose key is not held, and that key.
     const std::int64_t turn = now_ms();
-    FairQueue<InboundRecord>* queue = nullptr;
+    FairQueue<InboundRecord, RecordBytes>* queue = nullptr;
     const std::string* next = nullptr;
     for (auto& q : backlogs) {
       if ((next = q.next(turn)) != nullptr) {
@@ -1051,7 +1078,7 @@ int ConsumerRuntime::run(const Handler& handler) {
     // control sees the backlog and pauses low-priority partitions before their prefetched
     // records queue ahead of a critical one.
     if (impl.poll_once(waiting ? 0 : impl.ms_until_due())) {
-      for (int i = 0; i < 1024 && impl.backlog_size() < impl.flow.backlog_bound() && impl.poll_once(0); ++i) {
+      for (int i = 0; i < 1024 && impl.backlog_has_room() && impl.poll_once(0); ++i) {
       }
     }
     if (Clock::now() - impl.last_commit >= impl.options.commit_interval) {

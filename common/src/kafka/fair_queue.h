@@ -9,8 +9,9 @@
 // one of a key of weight 1; a key that was idle (or held) earns no credit, so it never bursts past
 // the others when it returns; a key's first record waits behind at most one record of each other
 // key. A key may be held until a time (its admission check refused it): its records wait and the
-// other keys go on. With one key ("") it is first come, first served. Not thread-safe: the poll
-// thread owns it.
+// other keys go on. With one key ("") it is first come, first served. It counts what its records
+// weigh as `Bytes` says, each record as it was when it came in. Not thread-safe: the poll thread
+// owns it.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -22,22 +23,34 @@
 
 namespace agentline::kafka::detail {
 
-template <typename T>
+struct NoBytes {
+  template <typename T>
+  std::size_t operator()(const T&) const {
+    return 0;
+  }
+};
+
+template <typename T, typename Bytes = NoBytes>
 class FairQueue {
  public:
   void push(const std::string& key, double weight, T item) {
-    enter(key, weight).items.emplace_back(next_seq_++, std::move(item));
+    const std::size_t b = Bytes{}(item);
+    enter(key, weight).items.push_back({next_seq_++, b, std::move(item)});
     ++size_;
+    bytes_ += b;
   }
   // Back at the head of its key's queue (dispatched, then told to wait): it keeps its place
   // ahead of the key's later records.
   void push_front(const std::string& key, double weight, T item) {
-    enter(key, weight).items.emplace_front(--front_seq_, std::move(item));
+    const std::size_t b = Bytes{}(item);
+    enter(key, weight).items.push_front({--front_seq_, b, std::move(item)});
     ++size_;
+    bytes_ += b;
   }
 
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
+  std::size_t bytes() const { return bytes_; }
 
   // The key whose head record goes next at `now_ms`, among the keys not held; nullptr when every
   // key with records is held (or none has any). Valid until the queue changes.
@@ -48,7 +61,7 @@ class FairQueue {
     for (const auto& [key, k] : keys_) {
       if (k.items.empty() || k.held_until_ms > now_ms) continue;
       const double tag = start_tag(k);
-      const std::int64_t seq = k.items.front().first;
+      const std::int64_t seq = k.items.front().seq;
       if (tag < best_tag || (tag == best_tag && seq < best_seq)) {
         best = &key;
         best_tag = tag;
@@ -57,7 +70,7 @@ class FairQueue {
     }
     return best;
   }
-  T& front(const std::string& key) { return keys_.at(key).items.front().second; }
+  T& front(const std::string& key) { return keys_.at(key).items.front().item; }
 
   // Removes `key`'s head record: dispatched (it takes its share) or dropped (it does not).
   void pop(const std::string& key, bool dispatched = true) {
@@ -70,6 +83,7 @@ class FairQueue {
       k.returning = false;
       virtual_time_ = std::max(virtual_time_, start);
     }
+    bytes_ -= k.items.front().bytes;
     k.items.pop_front();
     --size_;
     forget_if_idle(it);
@@ -102,7 +116,11 @@ class FairQueue {
   template <typename Pred>
   void erase_if(Pred pred) {
     for (auto it = keys_.begin(); it != keys_.end();) {
-      size_ -= std::erase_if(it->second.items, [&](const auto& entry) { return pred(entry.second); });
+      size_ -= std::erase_if(it->second.items, [&](const Entry& entry) {
+        if (!pred(entry.item)) return false;
+        bytes_ -= entry.bytes;
+        return true;
+      });
       auto next = std::next(it);
       forget_if_idle(it);
       it = next;
@@ -110,8 +128,13 @@ class FairQueue {
   }
 
  private:
+  struct Entry {
+    std::int64_t seq;   // arrival sequence (negative: put back)
+    std::size_t bytes;  // what it weighed when it came in
+    T item;
+  };
   struct Key {
-    std::deque<std::pair<std::int64_t, T>> items;  // arrival sequence (negative: put back), record
+    std::deque<Entry> items;
     double weight = 1;
     double head_start = 0;  // virtual start tag of the head record
     double finish = 0;      // virtual finish tag of the key's last dispatched record
@@ -138,6 +161,7 @@ class FairQueue {
   std::int64_t next_seq_ = 0;
   std::int64_t front_seq_ = 0;
   std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace agentline::kafka::detail

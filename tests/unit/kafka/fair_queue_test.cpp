@@ -34,6 +34,32 @@ TEST(FairQueue, OneKeyIsFirstComeFirstServed) {
   EXPECT_TRUE(q.empty());
 }
 
+// Flow control bounds the bytes waiting: they are what each record weighed when it came in, even
+// once the runtime has moved it out to start it (then pops it), put it back, or erased it.
+TEST(FairQueue, BytesWaitingFollowEveryWayARecordComesAndGoes) {
+  struct Size {
+    std::size_t operator()(const std::string& s) const { return s.size(); }
+  };
+  FairQueue<std::string, Size> q;
+  q.push("a", 1, std::string(100, 'a'));
+  q.push("b", 1, std::string(10, 'b'));
+  q.push("b", 1, std::string(1, 'c'));
+  EXPECT_EQ(q.bytes(), 111u);
+  const std::string* key = q.next(0);
+  ASSERT_NE(key, nullptr);
+  const std::string first = *key;
+  std::string taken = std::move(q.front(first));  // started: the runtime moves it out first
+  q.pop(first);
+  EXPECT_EQ(q.bytes(), 111u - taken.size());
+  q.push_front(first, 1, std::move(taken));  // told to wait: back at its key's head
+  EXPECT_EQ(q.bytes(), 111u);
+  q.erase_if([](const std::string& s) { return s[0] == 'b'; });
+  EXPECT_EQ(q.bytes(), 101u);
+  EXPECT_EQ(q.size(), 2u);
+  while (const std::string* k = q.next(0)) q.pop(*k, false);
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
 TEST(FairQueue, ATenantsFirstRecordWaitsBehindAtMostOneRecordOfAFloodingTenant) {
   FairQueue<int> q;
   for (int i = 0; i < 10000; ++i) q.push("a", 1, i);

@@ -42,6 +42,36 @@ TEST(FlowControlTest, PriorityBackpressureWithHysteresisAndHoldsDecideEachPartit
   }
 }
 
+// Bytes waiting pause fetching whatever the records' count (1 MB records would otherwise reach
+// the bound in records only at a gigabyte), per rank as records do, with the same hysteresis.
+TEST(FlowControlTest, BytesWaitingPauseWhateverTheRecordsCount) {
+  FlowControl flow(160, 1000);
+  ASSERT_EQ(flow.byte_bound(), 1000u);
+  struct Case {
+    const char* what;
+    std::vector<std::size_t> bytes;  // by rank: 0 fix, 1 critical, 2 normal; two records each
+    bool paused;
+    std::size_t rank;
+    bool want;
+  };
+  const Case cases[] = {
+      {"under the bound: runs", {0, 0, 900}, false, 2, false},
+      {"at the bound with few records: pauses", {0, 0, 1000}, false, 2, true},
+      {"the bytes of higher ranks count for a lower one", {0, 600, 400}, false, 2, true},
+      {"... not those of lower ranks for a higher one", {0, 0, 2000}, false, 0, false},
+      {"between half and the bound: a paused one stays paused", {0, 0, 700}, true, 2, true},
+      {"down to half: resumes", {0, 0, 500}, true, 2, false},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::size_t> waiting(c.bytes.size());
+    for (std::size_t r = 0; r < c.bytes.size(); ++r) waiting[r] = c.bytes[r] > 0 ? 2 : 0;
+    // Only the lowest rank waits in these cases, so priority alone pauses nothing here.
+    if (c.bytes[1] > 0) waiting[1] = 0;
+    flow.observe(waiting, 0, false, c.bytes);
+    EXPECT_EQ(flow.should_pause(c.paused, c.rank, false), c.want) << c.what;
+  }
+}
+
 // The poll loop's wait. While a backoff holds consumption, a held retry record already due
 // cannot start: the loop waits for the hold's end (at most 100 ms a turn), not 0 ms, which spun
 // a core for the whole hold. A paused tier still resumes on time during a hold.

@@ -120,6 +120,11 @@ struct ConsumerOptions {
   // Fair queuing sees this far ahead: a key's backlog beyond it in the same partitions is still
   // read in order.
   std::size_t read_ahead = 0;
+  // Their bytes (keys, values, headers) that pause fetching too, whatever their count: 1 MB
+  // records (Kafka's default maximum) would otherwise let the default 16 x max_in_flight read
+  // ahead reach a gigabyte. librdkafka's own prefetch queue is bounded apart
+  // (queued.max.messages.kbytes). 0: 64 MiB.
+  std::size_t read_ahead_bytes = 0;
   // Called on the poll thread when partitions leave this member (a rebalance, or the close at
   // shutdown), after their finished work was committed: a service that keeps state per
   // partition (outbox-uploader's staged items) hands it to the next owner here.
