@@ -130,18 +130,16 @@ void EventRouter::count(bool failed, const std::string& label_a, const std::stri
 void EventRouter::publish(kafka::Emitter& out, const std::string& job_id, const JobProgress::Update& update) {
   // The job's summary and the file's record (see job_progress.h): both small, whatever the
   // job's size. Made from the job's state when they are produced: a coalesced one never is.
+  const auto value_of = [](const std::optional<nlohmann::json>& doc) -> std::optional<std::string> {
+    return doc ? std::optional(events::record_value(*doc)) : std::nullopt;
+  };
   if (update.summary) {
-    publish_progress(out, progress_record(job_id), [this, job_id]() -> std::optional<std::string> {
-      auto doc = progress_.summary(job_id);
-      return doc ? std::optional(events::record_value(*doc)) : std::nullopt;
-    });
+    publish_progress(out, progress_record(job_id),
+                     [this, job_id, value_of] { return value_of(progress_.summary(job_id)); });
   }
   if (update.file) {
     publish_progress(out, progress_record(job_id + "/" + update.path),
-                     [this, job_id, path = update.path]() -> std::optional<std::string> {
-                       auto doc = progress_.file(job_id, path);
-                       return doc ? std::optional(events::record_value(*doc)) : std::nullopt;
-                     });
+                     [this, job_id, path = update.path, value_of] { return value_of(progress_.file(job_id, path)); });
   }
 }
 

@@ -405,12 +405,14 @@ void ConsumerRuntime::Impl::resume_due_partitions() {
 void ConsumerRuntime::Impl::update_backpressure() {
   std::vector<std::size_t> waiting(backlogs.size());
   std::vector<std::size_t> bytes(backlogs.size());
+  std::size_t all_records = 0;
+  std::size_t all_bytes = 0;
   for (std::size_t r = 0; r < backlogs.size(); ++r) {
-    waiting[r] = backlogs[r].size();
-    bytes[r] = backlogs[r].bytes();
+    all_records += (waiting[r] = backlogs[r].size());
+    all_bytes += (bytes[r] = backlogs[r].bytes());
   }
-  metrics->read_ahead_records.Set(static_cast<double>(backlog_size()));
-  metrics->read_ahead_bytes.Set(static_cast<double>(backlog_bytes()));
+  metrics->read_ahead_records.Set(static_cast<double>(all_records));
+  metrics->read_ahead_bytes.Set(static_cast<double>(all_bytes));
   std::vector<PartitionId> to_pause;
   std::vector<PartitionId> to_resume;
   {
