@@ -85,7 +85,14 @@ kafka_java() {
     -Dlog4j2.configurationFile="$here/log4j2-tools.properties" -cp "$libs/*" "$@"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports: every socket stays bound until all are chosen (one port at a time, the
+# kernel may hand the same one out twice, and two listeners on one port stop the broker).
+free_ports() {
+  python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
 
 wait_for_broker() {
   local bootstrap=$1 deadline=$((SECONDS + 90))
@@ -133,8 +140,11 @@ start() {
   echo "$version" >"$state/version"
   local cluster_id ports=() cports=() sports=() mports=() voters="" scram=()
   cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  local free
+  read -ra free <<<"$(free_ports $((4 * brokers)))"
   for i in $(seq 1 "$brokers"); do
-    ports+=("$(free_port)"); cports+=("$(free_port)"); sports+=("$(free_port)"); mports+=("$(free_port)")
+    ports+=("${free[$((4 * i - 4))]}"); cports+=("${free[$((4 * i - 3))]}")
+    sports+=("${free[$((4 * i - 2))]}"); mports+=("${free[$((4 * i - 1))]}")
     voters+="${voters:+,}$i@127.0.0.1:${cports[$((i - 1))]}"
   done
   if [ "$secure" = 1 ]; then
